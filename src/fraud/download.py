@@ -1,0 +1,200 @@
+"""The download stage's logic: fetch the raw CSV from a URL, a local copy, or generate it.
+
+Whatever the source (plain CSV, gzip, Kaggle's zip), the output is the decompressed CSV, and
+its sha256 is checked against `download.sha256`: with a checksum pinned, every source yields
+the same bytes, so dvc.lock does not depend on where the data came from.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import logging
+import os
+import shutil
+import time
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .errors import PipelineError
+from .params import SYNTHETIC_SOURCE, DownloadParams
+from .schema import sniff_not_csv
+
+log = logging.getLogger(__name__)
+
+MIRROR_ENV = "FRAUD_DATA_MIRROR"
+CHUNK = 1 << 20
+GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+OFFLINE_HINT = (f"to run without a network, point {MIRROR_ENV} (or download.url) at a local "
+                "copy (.csv, .csv.gz or Kaggle's creditcard.zip), or set "
+                f"download.url: {SYNTHETIC_SOURCE} for generated data")
+
+
+def is_url(source: str) -> bool:
+    return source.lower().startswith(("http://", "https://"))
+
+
+def sources_to_try(url: str, mirror: str | None) -> list[str]:
+    """The mirror (if set) comes first; `synthetic` is never overridden by a mirror."""
+    if url == SYNTHETIC_SOURCE:
+        return [SYNTHETIC_SOURCE]
+    sources = [mirror.strip()] if mirror and mirror.strip() else []
+    return [*sources, url] if url not in sources else sources
+
+
+def _copy_hashing(source: BinaryIO, target: BinaryIO) -> str:
+    digest = hashlib.sha256()
+    while chunk := source.read(CHUNK):
+        digest.update(chunk)
+        target.write(chunk)
+    return digest.hexdigest()
+
+
+def unpack_to_csv(packed: Path, out: Path, label: str) -> str:
+    """Writes the CSV inside `packed` (plain, gzip or zip, told by magic bytes) to `out`.
+
+    Returns the sha256 of the CSV bytes written.
+    """
+    with open(packed, "rb") as handle:
+        head = handle.read(4096)
+    if head.startswith(GZIP_MAGIC):
+        try:
+            with gzip.open(packed, "rb") as source, open(out, "wb") as target:
+                digest = _copy_hashing(source, target)
+        except (OSError, EOFError) as error:
+            raise PipelineError(f"{label}: corrupt gzip file ({error}); download it again") \
+                from None
+    elif head.startswith(ZIP_MAGIC):
+        try:
+            with zipfile.ZipFile(packed) as archive:
+                members = [m for m in archive.namelist() if m.lower().endswith(".csv")
+                           and not m.startswith("__MACOSX")]
+                if len(members) != 1:
+                    raise PipelineError(f"{label}: expected exactly one .csv inside the zip "
+                                        f"(Kaggle's creditcard.zip holds creditcard.csv), "
+                                        f"found {members or 'none'}")
+                with archive.open(members[0]) as source, open(out, "wb") as target:
+                    digest = _copy_hashing(source, target)
+        except zipfile.BadZipFile as error:
+            raise PipelineError(f"{label}: corrupt zip file ({error}); download it again") \
+                from None
+    else:
+        sniff_not_csv(Path(label), head)
+        with open(packed, "rb") as source, open(out, "wb") as target:
+            digest = _copy_hashing(source, target)
+    with open(out, "rb") as handle:
+        sniff_not_csv(Path(label), handle.read(4096))
+    return digest
+
+
+class SourceUnavailable(Exception):
+    """The source could not be reached (network, missing file): the next one may work."""
+
+
+def fetch_url(url: str, out: Path, timeout: float, retries: int,
+              sleep: Callable[[float], None] = time.sleep) -> None:
+    """Streams `url` to `out` with a progress bar; retries network errors and 5xx."""
+    import requests
+    from tqdm import tqdm
+
+    last_error: Exception | None = None
+    for attempt in range(retries + 1):
+        if attempt:
+            wait = min(2 ** (attempt - 1), 30)
+            log.warning("retrying %s in %s s (attempt %d of %d): %s", url, wait, attempt + 1,
+                        retries + 1, last_error)
+            sleep(wait)
+        try:
+            with requests.get(url, stream=True, timeout=timeout) as response:
+                if response.status_code >= 500:
+                    last_error = PipelineError(f"{url}: HTTP {response.status_code} "
+                                               f"{response.reason}")
+                    continue
+                if response.status_code >= 400:
+                    raise PipelineError(f"{url}: HTTP {response.status_code} {response.reason}; "
+                                        f"check download.url ({OFFLINE_HINT})")
+                total = int(response.headers.get("Content-Length") or 0) or None
+                with open(out, "wb") as target, tqdm(total=total, unit="B", unit_scale=True,
+                                                     desc="download", disable=None) as bar:
+                    for chunk in response.iter_content(CHUNK):
+                        target.write(chunk)
+                        bar.update(len(chunk))
+                return
+        except requests.RequestException as error:
+            last_error = error
+    if isinstance(last_error, PipelineError):
+        raise last_error
+    raise SourceUnavailable(f"could not reach {url} after {retries + 1} attempt(s) "
+                            f"({type(last_error).__name__}: {last_error})")
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    source: str
+    sha256: str
+    checked: bool
+
+
+def download(params: DownloadParams, out: Path, seed: int, mirror: str | None = None,
+             fetch: Callable[..., None] = fetch_url) -> DownloadResult:
+    """Writes the raw CSV to `out` from the first source that can be reached."""
+    failures: list[str] = []
+    for source in sources_to_try(params.url, mirror):
+        if source == SYNTHETIC_SOURCE:
+            return _synthetic(params, out, seed)
+        packed = out.with_name(out.name + ".part")
+        try:
+            try:
+                if is_url(source):
+                    fetch(source, packed, params.timeout, params.retries)
+                else:
+                    local = Path(source).expanduser()
+                    if not local.is_file():
+                        raise SourceUnavailable(f"{source}: no such file")
+                    shutil.copyfile(local, packed)
+            except SourceUnavailable as error:
+                failures.append(str(error))
+                log.warning("%s", error)
+                continue
+            digest = unpack_to_csv(packed, out, source)
+        finally:
+            packed.unlink(missing_ok=True)
+        _check_sha256(source, digest, params.sha256)
+        return DownloadResult(source=source, sha256=digest, checked=params.sha256 is not None)
+    raise PipelineError("; ".join(failures) + f". {OFFLINE_HINT}")
+
+
+def _check_sha256(source: str, digest: str, expected: str | None) -> None:
+    if expected is None:
+        log.warning("download.sha256 is null: the data's checksum is not checked "
+                    "(sha256 %s)", digest)
+    elif digest != expected:
+        raise PipelineError(f"{source}: checksum mismatch: sha256 of the CSV is {digest}, "
+                            f"download.sha256 expects {expected}; the file is corrupt or "
+                            "another version: fetch it again, or set download.sha256 to its "
+                            "checksum (or null) if you mean to use it")
+
+
+def _synthetic(params: DownloadParams, out: Path, seed: int) -> DownloadResult:
+    from .synthetic import generate_creditcard, write_creditcard_csv
+
+    log.info("generating %d synthetic rows (fraud rate %s, seed %d); download.sha256 does "
+             "not apply to generated data", params.synthetic_rows, params.synthetic_fraud_rate,
+             seed)
+    frame = generate_creditcard(params.synthetic_rows, params.synthetic_fraud_rate, seed)
+    write_creditcard_csv(frame, out)
+    digest = hashlib.sha256()
+    with open(out, "rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return DownloadResult(source=SYNTHETIC_SOURCE, sha256=digest.hexdigest(), checked=False)
+
+
+def mirror_from_env(environ: Iterable[tuple[str, str]] | None = None) -> str | None:
+    env = dict(environ) if environ is not None else os.environ
+    value = env.get(MIRROR_ENV)
+    return value or None

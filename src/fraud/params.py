@@ -1,0 +1,311 @@
+"""params.yaml, read once, typed and validated.
+
+Every stage calls `load_params()`; nothing else reads params.yaml. Values are cast
+explicitly because `dvc exp run -S clean.eps=1e-8` writes `1e-08`, which YAML reads as a
+string. A bad value fails with its dotted name, the value and what is allowed.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import PipelineError
+
+PARAMS_FILE = "params.yaml"
+SYNTHETIC_SOURCE = "synthetic"
+STRATEGIES = ("baseline", "weighted", "oversample")
+STRATEGY_ALIASES = {"resampled": "oversample"}
+THRESHOLD_RULES = ("target_recall", "min_cost")
+# What the model logs each epoch on the validation split (see model.py); `train.monitor`
+# must be one of these.
+MONITORABLE = tuple(
+    f"{prefix}{name}"
+    for prefix in ("val_", "")
+    for name in ("loss", "cross_entropy", "brier", "tp", "fp", "tn", "fn", "accuracy",
+                 "precision", "recall", "auc", "prc")
+)
+
+
+@dataclass(frozen=True)
+class DownloadParams:
+    url: str
+    sha256: str | None
+    timeout: float
+    retries: int
+    synthetic_rows: int
+    synthetic_fraud_rate: float
+
+
+@dataclass(frozen=True)
+class CleanParams:
+    eps: float
+
+
+@dataclass(frozen=True)
+class SplitParams:
+    test_size: float
+    val_size: float
+    stratify: bool
+
+
+@dataclass(frozen=True)
+class ScaleParams:
+    clip: float
+
+
+@dataclass(frozen=True)
+class ModelParams:
+    hidden_units: int
+    dropout: float
+    learning_rate: float
+
+
+@dataclass(frozen=True)
+class InitBiasParams:
+    compare_epochs: int
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    strategy: str
+    epochs: int
+    batch_size: int
+    patience: int
+    monitor: str
+    oversample_steps_per_epoch: int | None
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    threshold: float | str
+    target_recall: float
+    cost_fp: float
+    cost_fn: float | str
+    batch_size: int
+    curve_points: int
+
+
+@dataclass(frozen=True)
+class Params:
+    seed: int
+    download: DownloadParams
+    clean: CleanParams
+    split: SplitParams
+    scale: ScaleParams
+    model: ModelParams
+    init_bias: InitBiasParams
+    train: TrainParams
+    evaluate: EvaluateParams
+
+
+def _fail(name: str, value: Any, allowed: str) -> PipelineError:
+    return PipelineError(f"params.yaml: {name} = {value!r} is invalid: expected {allowed}")
+
+
+def _as_float(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise _fail(name, value, "a number")
+    try:
+        result = float(value)
+    except (TypeError, ValueError):
+        raise _fail(name, value, "a number") from None
+    if not math.isfinite(result):
+        raise _fail(name, value, "a finite number")
+    return result
+
+
+def _as_int(name: str, value: Any) -> int:
+    number = _as_float(name, value)
+    if number != int(number):
+        raise _fail(name, value, "a whole number")
+    return int(number)
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise _fail(name, value, "true or false")
+
+
+def _as_str(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise _fail(name, value, "a non-empty string")
+    return value.strip()
+
+
+def _check(name: str, value: Any, ok: bool, allowed: str) -> None:
+    if not ok:
+        raise _fail(name, value, allowed)
+
+
+def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
+    section = raw.get(name)
+    if not isinstance(section, dict):
+        raise PipelineError(f"params.yaml: section '{name}' is missing or not a mapping")
+    expected = {f.name for f in fields(cls)}
+    unknown = sorted(set(section) - expected)
+    if unknown:
+        raise PipelineError(
+            f"params.yaml: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
+            f"'{name}' takes {', '.join(sorted(expected))}")
+    missing = sorted(expected - set(section))
+    if missing:
+        raise PipelineError(
+            f"params.yaml: missing key(s) {', '.join(f'{name}.{k}' for k in missing)}")
+    return section
+
+
+def normalise_strategy(value: Any, name: str = "train.strategy") -> str:
+    """`resampled` is accepted for `oversample` (the stage is called train_resampled)."""
+    text = str(value).strip().lower() if isinstance(value, str) else value
+    text = STRATEGY_ALIASES.get(text, text)
+    if text not in STRATEGIES:
+        raise _fail(name, value, "one of " + ", ".join(STRATEGIES + tuple(STRATEGY_ALIASES)))
+    return text
+
+
+def parse_params(raw: Any) -> Params:
+    """Validates the content of params.yaml; raises PipelineError naming the bad key."""
+    if not isinstance(raw, dict):
+        raise PipelineError("params.yaml: expected a mapping of sections at the top level")
+    sections = {f.name: f.type for f in fields(Params)}
+    unknown = sorted(set(raw) - set(sections))
+    if unknown:
+        raise PipelineError(f"params.yaml: unknown key(s) {', '.join(unknown)}; "
+                            f"top-level keys are {', '.join(sections)}")
+    if "seed" not in raw:
+        raise PipelineError("params.yaml: missing key 'seed'")
+    seed = _as_int("seed", raw["seed"])
+    _check("seed", seed, 0 <= seed < 2**32, "a whole number from 0 to 2**32 - 1")
+
+    d = _section(raw, "download", DownloadParams)
+    sha = d["sha256"]
+    if sha is not None:
+        sha = _as_str("download.sha256", sha).lower()
+        _check("download.sha256", sha, len(sha) == 64 and all(c in "0123456789abcdef" for c in sha),
+               "64 hexadecimal characters, or null to skip the check")
+    download = DownloadParams(
+        url=_as_str("download.url", d["url"]),
+        sha256=sha,
+        timeout=_as_float("download.timeout", d["timeout"]),
+        retries=_as_int("download.retries", d["retries"]),
+        synthetic_rows=_as_int("download.synthetic_rows", d["synthetic_rows"]),
+        synthetic_fraud_rate=_as_float("download.synthetic_fraud_rate", d["synthetic_fraud_rate"]),
+    )
+    _check("download.timeout", download.timeout, download.timeout > 0, "a number of seconds > 0")
+    _check("download.retries", download.retries, download.retries >= 0, "a whole number >= 0")
+    _check("download.synthetic_rows", download.synthetic_rows, download.synthetic_rows >= 100,
+           "a whole number >= 100")
+    _check("download.synthetic_fraud_rate", download.synthetic_fraud_rate,
+           0 < download.synthetic_fraud_rate < 0.5, "a fraction between 0 and 0.5")
+
+    c = _section(raw, "clean", CleanParams)
+    clean = CleanParams(eps=_as_float("clean.eps", c["eps"]))
+    _check("clean.eps", c["eps"], clean.eps > 0, "a number > 0 (log(Amount + eps) needs it)")
+
+    s = _section(raw, "split", SplitParams)
+    split = SplitParams(test_size=_as_float("split.test_size", s["test_size"]),
+                        val_size=_as_float("split.val_size", s["val_size"]),
+                        stratify=_as_bool("split.stratify", s["stratify"]))
+    _check("split.test_size", s["test_size"], 0 < split.test_size < 1,
+           "a fraction strictly between 0 and 1")
+    _check("split.val_size", s["val_size"], 0 < split.val_size < 1,
+           "a fraction strictly between 0 and 1 (of what remains after the test split)")
+
+    sc = _section(raw, "scale", ScaleParams)
+    scale = ScaleParams(clip=_as_float("scale.clip", sc["clip"]))
+    _check("scale.clip", sc["clip"], scale.clip > 0, "a number > 0 (features are clipped to ±clip)")
+
+    m = _section(raw, "model", ModelParams)
+    model = ModelParams(hidden_units=_as_int("model.hidden_units", m["hidden_units"]),
+                        dropout=_as_float("model.dropout", m["dropout"]),
+                        learning_rate=_as_float("model.learning_rate", m["learning_rate"]))
+    _check("model.hidden_units", m["hidden_units"], model.hidden_units >= 1, "a whole number >= 1")
+    _check("model.dropout", m["dropout"], 0 <= model.dropout < 1, "a number in [0, 1)")
+    _check("model.learning_rate", m["learning_rate"], model.learning_rate > 0, "a number > 0")
+
+    ib = _section(raw, "init_bias", InitBiasParams)
+    init_bias = InitBiasParams(compare_epochs=_as_int("init_bias.compare_epochs",
+                                                      ib["compare_epochs"]))
+    _check("init_bias.compare_epochs", ib["compare_epochs"], init_bias.compare_epochs >= 1,
+           "a whole number >= 1")
+
+    t = _section(raw, "train", TrainParams)
+    steps = t["oversample_steps_per_epoch"]
+    train = TrainParams(
+        strategy=normalise_strategy(t["strategy"]),
+        epochs=_as_int("train.epochs", t["epochs"]),
+        batch_size=_as_int("train.batch_size", t["batch_size"]),
+        patience=_as_int("train.patience", t["patience"]),
+        monitor=_as_str("train.monitor", t["monitor"]),
+        oversample_steps_per_epoch=(None if steps is None or steps == "null"
+                                    else _as_int("train.oversample_steps_per_epoch", steps)),
+    )
+    _check("train.epochs", t["epochs"], train.epochs >= 1, "a whole number >= 1")
+    _check("train.batch_size", t["batch_size"], train.batch_size >= 1, "a whole number >= 1")
+    _check("train.patience", t["patience"], train.patience >= 0, "a whole number >= 0")
+    _check("train.monitor", train.monitor, train.monitor in MONITORABLE,
+           "one of " + ", ".join(MONITORABLE))
+    _check("train.oversample_steps_per_epoch", steps,
+           train.oversample_steps_per_epoch is None or train.oversample_steps_per_epoch >= 1,
+           "null (each negative once per epoch) or a whole number >= 1")
+
+    e = _section(raw, "evaluate", EvaluateParams)
+    threshold: float | str
+    if isinstance(e["threshold"], str) and e["threshold"].strip() in THRESHOLD_RULES:
+        threshold = e["threshold"].strip()
+    else:
+        try:
+            threshold = _as_float("evaluate.threshold", e["threshold"])
+        except PipelineError:
+            raise _fail("evaluate.threshold", e["threshold"],
+                        "a number in (0, 1) or one of " + ", ".join(THRESHOLD_RULES)) from None
+        _check("evaluate.threshold", e["threshold"], 0 < threshold < 1,
+               "a number in (0, 1) or one of " + ", ".join(THRESHOLD_RULES))
+    cost_fn: float | str
+    if isinstance(e["cost_fn"], str) and e["cost_fn"].strip() == "amount":
+        cost_fn = "amount"
+    else:
+        cost_fn = _as_float("evaluate.cost_fn", e["cost_fn"])
+        _check("evaluate.cost_fn", e["cost_fn"], cost_fn >= 0,
+               "a number >= 0, or 'amount' (a missed fraud costs its amount)")
+    evaluate = EvaluateParams(
+        threshold=threshold,
+        target_recall=_as_float("evaluate.target_recall", e["target_recall"]),
+        cost_fp=_as_float("evaluate.cost_fp", e["cost_fp"]),
+        cost_fn=cost_fn,
+        batch_size=_as_int("evaluate.batch_size", e["batch_size"]),
+        curve_points=_as_int("evaluate.curve_points", e["curve_points"]),
+    )
+    _check("evaluate.target_recall", e["target_recall"], 0 < evaluate.target_recall <= 1,
+           "a fraction in (0, 1]")
+    _check("evaluate.cost_fp", e["cost_fp"], evaluate.cost_fp >= 0, "a number >= 0")
+    _check("evaluate.batch_size", e["batch_size"], evaluate.batch_size >= 1, "a whole number >= 1")
+    _check("evaluate.curve_points", e["curve_points"], evaluate.curve_points >= 10,
+           "a whole number >= 10")
+    if threshold == "min_cost" and evaluate.cost_fp == 0 and cost_fn == 0:
+        raise PipelineError("params.yaml: evaluate.threshold = 'min_cost' needs a cost: "
+                            "evaluate.cost_fp and evaluate.cost_fn are both 0")
+
+    return Params(seed=seed, download=download, clean=clean, split=split, scale=scale,
+                  model=model, init_bias=init_bias, train=train, evaluate=evaluate)
+
+
+def load_params(path: str | Path = PARAMS_FILE) -> Params:
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise PipelineError(f"{path}: not found; run from the project's root folder") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        raise PipelineError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
+    return parse_params(raw)

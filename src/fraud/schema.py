@@ -1,0 +1,109 @@
+"""The Credit Card Fraud data set's schema, and the checks every reader of raw rows shares.
+
+`clean` and `predict` both call `validate_raw_frame`, so a malformed file gets the same
+message wherever it is read.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .errors import PipelineError
+
+V_COLUMNS = [f"V{i}" for i in range(1, 29)]
+RAW_COLUMNS = ["Time", *V_COLUMNS, "Amount", "Class"]
+LABEL = "Class"
+LOG_AMOUNT = "Log Amount"
+# The model's 29 inputs, in this order everywhere (arrays, scaler, exported model).
+FEATURES = [*V_COLUMNS, LOG_AMOUNT]
+
+
+def sniff_not_csv(path: Path, head: bytes) -> None:
+    """Rejects empty files and HTML error pages saved under a .csv name."""
+    if not head.strip():
+        raise PipelineError(f"{path}: the file is empty; expected the Credit Card Fraud CSV "
+                            f"with header {','.join(RAW_COLUMNS[:3])},…,{LABEL}")
+    lowered = head.lstrip().lower()
+    if lowered.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")) \
+            or b"<html" in lowered[:1024]:
+        raise PipelineError(f"{path}: looks like an HTML page, not CSV (an error page saved "
+                            "by a failed download?); delete it and download the data again")
+
+
+def check_header(path: Path, columns: list[str], required: list[str],
+                 optional: tuple[str, ...] = ()) -> None:
+    """Names missing, extra, renamed and duplicated columns, with what was expected."""
+    seen: set[str] = set()
+    duplicated = [c for c in columns if c in seen or seen.add(c)]  # type: ignore[func-returns-value]
+    if duplicated:
+        raise PipelineError(f"{path}: column(s) {', '.join(map(repr, duplicated))} appear "
+                            "more than once in the header")
+    missing = [c for c in required if c not in columns]
+    extra = [c for c in columns if c not in required and c not in optional]
+    if not missing and not extra:
+        return
+    expected = f"expected the columns {', '.join(required)}"
+    if optional:
+        expected += f" (optionally {', '.join(optional)})"
+    if len(missing) == 1 and len(extra) == 1:
+        position = columns.index(extra[0]) + 1
+        raise PipelineError(f"{path}: column {position} is named {extra[0]!r}, expected "
+                            f"{missing[0]!r} (renamed column?); {expected}")
+    parts = []
+    if missing:
+        parts.append(f"missing column(s) {', '.join(map(repr, missing))}")
+    if extra:
+        parts.append(f"unexpected column(s) {', '.join(map(repr, extra))}")
+    raise PipelineError(f"{path}: {'; '.join(parts)}; {expected}")
+
+
+def _first_bad_cell(path: Path, frame: pd.DataFrame, mask: np.ndarray, first_line: int,
+                    what: str) -> PipelineError:
+    row, col = np.argwhere(mask)[0]
+    column = frame.columns[col]
+    value = frame.iat[row, col]
+    line = first_line + int(row)
+    count = int(mask.sum())
+    more = f" ({count - 1} more such cells)" if count > 1 else ""
+    return PipelineError(f"{path}: line {line}, column {column!r}: {value!r} is {what}{more}")
+
+
+def validate_raw_frame(path: Path, frame: pd.DataFrame, first_line: int = 2,
+                       require_label: bool = True) -> pd.DataFrame:
+    """Checks types and values of raw rows; returns the frame with float64 features.
+
+    `first_line` is the file line of the frame's first row (2 after the header), so errors
+    point at the line a user can open in an editor.
+    """
+    numeric_columns = [c for c in frame.columns if c != LABEL or require_label]
+    for column in numeric_columns:
+        series = frame[column]
+        if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
+            converted = pd.to_numeric(series, errors="coerce")
+            bad = (converted.isna() & series.notna()).to_numpy()
+            if bad.any():
+                return_error = _first_bad_cell(path, frame[[column]], bad[:, None], first_line,
+                                               "not a number")
+                raise return_error
+            frame[column] = converted
+    values = frame[numeric_columns].to_numpy(dtype=np.float64)
+    finite = np.isfinite(values)
+    if not finite.all():
+        raise _first_bad_cell(path, frame[numeric_columns], ~finite, first_line,
+                              "missing, NaN or infinite; every cell must be a finite number")
+    if "Amount" in frame.columns:
+        negative = (frame["Amount"].to_numpy() < 0)[:, None]
+        if negative.any():
+            raise _first_bad_cell(path, frame[["Amount"]], negative, first_line,
+                                  "negative; Amount must be >= 0")
+    if require_label:
+        label = frame[LABEL].to_numpy()
+        bad_label = ~np.isin(label, (0, 1))[:, None]
+        if bad_label.any():
+            raise _first_bad_cell(path, frame[[LABEL]], bad_label, first_line,
+                                  "not a valid label; Class must be 0 (normal) or 1 (fraud)")
+        frame[LABEL] = label.astype(np.int8)
+    return frame

@@ -1,0 +1,29 @@
+"""What every stage script shares: argument parsing conventions and error handling."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+
+from src.fraud.errors import PipelineError
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    result = argparse.ArgumentParser(description=description)
+    result.add_argument("--params", default="params.yaml", help="the params file")
+    return result
+
+
+def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> None:
+    """Runs a stage: an expected failure prints one line and exits 1, with no traceback."""
+    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)

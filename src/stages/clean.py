@@ -1,0 +1,29 @@
+"""Stage clean: validates the raw CSV, drops Time, logs Amount; writes the data summary."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from src.fraud.data import clean, read_raw_csv, summarise, write_table
+from src.fraud.files import outputs, remove_outputs, write_json
+from src.fraud.params import load_params
+from src.stages._cli import parser, run
+
+
+def main(argv: Sequence[str]) -> None:
+    cli = parser(__doc__)
+    cli.add_argument("--raw", required=True, type=Path)
+    cli.add_argument("--out", required=True, type=Path, help="the cleaned table (Parquet)")
+    cli.add_argument("--summary", required=True, type=Path, help="data metrics (JSON)")
+    args = cli.parse_args(argv)
+    params = load_params(args.params)
+    remove_outputs(args.out, args.summary)
+    raw = read_raw_csv(args.raw)
+    with outputs() as out:
+        write_table(out.path(args.out), clean(raw, params.clean.eps))
+        write_json(out.path(args.summary), summarise(raw))
+
+
+if __name__ == "__main__":
+    run(main)

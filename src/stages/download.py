@@ -1,0 +1,30 @@
+"""Stage download: writes the raw CSV (from FRAUD_DATA_MIRROR, download.url, or synthetic)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from src.fraud.download import download, mirror_from_env
+from src.fraud.files import outputs, remove_outputs
+from src.fraud.params import load_params
+from src.stages._cli import parser, run
+
+log = logging.getLogger("download")
+
+
+def main(argv: Sequence[str]) -> None:
+    cli = parser(__doc__)
+    cli.add_argument("--out", required=True, type=Path, help="the raw CSV to write")
+    args = cli.parse_args(argv)
+    params = load_params(args.params)
+    remove_outputs(args.out)
+    with outputs() as out:
+        result = download(params.download, out.path(args.out), params.seed, mirror_from_env())
+    log.info("wrote %s from %s (sha256 %s%s)", args.out, result.source, result.sha256,
+             ", verified" if result.checked else "")
+
+
+if __name__ == "__main__":
+    run(main)
