@@ -1,0 +1,75 @@
+"""Stages train_baseline / train_weighted / train_resampled: one strategy each, from the
+shared initial weights, with early stopping on the validation split."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from src.stages._cli import parser, run
+
+log = logging.getLogger("train")
+
+
+def main(argv: Sequence[str]) -> None:
+    cli = parser(__doc__)
+    cli.add_argument("--strategy", required=True,
+                     help="baseline | weighted | oversample (resampled is the same)")
+    cli.add_argument("--train-features", required=True, type=Path)
+    cli.add_argument("--train-labels", required=True, type=Path)
+    cli.add_argument("--val-features", required=True, type=Path)
+    cli.add_argument("--val-labels", required=True, type=Path)
+    cli.add_argument("--initial-weights", required=True, type=Path)
+    cli.add_argument("--model-out", required=True, type=Path, help="trained model (.keras)")
+    cli.add_argument("--history-out", required=True, type=Path, help="per-epoch metrics (CSV)")
+    cli.add_argument("--metrics-out", required=True, type=Path, help="best epoch's val metrics")
+    args = cli.parse_args(argv)
+
+    from src.fraud.errors import PipelineError
+    from src.fraud.files import outputs, remove_outputs, write_json
+    from src.fraud.params import load_params, normalise_strategy
+
+    strategy = normalise_strategy(args.strategy, "--strategy")
+    params = load_params(args.params)
+    remove_outputs(args.model_out, args.history_out, args.metrics_out)
+
+    from src.fraud import model as M
+    from src.fraud import train as T
+
+    train = T.load_split(args.train_features, args.train_labels)
+    val = T.load_split(args.val_features, args.val_labels)
+    if val[0].shape[1] != train[0].shape[1]:
+        raise PipelineError(f"{args.val_features}: {val[0].shape[1]} features, but the "
+                            f"training split has {train[0].shape[1]}")
+    M.set_determinism(params.seed)
+    model = M.make_model(train[0].shape[1], params.model,
+                         steps_per_execution=T.steps_per_execution(strategy, train[1],
+                                                                   params.train))
+    if not args.initial_weights.is_file():
+        raise PipelineError(f"{args.initial_weights}: not found; run the init_bias stage first")
+    try:
+        model.load_weights(args.initial_weights)
+    except Exception as error:  # h5py / Keras raise many types for a mismatched file
+        raise PipelineError(f"{args.initial_weights}: cannot load into this model ({error}); "
+                            "rerun init_bias with the same model.* params") from None
+    M.set_determinism(params.seed)
+    result = T.train_strategy(strategy, model, train, val, params.train, params.seed)
+    epochs = len(result.history)
+    seconds = sum(result.epoch_seconds)
+    log.info("%s: %d epochs in %.1f s (%.3f s/epoch after the first); best epoch %d, val %s",
+             strategy, epochs, seconds,
+             (sum(result.epoch_seconds[1:]) / max(epochs - 1, 1)), result.best_epoch,
+             {k: round(v, 4) for k, v in result.best_val_metrics.items()
+              if k in ("precision", "recall", "auc", "prc")})
+    with outputs() as out:
+        M.save_model(model, out.path(args.model_out))
+        result.history.to_csv(out.path(args.history_out), index=False)
+        write_json(out.path(args.metrics_out), {
+            "strategy": strategy, "best_epoch": result.best_epoch, "epochs_run": epochs,
+            **{f"val_{k}": v for k, v in result.best_val_metrics.items()},
+        })
+
+
+if __name__ == "__main__":
+    run(main)
