@@ -27,13 +27,16 @@ def read_raw_csv(path: str | Path) -> pd.DataFrame:
     with open(path, "rb") as handle:
         head = handle.read(4096)
     sniff_not_csv(path, head)
-    first_line = head.splitlines()[0].decode("utf-8", errors="replace")
+    first_line = head.splitlines()[0].decode("utf-8-sig", errors="replace")  # BOM: Excel
     header = next(csv.reader([first_line]))
     header = [name.strip() for name in header]
     check_header(path, header, RAW_COLUMNS)
     dtypes = {column: np.float64 for column in RAW_COLUMNS}
     try:
         frame = pd.read_csv(path, dtype=dtypes, engine="c", skip_blank_lines=False)
+    except pd.errors.ParserError as error:  # a ValueError too: must be caught first
+        raise PipelineError(f"{path}: malformed CSV: {str(error).strip()}; every row must "
+                            f"have {len(RAW_COLUMNS)} fields") from None
     except ValueError:
         # A non-numeric cell: read again as text to say exactly where.
         try:
@@ -41,9 +44,11 @@ def read_raw_csv(path: str | Path) -> pd.DataFrame:
                                 keep_default_na=False, na_values=[""])
         except pd.errors.ParserError as error:
             raise PipelineError(f"{path}: malformed CSV: {error}".strip()) from None
-    except pd.errors.ParserError as error:
-        raise PipelineError(f"{path}: malformed CSV: {str(error).strip()}; every row must "
-                            f"have {len(RAW_COLUMNS)} fields") from None
+    if not isinstance(frame.index, pd.RangeIndex):
+        # pandas takes a first data row with one field too many as an index column
+        raise PipelineError(f"{path}: malformed CSV: line 2 has {len(RAW_COLUMNS) + 1} fields, "
+                            f"the header {len(RAW_COLUMNS)}; every row must have "
+                            f"{len(RAW_COLUMNS)} fields")
     frame.columns = [str(c).strip() for c in frame.columns]
     if frame.empty:
         raise PipelineError(f"{path}: has a header but no data rows")

@@ -83,8 +83,26 @@ def careful_bias(labels: np.ndarray) -> float:
     return float(np.log(pos / neg))
 
 
+def _renumber_shared_objects(config: object) -> object:
+    """Keras numbers objects shared by several layers (the dtype policy) by their memory
+    address, `id()`, which changes on every run; number them 1, 2, ... in order instead."""
+    numbers: dict[int, int] = {}
+
+    def walk(node: object) -> object:
+        if isinstance(node, dict):
+            return {key: (numbers.setdefault(value, len(numbers) + 1)
+                          if key == "shared_object_id" else walk(value))
+                    for key, value in node.items()}
+        if isinstance(node, list):
+            return [walk(value) for value in node]
+        return node
+
+    return walk(config)
+
+
 def _rewrite_zip_deterministically(path: Path) -> None:
-    """Keras stamps the save time into `.keras` files; remove it so equal models are equal bytes."""
+    """Keras stamps the save time and memory addresses into `.keras` files; remove them so
+    equal models are equal bytes."""
     with zipfile.ZipFile(path) as source:
         entries = [(info, source.read(info.filename)) for info in source.infolist()]
     tmp = path.with_name(path.name + ".rewrite")
@@ -94,6 +112,8 @@ def _rewrite_zip_deterministically(path: Path) -> None:
                 metadata = json.loads(data)
                 metadata.pop("date_saved", None)
                 data = json.dumps(metadata, sort_keys=True).encode()
+            elif info.filename == "config.json":
+                data = json.dumps(_renumber_shared_objects(json.loads(data))).encode()
             fixed = zipfile.ZipInfo(info.filename, date_time=FIXED_ZIP_TIME)
             fixed.compress_type = info.compress_type
             fixed.external_attr = info.external_attr

@@ -65,6 +65,8 @@ def _first_bad_cell(path: Path, frame: pd.DataFrame, mask: np.ndarray, first_lin
     row, col = np.argwhere(mask)[0]
     column = frame.columns[col]
     value = frame.iat[row, col]
+    if isinstance(value, np.generic):
+        value = value.item()  # 'nan', not 'np.float64(nan)' (numpy 2 repr)
     line = first_line + int(row)
     count = int(mask.sum())
     more = f" ({count - 1} more such cells)" if count > 1 else ""

@@ -60,8 +60,8 @@ def load_split(features_path: str | Path, labels_path: str | Path,
     bad = ~np.isin(labels, (0, 1))
     if bad.any():
         row = int(np.argmax(bad))
-        raise PipelineError(f"{lpath}: row {row} holds label {labels[row]!r}; labels must be "
-                            "0 or 1")
+        raise PipelineError(f"{lpath}: row {row} holds label {labels[row].item()!r}; labels "
+                            "must be 0 or 1")
     if int(labels.sum()) == 0:
         raise PipelineError(f"{lpath}: no positive (fraud) labels among {len(labels):,} rows; "
                             "a fraud model needs positive examples")

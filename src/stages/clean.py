@@ -17,8 +17,8 @@ def main(argv: Sequence[str]) -> None:
     cli.add_argument("--out", required=True, type=Path, help="the cleaned table (Parquet)")
     cli.add_argument("--summary", required=True, type=Path, help="data metrics (JSON)")
     args = cli.parse_args(argv)
-    params = load_params(args.params)
     remove_outputs(args.out, args.summary)
+    params = load_params(args.params)
     raw = read_raw_csv(args.raw)
     with outputs() as out:
         write_table(out.path(args.out), clean(raw, params.clean.eps))

@@ -18,8 +18,8 @@ def main(argv: Sequence[str]) -> None:
     cli = parser(__doc__)
     cli.add_argument("--out", required=True, type=Path, help="the raw CSV to write")
     args = cli.parse_args(argv)
-    params = load_params(args.params)
     remove_outputs(args.out)
+    params = load_params(args.params)
     with outputs() as out:
         result = download(params.download, out.path(args.out), params.seed, mirror_from_env())
     log.info("wrote %s from %s (sha256 %s%s)", args.out, result.source, result.sha256,

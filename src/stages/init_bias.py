@@ -27,8 +27,9 @@ def main(argv: Sequence[str]) -> None:
     from src.fraud.files import outputs, remove_outputs, write_json
     from src.fraud.params import load_params
 
-    params = load_params(args.params)
+    # Stale outputs go first, so that any failure (bad params too) leaves none behind.
     remove_outputs(args.weights_out, args.metrics_out, args.curves_out)
+    params = load_params(args.params)
 
     from src.fraud import model as M
     from src.fraud import train as T

@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from src.fraud.data import features_and_labels, fit_scaler, read_table, scale, scaler_to_json
+from src.fraud.figures import feature_distribution_png
+from src.fraud.schema import FEATURES
 from src.fraud.files import outputs, remove_outputs, write_json, write_npy
 from src.fraud.params import load_params
 from src.stages._cli import parser, run
@@ -20,18 +22,23 @@ def main(argv: Sequence[str]) -> None:
         cli.add_argument(f"--{name}-features", required=True, type=Path)
         cli.add_argument(f"--{name}-labels", required=True, type=Path)
     cli.add_argument("--scaler", required=True, type=Path, help="scaler statistics (JSON)")
+    cli.add_argument("--distribution-png", required=True, type=Path,
+                     help="V5 vs V6 of frauds and legitimate rows (training split)")
     args = vars(cli.parse_args(argv))
-    params = load_params(args["params"])
-    remove_outputs(args["scaler"], *(args[f"{n}_{k}"] for n in SPLITS
+    remove_outputs(args["scaler"], args["distribution_png"], *(args[f"{n}_{k}"] for n in SPLITS
                                      for k in ("features", "labels")))
+    params = load_params(args["params"])
     tables = {name: features_and_labels(read_table(args[name], "split")) for name in SPLITS}
     scaler = fit_scaler(tables["train"][0])
+    scaled = {name: scale(features, scaler, params.scale.clip)
+              for name, (features, _) in tables.items()}
     with outputs() as out:
-        for name, (features, labels) in tables.items():
-            write_npy(out.path(args[f"{name}_features"]),
-                      scale(features, scaler, params.scale.clip))
+        for name, (_, labels) in tables.items():
+            write_npy(out.path(args[f"{name}_features"]), scaled[name])
             write_npy(out.path(args[f"{name}_labels"]), labels)
         write_json(out.path(args["scaler"]), scaler_to_json(scaler, params.scale.clip))
+        feature_distribution_png(out.path(args["distribution_png"]), scaled["train"],
+                                 tables["train"][1], FEATURES)
 
 
 if __name__ == "__main__":

@@ -18,8 +18,8 @@ def main(argv: Sequence[str]) -> None:
     cli.add_argument("--val", required=True, type=Path)
     cli.add_argument("--test", required=True, type=Path)
     args = cli.parse_args(argv)
-    params = load_params(args.params)
     remove_outputs(args.train, args.val, args.test)
+    params = load_params(args.params)
     cleaned = read_table(args.cleaned, "clean")
     parts = split(cleaned, params.split.test_size, params.split.val_size, params.split.stratify,
                   params.seed)

@@ -30,9 +30,10 @@ def main(argv: Sequence[str]) -> None:
     from src.fraud.files import outputs, remove_outputs, write_json
     from src.fraud.params import load_params, normalise_strategy
 
+    # Stale outputs go first, so that any failure (bad params too) leaves none behind.
+    remove_outputs(args.model_out, args.history_out, args.metrics_out)
     strategy = normalise_strategy(args.strategy, "--strategy")
     params = load_params(args.params)
-    remove_outputs(args.model_out, args.history_out, args.metrics_out)
 
     from src.fraud import model as M
     from src.fraud import train as T

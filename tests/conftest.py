@@ -1,0 +1,104 @@
+"""Shared fixtures: the repo's params as a dict, params files in tmp_path, stage subprocesses."""
+
+from __future__ import annotations
+
+import copy
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def repo_params_raw() -> dict[str, Any]:
+    """params.yaml as YAML reads it (treat as read-only; use `raw_params` to modify)."""
+    return yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def raw_params(repo_params_raw: dict[str, Any]) -> dict[str, Any]:
+    """A private deep copy of params.yaml's content, to modify freely."""
+    return copy.deepcopy(repo_params_raw)
+
+
+def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
+    *sections, key = dotted.split(".")
+    node = raw
+    for name in sections:
+        node = node[name]
+    node[key] = value
+
+
+@pytest.fixture
+def write_params(tmp_path: Path, repo_params_raw: dict[str, Any]
+                 ) -> Callable[..., Path]:
+    """write_params({"clean.eps": "1e-08"}) -> a params file in tmp_path, repo's values otherwise."""
+
+    def write(overrides: dict[str, Any] | None = None, name: str = "params.yaml") -> Path:
+        raw = copy.deepcopy(repo_params_raw)
+        for dotted, value in (overrides or {}).items():
+            set_dotted(raw, dotted, value)
+        path = tmp_path / name
+        path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
+        return path
+
+    return write
+
+
+def stage_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a stage subprocess: no mirror unless asked, no proxy for localhost."""
+    env = {k: v for k, v in os.environ.items() if k != "FRAUD_DATA_MIRROR"}
+    env.update(DVC_NO_ANALYTICS="1", PYTHONDONTWRITEBYTECODE="1",
+               NO_PROXY="127.0.0.1,localhost", no_proxy="127.0.0.1,localhost")
+    env.update(extra or {})
+    return env
+
+
+@pytest.fixture
+def run_stage() -> Callable[..., subprocess.CompletedProcess[str]]:
+    """run_stage("clean", "--raw", path, ..., env={...}): `python -m src.stages.<name>` in the repo."""
+
+    def run(name: str, *args: Any, env: dict[str, str] | None = None,
+            timeout: float = 120) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", f"src.stages.{name}", *map(str, args)],
+                              cwd=REPO, env=stage_env(env), capture_output=True, text=True,
+                              timeout=timeout, check=False)
+
+    return run
+
+
+def check_stage_error(proc: subprocess.CompletedProcess[str], *fragments: str,
+                      only_line: bool = True) -> str:
+    """Exit 1, one `error: ...` line (the last one; the only one if `only_line`), no traceback.
+
+    Returns the error line; asserts every fragment occurs in it.
+    """
+    assert proc.returncode == 1, (proc.returncode, proc.stdout, proc.stderr)
+    assert "Traceback" not in proc.stderr, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert lines, "nothing on stderr"
+    if only_line:
+        assert len(lines) == 1, proc.stderr
+    error_lines = [line for line in lines if line.startswith("error:")]
+    assert error_lines == [lines[-1]], proc.stderr
+    for fragment in fragments:
+        assert fragment in lines[-1], (fragment, lines[-1])
+    return lines[-1]
+
+
+@pytest.fixture
+def stage_error() -> Callable[..., str]:
+    """stage_error(proc, "fragment", ...): see check_stage_error."""
+    return check_stage_error

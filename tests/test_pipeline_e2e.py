@@ -1,0 +1,168 @@
+"""End to end: the real `dvc repro`, `dvc exp run` and `dvc metrics diff` in a temporary git
+repository, on small synthetic data (no network)."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore",
+                 ".gitignore",
+                 "plots/template"]
+STAGES = ["download", "clean", "split", "scale", "init_bias", "train_baseline",
+          "train_weighted", "train_resampled", "evaluate"]
+STRATEGIES = ["baseline", "weighted", "oversample"]
+
+pytestmark = pytest.mark.e2e
+
+
+def env() -> dict[str, str]:
+    result = dict(os.environ)
+    result.update({"DVC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
+                   "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
+                   "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"})
+    result.pop("FRAUD_DATA_MIRROR", None)
+    # `python` in dvc.yaml's commands must be this interpreter.
+    result["PATH"] = str(Path(sys.executable).parent) + os.pathsep + result.get("PATH", "")
+    return result
+
+
+def sh(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
+    if done.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n"
+                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
+    return done
+
+
+def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return sh(cwd, sys.executable, "-m", "dvc", *args)
+
+
+def small_params(path: Path) -> None:
+    """Tiny synthetic data and few epochs: the whole pipeline in well under a minute."""
+    params = yaml.safe_load(path.read_text())
+    params["download"]["url"] = "synthetic"
+    params["download"]["synthetic_rows"] = 12000
+    params["download"]["synthetic_fraud_rate"] = 0.01
+    params["train"].update(epochs=4, batch_size=512, patience=2)
+    params["init_bias"]["compare_epochs"] = 2
+    params["evaluate"]["curve_points"] = 200
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh git + DVC repository holding the project, after one `dvc repro`."""
+    repo = tmp_path_factory.mktemp("project")
+    for name in PROJECT_FILES:
+        source = ROOT / name
+        if source.is_dir():
+            shutil.copytree(source, repo / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        else:
+            (repo / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(source, repo / name)
+    small_params(repo / "params.yaml")
+    sh(repo, "git", "init", "-q", "-b", "main")
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "project")
+    done = dvc(repo, "repro")
+    ran = re.findall(r"Running stage '([\w-]+)'", done.stdout)
+    assert ran == STAGES, ran
+    sh(repo, "git", "add", "-A")
+    sh(repo, "git", "commit", "-q", "-m", "first run")
+    return repo
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_repro_writes_every_artefact(project: Path) -> None:
+    data = read_json(project / "metrics/data.json")
+    assert data["rows"] == 12000 and data["frauds"] == 120
+    for strategy in STRATEGIES:
+        metrics = read_json(project / f"metrics/{strategy}.json")
+        for key in ("loss", "tp", "fp", "tn", "fn", "accuracy", "precision", "recall", "auc",
+                    "prc", "brier", "threshold"):
+            assert key in metrics, (strategy, key)
+        assert metrics["tp"] + metrics["fn"] == 24  # test frauds: 20 % of 120, stratified
+        assert 0.5 < metrics["auc"] <= 1
+        assert (project / f"models/{strategy}.keras").is_file()
+        history = (project / f"plots/history/{strategy}.csv").read_text().splitlines()
+        assert history[0].startswith("epoch,") and 2 <= len(history) - 1 <= 4
+        roc = (project / f"plots/roc/{strategy}.csv").read_text()
+        assert "inf" not in roc and len(roc.splitlines()) - 1 <= 200
+    selected = read_json(project / "metrics/evaluate.json")
+    assert selected["strategy"] == "baseline"
+    assert {k: v for k, v in selected.items() if k != "strategy"} == \
+        read_json(project / "metrics/baseline.json")
+    assert dvc(project, "status").stdout.strip().endswith("up to date.")
+
+
+def test_metrics_show_has_a_row_per_strategy(project: Path) -> None:
+    shown = dvc(project, "metrics", "show").stdout
+    for strategy in STRATEGIES:
+        assert f"metrics/{strategy}.json" in shown
+    assert "metrics/evaluate.json" in shown
+
+
+def test_exp_run_strategy_reruns_only_evaluate(project: Path) -> None:
+    done = dvc(project, "exp", "run", "-S", "train.strategy=oversample")
+    ran = re.findall(r"Running stage '([\w-]+)'", done.stdout)
+    assert ran == ["evaluate"], done.stdout
+    selected = read_json(project / "metrics/evaluate.json")
+    assert selected["strategy"] == "oversample"
+    diff = dvc(project, "metrics", "diff", "--json").stdout
+    changed = json.loads(diff)["metrics/evaluate.json"]
+    assert "recall" in changed or "precision" in changed, changed
+    # The resampled strategy's numbers are what evaluate.json now reports.
+    oversample = read_json(project / "metrics/oversample.json")
+    assert selected["prc"] == oversample["prc"]
+    # Back to the committed workspace for the next tests.
+    sh(project, "git", "checkout", "--", ".")
+    dvc(project, "checkout", "-q")
+
+
+def test_exp_run_rejects_unknown_strategy(project: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "-S",
+                           "train.strategy=bogus"], cwd=project, env=env(),
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "train.strategy" in output and "baseline, weighted, oversample" in output
+    sh(project, "git", "checkout", "--", ".")
+
+
+def test_forced_repro_is_deterministic(project: Path) -> None:
+    before = (project / "dvc.lock").read_text()
+    metrics_before = {p.name: p.read_bytes() for p in (project / "metrics").glob("*.json")}
+    dvc(project, "repro", "--force")
+    assert (project / "dvc.lock").read_text() == before
+    assert {p.name: p.read_bytes() for p in (project / "metrics").glob("*.json")} == \
+        metrics_before
+
+
+def test_plots_show_writes_an_offline_page(project: Path) -> None:
+    dvc(project, "plots", "show", "-o", "page")
+    page = (project / "page" / "index.html").read_text()
+    assert not re.search(r"<script[^>]+src=[\"']https?:", page)
+    specs = {plot_id: spec for spec, plot_id in
+             re.findall(r"var spec = (.*?);\s*vegaEmbed\('#([\w-]+)'", page, re.S)}
+    for plot_id in ("ROC", "Precision-Recall", "Loss", "Metrics", "Threshold", "Cost"):
+        assert plot_id in specs, (plot_id, sorted(specs))
+        for strategy in STRATEGIES:  # each compares the three strategies
+            assert f"{strategy}.csv" in specs[plot_id], (plot_id, strategy)
+    assert "careful_bias_loss" in specs["Bias-Init"]
+    for image in ("roc", "prc", "v5_v6", *(f"confusion_{s}" for s in STRATEGIES)):
+        assert f"plots_images_{image}_png" in page, image
