@@ -141,7 +141,10 @@ class DownloadResult:
 
 def download(params: DownloadParams, out: Path, seed: int, mirror: str | None = None,
              fetch: Callable[..., None] = fetch_url) -> DownloadResult:
-    """Writes the raw CSV to `out` from the first source that can be reached."""
+    """Writes the raw CSV to `out` from the first source that can be reached.
+
+    `seed` seeds the synthetic source only (the stage passes `download.synthetic_seed`).
+    """
     failures: list[str] = []
     for source in sources_to_try(params.url, mirror):
         if source == SYNTHETIC_SOURCE:

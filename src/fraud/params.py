@@ -39,6 +39,9 @@ class DownloadParams:
     retries: int
     synthetic_rows: int
     synthetic_fraud_rate: float
+    # Not `seed`: the data must stay the same when `seed` varies the split and training
+    # (and the download stage must not rerun for every seed).
+    synthetic_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -198,11 +201,14 @@ def parse_params(raw: Any) -> Params:
         retries=_as_int("download.retries", d["retries"]),
         synthetic_rows=_as_int("download.synthetic_rows", d["synthetic_rows"]),
         synthetic_fraud_rate=_as_float("download.synthetic_fraud_rate", d["synthetic_fraud_rate"]),
+        synthetic_seed=_as_int("download.synthetic_seed", d["synthetic_seed"]),
     )
     _check("download.timeout", download.timeout, download.timeout > 0, "a number of seconds > 0")
     _check("download.retries", download.retries, download.retries >= 0, "a whole number >= 0")
     _check("download.synthetic_rows", download.synthetic_rows, download.synthetic_rows >= 100,
            "a whole number >= 100")
+    _check("download.synthetic_seed", download.synthetic_seed,
+           0 <= download.synthetic_seed < 2**32, "a whole number from 0 to 2**32 - 1")
     _check("download.synthetic_fraud_rate", download.synthetic_fraud_rate,
            0 < download.synthetic_fraud_rate < 0.5, "a fraction between 0 and 0.5")
 

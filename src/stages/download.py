@@ -21,7 +21,8 @@ def main(argv: Sequence[str]) -> None:
     remove_outputs(args.out)
     params = load_params(args.params)
     with outputs() as out:
-        result = download(params.download, out.path(args.out), params.seed, mirror_from_env())
+        result = download(params.download, out.path(args.out), params.download.synthetic_seed,
+                          mirror_from_env())
     log.info("wrote %s from %s (sha256 %s%s)", args.out, result.source, result.sha256,
              ", verified" if result.checked else "")
 
