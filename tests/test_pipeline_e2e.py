@@ -19,7 +19,7 @@ PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitigno
                  ".gitignore",
                  "plots/template"]
 STAGES = ["download", "clean", "split", "scale", "init_bias", "train_baseline",
-          "train_weighted", "train_resampled", "evaluate"]
+          "train_weighted", "train_resampled", "evaluate", "export"]
 STRATEGIES = ["baseline", "weighted", "oversample"]
 
 pytestmark = pytest.mark.e2e
@@ -120,7 +120,7 @@ def test_metrics_show_has_a_row_per_strategy(project: Path) -> None:
 def test_exp_run_strategy_reruns_only_evaluate(project: Path) -> None:
     done = dvc(project, "exp", "run", "-S", "train.strategy=oversample")
     ran = re.findall(r"Running stage '([\w-]+)'", done.stdout)
-    assert ran == ["evaluate"], done.stdout
+    assert ran == ["evaluate", "export"], done.stdout  # export ships the champion
     selected = read_json(project / "metrics/evaluate.json")
     assert selected["strategy"] == "oversample"
     diff = dvc(project, "metrics", "diff", "--json").stdout
@@ -166,3 +166,10 @@ def test_plots_show_writes_an_offline_page(project: Path) -> None:
     assert "careful_bias_loss" in specs["Bias-Init"]
     for image in ("roc", "prc", "v5_v6", *(f"confusion_{s}" for s in STRATEGIES)):
         assert f"plots_images_{image}_png" in page, image
+
+
+def test_repro_exports_the_champion_model(project: Path) -> None:
+    card = read_json(project / "models/fraud_detector.json")
+    assert (project / "models/fraud_detector.keras").is_file()
+    assert card["strategy"] == "baseline"
+    assert card["threshold"] == read_json(project / "metrics/baseline.json")["threshold"]

@@ -1,0 +1,221 @@
+"""Score raw transactions with the exported fraud model.
+
+    python -m src.predict models/fraud_detector.keras transactions.csv -o scores.csv
+
+INPUT is a CSV with the columns of the Credit Card Fraud data set: V1 … V28 and Amount
+(any order), optionally Time (ignored) and Class (checked to be 0/1 and copied to the output
+for comparison; never used to score). It may be gzip-compressed (told by its bytes, so
+`.csv.gz` and a gzip stream on stdin both work); `-` reads stdin. Rows are checked as the
+pipeline's clean stage checks them: the same messages, naming the line and column.
+
+OUTPUT (`-o`; stdout when absent or `-`; `.gz` compresses) has one row per input row, in
+order: `probability` (the model's float32 output, in its shortest round-trip form), `flagged`
+(1 when probability >= the threshold, decided on the unrounded value) and, if the input has
+it, `Class`. The threshold is the model card's (MODEL with a .json suffix, or --card) unless
+--threshold overrides it.
+
+The input is read --chunk-size rows at a time, so memory stays flat for files of any size.
+A summary goes to stderr: rows, flagged (count and %), seconds and rows/s.
+
+Errors print one line, `error: ...`, and exit 1. An output file is written to a temporary
+file beside it and renamed at the end: a failed run leaves no (partial) output file, and an
+existing file at that path stays as it was. On stdout that is not possible: rows scored
+before the error have been written; the exit status tells.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import gzip
+import io
+import json
+import math
+import os
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from src.fraud.errors import PipelineError
+from src.fraud.files import outputs
+from src.fraud.scoring import (DEFAULT_CHUNK_ROWS, INPUT_COLUMNS, PREPROCESS_NAME, STDIO,
+                                open_input, score)
+
+# Rows per model call: large batches are what make scoring fast (Keras' default of 32 is
+# 26x slower); 65,536 rows of 29 float64 are 15 MB.
+SCORE_BATCH = 65_536
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    return value
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # one `error:` line, exit 1 (argparse: 2 + usage)
+        raise PipelineError(f"{self.prog}: {message}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    cli = _Parser(prog="python -m src.predict", description=__doc__,
+                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("model", type=Path, help="the exported model (models/fraud_detector.keras)")
+    cli.add_argument("input", help="transactions CSV (.csv or .csv.gz); - for stdin")
+    cli.add_argument("-o", "--output", default=STDIO,
+                     help="scores CSV (.gz to compress); - or absent for stdout")
+    cli.add_argument("--card", type=Path,
+                     help="the model card (default: MODEL with a .json suffix)")
+    cli.add_argument("--threshold", type=_probability,
+                     help="flag rows with probability >= this instead of the card's threshold")
+    cli.add_argument("--chunk-size", type=_positive_int, default=DEFAULT_CHUNK_ROWS,
+                     help=f"rows read and scored at a time (default {DEFAULT_CHUNK_ROWS:,})")
+    cli.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
+    return cli
+
+
+def read_card(path: Path, required: bool) -> dict[str, Any] | None:
+    if not path.is_file():
+        if required:
+            raise PipelineError(f"{path}: model card not found; pass --card CARD.json, or "
+                                "--threshold to score without a card")
+        return None
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise PipelineError(f"{path}: not a valid model card ({error})") from None
+    if not isinstance(card, dict):
+        raise PipelineError(f"{path}: not a valid model card (expected a JSON object)")
+    columns = card.get("input_columns")
+    if columns is not None and columns != INPUT_COLUMNS:
+        raise PipelineError(f"{path}: the model expects the columns {columns}; this command "
+                            f"sends {INPUT_COLUMNS}")
+    threshold = card.get("threshold")
+    if required and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
+                     or not 0 <= threshold <= 1):
+        raise PipelineError(f"{path}: no valid 'threshold' (a number in [0, 1]) in the card; "
+                            "pass --threshold")
+    return card
+
+
+@contextlib.contextmanager
+def _quiet_stderr() -> Iterator[None]:
+    """TensorFlow's C++ runtime prints start-up notices on file descriptor 2 when imported;
+    keep them off the user's stderr (our own errors and summary are the only lines)."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 2)
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def load_model(path: Path) -> Any:
+    if not path.is_file():
+        raise PipelineError(f"{path}: model not found; run `dvc repro export` (or pass the "
+                            "path of an exported model)")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    with _quiet_stderr():
+        import keras
+    try:
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many types for a file that is not a model
+        raise PipelineError(f"{path}: not a loadable Keras model "
+                            f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") \
+            from None
+    shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else None
+    names = {layer.name for layer in model.layers}
+    if shape != (None, len(INPUT_COLUMNS)) or PREPROCESS_NAME not in names:
+        raise PipelineError(f"{path}: not an exported fraud model (one (None, "
+                            f"{len(INPUT_COLUMNS)}) input of raw transactions and a "
+                            f"'{PREPROCESS_NAME}' layer); a trained network such as "
+                            "models/baseline.keras takes scaled features: pass "
+                            "models/fraud_detector.keras")
+    return model
+
+
+def make_predict(model: Any):
+    import numpy as np
+
+    def predict(features: "np.ndarray") -> "np.ndarray":
+        # A direct call keeps float64 (model.predict would cast to float32 first).
+        parts = [np.asarray(model(features[start:start + SCORE_BATCH], training=False))
+                 .reshape(-1) for start in range(0, len(features), SCORE_BATCH)]
+        return np.concatenate(parts)
+
+    return predict
+
+
+@contextlib.contextmanager
+def _text_output(path: Path) -> Iterator[TextIO]:
+    if path.name.endswith(".gz"):
+        with gzip.GzipFile(path, "wb", mtime=0) as raw, \
+                io.TextIOWrapper(raw, encoding="ascii", newline="\n") as text:
+            yield text
+    else:
+        with open(path, "w", encoding="ascii", newline="\n") as text:
+            yield text
+
+
+def main(argv: Sequence[str]) -> None:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    card_path = args.card or args.model.with_suffix(".json")
+    card = read_card(card_path, required=args.threshold is None)
+    threshold = args.threshold if args.threshold is not None else float(card["threshold"])
+    opened = open_input(args.input)  # header checks first: fast errors, before TensorFlow
+    try:
+        predict = make_predict(load_model(args.model))
+        if args.output == STDIO:
+            summary = score(opened, sys.stdout, predict, threshold, args.chunk_size)
+            sys.stdout.flush()
+            target = "stdout"
+        else:
+            with outputs() as out:
+                with _text_output(out.path(args.output)) as handle:
+                    summary = score(opened, handle, predict, threshold, args.chunk_size)
+            target = args.output
+    finally:
+        opened.close()
+    if not args.quiet:
+        print(summary.line(opened.label, target)
+              + f" (total {time.perf_counter() - started:.2f} s with model loading)",
+              file=sys.stderr)
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    try:
+        main(sys.argv[1:] if argv is None else argv)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except BrokenPipeError:  # `... | head`: the reader left; not an error of ours
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    run()

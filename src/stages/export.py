@@ -1,0 +1,65 @@
+"""Stage export: the champion strategy's network with the preprocessing (log of Amount,
+the training split's standardisation, clipping) attached as Keras ops, so the exported model
+takes raw transactions; and a JSON model card beside it."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from src.stages._cli import parser, run
+
+log = logging.getLogger("export")
+
+
+def _pattern(value: str) -> str:
+    if "{strategy}" not in value:
+        raise SystemExit(f"error: {value!r} must contain {{strategy}}")
+    return value
+
+
+def main(argv: Sequence[str]) -> None:
+    cli = parser(__doc__)
+    cli.add_argument("--model", required=True, type=_pattern,
+                     help="trained networks, e.g. models/{strategy}.keras")
+    cli.add_argument("--metrics", required=True, type=_pattern,
+                     help="test metrics with the chosen threshold, e.g. metrics/{strategy}.json")
+    cli.add_argument("--scaler", required=True, type=Path, help="scaler statistics (JSON)")
+    cli.add_argument("--raw", required=True, type=Path,
+                     help="the raw training CSV (its sha256 goes into the card)")
+    cli.add_argument("--out", required=True, type=Path, help="the exported model (.keras)")
+    cli.add_argument("--card", required=True, type=Path, help="the model card (JSON)")
+    args = cli.parse_args(argv)
+
+    from src.fraud.files import outputs, remove_outputs, write_json
+    from src.fraud.params import load_params
+
+    remove_outputs(args.out, args.card)
+    params = load_params(args.params)
+    strategy = params.train.strategy
+    network_path = Path(args.model.format(strategy=strategy))
+
+    from src.fraud import export as E
+    from src.fraud import model as M
+
+    stats = E.read_scaler(args.scaler, params.scale.clip)
+    metrics = E.read_strategy_metrics(args.metrics.format(strategy=strategy))
+    raw_sha256 = E.file_sha256(args.raw, "raw training CSV")
+    network = M.load_model(network_path, f"train_{strategy}")
+    E.check_network(network, network_path)
+    detector = E.build_detector(network, stats, params.clean.eps)
+    card = E.model_card(strategy=strategy, threshold=metrics["threshold"], metrics=metrics,
+                        stats=stats, eps=params.clean.eps, raw_csv=args.raw,
+                        raw_sha256=raw_sha256, network_path=network_path,
+                        network_sha256=E.file_sha256(network_path, "model"),
+                        model_file=args.out.name)
+    with outputs() as out:
+        M.save_model(detector, out.path(args.out))
+        write_json(out.path(args.card), card)
+    log.info("%s: %s model, threshold %g, input %s -> %s", args.out, strategy,
+             card["threshold"], ", ".join(E.INPUT_COLUMNS[:2]) + ", …, Amount", args.card)
+
+
+if __name__ == "__main__":
+    run(main)
