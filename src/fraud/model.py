@@ -20,11 +20,28 @@ from .params import ModelParams  # noqa: E402
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 
 
+# TensorFlow's thread pools, fixed (the defaults follow the machine's core count). The model's
+# ops are tiny, so more threads only add hand-offs: one thread gives the same weights, the same
+# or shorter epochs and ~15 % less CPU (bench/NOTES.md), and one setting for every machine.
+TF_THREADS = 1
+
+
+def set_threads(threads: int = TF_THREADS) -> None:
+    """Fixes TensorFlow's intra- and inter-op thread pools, if TensorFlow has not started yet
+    (the pools cannot change afterwards; the results do not depend on them)."""
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(threads)
+    except RuntimeError:  # already initialised, e.g. by an earlier test in the same process
+        pass
+
+
 def set_determinism(seed: int) -> None:
-    """One seed for Python, numpy and TensorFlow, and deterministic TF kernels.
+    """One seed for Python, numpy and TensorFlow, deterministic TF kernels, fixed threads.
 
     Measured: identical weights over repeated runs, at no measurable cost on CPU.
     """
+    set_threads()
     keras.utils.set_random_seed(seed)
     tf.config.experimental.enable_op_determinism()
 
@@ -51,10 +68,13 @@ def make_metrics() -> list[keras.metrics.Metric]:
 
 
 def make_model(n_features: int, params: ModelParams, output_bias: float | None = None,
-               steps_per_execution: int = 1) -> keras.Model:
+               steps_per_execution: int = 1, metrics: bool = True) -> keras.Model:
     """Dense(relu) → Dropout → Dense(sigmoid), Adam and binary cross-entropy, as the tutorial.
 
     `output_bias` sets the output layer's initial bias (the careful `log(pos/neg)`).
+    `metrics=False` compiles the loss alone, for fits that only need loss curves: the eleven
+    metrics cost ~1.5 s of tracing per fit and part of every step (bench/NOTES.md); metrics
+    draw no random numbers, so the losses and weights are the same either way.
     """
     bias = (keras.initializers.Constant(output_bias) if output_bias is not None else "zeros")
     model = keras.Sequential([
@@ -63,13 +83,15 @@ def make_model(n_features: int, params: ModelParams, output_bias: float | None =
         keras.layers.Dropout(params.dropout, name="dropout"),
         keras.layers.Dense(1, activation="sigmoid", bias_initializer=bias, name="output"),
     ], name="fraud_classifier")
-    compile_model(model, params, steps_per_execution)
+    compile_model(model, params, steps_per_execution, metrics)
     return model
 
 
-def compile_model(model: keras.Model, params: ModelParams, steps_per_execution: int = 1) -> None:
+def compile_model(model: keras.Model, params: ModelParams, steps_per_execution: int = 1,
+                  metrics: bool = True) -> None:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
-                  loss=keras.losses.BinaryCrossentropy(), metrics=make_metrics(),
+                  loss=keras.losses.BinaryCrossentropy(),
+                  metrics=make_metrics() if metrics else None,
                   steps_per_execution=steps_per_execution)
 
 

@@ -1,0 +1,1 @@
+"""Speed benchmark of the pipeline: `python -m bench.run [--smoke]` (see bench/README.md)."""

@@ -1,0 +1,170 @@
+"""The speed benchmark (bench/): its --smoke run works end to end and reports every row and key.
+
+No timing is asserted: the smoke run's data are tiny and the machine is shared. The smoke run
+takes a minute or two (two small `dvc repro`s, an experiment, the tutorial's code path), so it
+runs once per module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import report
+from bench.project import STAGES, STRATEGIES, DataSource, default_source, stage_name
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.e2e
+
+
+@pytest.fixture(scope="module")
+def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
+    out = tmp_path_factory.mktemp("bench-results")
+    env = {k: v for k, v in os.environ.items() if k != "FRAUD_DATA_MIRROR"}
+    env.update(DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, "-m", "bench.run", "--smoke", "--out-dir", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
+    assert done.returncode == 0, done.stderr[-5000:]
+    files = sorted(out.iterdir())
+    return {"stdout": done.stdout, "stderr": done.stderr, "dir": out, "files": files,
+            "json": json.loads((out / "latest.json").read_text(encoding="utf-8")),
+            "md": (out / "latest.md").read_text(encoding="utf-8")}
+
+
+def test_writes_json_and_markdown(smoke: dict) -> None:
+    names = [path.name for path in smoke["files"]]
+    assert "latest.json" in names and "latest.md" in names
+    assert any(n.startswith("bench-smoke-") and n.endswith(".json") for n in names)
+    assert any(n.startswith("bench-smoke-") and n.endswith(".md") for n in names)
+    # The printed table is the Markdown file.
+    assert smoke["md"].strip() in smoke["stdout"]
+
+
+def test_says_which_data(smoke: dict) -> None:
+    data = smoke["json"]["data"]
+    assert smoke["json"]["mode"] == "smoke"
+    assert data["kind"] == "synthetic" and data["rows"] > 0
+    assert "synthetic" in smoke["md"].splitlines()[2]
+
+
+def test_machine_and_load_are_recorded(smoke: dict) -> None:
+    machine = smoke["json"]["machine"]
+    assert machine["cpus"] >= 1 and len(machine["load_start"]) == 3
+    assert len(machine["load_end"]) == 3 and "load average" in machine["uptime_start"]
+
+
+def test_every_stage_has_wall_time_and_peak_rss(smoke: dict) -> None:
+    repro = smoke["json"]["repro"]
+    assert set(STAGES) <= set(repro["stages"])
+    assert set(smoke["json"]["stages"]) == set(repro["stages"])
+    for name, stage in repro["stages"].items():
+        assert stage["median_wall_s"] > 0 and stage["max_rss_mb"] > 0, name
+        assert f"`{name}`" in smoke["md"]
+    run = repro["runs"][0]
+    assert run["wall_s"] >= run["stage_seconds"] > 0
+    assert repro["max_peak_rss_mb"] >= max(s["max_rss_mb"] for s in repro["stages"].values())
+
+
+def test_commands(smoke: dict) -> None:
+    result = smoke["json"]
+    assert result["noop"]["median_wall_s"] > 0 and result["noop"]["runs"][0]["ran"] == []
+    exp = result["exp_run"]["oversample"]
+    assert "evaluate" in exp["stages"] and exp["median_wall_s"] > 0
+    assert not set(exp["stages"]) & {"train_baseline", "train_weighted", "train_resampled"}
+    for text in ("`dvc repro` (clean workspace)", "`dvc repro` (no-op)",
+                 "`dvc exp run -S train.strategy=oversample`"):
+        assert text in smoke["md"]
+
+
+def test_seconds_per_epoch_of_each_strategy(smoke: dict) -> None:
+    epochs = smoke["json"]["epochs"]["strategies"]
+    assert set(epochs) == set(STRATEGIES)
+    for strategy, row in epochs.items():
+        for path in ("pipeline", "floor", "tutorial"):
+            assert row[path]["steady_epoch_s"] > 0, (strategy, path)
+            assert row[path]["first_epoch_s"] > 0, (strategy, path)
+
+
+def test_scoring_throughput(smoke: dict) -> None:
+    scoring = smoke["json"]["scoring"]["strategies"]
+    assert set(scoring) == set(STRATEGIES)
+    assert all(v["rows_per_s"] > 0 for v in scoring.values())
+
+
+def test_quality_and_peer(smoke: dict) -> None:
+    quality = smoke["json"]["quality"]
+    for strategy in STRATEGIES:
+        assert 0 <= quality[strategy]["prc"] <= 1 and 0 <= quality[strategy]["auc"] <= 1
+    peer = quality["peer"]
+    assert peer["available"], peer
+    assert peer["fit_s"] > 0 and {"auc", "prc"} <= set(peer["metrics"])
+    assert "LogisticRegression(class_weight='balanced')" in smoke["md"]
+
+
+def test_tutorial_comparison(smoke: dict) -> None:
+    tutorial = smoke["json"]["tutorial"]
+    comparison = tutorial["comparison"]
+    assert comparison["speedup_end_to_end"] > 0
+    assert set(comparison["per_strategy"]) == set(STRATEGIES)
+    for row in comparison["per_strategy"].values():
+        assert row["speedup_per_epoch"] > 0 and row["tutorial_fit_s"] > 0
+    assert set(tutorial["epoch_seconds"]) >= {"baseline", "weighted", "oversample",
+                                               "zero_bias", "careful_bias"}
+    assert all(len(v) == tutorial["epochs"] for k, v in tutorial["epoch_seconds"].items()
+               if k in STRATEGIES)
+    assert smoke["json"]["pipeline_fixed"]["wall_s"] > 0
+    assert "## Tutorial code path vs the pipeline" in smoke["md"]
+
+
+def test_scale(smoke: dict) -> None:
+    scale = smoke["json"]["scale"]
+    assert scale["factor"] == 10 and scale["rows_big"] == 10 * scale["rows_1x"]
+    assert scale["time_ratio"] > 0 and scale["peak_rss_mb"] > 0
+    assert "## Scale: 10× the rows" in smoke["md"]
+
+
+def test_goals(smoke: dict) -> None:
+    goals = {g["goal"]: g for g in smoke["json"]["goals"]}
+    assert set(goals) == {"repro_clean_s", "repro_peak_rss_mb", "tutorial_speedup_end_to_end",
+                          "baseline_s_per_epoch", "oversample_s_per_epoch", "exp_run_s",
+                          "noop_repro_s", "scale_time_ratio", "scale_peak_rss_mb"}
+    for goal in goals.values():
+        assert goal["measured"] is not None and goal["met"] in (True, False), goal
+
+
+def test_results_go_where_asked(smoke: dict) -> None:
+    """The runs happen in temporary copies; the results land in --out-dir."""
+    wrote = [line for line in smoke["stderr"].splitlines() if "] wrote " in line]
+    assert len(wrote) == 1 and str(smoke["dir"]) in wrote[0]
+    assert smoke["json"]["project"]["root"] == str(ROOT)
+
+
+# --- fast unit tests of the helpers ---------------------------------------------------------
+
+def test_data_source_follows_the_mirror(tmp_path: Path) -> None:
+    csv = tmp_path / "creditcard.csv.gz"
+    csv.write_bytes(b"x")
+    assert default_source({"FRAUD_DATA_MIRROR": str(csv)}).kind == "real"
+    assert default_source({"FRAUD_DATA_MIRROR": str(tmp_path / "missing.csv")}).kind == \
+        "synthetic"
+    assert default_source({}).kind == "synthetic"
+    assert DataSource("synthetic", 10).params()["download.url"] == "synthetic"
+    assert DataSource("real", 10, mirror=str(csv)).params() == {}
+
+
+def test_stage_names_from_commands() -> None:
+    assert stage_name(["-m", "src.stages.clean", "--raw", "x"]) == "clean"
+    assert stage_name(["-m", "src.stages.train", "--strategy", "oversample"]) == \
+        "train_resampled"
+    assert stage_name(["-m", "src.stages.train", "--strategy", "weighted"]) == "train_weighted"
+
+
+def test_report_formats_missing_values() -> None:
+    assert report.fmt(None) == "–" and report.fmt(False) == "**no**"
+    assert report.fmt(1234.5) == "1,234" and report.fmt(0.1234, 3) == "0.123"
