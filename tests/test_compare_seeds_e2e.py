@@ -12,9 +12,9 @@ from pathlib import Path
 import pytest
 
 try:  # `python -m pytest` (the project's command) puts the root on sys.path...
-    from tests.test_pipeline_e2e import PROJECT_FILES, ROOT, STRATEGIES, dvc, sh, small_params
+    from tests.test_pipeline_e2e import STRATEGIES, dvc, new_project, sh
 except ModuleNotFoundError:  # ...plain `pytest` puts tests/ there (no tests/__init__.py)
-    from test_pipeline_e2e import PROJECT_FILES, ROOT, STRATEGIES, dvc, sh, small_params
+    from test_pipeline_e2e import STRATEGIES, dvc, new_project, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -35,19 +35,7 @@ def _snapshot(repo: Path) -> dict[str, object]:
 @pytest.fixture(scope="module")
 def compared(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str, dict, dict]:
     """The project after `dvc repro` and a commit, then the comparison over 2 seeds."""
-    repo = tmp_path_factory.mktemp("seeds")
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, repo / name)
-    small_params(repo / "params.yaml")
-    sh(repo, "git", "init", "-q", "-b", "main")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-q", "-m", "project")
+    repo = new_project(tmp_path_factory.mktemp("seeds"))
     dvc(repo, "repro")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", "first run")

@@ -60,10 +60,8 @@ def small_params(path: Path) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh git + DVC repository holding the project, after one `dvc repro`."""
-    repo = tmp_path_factory.mktemp("project")
+def new_project(repo: Path) -> Path:
+    """Copies the project's files into `repo` with small params, as one git commit."""
     for name in PROJECT_FILES:
         source = ROOT / name
         if source.is_dir():
@@ -76,6 +74,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     sh(repo, "git", "init", "-q", "-b", "main")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", "project")
+    return repo
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A fresh git + DVC repository holding the project, after one `dvc repro`."""
+    repo = new_project(tmp_path_factory.mktemp("project"))
     done = dvc(repo, "repro")
     ran = re.findall(r"Running stage '([\w-]+)'", done.stdout)
     assert ran == STAGES, ran

@@ -16,6 +16,13 @@ def parser(description: str) -> argparse.ArgumentParser:
     return result
 
 
+def strategy_pattern(value: str) -> str:
+    """An argparse type: a path with `{strategy}` in it, one file per strategy."""
+    if "{strategy}" not in value:
+        raise argparse.ArgumentTypeError(f"{value!r} must contain {{strategy}}")
+    return value
+
+
 def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> None:
     """Runs a stage: an expected failure prints one line and exits 1, with no traceback."""
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)

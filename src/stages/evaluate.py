@@ -10,31 +10,25 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.stages._cli import parser, run
+from src.stages._cli import parser, run, strategy_pattern
 
 log = logging.getLogger("evaluate")
 
 
-def _pattern(value: str) -> str:
-    if "{strategy}" not in value:
-        raise SystemExit(f"error: {value!r} must contain {{strategy}}")
-    return value
-
-
 def main(argv: Sequence[str]) -> None:
     cli = parser(__doc__)
-    cli.add_argument("--model", required=True, type=_pattern, help="e.g. models/{strategy}.keras")
+    cli.add_argument("--model", required=True, type=strategy_pattern, help="e.g. models/{strategy}.keras")
     for split in ("val", "test"):
         cli.add_argument(f"--{split}-features", required=True, type=Path)
         cli.add_argument(f"--{split}-labels", required=True, type=Path)
         cli.add_argument(f"--{split}-table", required=True, type=Path,
                          help="split table, for transaction amounts")
-    cli.add_argument("--metrics", required=True, type=_pattern, help="metrics/{strategy}.json")
+    cli.add_argument("--metrics", required=True, type=strategy_pattern, help="metrics/{strategy}.json")
     cli.add_argument("--selected-metrics", required=True, type=Path)
-    cli.add_argument("--roc", required=True, type=_pattern)
-    cli.add_argument("--prc", required=True, type=_pattern)
-    cli.add_argument("--thresholds", required=True, type=_pattern)
-    cli.add_argument("--confusion-png", required=True, type=_pattern)
+    cli.add_argument("--roc", required=True, type=strategy_pattern)
+    cli.add_argument("--prc", required=True, type=strategy_pattern)
+    cli.add_argument("--thresholds", required=True, type=strategy_pattern)
+    cli.add_argument("--confusion-png", required=True, type=strategy_pattern)
     cli.add_argument("--roc-png", required=True, type=Path)
     cli.add_argument("--prc-png", required=True, type=Path)
     args = cli.parse_args(argv)

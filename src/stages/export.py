@@ -8,22 +8,16 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.stages._cli import parser, run
+from src.stages._cli import parser, run, strategy_pattern
 
 log = logging.getLogger("export")
 
 
-def _pattern(value: str) -> str:
-    if "{strategy}" not in value:
-        raise SystemExit(f"error: {value!r} must contain {{strategy}}")
-    return value
-
-
 def main(argv: Sequence[str]) -> None:
     cli = parser(__doc__)
-    cli.add_argument("--model", required=True, type=_pattern,
+    cli.add_argument("--model", required=True, type=strategy_pattern,
                      help="trained networks, e.g. models/{strategy}.keras")
-    cli.add_argument("--metrics", required=True, type=_pattern,
+    cli.add_argument("--metrics", required=True, type=strategy_pattern,
                      help="test metrics with the chosen threshold, e.g. metrics/{strategy}.json")
     cli.add_argument("--scaler", required=True, type=Path, help="scaler statistics (JSON)")
     cli.add_argument("--raw", required=True, type=Path,
