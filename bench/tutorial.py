@@ -146,7 +146,8 @@ def _figures(out: Path):
         plt.close("all")
 
     def plot_loss(history, label, n):
-        plt.semilogy(history.epoch, history.history["loss"], color=colors[n], label="Train " + label)
+        plt.semilogy(history.epoch, history.history["loss"], color=colors[n],
+                     label="Train " + label)
         plt.semilogy(history.epoch, history.history["val_loss"], color=colors[n],
                      label="Val " + label, linestyle="--")
         plt.xlabel("Epoch")

@@ -83,6 +83,9 @@ def test_commands(smoke: dict) -> None:
 
 
 def test_seconds_per_epoch_of_each_strategy(smoke: dict) -> None:
+    logged = smoke["json"]["repro"]["train_epochs"]  # what the train stages logged in dvc repro
+    assert set(logged) == set(STRATEGIES)
+    assert all(v["median_steady_epoch_s"] > 0 and v["epochs"] == [2] for v in logged.values())
     epochs = smoke["json"]["epochs"]["strategies"]
     assert set(epochs) == set(STRATEGIES)
     for strategy, row in epochs.items():
