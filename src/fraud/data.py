@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import importlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from .errors import PipelineError
-from .schema import FEATURES, LABEL, LOG_AMOUNT, RAW_COLUMNS, check_header, sniff_not_csv, \
-    validate_raw_frame
+from .params import SplitParams
+from .schema import FEATURES, LABEL, LOG_AMOUNT, RAW_COLUMNS, TABLE_COLUMNS, TIME, \
+    check_header, sniff_not_csv, validate_raw_frame
 
 if TYPE_CHECKING:
     from sklearn.preprocessing import StandardScaler
@@ -80,40 +82,59 @@ def read_raw_csv(path: str | Path) -> pd.DataFrame:
     return frame
 
 
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's values (pandas' value hash: -0.0 as 0.0, NaNs alike)."""
+    hashes = np.zeros(len(frame), dtype=np.uint64)
+    for column in frame.columns:
+        hashes = hashes * np.uint64(0x100000001B3) ^ pd.util.hash_array(frame[column].to_numpy())
+    return hashes
+
+
 def duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
     """Exactly `frame.duplicated(keep="first")`, without its superlinear cost on millions of
     rows (0.4 s at 284,807 rows, 11 s at 10×; bench/NOTES.md): rows are first told apart by a
     64-bit hash of their values, and only rows whose hash repeats are compared for real."""
-    hashes = np.zeros(len(frame), dtype=np.uint64)
-    for column in frame.columns:
-        # pandas' own value hash: -0.0 hashes as 0.0 and every NaN alike, as duplicated() sees them
-        hashes = hashes * np.uint64(0x100000001B3) ^ pd.util.hash_array(frame[column].to_numpy())
-    candidates = pd.Series(hashes).duplicated(keep=False).to_numpy()
+    candidates = pd.Series(_row_hashes(frame)).duplicated(keep=False).to_numpy()
     duplicated = np.zeros(len(frame), dtype=bool)
     if candidates.any():
         duplicated[candidates] = frame[candidates].duplicated(keep="first").to_numpy()
     return duplicated
 
 
-def summarise(raw: pd.DataFrame) -> dict[str, float | int]:
-    """The data facts users check first (flat, for `dvc metrics show`)."""
-    labels = raw[LABEL].to_numpy()
-    duplicated = duplicated_rows(raw)
+def duplicate_groups(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, the position of the first row with exactly the same values (itself if none).
+
+    Hashes first, exact comparison only among rows whose hash repeats (as `duplicated_rows`).
+    """
+    groups = np.arange(len(frame))
+    candidates = pd.Series(_row_hashes(frame)).duplicated(keep=False).to_numpy()
+    if candidates.any():
+        rows = np.nonzero(candidates)[0]
+        exact = frame.iloc[rows].groupby(list(frame.columns), sort=False, dropna=False).ngroup()
+        groups[rows] = pd.Series(rows).groupby(exact.to_numpy()).transform("min").to_numpy()
+    return groups
+
+
+def summarise(table: pd.DataFrame) -> dict[str, float | int]:
+    """The data facts users check first (flat, for `dvc metrics show`). Duplicates are rows
+    identical in every raw column, Time included."""
+    labels = table[LABEL].to_numpy()
+    duplicated = duplicated_rows(table[[column for column in RAW_COLUMNS]])
     return {
-        "rows": int(len(raw)),
+        "rows": int(len(table)),
         "frauds": int(labels.sum()),
         "fraud_rate": float(labels.mean()),
         "duplicate_rows": int(duplicated.sum()),
         "duplicate_frauds": int((duplicated & (labels == 1)).sum()),
-        "amount_zero_rows": int((raw["Amount"].to_numpy() == 0).sum()),
+        "amount_zero_rows": int((table["Amount"].to_numpy() == 0).sum()),
     }
 
 
 def clean(raw: pd.DataFrame, eps: float) -> pd.DataFrame:
-    """Drops Time (not meaningful across days) and log-transforms Amount, as the tutorial."""
-    cleaned = raw.drop(columns=["Time", "Amount"])
-    cleaned.insert(len(cleaned.columns) - 1, LOG_AMOUNT, np.log(raw["Amount"].to_numpy() + eps))
-    return cleaned[[*FEATURES, LABEL]]
+    """Adds `Log Amount = log(Amount + eps)` (the tutorial's input). Time stays for the time
+    split and audits, Amount for amount-based costs; `scale` keeps only FEATURES."""
+    cleaned = raw.assign(**{LOG_AMOUNT: np.log(raw["Amount"].to_numpy() + eps)})
+    return cleaned[TABLE_COLUMNS]
 
 
 def read_table(path: str | Path, stage_hint: str) -> pd.DataFrame:
@@ -126,7 +147,7 @@ def read_table(path: str | Path, stage_hint: str) -> pd.DataFrame:
     except Exception as error:  # pyarrow raises several types for a corrupt file
         raise PipelineError(f"{path}: not a readable Parquet table ({error}); "
                             f"run the {stage_hint} stage again") from None
-    check_header(path, list(frame.columns), [*FEATURES, LABEL])
+    check_header(path, list(frame.columns), TABLE_COLUMNS)
     return frame
 
 
@@ -138,36 +159,107 @@ def write_table(path: Path, frame: pd.DataFrame) -> None:
                      use_dictionary=dictionary)
 
 
+SPLIT_NAMES = ("train", "val", "test")
+
+
 @dataclass(frozen=True)
 class Splits:
     train: pd.DataFrame
     val: pd.DataFrame
     test: pd.DataFrame
+    summary: dict[str, int]  # rows and frauds per split, duplicates across / dropped
 
 
-def split(cleaned: pd.DataFrame, test_size: float, val_size: float, stratify: bool,
-          seed: int) -> Splits:
-    """Train / val / test as the tutorial (val is a fraction of what test leaves), seeded."""
+def _split_sizes(rows: int, test_size: float, val_size: float) -> tuple[int, int]:
+    """(train, val) sizes as train_test_split counts them: test first, val of what remains."""
+    test = math.ceil(test_size * rows)
+    val = math.ceil(val_size * (rows - test))
+    return rows - test - val, val
+
+
+def _random_assignment(groups: np.ndarray, labels: np.ndarray, settings: SplitParams,
+                       seed: int) -> np.ndarray:
+    """Split index (0 train, 1 val, 2 test) per row, drawn per duplicate group: a group goes
+    whole to one split, stratified by whether it holds a fraud when `method: stratified`."""
     train_test_split = _lazy("train_test_split")
-    labels = cleaned[LABEL]
+    firsts, inverse = np.unique(groups, return_inverse=True)
+    group_labels = np.zeros(len(firsts), dtype=np.int8)
+    np.maximum.at(group_labels, inverse, labels)
+    stratify = settings.method == "stratified"
+    positions = np.arange(len(firsts))
+    rest, test = train_test_split(positions, test_size=settings.test_size, random_state=seed,
+                                  stratify=group_labels if stratify else None)
+    train, val = train_test_split(rest, test_size=settings.val_size, random_state=seed,
+                                  stratify=group_labels[rest] if stratify else None)
+    of_group = np.zeros(len(firsts), dtype=np.int8)
+    of_group[val], of_group[test] = 1, 2
+    return of_group[inverse]
+
+
+def _time_assignment(times: np.ndarray, groups: np.ndarray, settings: SplitParams
+                     ) -> np.ndarray:
+    """Earliest rows to train, then val, then test; a tie in Time never straddles a cut.
+
+    With grouping, a later copy of a row lands in the split of its earliest copy's, or is
+    dropped (-1) when that split is an earlier one: keeping it would put a past row in the
+    future or a future row in the past.
+    """
+    order = np.argsort(times, kind="stable")
+    n_train, n_val = _split_sizes(len(times), settings.test_size, settings.val_size)
+    sorted_times = times[order]
+    first_val = sorted_times[min(n_train, len(times) - 1)]
+    first_test = sorted_times[min(n_train + n_val, len(times) - 1)]
+    assignment = np.where(times < first_val, 0, np.where(times < first_test, 1, 2))
+    assignment = assignment.astype(np.int8)
+    if settings.group_duplicates:
+        of_first = assignment[groups]  # groups[i] is the group's earliest row (data sorted)
+        assignment = np.where(assignment == of_first, assignment, -1).astype(np.int8)
+    return assignment
+
+
+def _across_splits(groups: np.ndarray, assignment: np.ndarray) -> int:
+    """Rows of val or test whose input has an identical copy in another split."""
+    kept = assignment >= 0
+    frame = pd.DataFrame({"group": groups[kept], "split": assignment[kept]})
+    splits_per_group = frame.groupby("group")["split"].transform("nunique").to_numpy()
+    return int(((splits_per_group > 1) & (frame["split"].to_numpy() > 0)).sum())
+
+
+def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int) -> Splits:
+    """Train / val / test (val is a fraction of what test leaves), as `split.method` says.
+
+    Duplicates are rows identical in every model input (Time is no input); with
+    `split.group_duplicates` they never straddle two splits. Rows keep their table order.
+    """
+    labels = cleaned[LABEL].to_numpy()
     frauds = int(labels.sum())
+    if settings.method == "time":
+        cleaned = cleaned.sort_values(TIME, kind="stable").reset_index(drop=True)
+        labels = cleaned[LABEL].to_numpy()
+    groups = duplicate_groups(cleaned[FEATURES])
+    draw_groups = groups if settings.group_duplicates else np.arange(len(cleaned))
     try:
-        rest, test = train_test_split(cleaned, test_size=test_size, random_state=seed,
-                                      stratify=labels if stratify else None)
-        train, val = train_test_split(rest, test_size=val_size, random_state=seed,
-                                      stratify=rest[LABEL] if stratify else None)
+        if settings.method == "time":
+            assignment = _time_assignment(cleaned[TIME].to_numpy(), draw_groups, settings)
+        else:
+            assignment = _random_assignment(draw_groups, labels, settings, seed)
     except ValueError as error:
         raise PipelineError(f"cannot split {len(cleaned):,} rows with {frauds} frauds "
-                            f"(split.test_size={test_size}, split.val_size={val_size}): "
-                            f"{error}") from None
-    for name, part in (("train", train), ("val", val), ("test", test)):
+                            f"(split.test_size={settings.test_size}, split.val_size="
+                            f"{settings.val_size}): {error}") from None
+    parts = {name: cleaned[assignment == index].reset_index(drop=True)
+             for index, name in enumerate(SPLIT_NAMES)}
+    for name, part in parts.items():
         if int(part[LABEL].sum()) == 0:
             raise PipelineError(
                 f"the {name} split would hold no fraud rows ({len(part):,} rows; {frauds} "
-                f"frauds in all): use more data, set split.stratify: true, or change "
+                f"frauds in all): use more data, set split.method: stratified, or change "
                 f"split.test_size / split.val_size")
-    return Splits(train=train.reset_index(drop=True), val=val.reset_index(drop=True),
-                  test=test.reset_index(drop=True))
+    summary = {f"{name}_{what}": int(len(part) if what == "rows" else part[LABEL].sum())
+               for name, part in parts.items() for what in ("rows", "frauds")}
+    summary["duplicates_across_splits"] = _across_splits(groups, assignment)
+    summary["duplicates_dropped"] = int((assignment < 0).sum())
+    return Splits(**parts, summary=summary)
 
 
 def features_and_labels(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:

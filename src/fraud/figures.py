@@ -38,12 +38,16 @@ def confusion_matrix_png(path: Path, counts: dict[str, float], strategy: str,
     _save(fig, path)
 
 
-def roc_png(path: Path, curves: dict[str, pd.DataFrame]) -> None:
+def _label(name: str, chosen: str | None) -> str:
+    return f"{name} (chosen)" if name == chosen else name
+
+
+def roc_png(path: Path, curves: dict[str, pd.DataFrame], chosen: str | None = None) -> None:
     """The tutorial's zoomed ROC: false positives 0–20 %, true positives 80–100 %."""
     fig, ax = plt.subplots(figsize=(7, 6))
-    for n, (strategy, curve) in enumerate(curves.items()):
-        ax.plot(100 * curve["fpr"], 100 * curve["tpr"], label=strategy, color=COLORS[n],
-                linewidth=2)
+    for n, (name, curve) in enumerate(curves.items()):
+        ax.plot(100 * curve["fpr"], 100 * curve["tpr"], label=_label(name, chosen),
+                color=COLORS[n], linewidth=3 if name == chosen else 1.5)
     ax.set_xlabel("False positives [%]")
     ax.set_ylabel("True positives [%]")
     ax.set_xlim(-0.5, 20)
@@ -54,11 +58,11 @@ def roc_png(path: Path, curves: dict[str, pd.DataFrame]) -> None:
     _save(fig, path)
 
 
-def pr_png(path: Path, curves: dict[str, pd.DataFrame]) -> None:
+def pr_png(path: Path, curves: dict[str, pd.DataFrame], chosen: str | None = None) -> None:
     fig, ax = plt.subplots(figsize=(7, 6))
-    for n, (strategy, curve) in enumerate(curves.items()):
-        ax.plot(curve["recall"], curve["precision"], label=strategy, color=COLORS[n],
-                linewidth=2)
+    for n, (name, curve) in enumerate(curves.items()):
+        ax.plot(curve["recall"], curve["precision"], label=_label(name, chosen),
+                color=COLORS[n], linewidth=3 if name == chosen else 1.5)
     ax.set_xlabel("Recall")
     ax.set_ylabel("Precision")
     ax.grid(True)

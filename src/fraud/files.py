@@ -12,6 +12,8 @@ from typing import Any
 
 import numpy as np
 
+from .errors import PipelineError
+
 
 class OutputSet:
     """Collects a stage's outputs as temporary files and publishes them all at once.
@@ -72,6 +74,21 @@ def remove_outputs(*paths: str | os.PathLike[str]) -> None:
 def json_dumps(data: Any) -> str:
     """Stable JSON: sorted keys, plain floats, trailing newline (diff-friendly in git)."""
     return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+
+
+def read_json_file(path: str | os.PathLike[str], stage_hint: str) -> dict[str, Any]:
+    """A JSON object written by an earlier stage; a clear error names the stage to rerun."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: not found; run the {stage_hint} stage first")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise PipelineError(f"{path}: not valid JSON ({error}); run the {stage_hint} stage "
+                            "again") from None
+    if not isinstance(data, dict):
+        raise PipelineError(f"{path}: expected a JSON object; run the {stage_hint} stage again")
+    return data
 
 
 def write_json(path: Path, data: Any) -> None:

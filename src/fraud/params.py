@@ -19,8 +19,14 @@ from .errors import PipelineError
 PARAMS_FILE = "params.yaml"
 SYNTHETIC_SOURCE = "synthetic"
 STRATEGIES = ("baseline", "weighted", "oversample")
+PEERS = ("logreg", "gbdt")
+MODELS = STRATEGIES + PEERS
 STRATEGY_ALIASES = {"resampled": "oversample"}
+AUTO = "auto"  # train.strategy: the candidate with the best validation figure
 THRESHOLD_RULES = ("target_recall", "min_cost")
+SPLIT_METHODS = ("stratified", "random", "time")
+# What `evaluate.select_by` may rank candidates on (validation, exact) and which way is better.
+SELECT_BY = {"val_prc": "max", "val_auc": "max", "val_cost": "min"}
 # What the model logs each epoch on the validation split (see model.py); `train.monitor`
 # must be one of these.
 MONITORABLE = tuple(
@@ -28,7 +34,7 @@ MONITORABLE = tuple(
     for prefix in ("val_", "")
     for name in ("loss", "cross_entropy", "brier", "tp", "fp", "tn", "fn", "accuracy",
                  "precision", "recall", "auc", "prc")
-)
+) + ("val_ap",)  # exact average precision on the whole validation split (train.py)
 
 
 @dataclass(frozen=True)
@@ -51,9 +57,10 @@ class CleanParams:
 
 @dataclass(frozen=True)
 class SplitParams:
+    method: str               # stratified | random | time
+    group_duplicates: bool    # rows with identical inputs go to the same split
     test_size: float
     val_size: float
-    stratify: bool
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,9 @@ class EvaluateParams:
     cost_fn: float | str
     batch_size: int
     curve_points: int
+    candidates: tuple[str, ...]  # models train.strategy: auto chooses among
+    select_by: str               # the validation figure it chooses on
+    bootstrap: int               # resamples of the test split for 95 % intervals
 
 
 @dataclass(frozen=True)
@@ -170,8 +180,49 @@ def normalise_strategy(value: Any, name: str = "train.strategy") -> str:
     text = str(value).strip().lower() if isinstance(value, str) else value
     text = STRATEGY_ALIASES.get(text, text)
     if text not in STRATEGIES:
-        raise _fail(name, value, "one of " + ", ".join(STRATEGIES + tuple(STRATEGY_ALIASES)))
+        raise _fail(name, value, "one of " + ", ".join((AUTO,) + STRATEGIES
+                                                        + tuple(STRATEGY_ALIASES)))
     return text
+
+
+def _split_params(s: dict[str, Any]) -> SplitParams:
+    method = s["method"].strip().lower() if isinstance(s["method"], str) else s["method"]
+    _check("split.method", s["method"], method in SPLIT_METHODS, "one of " + ", ".join(SPLIT_METHODS))
+    split = SplitParams(method=method,
+                        group_duplicates=_as_bool("split.group_duplicates", s["group_duplicates"]),
+                        test_size=_as_float("split.test_size", s["test_size"]),
+                        val_size=_as_float("split.val_size", s["val_size"]))
+    _check("split.test_size", s["test_size"], 0 < split.test_size < 1,
+           "a fraction strictly between 0 and 1")
+    _check("split.val_size", s["val_size"], 0 < split.val_size < 1,
+           "a fraction strictly between 0 and 1 (of what remains after the test split)")
+    return split
+
+
+def _as_names(name: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
+    """A YAML list or a comma-separated string of names (`-S evaluate.candidates=a,b`)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not items:
+        raise _fail(name, value, "a non-empty list of " + ", ".join(allowed))
+    names = tuple(STRATEGY_ALIASES.get(str(item).strip().lower(), str(item).strip().lower())
+                  for item in items)
+    bad = [item for item in names if item not in allowed]
+    _check(name, value, not bad and len(set(names)) == len(names),
+           "a list of distinct names among " + ", ".join(allowed))
+    return names
+
+
+def _evaluate_selection(e: dict[str, Any]) -> dict[str, Any]:
+    """evaluate.candidates / select_by / bootstrap: what `train.strategy: auto` chooses
+    among, on which validation figure, and how many resamples the test intervals use."""
+    select_by = e["select_by"].strip() if isinstance(e["select_by"], str) else e["select_by"]
+    _check("evaluate.select_by", e["select_by"], select_by in SELECT_BY,
+           "one of " + ", ".join(SELECT_BY))
+    bootstrap = _as_int("evaluate.bootstrap", e["bootstrap"])
+    _check("evaluate.bootstrap", e["bootstrap"], 100 <= bootstrap <= 100_000,
+           "a whole number of resamples from 100 to 100000")
+    return {"candidates": _as_names("evaluate.candidates", e["candidates"], STRATEGIES),
+            "select_by": select_by, "bootstrap": bootstrap}
 
 
 def parse_params(raw: Any) -> Params:
@@ -216,14 +267,7 @@ def parse_params(raw: Any) -> Params:
     clean = CleanParams(eps=_as_float("clean.eps", c["eps"]))
     _check("clean.eps", c["eps"], clean.eps > 0, "a number > 0 (log(Amount + eps) needs it)")
 
-    s = _section(raw, "split", SplitParams)
-    split = SplitParams(test_size=_as_float("split.test_size", s["test_size"]),
-                        val_size=_as_float("split.val_size", s["val_size"]),
-                        stratify=_as_bool("split.stratify", s["stratify"]))
-    _check("split.test_size", s["test_size"], 0 < split.test_size < 1,
-           "a fraction strictly between 0 and 1")
-    _check("split.val_size", s["val_size"], 0 < split.val_size < 1,
-           "a fraction strictly between 0 and 1 (of what remains after the test split)")
+    split = _split_params(_section(raw, "split", SplitParams))
 
     sc = _section(raw, "scale", ScaleParams)
     scale = ScaleParams(clip=_as_float("scale.clip", sc["clip"]))
@@ -246,7 +290,8 @@ def parse_params(raw: Any) -> Params:
     t = _section(raw, "train", TrainParams)
     steps = t["oversample_steps_per_epoch"]
     train = TrainParams(
-        strategy=normalise_strategy(t["strategy"]),
+        strategy=(AUTO if isinstance(t["strategy"], str) and t["strategy"].strip().lower() == AUTO
+                  else normalise_strategy(t["strategy"])),
         epochs=_as_int("train.epochs", t["epochs"]),
         batch_size=_as_int("train.batch_size", t["batch_size"]),
         patience=_as_int("train.patience", t["patience"]),
@@ -289,6 +334,7 @@ def parse_params(raw: Any) -> Params:
         cost_fn=cost_fn,
         batch_size=_as_int("evaluate.batch_size", e["batch_size"]),
         curve_points=_as_int("evaluate.curve_points", e["curve_points"]),
+        **_evaluate_selection(e),
     )
     _check("evaluate.target_recall", e["target_recall"], 0 < evaluate.target_recall <= 1,
            "a fraction in (0, 1]")

@@ -19,6 +19,10 @@ LABEL = "Class"
 LOG_AMOUNT = "Log Amount"
 # The model's 29 inputs, in this order everywhere (arrays, scaler, exported model).
 FEATURES = [*V_COLUMNS, LOG_AMOUNT]
+# The cleaned and split tables: the model's inputs plus Time (for the time split and audits)
+# and Amount (for amount-based costs), which `scale` drops.
+TIME = "Time"
+TABLE_COLUMNS = [TIME, *V_COLUMNS, "Amount", LOG_AMOUNT, LABEL]
 
 
 def sniff_not_csv(path: Path, head: bytes) -> None:

@@ -23,6 +23,13 @@ def strategy_pattern(value: str) -> str:
     return value
 
 
+def model_pattern(value: str) -> str:
+    """An argparse type: a path with `{model}` in it, one file per model."""
+    if "{model}" not in value:
+        raise argparse.ArgumentTypeError(f"{value!r} must contain {{model}}")
+    return value
+
+
 def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> None:
     """Runs a stage: an expected failure prints one line and exits 1, with no traceback."""
     logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)

@@ -1,12 +1,12 @@
-"""Stage clean: validates the raw CSV, drops Time, logs Amount; writes the data summary."""
+"""Stage clean: validates the raw CSV and adds `Log Amount = log(Amount + eps)`."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.fraud.data import clean, read_raw_csv, summarise, write_table
-from src.fraud.files import outputs, remove_outputs, write_json
+from src.fraud.data import clean, read_raw_csv, write_table
+from src.fraud.files import outputs, remove_outputs
 from src.fraud.params import load_params
 from src.stages._cli import parser, run
 
@@ -15,14 +15,12 @@ def main(argv: Sequence[str]) -> None:
     cli = parser(__doc__)
     cli.add_argument("--raw", required=True, type=Path)
     cli.add_argument("--out", required=True, type=Path, help="the cleaned table (Parquet)")
-    cli.add_argument("--summary", required=True, type=Path, help="data metrics (JSON)")
     args = cli.parse_args(argv)
-    remove_outputs(args.out, args.summary)
+    remove_outputs(args.out)
     params = load_params(args.params)
     raw = read_raw_csv(args.raw)
     with outputs() as out:
         write_table(out.path(args.out), clean(raw, params.clean.eps))
-        write_json(out.path(args.summary), summarise(raw))
 
 
 if __name__ == "__main__":

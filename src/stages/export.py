@@ -17,8 +17,8 @@ def main(argv: Sequence[str]) -> None:
     cli = parser(__doc__)
     cli.add_argument("--model", required=True, type=strategy_pattern,
                      help="trained networks, e.g. models/{strategy}.keras")
-    cli.add_argument("--metrics", required=True, type=strategy_pattern,
-                     help="test metrics with the chosen threshold, e.g. metrics/{strategy}.json")
+    cli.add_argument("--selected-metrics", required=True, type=Path,
+                     help="the chosen model's metrics, with its name (metrics/evaluate.json)")
     cli.add_argument("--scaler", required=True, type=Path, help="scaler statistics (JSON)")
     cli.add_argument("--raw", required=True, type=Path,
                      help="the raw training CSV (its sha256 goes into the card)")
@@ -26,19 +26,23 @@ def main(argv: Sequence[str]) -> None:
     cli.add_argument("--card", required=True, type=Path, help="the model card (JSON)")
     args = cli.parse_args(argv)
 
-    from src.fraud.files import outputs, remove_outputs, write_json
-    from src.fraud.params import load_params
+    from src.fraud.errors import PipelineError
+    from src.fraud.files import outputs, read_json_file, remove_outputs, write_json
+    from src.fraud.params import STRATEGIES, load_params
 
     remove_outputs(args.out, args.card)
     params = load_params(args.params)
-    strategy = params.train.strategy
+    metrics = read_json_file(args.selected_metrics, "evaluate")
+    strategy = metrics.get("model")
+    if strategy not in STRATEGIES:
+        raise PipelineError(f"{args.selected_metrics}: model {strategy!r} cannot be exported: "
+                            f"only the networks ({', '.join(STRATEGIES)}) are")
     network_path = Path(args.model.format(strategy=strategy))
 
     from src.fraud import export as E
     from src.fraud import model as M
 
     stats = E.read_scaler(args.scaler, params.scale.clip)
-    metrics = E.read_strategy_metrics(args.metrics.format(strategy=strategy))
     raw_sha256 = E.file_sha256(args.raw, "raw training CSV")
     network = M.load_model(network_path, f"train_{strategy}")
     E.check_network(network, network_path)

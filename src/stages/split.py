@@ -1,12 +1,13 @@
-"""Stage split: seeded (stratified) train / val / test tables."""
+"""Stage split: train / val / test tables (`split.method`: stratified, random or by time;
+duplicates grouped), and the data summary with each split's rows and frauds."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.fraud.data import read_table, split, write_table
-from src.fraud.files import outputs, remove_outputs
+from src.fraud.data import read_table, split, summarise, write_table
+from src.fraud.files import outputs, remove_outputs, write_json
 from src.fraud.params import load_params
 from src.stages._cli import parser, run
 
@@ -17,16 +18,17 @@ def main(argv: Sequence[str]) -> None:
     cli.add_argument("--train", required=True, type=Path)
     cli.add_argument("--val", required=True, type=Path)
     cli.add_argument("--test", required=True, type=Path)
+    cli.add_argument("--summary", required=True, type=Path, help="data metrics (JSON)")
     args = cli.parse_args(argv)
-    remove_outputs(args.train, args.val, args.test)
+    remove_outputs(args.train, args.val, args.test, args.summary)
     params = load_params(args.params)
     cleaned = read_table(args.cleaned, "clean")
-    parts = split(cleaned, params.split.test_size, params.split.val_size, params.split.stratify,
-                  params.seed)
+    parts = split(cleaned, params.split, params.seed)
     with outputs() as out:
         for path, table in ((args.train, parts.train), (args.val, parts.val),
                             (args.test, parts.test)):
             write_table(out.path(path), table)
+        write_json(out.path(args.summary), {**summarise(cleaned), **parts.summary})
 
 
 if __name__ == "__main__":

@@ -1,0 +1,74 @@
+"""Stage evaluate_model@<model>: one model's threshold (chosen on validation), its test
+metrics with 95 % bootstrap intervals, curves and confusion matrix. The only stage that
+reads the test split, and only to report. No TensorFlow: models are scored with ONNX
+Runtime (networks) or scikit-learn (peers)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from src.stages._cli import parser, run
+
+log = logging.getLogger("evaluate_model")
+
+
+def main(argv: Sequence[str]) -> None:
+    cli = parser(__doc__)
+    cli.add_argument("--name", required=True, help="the model's name (metrics and plots)")
+    cli.add_argument("--model", required=True, type=Path, help=".onnx, .skops or .keras")
+    cli.add_argument("--trained-by", required=True, help="the stage that writes --model")
+    for split in ("val", "test"):
+        cli.add_argument(f"--{split}-features", required=True, type=Path)
+        cli.add_argument(f"--{split}-labels", required=True, type=Path)
+        cli.add_argument(f"--{split}-table", required=True, type=Path,
+                         help="split table, for transaction amounts")
+    for output in ("metrics", "roc", "prc", "thresholds", "confusion-png"):
+        cli.add_argument(f"--{output}", required=True, type=Path)
+    args = cli.parse_args(argv)
+
+    from src.fraud.files import outputs, remove_outputs, write_json
+
+    remove_outputs(args.metrics, args.roc, args.prc, args.thresholds, args.confusion_png)
+
+    from src.fraud import evaluation, figures, metrics
+    from src.fraud.arrays import load_split
+    from src.fraud.data import read_table
+    from src.fraud.params import load_params
+
+    params = load_params(args.params)
+    settings = params.evaluate
+    scorer = evaluation.load_scorer(args.model, args.trained_by, settings.batch_size)
+    scored = {}
+    for split in ("val", "test"):
+        features, labels = load_split(getattr(args, f"{split}_features"),
+                                      getattr(args, f"{split}_labels"))
+        amounts = None
+        if settings.cost_fn == "amount":
+            amounts = read_table(getattr(args, f"{split}_table"), "split")["Amount"].to_numpy()
+        scored[split] = evaluation.Scored(labels, scorer(features), amounts)
+    result = evaluation.evaluate_scores(scored["val"], scored["test"], settings, params.seed)
+    val_table = metrics.threshold_table(scored["val"].labels, scored["val"].scores,
+                                        scored["val"].amounts)
+    test = scored["test"]
+    with outputs() as out:
+        write_json(out.path(args.metrics), result)
+        metrics.roc_points(test.labels, test.scores, settings.curve_points).to_csv(
+            out.path(args.roc), index=False)
+        metrics.pr_points(test.labels, test.scores, settings.curve_points).to_csv(
+            out.path(args.prc), index=False)
+        metrics.threshold_curve(val_table, settings.cost_fp, settings.cost_fn,
+                                settings.curve_points).to_csv(out.path(args.thresholds),
+                                                              index=False)
+        figures.confusion_matrix_png(out.path(args.confusion_png), result, args.name,
+                                     result["threshold"])
+    log.info("%s: threshold %.4g (val recall %.3f); test precision %.3f recall %.3f "
+             "prc %.4f [%.4f, %.4f] auc %.4f (tp %d fp %d fn %d)", args.name,
+             result["threshold"], result["val_recall"], result["precision"], result["recall"],
+             result["prc"], result["prc_low"], result["prc_high"], result["auc"], result["tp"],
+             result["fp"], result["fn"])
+
+
+if __name__ == "__main__":
+    run(main)
