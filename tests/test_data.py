@@ -15,7 +15,8 @@ import pytest
 from src.fraud.data import (clean, features_and_labels, fit_scaler, read_raw_csv, scale,
                             scaler_to_json, split, summarise)
 from src.fraud.errors import PipelineError
-from src.fraud.schema import FEATURES, LABEL, LOG_AMOUNT, RAW_COLUMNS, V_COLUMNS
+from src.fraud.params import SplitParams
+from src.fraud.schema import FEATURES, LABEL, LOG_AMOUNT, RAW_COLUMNS, TABLE_COLUMNS, V_COLUMNS
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
 
 ROWS, RATE, SEED = 3000, 0.02, 11
@@ -76,10 +77,11 @@ def test_read_raw_csv_unquoted_header(frame: pd.DataFrame, csv_path: Path, tmp_p
 # --- clean, summarise ---------------------------------------------------------------------------
 
 @pytest.mark.parametrize("eps", [0.001, 1e-8, 1.0])
-def test_clean_drops_time_and_logs_amount(raw: pd.DataFrame, eps: float) -> None:
+def test_clean_logs_amount_and_keeps_time_and_amount(raw: pd.DataFrame, eps: float) -> None:
     out = clean(raw, eps)
-    assert list(out.columns) == [*FEATURES, LABEL]
-    assert "Time" not in out.columns and "Amount" not in out.columns
+    assert list(out.columns) == TABLE_COLUMNS
+    np.testing.assert_array_equal(out["Time"].to_numpy(), raw["Time"].to_numpy())
+    np.testing.assert_array_equal(out["Amount"].to_numpy(), raw["Amount"].to_numpy())
     assert len(out) == len(raw)
     np.testing.assert_array_equal(out[LOG_AMOUNT].to_numpy(),
                                   np.log(raw["Amount"].to_numpy() + eps))
@@ -127,6 +129,12 @@ def test_summarise_no_duplicates(raw: pd.DataFrame) -> None:
 
 # --- split --------------------------------------------------------------------------------------
 
+def settings(test_size: float = 0.2, val_size: float = 0.2, stratify: bool = True,
+             method: str | None = None, group: bool = False) -> SplitParams:
+    return SplitParams(method=method or ("stratified" if stratify else "random"),
+                       group_duplicates=group, test_size=test_size, val_size=val_size)
+
+
 def expected_sizes(n: int, test_size: float, val_size: float) -> tuple[int, int, int]:
     test = math.ceil(test_size * n)
     val = math.ceil(val_size * (n - test))
@@ -139,15 +147,15 @@ def expected_sizes(n: int, test_size: float, val_size: float) -> tuple[int, int,
 def test_split_sizes_and_content(cleaned: pd.DataFrame, n: int, test_size: float,
                                  val_size: float, stratify: bool) -> None:
     table = cleaned.iloc[:n].reset_index(drop=True)
-    parts = split(table, test_size, val_size, stratify, seed=42)
+    parts = split(table, settings(test_size, val_size, stratify), seed=42)
     assert (len(parts.train), len(parts.val), len(parts.test)) == \
         expected_sizes(n, test_size, val_size)
     for part in (parts.train, parts.val, parts.test):
-        assert list(part.columns) == [*FEATURES, LABEL]
+        assert list(part.columns) == TABLE_COLUMNS
         assert part.index.equals(pd.RangeIndex(len(part)))
     # every row in exactly one split (compared as multisets: the data has duplicate rows)
     together = pd.concat([parts.train, parts.val, parts.test], ignore_index=True)
-    key = [*FEATURES, LABEL]
+    key = TABLE_COLUMNS
     pd.testing.assert_frame_equal(
         together.sort_values(key).reset_index(drop=True),
         table.sort_values(key).reset_index(drop=True))
@@ -156,7 +164,7 @@ def test_split_sizes_and_content(cleaned: pd.DataFrame, n: int, test_size: float
 @pytest.mark.parametrize("seed", [0, 1, 42])
 def test_split_stratified_fraud_counts(cleaned: pd.DataFrame, seed: int) -> None:
     n, frauds = len(cleaned), int(cleaned[LABEL].sum())
-    parts = split(cleaned, 0.2, 0.2, True, seed)
+    parts = split(cleaned, settings(), seed)
     counts = [int(p[LABEL].sum()) for p in (parts.train, parts.val, parts.test)]
     assert sum(counts) == frauds
     for part, count in zip((parts.train, parts.val, parts.test), counts):
@@ -164,15 +172,15 @@ def test_split_stratified_fraud_counts(cleaned: pd.DataFrame, seed: int) -> None
 
 
 def test_split_same_seed_same_result(cleaned: pd.DataFrame) -> None:
-    first = split(cleaned, 0.2, 0.2, True, 7)
-    second = split(cleaned, 0.2, 0.2, True, 7)
+    first = split(cleaned, settings(), 7)
+    second = split(cleaned, settings(), 7)
     for a, b in zip((first.train, first.val, first.test), (second.train, second.val, second.test)):
         pd.testing.assert_frame_equal(a, b)
 
 
 def test_split_different_seed_different_result(cleaned: pd.DataFrame) -> None:
-    first = split(cleaned, 0.2, 0.2, True, 7)
-    second = split(cleaned, 0.2, 0.2, True, 8)
+    first = split(cleaned, settings(), 7)
+    second = split(cleaned, settings(), 8)
     for a, b in zip((first.train, first.val, first.test), (second.train, second.val, second.test)):
         assert len(a) == len(b)
         assert not a.equals(b)
@@ -188,11 +196,11 @@ def test_split_without_fraud_names_the_split(cleaned: pd.DataFrame) -> None:
     table = few_frauds_table(cleaned, 300, 1)  # one fraud: two splits must lack fraud
     for seed in range(5):
         with pytest.raises(PipelineError) as info:
-            split(table, 0.2, 0.2, False, seed)
+            split(table, settings(stratify=False), seed)
         message = str(info.value)
         assert any(f"the {name} split would hold no fraud rows" in message
                    for name in ("train", "val", "test")), message
-        assert "1 frauds in all" in message and "split.stratify" in message
+        assert "1 frauds in all" in message and "split.method" in message
 
 
 def test_split_without_fraud_names_the_right_split(cleaned: pd.DataFrame,
@@ -200,27 +208,28 @@ def test_split_without_fraud_names_the_right_split(cleaned: pd.DataFrame,
     """3 frauds, not stratified: the named split is the first one really without fraud."""
     import src.fraud.data as data_module
 
-    real = data_module.train_test_split
-    calls: list[list[pd.DataFrame]] = []
+    real = data_module._random_assignment
+    drawn: list[np.ndarray] = []
 
-    def recording(*args: Any, **kwargs: Any) -> Any:
-        result = real(*args, **kwargs)
-        calls.append(result)
-        return result
+    def recording(*args: Any, **kwargs: Any) -> np.ndarray:
+        drawn.append(real(*args, **kwargs))
+        return drawn[-1]
 
-    monkeypatch.setattr(data_module, "train_test_split", recording)
+    monkeypatch.setattr(data_module, "_random_assignment", recording)
     table = few_frauds_table(cleaned, 300, 3)
+    labels = table[LABEL].to_numpy()
     named: set[str] = set()
     for seed in range(30):
-        calls.clear()
+        drawn.clear()
         try:
-            split(table, 0.2, 0.2, False, seed)
+            split(table, settings(stratify=False), seed)
         except PipelineError as error:
-            (rest, test), (train, val) = calls
-            parts = {"train": train, "val": val, "test": test}
-            empty = [name for name, part in parts.items() if int(part[LABEL].sum()) == 0]
+            (assignment,) = drawn
+            frauds = [int(labels[assignment == index].sum()) for index in range(3)]
+            empty = [name for name, count in zip(("train", "val", "test"), frauds) if not count]
             assert empty
-            assert f"the {empty[0]} split would hold no fraud rows ({len(parts[empty[0]]):,} " \
+            rows = int((assignment == ("train", "val", "test").index(empty[0])).sum())
+            assert f"the {empty[0]} split would hold no fraud rows ({rows:,} " \
                    f"rows; 3 frauds in all)" in str(error)
             named.add(empty[0])
     assert len(named) >= 2  # the seeds exercised more than one split name
@@ -229,14 +238,84 @@ def test_split_without_fraud_names_the_right_split(cleaned: pd.DataFrame,
 def test_split_too_few_frauds_to_stratify(cleaned: pd.DataFrame) -> None:
     table = few_frauds_table(cleaned, 300, 1)
     with pytest.raises(PipelineError, match=r"cannot split 300 rows with 1 frauds"):
-        split(table, 0.2, 0.2, True, 0)
+        split(table, settings(), 0)
+
+
+def with_duplicates(cleaned: pd.DataFrame, copies: int = 300, seed: int = 0) -> pd.DataFrame:
+    """`cleaned` plus copies of some rows (frauds among them) at later Times: identical
+    model inputs, as the real data's 9,144 repeats (Time aside)."""
+    rng = np.random.default_rng(seed)
+    frauds = np.nonzero(cleaned[LABEL].to_numpy() == 1)[0][:20]
+    picked = np.concatenate([frauds, rng.choice(len(cleaned), copies - len(frauds))])
+    extra = cleaned.iloc[picked].copy()
+    extra["Time"] = extra["Time"] + rng.uniform(1, 50_000, len(extra)).round()
+    table = pd.concat([cleaned, extra], ignore_index=True)
+    return table.sort_values("Time", kind="stable").reset_index(drop=True)
+
+
+def split_of_each_input(parts: Any) -> pd.DataFrame:
+    frames = [getattr(parts, name).assign(split=name) for name in ("train", "val", "test")]
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize("method", ["stratified", "random", "time"])
+def test_grouped_duplicates_never_straddle_splits(cleaned: pd.DataFrame, method: str) -> None:
+    table = with_duplicates(cleaned)
+    parts = split(table, settings(method=method, group=True), seed=3)
+    together = split_of_each_input(parts)
+    assert (together.groupby(FEATURES)["split"].nunique() == 1).all()
+    assert parts.summary["duplicates_across_splits"] == 0
+    ungrouped = split(table, settings(method=method, group=False), seed=3)
+    assert ungrouped.summary["duplicates_across_splits"] > 0  # the control: they would
+    assert (split_of_each_input(ungrouped).groupby(FEATURES)["split"].nunique() > 1).any()
+
+
+def test_grouped_stratified_split_keeps_every_row_and_the_sizes(cleaned: pd.DataFrame) -> None:
+    table = with_duplicates(cleaned)
+    parts = split(table, settings(group=True), seed=5)
+    together = split_of_each_input(parts).drop(columns="split")
+    pd.testing.assert_frame_equal(
+        together.sort_values(TABLE_COLUMNS).reset_index(drop=True),
+        table.sort_values(TABLE_COLUMNS).reset_index(drop=True))
+    expected = expected_sizes(len(table), 0.2, 0.2)
+    for part, size in zip((parts.train, parts.val, parts.test), expected):
+        assert abs(len(part) - size) <= 0.02 * len(table)  # groups, not rows, are drawn
+    assert parts.summary["duplicates_dropped"] == 0
+
+
+@pytest.mark.parametrize("group", [True, False])
+def test_time_split_is_ordered(cleaned: pd.DataFrame, group: bool) -> None:
+    table = with_duplicates(cleaned).sample(frac=1.0, random_state=1)  # order must not matter
+    parts = split(table, settings(method="time", group=group), seed=0)
+    assert parts.train["Time"].max() < parts.val["Time"].min()
+    assert parts.val["Time"].max() < parts.test["Time"].min()
+    kept = len(parts.train) + len(parts.val) + len(parts.test)
+    assert kept + parts.summary["duplicates_dropped"] == len(table)
+    assert (parts.summary["duplicates_dropped"] > 0) == group
+    assert len(parts.train) == expected_sizes(len(table), 0.2, 0.2)[0] or \
+        table["Time"].duplicated().any()  # a tie in Time at the cut moves it
+
+
+def test_time_split_does_not_depend_on_the_seed(cleaned: pd.DataFrame) -> None:
+    first = split(cleaned, settings(method="time"), 1)
+    second = split(cleaned, settings(method="time"), 2)
+    pd.testing.assert_frame_equal(first.test, second.test)
+
+
+def test_split_summary_counts(cleaned: pd.DataFrame) -> None:
+    parts = split(cleaned, settings(group=True), 0)
+    for name in ("train", "val", "test"):
+        part = getattr(parts, name)
+        assert parts.summary[f"{name}_rows"] == len(part)
+        assert parts.summary[f"{name}_frauds"] == int(part[LABEL].sum())
+    assert all(type(v) is int for v in parts.summary.values())
 
 
 # --- scale --------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
 def arrays(cleaned: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    parts = split(cleaned, 0.2, 0.2, True, 3)
+    parts = split(cleaned, settings(), 3)
     return {name: features_and_labels(getattr(parts, name)) for name in ("train", "val", "test")}
 
 
@@ -445,16 +524,15 @@ def stage_paths(tmp_path: Path, write_params: Any, old_outputs: bool) -> dict[st
     raw_dir.mkdir()
     out_dir.mkdir()
     paths = {"raw": raw_dir / "creditcard.csv", "out": out_dir / "cleaned.parquet",
-             "summary": out_dir / "data.json", "params": write_params({"clean.eps": "1e-08"})}
+             "params": write_params({"clean.eps": "1e-08"})}
     if old_outputs:
         paths["out"].write_bytes(b"old parquet")
-        paths["summary"].write_text('{"rows": 1}\n', encoding="utf-8")
     return paths
 
 
 def clean_args(paths: dict[str, Path]) -> list[str]:
-    return ["--raw", str(paths["raw"]), "--out", str(paths["out"]), "--summary",
-            str(paths["summary"]), "--params", str(paths["params"])]
+    return ["--raw", str(paths["raw"]), "--out", str(paths["out"]), "--params",
+            str(paths["params"])]
 
 
 @pytest.mark.parametrize("case", BAD_CSVS)
@@ -487,7 +565,7 @@ def test_clean_stage_subprocess_rejects(case: str, good_lines: list[str], tmp_pa
     proc = run_stage("clean", *clean_args(paths))
     line = stage_error(proc, f"error: {paths['raw']}: ", *fragments)
     assert line.startswith("error: ")
-    assert not paths["out"].exists() and not paths["summary"].exists()
+    assert not paths["out"].exists()
     assert list((tmp_path / "out").iterdir()) == []
 
 
@@ -502,6 +580,4 @@ def test_clean_stage_subprocess_succeeds(good_lines: list[str], tmp_path: Path,
     table = pd.read_parquet(paths["out"])
     raw = read_raw_csv(paths["raw"])
     pd.testing.assert_frame_equal(table, clean(raw, 1e-08))
-    assert json.loads(paths["summary"].read_text(encoding="utf-8")) == summarise(raw)
-    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cleaned.parquet",
-                                                                   "data.json"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["cleaned.parquet"]

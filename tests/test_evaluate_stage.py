@@ -1,4 +1,5 @@
-"""The evaluate stage: threshold rules end to end, and its failures (one line, no outputs)."""
+"""The evaluate_model and evaluate stages end to end, and their failures (one line, no
+outputs)."""
 
 from __future__ import annotations
 
@@ -10,18 +11,13 @@ import pandas as pd
 import pytest
 
 from src.fraud.params import STRATEGIES, load_params
-from src.fraud.schema import FEATURES, LABEL
+from src.fraud.schema import FEATURES, LABEL, TABLE_COLUMNS
 
-PATTERNS = {"--metrics": "m/{strategy}.json", "--roc": "roc/{strategy}.csv",
-            "--prc": "prc/{strategy}.csv", "--thresholds": "thr/{strategy}.csv",
-            "--confusion-png": "img/cm_{strategy}.png"}
-SINGLE = {"--selected-metrics": "m/evaluate.json", "--roc-png": "img/roc.png",
-          "--prc-png": "img/prc.png"}
-
-
-def outputs(base: Path) -> list[Path]:
-    paths = [base / p.format(strategy=s) for p in PATTERNS.values() for s in STRATEGIES]
-    return paths + [base / p for p in SINGLE.values()]
+MODEL_OUTPUTS = {"--metrics": "m/{model}.json", "--roc": "roc/{model}.csv",
+                 "--prc": "prc/{model}.csv", "--thresholds": "thr/{model}.csv",
+                 "--confusion-png": "img/cm_{model}.png"}
+CHOICE_OUTPUTS = {"--selected-metrics": "m/evaluate.json", "--roc-png": "img/roc.png",
+                  "--prc-png": "img/prc.png"}
 
 
 @pytest.fixture(scope="module")
@@ -40,71 +36,127 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         np.save(base / f"{split}_labels.npy", labels)
         table = pd.DataFrame(features, columns=FEATURES)
         table[LABEL] = labels
-        table.to_parquet(base / f"{split}.parquet")
+        table["Time"] = np.arange(rows, dtype=float)
+        table["Amount"] = rng.uniform(0, 500, rows).round(2)
+        table[TABLE_COLUMNS].to_parquet(base / f"{split}.parquet")
     x = np.load(base / "train_features.npy")
     y = np.load(base / "train_labels.npy").astype(np.float32).reshape(-1, 1)
-    for strategy in STRATEGIES:
-        M.set_determinism(1)
+    for number, strategy in enumerate(STRATEGIES):
+        M.set_determinism(number)
         model = M.make_model(29, params.model, output_bias=M.careful_bias(y))
-        model.fit(x, y, batch_size=256, epochs=2, verbose=0)
+        model.fit(x, y, batch_size=256, epochs=8 + 2 * number, verbose=0)
         M.save_model(model, base / f"{strategy}.keras")
     return base
 
 
-def evaluate_args(base: Path, out: Path, params: Path) -> list[str]:
-    args = ["--params", str(params), "--model", str(base / "{strategy}.keras")]
+def model_args(base: Path, out: Path, params: Path, name: str, model: Path) -> list[str]:
+    args = ["--params", str(params), "--name", name, "--model", str(model),
+            "--trained-by", f"train_{name}"]
     for split in ("val", "test"):
         args += [f"--{split}-features", str(base / f"{split}_features.npy"),
                  f"--{split}-labels", str(base / f"{split}_labels.npy"),
                  f"--{split}-table", str(base / f"{split}.parquet")]
-    for flag, pattern in {**PATTERNS, **SINGLE}.items():
-        args += [flag, str(out / pattern)]
+    for flag, pattern in MODEL_OUTPUTS.items():
+        args += [flag, str(out / pattern.format(model=name))]
     return args
 
 
-def test_target_recall_rule_reaches_the_target_on_validation(inputs, tmp_path, write_params,
-                                                             run_stage) -> None:
-    params = write_params({"evaluate.threshold": "target_recall",
-                           "evaluate.target_recall": "0.9", "train.strategy": "weighted",
-                           "evaluate.cost_fn": "amount"})
-    done = run_stage("evaluate", *evaluate_args(inputs, tmp_path, params))
+def choice_args(out: Path, params: Path, models: tuple[str, ...] = STRATEGIES) -> list[str]:
+    args = ["--params", str(params), "--models", ",".join(models)]
+    for flag in ("--metrics", "--roc", "--prc"):
+        args += [flag, str(out / MODEL_OUTPUTS[flag])]
+    for flag, path in CHOICE_OUTPUTS.items():
+        args += [flag, str(out / path)]
+    return args
+
+
+def model_outputs(out: Path, name: str) -> list[Path]:
+    return [out / pattern.format(model=name) for pattern in MODEL_OUTPUTS.values()]
+
+
+@pytest.fixture(scope="module")
+def evaluated(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """evaluate_model run for each strategy (target_recall rule, amounts as costs)."""
+    import subprocess
+    import sys
+
+    import yaml
+
+    from tests.conftest import REPO, stage_env
+
+    out = tmp_path_factory.mktemp("evaluated")
+    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
+    raw["evaluate"].update(threshold="target_recall", target_recall=0.9, cost_fn="amount",
+                           bootstrap=200)
+    params = out / "params.yaml"
+    params.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    for name in STRATEGIES:
+        done = subprocess.run([sys.executable, "-m", "src.stages.evaluate_model",
+                               *model_args(inputs, out, params, name, inputs / f"{name}.keras")],
+                              cwd=REPO, env=stage_env(), capture_output=True, text=True,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+    return out, params
+
+
+def test_evaluate_model_writes_metrics_with_intervals(evaluated: tuple[Path, Path]) -> None:
+    out, _ = evaluated
+    for name in STRATEGIES:
+        assert all(path.is_file() for path in model_outputs(out, name))
+        result = json.loads((out / f"m/{name}.json").read_text())
+        assert result["val_recall"] >= 0.9 and 0 < result["threshold"] < 1
+        for figure in ("prc", "auc", "recall", "precision"):
+            assert result[f"{figure}_low"] <= result[figure] <= result[f"{figure}_high"]
+        assert result["cost"] >= 5 * result["fp"]  # 5 per false alarm + the amounts missed
+        assert {"val_prc", "val_auc", "val_cost"} <= set(result)
+
+
+@pytest.mark.parametrize("strategy", ["weighted", "auto"])
+def test_evaluate_chooses_and_draws(evaluated: tuple[Path, Path], tmp_path: Path,
+                                    write_params, run_stage, strategy: str) -> None:
+    out, _ = evaluated
+    params = write_params({"train.strategy": strategy})
+    args = choice_args(out, params)
+    args[args.index("--selected-metrics") + 1] = str(tmp_path / "evaluate.json")
+    done = run_stage("evaluate", *args)
     assert done.returncode == 0, done.stderr
-    assert all(path.is_file() for path in outputs(tmp_path))
-    selected = json.loads((tmp_path / "m/evaluate.json").read_text())
-    assert selected["strategy"] == "weighted"
-    assert selected["val_recall"] >= 0.9
-    assert 0 < selected["threshold"] < 1
-    weighted = json.loads((tmp_path / "m/weighted.json").read_text())
-    assert {k: v for k, v in selected.items() if k != "strategy"} == weighted
-    assert selected["cost"] >= 5 * selected["fp"]  # cost_fp 5 per false alarm + amounts missed
+    selected = json.loads((tmp_path / "evaluate.json").read_text())
+    per_model = {name: json.loads((out / f"m/{name}.json").read_text()) for name in STRATEGIES}
+    if strategy == "auto":
+        best = max(STRATEGIES, key=lambda name: per_model[name]["val_prc"])
+        assert (selected["model"], selected["chosen_by"]) == (best, "validation")
+    else:
+        assert (selected["model"], selected["chosen_by"]) == ("weighted", "train.strategy")
+    chosen = selected["model"]
+    assert {k: v for k, v in selected.items()
+            if k not in ("model", "chosen_by", "select_by")} == per_model[chosen]
+    assert "tensorflow" not in done.stderr.lower()
 
 
 def test_missing_model_fails_in_one_line_and_leaves_nothing(inputs, tmp_path, write_params,
-                                                            run_stage) -> None:
-    models = tmp_path / "models"
-    models.mkdir()
-    (models / "baseline.keras").write_bytes((inputs / "baseline.keras").read_bytes())
-    stale = tmp_path / "m/evaluate.json"
+                                                            run_stage, stage_error) -> None:
+    stale = tmp_path / "m/weighted.json"
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")
-    args = evaluate_args(inputs, tmp_path, write_params())
-    args[args.index("--model") + 1] = str(models / "{strategy}.keras")
-    done = run_stage("evaluate", *args)
-    assert done.returncode == 1
-    lines = done.stderr.strip().splitlines()
-    assert lines[-1].startswith("error: ") and "weighted.keras" in lines[-1]
-    assert "train_weighted" in lines[-1] and "Traceback" not in done.stderr
-    assert not any(path.exists() for path in outputs(tmp_path))
+    args = model_args(inputs, tmp_path, write_params(), "weighted", tmp_path / "weighted.keras")
+    line = stage_error(run_stage("evaluate_model", *args), "weighted.keras", "train_weighted",
+                       only_line=False)
+    assert line.startswith("error: ")
+    assert not any(path.exists() for path in model_outputs(tmp_path, "weighted"))
 
 
-def test_corrupt_model_is_a_clear_error(inputs, tmp_path, write_params, run_stage) -> None:
-    models = tmp_path / "models"
-    models.mkdir()
-    for strategy in STRATEGIES:
-        (models / f"{strategy}.keras").write_text("<html>not a model</html>")
-    args = evaluate_args(inputs, tmp_path, write_params())
-    args[args.index("--model") + 1] = str(models / "{strategy}.keras")
-    done = run_stage("evaluate", *args)
-    assert done.returncode == 1
-    assert "not a loadable Keras model" in done.stderr and "Traceback" not in done.stderr
-    assert not any(path.exists() for path in outputs(tmp_path))
+def test_corrupt_model_is_a_clear_error(inputs, tmp_path, write_params, run_stage,
+                                        stage_error) -> None:
+    model = tmp_path / "baseline.keras"
+    model.write_text("<html>not a model</html>")
+    args = model_args(inputs, tmp_path, write_params(), "baseline", model)
+    stage_error(run_stage("evaluate_model", *args), "not a loadable Keras model",
+                only_line=False)
+    assert not any(path.exists() for path in model_outputs(tmp_path, "baseline"))
+
+
+def test_evaluate_without_a_model_metrics_names_the_stage(tmp_path, write_params, run_stage,
+                                                          stage_error) -> None:
+    stage_error(run_stage("evaluate", *choice_args(tmp_path, write_params())),
+                "m/baseline.json", "evaluate_model@baseline")
+    assert not any((tmp_path / path).exists() for path in CHOICE_OUTPUTS.values())

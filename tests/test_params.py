@@ -9,8 +9,8 @@ import pytest
 import yaml
 
 from src.fraud.errors import PipelineError
-from src.fraud.params import (MONITORABLE, STRATEGIES, Params, load_params, normalise_strategy,
-                              parse_params)
+from src.fraud.params import (AUTO, MONITORABLE, SELECT_BY, SPLIT_METHODS, STRATEGIES, Params,
+                              load_params, normalise_strategy, parse_params)
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -52,8 +52,8 @@ def test_repo_params_file_loads_with_correct_types(repo_params_raw: dict[str, An
 
     assert type(params.clean.eps) is float and params.clean.eps == raw["clean"]["eps"]
     assert type(params.split.test_size) is float and type(params.split.val_size) is float
-    assert type(params.split.stratify) is bool
-    assert params.split.stratify == raw["split"]["stratify"]
+    assert params.split.method == raw["split"]["method"] and params.split.method in SPLIT_METHODS
+    assert type(params.split.group_duplicates) is bool
     assert type(params.scale.clip) is float and params.scale.clip == raw["scale"]["clip"]
 
     assert type(params.model.hidden_units) is int
@@ -61,7 +61,7 @@ def test_repo_params_file_loads_with_correct_types(repo_params_raw: dict[str, An
     assert type(params.init_bias.compare_epochs) is int
 
     t = params.train
-    assert t.strategy in STRATEGIES
+    assert t.strategy in (AUTO, *STRATEGIES)
     assert type(t.epochs) is int and type(t.batch_size) is int and type(t.patience) is int
     assert t.monitor in MONITORABLE
     assert t.oversample_steps_per_epoch is None or type(t.oversample_steps_per_epoch) is int
@@ -71,6 +71,8 @@ def test_repo_params_file_loads_with_correct_types(repo_params_raw: dict[str, An
     assert type(e.target_recall) is float and type(e.cost_fp) is float
     assert isinstance(e.cost_fn, (float, str))
     assert type(e.batch_size) is int and type(e.curve_points) is int
+    assert type(e.bootstrap) is int and e.select_by in SELECT_BY
+    assert isinstance(e.candidates, tuple) and set(e.candidates) <= set(STRATEGIES)
 
 
 def test_parse_params_of_the_repo_dict_equals_load_params(repo_params_raw: dict[str, Any]) -> None:
@@ -115,7 +117,7 @@ def test_exp_run_style_file_is_cast(tmp_path: Path) -> None:
     """What `dvc exp run -S clean.eps=1e-8` leaves in params.yaml: `eps: '1e-08'`."""
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     raw["clean"]["eps"] = 1e-8
-    raw["split"]["stratify"] = "false"
+    raw["split"]["group_duplicates"] = "false"
     text = yaml.safe_dump(raw).replace("eps: 1.0e-08", "eps: 1e-08")
     assert "eps: 1e-08\n" in text
     path = tmp_path / "params.yaml"
@@ -123,16 +125,44 @@ def test_exp_run_style_file_is_cast(tmp_path: Path) -> None:
     assert yaml.safe_load(text)["clean"]["eps"] == "1e-08"  # YAML 1.1 reads it as a string
     params = load_params(path)
     assert params.clean.eps == 1e-08 and type(params.clean.eps) is float
-    assert params.split.stratify is False
+    assert params.split.group_duplicates is False
 
 
 @pytest.mark.parametrize(("value", "expected"), [
     (True, True), (False, False), ("true", True), ("false", False), ("True", True),
     ("FALSE", False),
 ])
-def test_stratify_booleans_and_strings(raw_params: dict[str, Any], value: Any,
-                                       expected: bool) -> None:
-    assert parse_params(with_value(raw_params, "split.stratify", value)).split.stratify is expected
+def test_group_duplicates_booleans_and_strings(raw_params: dict[str, Any], value: Any,
+                                               expected: bool) -> None:
+    params = parse_params(with_value(raw_params, "split.group_duplicates", value))
+    assert params.split.group_duplicates is expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("time", "time"), ("Stratified", "stratified"), (" random ", "random")])
+def test_split_methods(raw_params: dict[str, Any], value: str, expected: str) -> None:
+    assert parse_params(with_value(raw_params, "split.method", value)).split.method == expected
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    (["baseline", "weighted"], ("baseline", "weighted")),
+    ("oversample,baseline", ("oversample", "baseline")),
+    (["resampled"], ("oversample",)),
+])
+def test_candidates_list_or_comma_string(raw_params: dict[str, Any], value: Any,
+                                         expected: tuple[str, ...]) -> None:
+    params = parse_params(with_value(raw_params, "evaluate.candidates", value))
+    assert params.evaluate.candidates == expected
+
+
+def test_strategy_auto_and_named(raw_params: dict[str, Any]) -> None:
+    assert parse_params(with_value(raw_params, "train.strategy", "AUTO")).train.strategy == AUTO
+    assert parse_params(with_value(raw_params, "train.strategy", "resampled")
+                        ).train.strategy == "oversample"
+
+
+def test_val_ap_is_the_default_monitor(repo_params_raw: dict[str, Any]) -> None:
+    assert parse_params(repo_params_raw).train.monitor == "val_ap"
 
 
 # --- invalid values: the message names the dotted key and the value ---------------------------
@@ -182,8 +212,21 @@ INVALID = [
     ("evaluate.cost_fn", "bogus"),
     ("evaluate.batch_size", 0),
     ("evaluate.curve_points", 5),
-    ("split.stratify", "maybe"),
-    ("split.stratify", 1),
+    ("split.group_duplicates", "maybe"),
+    ("split.group_duplicates", 1),
+    ("split.method", "shuffled"),
+    ("split.method", 3),
+    ("evaluate.candidates", []),
+    ("evaluate.candidates", ["baseline", "bogus"]),
+    ("evaluate.candidates", ["baseline", "baseline"]),
+    ("evaluate.candidates", ["logreg"]),
+    ("evaluate.candidates", 3),
+    ("evaluate.select_by", "prc"),
+    ("evaluate.select_by", "test_prc"),
+    ("evaluate.bootstrap", 10),
+    ("evaluate.bootstrap", "many"),
+    ("evaluate.bootstrap", 1.5),
+    ("train.strategy", "logreg"),
     ("seed", -1),
     ("seed", 2**32),
     ("seed", 1.5),
@@ -302,7 +345,9 @@ def test_unknown_key_inside_a_section(raw_params: dict[str, Any], section: str) 
     assert "unknown key" in message and f"{section}.bogus_knob" in message
 
 
-@pytest.mark.parametrize("dotted", ["clean.eps", "split.stratify", "train.monitor",
+@pytest.mark.parametrize("dotted", ["clean.eps", "split.method", "split.group_duplicates",
+                                    "evaluate.candidates", "evaluate.select_by",
+                                    "evaluate.bootstrap", "train.monitor",
                                     "download.sha256", "evaluate.cost_fn"])
 def test_missing_key(raw_params: dict[str, Any], dotted: str) -> None:
     section, key = dotted.split(".")

@@ -13,6 +13,7 @@ import pytest
 
 from src.fraud.data import clean, split, write_table
 from src.fraud.errors import PipelineError
+from src.fraud.params import SplitParams
 from src.fraud.schema import LABEL
 from src.fraud.synthetic import generate_creditcard
 
@@ -33,7 +34,7 @@ def test_split_stage_without_fraud_in_a_split(few_frauds: tuple[Path, pd.DataFra
     cleaned_path, table = few_frauds
     for seed in range(50):  # a seed that leaves a split without fraud (most do with 3 frauds)
         try:
-            split(table, 0.2, 0.2, False, seed)
+            split(table, SplitParams("random", True, 0.2, 0.2), seed)
         except PipelineError as error:
             expected = str(error)
             break
@@ -45,12 +46,13 @@ def test_split_stage_without_fraud_in_a_split(few_frauds: tuple[Path, pd.DataFra
     out.mkdir()
     outputs = {name: out / f"{name}.parquet" for name in ("train", "val", "test")}
     outputs["train"].write_bytes(b"stale")  # from an earlier run
-    params_file = write_params({"seed": seed, "split.stratify": False, "split.test_size": 0.2,
-                                "split.val_size": 0.2})
+    params_file = write_params({"seed": seed, "split.method": "random", "split.test_size": 0.2,
+                                "split.val_size": 0.2, "split.group_duplicates": True})
     proc = run_stage("split", "--cleaned", cleaned_path, "--train", outputs["train"],
-                     "--val", outputs["val"], "--test", outputs["test"], "--params", params_file)
+                     "--val", outputs["val"], "--test", outputs["test"], "--summary",
+                     out / "data.json", "--params", params_file)
     line = stage_error(proc, "split would hold no fraud rows", "3 frauds in all",
-                       "split.stratify")
+                       "split.method")
     assert line == f"error: {expected}"
     assert list(out.iterdir()) == []
 
@@ -90,7 +92,7 @@ def test_split_stage_params_with_unknown_key(few_frauds: tuple[Path, pd.DataFram
     out = tmp_path / "split"
     proc = run_stage("split", "--cleaned", few_frauds[0], "--train", out / "train.parquet",
                      "--val", out / "val.parquet", "--test", out / "test.parquet",
-                     "--params", params_file)
+                     "--summary", out / "data.json", "--params", params_file)
     stage_error(proc, "error: params.yaml: unknown key(s) split.shuffle")
     assert not out.exists() or list(out.iterdir()) == []
 
