@@ -18,9 +18,15 @@ ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore",
                  ".gitignore",
                  "plots/template"]
-STAGES = ["download", "clean", "split", "scale", "init_bias", "train_baseline",
-          "train_weighted", "train_resampled", "evaluate", "export"]
 STRATEGIES = ["baseline", "weighted", "oversample"]
+
+
+def stage_names() -> set[str]:
+    """Every stage of dvc.yaml, `foreach` stages expanded as DVC names them (name@key)."""
+    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
+    return {f"{name}@{key}" if "foreach" in stage else name
+            for name, stage in stages.items()
+            for key in (stage.get("foreach") or [None])}
 
 pytestmark = pytest.mark.e2e
 
@@ -82,8 +88,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh git + DVC repository holding the project, after one `dvc repro`."""
     repo = new_project(tmp_path_factory.mktemp("project"))
     done = dvc(repo, "repro")
-    ran = re.findall(r"Running stage '([\w-]+)'", done.stdout)
-    assert ran == STAGES, ran
+    ran = re.findall(r"Running stage '([\w@-]+)'", done.stdout)
+    assert sorted(ran) == sorted(stage_names()), ran
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", "first run")
     return repo
@@ -101,17 +107,22 @@ def test_repro_writes_every_artefact(project: Path) -> None:
         for key in ("loss", "tp", "fp", "tn", "fn", "accuracy", "precision", "recall", "auc",
                     "prc", "brier", "threshold"):
             assert key in metrics, (strategy, key)
-        assert metrics["tp"] + metrics["fn"] == 24  # test frauds: 20 % of 120, stratified
+        assert metrics["tp"] + metrics["fn"] == data["test_frauds"]
+        assert abs(data["test_frauds"] - 24) <= 2  # 20 % of 120, stratified (by group)
+        assert metrics["prc_low"] <= metrics["prc"] <= metrics["prc_high"]
         assert 0.5 < metrics["auc"] <= 1
         assert (project / f"models/{strategy}.keras").is_file()
         history = (project / f"plots/history/{strategy}.csv").read_text().splitlines()
         assert history[0].startswith("epoch,") and 2 <= len(history) - 1 <= 4
         roc = (project / f"plots/roc/{strategy}.csv").read_text()
         assert "inf" not in roc and len(roc.splitlines()) - 1 <= 200
+    assert data["duplicates_across_splits"] == 0
     selected = read_json(project / "metrics/evaluate.json")
-    assert selected["strategy"] == "baseline"
-    assert {k: v for k, v in selected.items() if k != "strategy"} == \
-        read_json(project / "metrics/baseline.json")
+    per_model = {name: read_json(project / f"metrics/{name}.json") for name in STRATEGIES}
+    assert selected["model"] == max(STRATEGIES, key=lambda name: per_model[name]["val_prc"])
+    assert selected["chosen_by"] == "validation"
+    assert {k: v for k, v in selected.items() if k not in ("model", "chosen_by", "select_by")} \
+        == per_model[selected["model"]]
     assert dvc(project, "status").stdout.strip().endswith("up to date.")
 
 
@@ -123,17 +134,18 @@ def test_metrics_show_has_a_row_per_strategy(project: Path) -> None:
 
 
 def test_exp_run_strategy_reruns_only_evaluate(project: Path) -> None:
-    done = dvc(project, "exp", "run", "-S", "train.strategy=oversample")
-    ran = re.findall(r"Running stage '([\w-]+)'", done.stdout)
+    chosen = read_json(project / "metrics/evaluate.json")["model"]
+    other = next(name for name in ("oversample", "weighted") if name != chosen)
+    done = dvc(project, "exp", "run", "-S", f"train.strategy={other}")
+    ran = re.findall(r"Running stage '([\w@-]+)'", done.stdout)
     assert ran == ["evaluate", "export"], done.stdout  # export ships the champion
     selected = read_json(project / "metrics/evaluate.json")
-    assert selected["strategy"] == "oversample"
+    assert selected["model"] == other and selected["chosen_by"] == "train.strategy"
     diff = dvc(project, "metrics", "diff", "--json").stdout
     changed = json.loads(diff)["metrics/evaluate.json"]
-    assert "recall" in changed or "precision" in changed, changed
-    # The resampled strategy's numbers are what evaluate.json now reports.
-    oversample = read_json(project / "metrics/oversample.json")
-    assert selected["prc"] == oversample["prc"]
+    assert "model" in changed and "prc" in changed, changed
+    # The named strategy's numbers are what evaluate.json now reports.
+    assert selected["prc"] == read_json(project / f"metrics/{other}.json")["prc"]
     # Back to the committed workspace for the next tests.
     sh(project, "git", "checkout", "--", ".")
     dvc(project, "checkout", "-q")
@@ -176,5 +188,6 @@ def test_plots_show_writes_an_offline_page(project: Path) -> None:
 def test_repro_exports_the_champion_model(project: Path) -> None:
     card = read_json(project / "models/fraud_detector.json")
     assert (project / "models/fraud_detector.keras").is_file()
-    assert card["strategy"] == "baseline"
-    assert card["threshold"] == read_json(project / "metrics/baseline.json")["threshold"]
+    chosen = read_json(project / "metrics/evaluate.json")["model"]
+    assert card["strategy"] == chosen
+    assert card["threshold"] == read_json(project / f"metrics/{chosen}.json")["threshold"]
