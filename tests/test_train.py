@@ -354,6 +354,25 @@ def test_early_stopping_restores_the_best_weights(patience: int, stops_early: bo
     assert result.best_val_metrics["loss"] == best_row["val_loss"]
 
 
+def test_val_ap_is_exact_average_precision_and_drives_early_stopping(train_split,
+                                                                    val_split) -> None:
+    from sklearn.metrics import average_precision_score
+
+    params = tiny_params(model={"learning_rate": 0.05},
+                         train={"epochs": 6, "patience": 20, "monitor": "val_ap"})
+    M.set_determinism(SEED)
+    model = M.make_model(N_FEATURES, params.model, output_bias=M.careful_bias(train_split[1]))
+    M.set_determinism(SEED)
+    result = T.train_strategy("baseline", model, train_split, val_split, params.train, SEED)
+    history = result.history
+    assert "val_ap" in history.columns and "val_prc" in history.columns
+    assert result.best_epoch == int(history["val_ap"].idxmax()) + 1
+    scores = model(val_split[0], training=False).numpy().reshape(-1)  # best weights restored
+    exact = average_precision_score(val_split[1], scores)
+    assert exact == pytest.approx(history.loc[result.best_epoch - 1, "val_ap"], rel=1e-12)
+    assert (history["val_ap"] != history["val_prc"]).any()  # not Keras' binned PR-AUC
+
+
 def test_fit_without_early_stopping_keeps_the_last_epoch(params, train_split, val_split) -> None:
     M.set_determinism(SEED)
     model = M.make_model(N_FEATURES, params.model)
