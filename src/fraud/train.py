@@ -23,7 +23,6 @@ from .params import MONITORABLE, TrainParams
 
 log = logging.getLogger(__name__)
 
-SCORING_BATCH = 65536  # rows per call when scoring the validation split each epoch
 # Metrics where lower is better; early stopping needs the direction.
 LOWER_IS_BETTER = ("loss", "cross_entropy", "brier", "fp", "fn")
 
@@ -76,21 +75,18 @@ class ValidationAveragePrecision(keras.callbacks.Callback):
     oversample). Must come before EarlyStopping in the callback list: Keras hands every
     callback the same logs dict, in order."""
 
-    def __init__(self, features: np.ndarray, labels: np.ndarray, batch_size: int) -> None:
+    def __init__(self, features: np.ndarray, labels: np.ndarray) -> None:
         super().__init__()
-        self.features = features
+        # A tensor once, not numpy per epoch: the conversion cost more than the forward pass.
+        self.features = tf.constant(features)
         self.labels = np.asarray(labels).reshape(-1)
-        self.batch_size = batch_size
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         from sklearn.metrics import average_precision_score
 
-        scores = np.concatenate([
-            keras.ops.convert_to_numpy(self.model(self.features[start:start + self.batch_size],
-                                                  training=False)).reshape(-1)
-            for start in range(0, len(self.features), self.batch_size)])
+        scores = keras.ops.convert_to_numpy(self.model(self.features, training=False))
         if logs is not None:
-            logs["val_ap"] = float(average_precision_score(self.labels, scores))
+            logs["val_ap"] = float(average_precision_score(self.labels, scores.reshape(-1)))
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -172,7 +168,7 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
             monitor=monitor, mode=monitor_mode(monitor), patience=params.patience,
             restore_best_weights=True, verbose=0))
     if early_stopping and monitor == "val_ap":  # first: the callbacks after it read the value it adds
-        callbacks.insert(0, ValidationAveragePrecision(val[0], val[1], SCORING_BATCH))
+        callbacks.insert(0, ValidationAveragePrecision(val[0], val[1]))
     x, y = train
     # Keras' cross-entropy metric wants labels shaped like the (rows, 1) output.
     val = (val[0], val[1].reshape(-1, 1))
