@@ -11,61 +11,19 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from .arrays import N_FEATURES, load_split  # noqa: F401  (re-exported: T.load_split)
 from .errors import PipelineError
 from .model import keras, tf
 from .params import MONITORABLE, TrainParams
 
 log = logging.getLogger(__name__)
 
-N_FEATURES = 29
 # Metrics where lower is better; early stopping needs the direction.
 LOWER_IS_BETTER = ("loss", "cross_entropy", "brier", "fp", "fn")
-
-
-def load_split(features_path: str | Path, labels_path: str | Path,
-               n_features: int = N_FEATURES) -> tuple[np.ndarray, np.ndarray]:
-    """Loads and checks a scaled split written by `scale`: float features, 0/1 labels."""
-    arrays = []
-    for path in (Path(features_path), Path(labels_path)):
-        if not path.is_file():
-            raise PipelineError(f"{path}: not found; run the scale stage first")
-        try:
-            arrays.append(np.load(path, allow_pickle=False))
-        except (ValueError, OSError, EOFError) as error:
-            raise PipelineError(f"{path}: not a readable .npy array ({error}); "
-                                "run the scale stage again") from None
-    features, labels = arrays
-    fpath, lpath = Path(features_path), Path(labels_path)
-    if features.ndim != 2 or features.shape[1] != n_features:
-        raise PipelineError(f"{fpath}: expected a (rows, {n_features}) feature array, "
-                            f"got shape {features.shape}")
-    if not np.issubdtype(features.dtype, np.floating):
-        raise PipelineError(f"{fpath}: expected floating-point features, got dtype "
-                            f"{features.dtype}")
-    if labels.ndim != 1 or len(labels) != len(features):
-        raise PipelineError(f"{lpath}: expected {len(features)} labels (one per row of "
-                            f"{fpath.name}), got shape {labels.shape}")
-    if len(labels) == 0:
-        raise PipelineError(f"{lpath}: the split is empty")
-    finite = np.isfinite(features)
-    if not finite.all():
-        row, col = np.argwhere(~finite)[0]
-        raise PipelineError(f"{fpath}: row {row}, column {col} is {features[row, col]}; "
-                            "features must be finite")
-    bad = ~np.isin(labels, (0, 1))
-    if bad.any():
-        row = int(np.argmax(bad))
-        raise PipelineError(f"{lpath}: row {row} holds label {labels[row].item()!r}; labels "
-                            "must be 0 or 1")
-    if int(labels.sum()) == 0:
-        raise PipelineError(f"{lpath}: no positive (fraud) labels among {len(labels):,} rows; "
-                            "a fraud model needs positive examples")
-    return features.astype(np.float32, copy=False), labels.astype(np.float32)
 
 
 def class_weights(labels: np.ndarray) -> dict[int, float]:
