@@ -1,15 +1,29 @@
-"""The scikit-learn peer: class-weighted logistic regression on the pipeline's scaled splits."""
+"""The scikit-learn peers: logistic regression and gradient-boosted trees on the pipeline's
+scaled splits, tuned on validation, saved with skops and loaded only if every type is trusted.
+(The first tests cover the older class-weighted peer that compare_seeds still uses.)"""
 
 from __future__ import annotations
 
+import copy
+import io
+import json
+import zipfile
+
 import numpy as np
 import pytest
+import skops.io as sio
+from sklearn.dummy import DummyClassifier
+from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import average_precision_score
+from sklearn.preprocessing import FunctionTransformer
 
 from src.fraud.data import clean, features_and_labels, fit_scaler, scale, split
 from src.fraud.errors import PipelineError
 from src.fraud.metrics import binary_metrics
-from src.fraud.peer import fit_logistic_peer, peer_metrics
+from src.fraud.params import GbdtParams, LogregParams, Params, parse_params
+from src.fraud.peer import (TRUSTED_NODES, fit_gbdt, fit_logistic_peer, fit_logreg, fit_peer,
+                            load_peer, peer_metrics, peer_scores, save_peer)
 from src.fraud.synthetic import generate_creditcard
 
 
@@ -77,22 +91,6 @@ def test_bad_input_is_a_pipeline_error(features, labels, fragment) -> None:
 
 
 # === the peers in the DAG: train_logreg / train_gbdt ========================================
-
-import copy  # noqa: E402
-import io  # noqa: E402
-import json  # noqa: E402
-import zipfile  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import skops.io as sio  # noqa: E402
-from sklearn.dummy import DummyClassifier  # noqa: E402
-from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier  # noqa: E402
-from sklearn.metrics import average_precision_score  # noqa: E402
-from sklearn.preprocessing import FunctionTransformer  # noqa: E402
-
-from src.fraud.params import GbdtParams, LogregParams, Params, parse_params  # noqa: E402
-from src.fraud.peer import (TRUSTED_NODES, fit_gbdt, fit_logreg, fit_peer,  # noqa: E402
-                            load_peer, peer_scores, save_peer)
 
 LOGREG = LogregParams(c_grid=(0.01, 0.1, 1.0, 10.0), class_weight="none", max_iter=1000)
 # Small and quick: a high learning rate and a short patience on a few thousand rows.
