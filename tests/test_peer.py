@@ -17,13 +17,15 @@ from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassif
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from sklearn.preprocessing import FunctionTransformer
+from threadpoolctl import threadpool_limits
 
 from src.fraud.data import clean, features_and_labels, fit_scaler, scale, split
 from src.fraud.errors import PipelineError
 from src.fraud.metrics import binary_metrics
 from src.fraud.params import GbdtParams, LogregParams, Params, parse_params
-from src.fraud.peer import (TRUSTED_NODES, fit_gbdt, fit_logistic_peer, fit_logreg, fit_peer,
-                            load_peer, peer_metrics, peer_scores, save_peer)
+from src.fraud.peer import (GBDT_THREADS, TRUSTED_NODES, fit_gbdt, fit_logistic_peer,
+                            fit_logreg, fit_peer, load_peer, peer_metrics, peer_scores,
+                            save_peer)
 from src.fraud.synthetic import generate_creditcard
 
 
@@ -202,7 +204,9 @@ def test_gbdt_stops_early_on_the_given_validation_split() -> None:
     search = HistGradientBoostingClassifier(
         learning_rate=0.2, l2_regularization=1.0, max_iter=200, max_leaf_nodes=15,
         early_stopping=True, validation_fraction=None, n_iter_no_change=5,
-        scoring="average_precision", random_state=0).fit(*train, X_val=val[0], y_val=val[1])
+        scoring="average_precision", random_state=0)
+    with threadpool_limits(GBDT_THREADS, user_api="openmp"):
+        search.fit(*train, X_val=val[0], y_val=val[1])
     assert search.n_iter_ == summary["iterations_run"]
     staged = list(search.staged_predict_proba(val[0]))[summary["n_iter"] - 1][:, 1]
     np.testing.assert_allclose(peer_scores(fitted.model, val[0]), staged, rtol=0, atol=1e-12)

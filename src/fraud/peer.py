@@ -26,12 +26,19 @@ import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
+from threadpoolctl import threadpool_limits
 
 from .errors import PipelineError
 from .metrics import binary_metrics
 from .params import GbdtParams, LogregParams, Params
 
 log = logging.getLogger(__name__)
+
+# The trees fit and predict on one OpenMP thread. HistGradientBoostingClassifier opens many
+# short parallel regions per iteration; on a 2-core machine shared with other processes its
+# threads wait on each other and the fit ran an order of magnitude slower than on one thread
+# (bench figures in the closing note of issue 10). Same trees either way.
+GBDT_THREADS = 1
 
 PeerModel = LogisticRegression | HistGradientBoostingClassifier
 
@@ -156,11 +163,12 @@ def fit_gbdt(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nda
     """
     train, val = _check_pair(train, val)
     start = time.perf_counter()
-    search = _gbdt(params, seed, params.max_iter, early_stopping=True)
-    search.fit(*train, X_val=val[0], y_val=val[1])
-    # validation_score_[i]: the score after i iterations (higher is better, loss negated).
-    best_iter = max(1, int(np.argmax(search.validation_score_)))
-    model = _gbdt(params, seed, best_iter, early_stopping=False).fit(*train)
+    with threadpool_limits(GBDT_THREADS, user_api="openmp"):
+        search = _gbdt(params, seed, params.max_iter, early_stopping=True)
+        search.fit(*train, X_val=val[0], y_val=val[1])
+        # validation_score_[i]: the score after i iterations (higher is better, loss negated).
+        best_iter = max(1, int(np.argmax(search.validation_score_)))
+        model = _gbdt(params, seed, best_iter, early_stopping=False).fit(*train)
     seconds = time.perf_counter() - start
     score = _val_ap(model, val)
     log.info("gbdt: %d iterations run, best %d by validation %s; val AP %.4f (%.1f s)",
@@ -189,7 +197,9 @@ def peer_scores(model: PeerModel, features: np.ndarray) -> np.ndarray:
     if features.ndim != 2 or features.shape[1] != expected:
         raise PipelineError(f"peer: expected a (rows, {expected}) feature array, got shape "
                             f"{features.shape}")
-    return np.ascontiguousarray(model.predict_proba(features)[:, 1], dtype=np.float64)
+    with threadpool_limits(GBDT_THREADS, user_api="openmp"):
+        probabilities = model.predict_proba(features)[:, 1]
+    return np.ascontiguousarray(probabilities, dtype=np.float64)
 
 
 def save_peer(model: PeerModel, path: str | Path) -> None:
