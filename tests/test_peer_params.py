@@ -114,7 +114,7 @@ def test_unknown_and_missing_keys_and_sections(raw_params: dict[str, Any], secti
     raw_params[section]["bogus_knob"] = 1
     assert f"{section}.bogus_knob" in parse_error(raw_params)
     del raw_params[section]["bogus_knob"]
-    first = sorted(raw_params[section])[0]
+    first = min(raw_params[section])
     del raw_params[section][first]
     assert "missing" in parse_error(raw_params)
     del raw_params[section]
