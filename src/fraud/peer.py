@@ -203,15 +203,55 @@ def peer_scores(model: PeerModel, features: np.ndarray) -> np.ndarray:
 
 
 def save_peer(model: PeerModel, path: str | Path) -> None:
-    """skops, no pickle; refuses to write what `load_peer` would refuse to read."""
+    """skops, no pickle, byte for byte the same for the same model; refuses to write what
+    `load_peer` would refuse to read."""
     import skops.io as sio
 
-    data = sio.dumps(model)
+    data = _canonical_skops(sio.dumps(model))
     untrusted = _untrusted_nodes(data)
     if untrusted:
         raise PipelineError(f"{path}: the model holds {', '.join(untrusted)}, outside the "
                             "trusted types of src/fraud/peer.py; not saved")
     Path(path).write_bytes(data)
+
+
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+def _canonical_skops(data: bytes) -> bytes:
+    """The same skops file with ids numbered in order of appearance and fixed zip timestamps.
+
+    skops names nodes and array files after `id()` of the objects and stamps each zip entry
+    with the time of saving, so saving the same model twice gives different bytes. Canonical
+    bytes let DVC see an unchanged model (and skip the stages that read it) when a rerun
+    changes nothing. Shared objects keep a shared id, so loading is unaffected.
+    """
+    with zipfile.ZipFile(io.BytesIO(data)) as archive:
+        schema = json.loads(archive.read("schema.json"))
+        arrays = {name: archive.read(name) for name in archive.namelist()
+                  if name != "schema.json"}
+    ids: dict[Any, int] = {}
+    files: dict[str, str] = {}
+    stack = [schema]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            if "__id__" in node:
+                node["__id__"] = ids.setdefault(node["__id__"], len(ids))
+            if node.get("file") in arrays:
+                node["file"] = files.setdefault(node["file"], f"{len(files)}.npy")
+            stack.extend(reversed(list(node.values())))
+        elif isinstance(node, list):
+            stack.extend(reversed(node))
+    if set(files) != set(arrays):
+        raise PipelineError("skops file: an array file is not referenced by the schema")
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_STORED) as archive:
+        for old, new in files.items():
+            archive.writestr(zipfile.ZipInfo(new, date_time=_ZIP_EPOCH), arrays[old])
+        archive.writestr(zipfile.ZipInfo("schema.json", date_time=_ZIP_EPOCH),
+                         json.dumps(schema, indent=2))
+    return buffer.getvalue()
 
 
 def _schema_nodes(node: Any, found: set[tuple[str, str, str]]) -> None:
