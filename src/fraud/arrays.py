@@ -1,5 +1,9 @@
-"""The scaled arrays that `scale` writes, loaded and checked (no TensorFlow here: the peers
-and the evaluation read them too)."""
+"""The scaled arrays `scale` writes, loaded and checked: no TensorFlow here.
+
+Why a module of its own: the train stages and the TensorFlow-free stages (the scikit-learn
+peers, evaluation on ONNX Runtime) read the same `.npy` files with the same checks, and
+importing `train.py` costs TensorFlow (~5 s, ~800 MB per process).
+"""
 
 from __future__ import annotations
 

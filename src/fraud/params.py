@@ -19,10 +19,14 @@ from .errors import PipelineError
 PARAMS_FILE = "params.yaml"
 SYNTHETIC_SOURCE = "synthetic"
 STRATEGIES = ("baseline", "weighted", "oversample")
+# The scikit-learn peers (stages train_logreg / train_gbdt), trained on the same scaled splits.
 PEERS = ("logreg", "gbdt")
 MODELS = STRATEGIES + PEERS
 STRATEGY_ALIASES = {"resampled": "oversample"}
 AUTO = "auto"  # train.strategy: the candidate with the best validation figure
+LOGREG_CLASS_WEIGHTS = ("none", "balanced")
+# What HistGradientBoostingClassifier's early stopping reads on the validation split.
+GBDT_SCORINGS = ("average_precision", "loss")
 THRESHOLD_RULES = ("target_recall", "min_cost")
 SPLIT_METHODS = ("stratified", "random", "time")
 # What `evaluate.select_by` may rank candidates on (validation, exact) and which way is better.
@@ -104,6 +108,24 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class LogregParams:
+    c_grid: tuple[float, ...]  # inverse regularisation strengths; the best on validation wins
+    class_weight: str          # "none" (plain) or "balanced"
+    max_iter: int
+
+
+@dataclass(frozen=True)
+class GbdtParams:
+    learning_rate: float
+    l2_regularization: float
+    max_iter: int              # upper bound; early stopping on validation decides
+    max_leaf_nodes: int
+    min_samples_leaf: int
+    n_iter_no_change: int      # patience, in boosting iterations
+    scoring: str               # the early-stopping score on validation: one of GBDT_SCORINGS
+
+
+@dataclass(frozen=True)
 class Params:
     seed: int
     download: DownloadParams
@@ -114,6 +136,8 @@ class Params:
     init_bias: InitBiasParams
     train: TrainParams
     evaluate: EvaluateParams
+    logreg: LogregParams
+    gbdt: GbdtParams
 
 
 def _fail(name: str, value: Any, allowed: str) -> PipelineError:
@@ -347,7 +371,64 @@ def parse_params(raw: Any) -> Params:
                             "evaluate.cost_fp and evaluate.cost_fn are both 0")
 
     return Params(seed=seed, download=download, clean=clean, split=split, scale=scale,
-                  model=model, init_bias=init_bias, train=train, evaluate=evaluate)
+                  model=model, init_bias=init_bias, train=train, evaluate=evaluate,
+                  logreg=parse_logreg(raw), gbdt=parse_gbdt(raw))
+
+
+def _c_grid(value: Any) -> tuple[float, ...]:
+    """A list of distinct numbers > 0; a single number (`-S logreg.c_grid=1`) is a grid of one."""
+    allowed = "a list of distinct numbers > 0 (values of C to try), e.g. [0.01, 0.1, 1, 10]"
+    items = value if isinstance(value, list) else [value]
+    if not items:
+        raise _fail("logreg.c_grid", value, allowed)
+    grid = tuple(_as_float(f"logreg.c_grid[{i}]", item) for i, item in enumerate(items))
+    _check("logreg.c_grid", value, all(c > 0 for c in grid) and len(set(grid)) == len(grid),
+           allowed)
+    return grid
+
+
+def parse_logreg(raw: dict[str, Any]) -> LogregParams:
+    """Section `logreg`: plain logistic regression, C chosen on validation average precision."""
+    section = _section(raw, "logreg", LogregParams)
+    weight = section["class_weight"]
+    weight = "none" if weight is None else weight
+    _check("logreg.class_weight", section["class_weight"],
+           isinstance(weight, str) and weight.strip().lower() in LOGREG_CLASS_WEIGHTS,
+           "one of " + ", ".join(LOGREG_CLASS_WEIGHTS))
+    result = LogregParams(c_grid=_c_grid(section["c_grid"]),
+                          class_weight=weight.strip().lower(),
+                          max_iter=_as_int("logreg.max_iter", section["max_iter"]))
+    _check("logreg.max_iter", section["max_iter"], result.max_iter >= 1, "a whole number >= 1")
+    return result
+
+
+def parse_gbdt(raw: dict[str, Any]) -> GbdtParams:
+    """Section `gbdt`: HistGradientBoostingClassifier, early-stopped on the validation split."""
+    g = _section(raw, "gbdt", GbdtParams)
+    scoring = g["scoring"].strip() if isinstance(g["scoring"], str) else g["scoring"]
+    _check("gbdt.scoring", g["scoring"], scoring in GBDT_SCORINGS,
+           "one of " + ", ".join(GBDT_SCORINGS))
+    result = GbdtParams(
+        learning_rate=_as_float("gbdt.learning_rate", g["learning_rate"]),
+        l2_regularization=_as_float("gbdt.l2_regularization", g["l2_regularization"]),
+        max_iter=_as_int("gbdt.max_iter", g["max_iter"]),
+        max_leaf_nodes=_as_int("gbdt.max_leaf_nodes", g["max_leaf_nodes"]),
+        min_samples_leaf=_as_int("gbdt.min_samples_leaf", g["min_samples_leaf"]),
+        n_iter_no_change=_as_int("gbdt.n_iter_no_change", g["n_iter_no_change"]),
+        scoring=scoring,
+    )
+    _check("gbdt.learning_rate", g["learning_rate"], 0 < result.learning_rate <= 1,
+           "a number in (0, 1]")
+    _check("gbdt.l2_regularization", g["l2_regularization"], result.l2_regularization >= 0,
+           "a number >= 0")
+    _check("gbdt.max_iter", g["max_iter"], result.max_iter >= 1, "a whole number >= 1")
+    _check("gbdt.max_leaf_nodes", g["max_leaf_nodes"], result.max_leaf_nodes >= 2,
+           "a whole number >= 2")
+    _check("gbdt.min_samples_leaf", g["min_samples_leaf"], result.min_samples_leaf >= 1,
+           "a whole number >= 1")
+    _check("gbdt.n_iter_no_change", g["n_iter_no_change"], result.n_iter_no_change >= 1,
+           "a whole number >= 1 (boosting iterations without improvement before stopping)")
+    return result
 
 
 def load_params(path: str | Path = PARAMS_FILE) -> Params:

@@ -11,12 +11,11 @@ import logging
 import math
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from .arrays import N_FEATURES, load_split  # noqa: F401  (stages import it from here too)
+from .arrays import N_FEATURES, load_split  # noqa: F401  (re-exported: T.load_split)
 from .errors import PipelineError
 from .model import keras, tf
 from .params import MONITORABLE, TrainParams

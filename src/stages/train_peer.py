@@ -1,0 +1,48 @@
+"""Stages train_logreg / train_gbdt: a scikit-learn peer of the Keras models, fitted on the
+scaled train split and tuned on the validation split; saved with skops. No TensorFlow."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from src.stages._cli import parser, run
+
+log = logging.getLogger("train_peer")
+
+
+def main(argv: Sequence[str]) -> None:
+    from src.fraud.params import PEERS
+
+    cli = parser(__doc__)
+    cli.add_argument("--model", required=True, choices=PEERS)
+    cli.add_argument("--train-features", required=True, type=Path)
+    cli.add_argument("--train-labels", required=True, type=Path)
+    cli.add_argument("--val-features", required=True, type=Path)
+    cli.add_argument("--val-labels", required=True, type=Path)
+    cli.add_argument("--model-out", required=True, type=Path, help="fitted model (.skops)")
+    cli.add_argument("--metrics-out", required=True, type=Path,
+                     help="what tuning chose, and the validation average precision (JSON)")
+    args = cli.parse_args(argv)
+
+    from src.fraud.arrays import load_split
+    from src.fraud.files import outputs, remove_outputs, write_json
+    from src.fraud.params import load_params
+    from src.fraud.peer import fit_peer, save_peer
+
+    # Stale outputs go first, so that any failure (bad params too) leaves none behind.
+    remove_outputs(args.model_out, args.metrics_out)
+    params = load_params(args.params)
+    train = load_split(args.train_features, args.train_labels)
+    val = load_split(args.val_features, args.val_labels)
+    fitted = fit_peer(args.model, train, val, params)
+    log.info("%s: %s", args.model, {k: v for k, v in fitted.summary.items()
+                                    if k not in ("model", "c_grid", "grid_val_ap")})
+    with outputs() as out:
+        save_peer(fitted.model, out.path(args.model_out))
+        write_json(out.path(args.metrics_out), fitted.summary)
+
+
+if __name__ == "__main__":
+    run(main)
