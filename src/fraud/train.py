@@ -125,9 +125,13 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.seconds.append(time.perf_counter() - self._start)
         logs = logs or {}
-        log.info("%s epoch %d: loss %.5f val_loss %.5f %s %.4f (%.2f s)", self.label, epoch + 1,
+        # A loss-only fit (init_bias' comparison) has no monitored metric: say nothing of it
+        # rather than print `nan`.
+        monitored = (f" {self.monitor} {logs[self.monitor]:.4f}"
+                     if self.monitor in logs and self.monitor not in ("loss", "val_loss") else "")
+        log.info("%s epoch %d: loss %.5f val_loss %.5f%s (%.2f s)", self.label, epoch + 1,
                  logs.get("loss", float("nan")), logs.get("val_loss", float("nan")),
-                 self.monitor, logs.get(self.monitor, float("nan")), self.seconds[-1])
+                 monitored, self.seconds[-1])
 
 
 @dataclass(frozen=True)
