@@ -1,4 +1,5 @@
 """PNG figures drawn as the tutorial draws them (matplotlib / seaborn), viewable offline.
+Each model has its colour from colors.py, the same as in the Vega charts.
 
 PNGs are written without a timestamp, so the same data gives the same bytes.
 """
@@ -15,8 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .colors import model_color
+
 PNG_METADATA = {"Software": None}
-COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -41,9 +43,9 @@ def confusion_matrix_png(path: Path, counts: dict[str, float], strategy: str,
 def roc_png(path: Path, curves: dict[str, pd.DataFrame]) -> None:
     """The tutorial's zoomed ROC: false positives 0–20 %, true positives 80–100 %."""
     fig, ax = plt.subplots(figsize=(7, 6))
-    for n, (strategy, curve) in enumerate(curves.items()):
-        ax.plot(100 * curve["fpr"], 100 * curve["tpr"], label=strategy, color=COLORS[n],
-                linewidth=2)
+    for strategy, curve in curves.items():
+        ax.plot(100 * curve["fpr"], 100 * curve["tpr"], label=strategy,
+                color=model_color(strategy), linewidth=2)
     ax.set_xlabel("False positives [%]")
     ax.set_ylabel("True positives [%]")
     ax.set_xlim(-0.5, 20)
@@ -56,9 +58,9 @@ def roc_png(path: Path, curves: dict[str, pd.DataFrame]) -> None:
 
 def pr_png(path: Path, curves: dict[str, pd.DataFrame]) -> None:
     fig, ax = plt.subplots(figsize=(7, 6))
-    for n, (strategy, curve) in enumerate(curves.items()):
-        ax.plot(curve["recall"], curve["precision"], label=strategy, color=COLORS[n],
-                linewidth=2)
+    for strategy, curve in curves.items():
+        ax.plot(curve["recall"], curve["precision"], label=strategy,
+                color=model_color(strategy), linewidth=2)
     ax.set_xlabel("Recall")
     ax.set_ylabel("Precision")
     ax.grid(True)
