@@ -20,6 +20,10 @@ PARAMS_FILE = "params.yaml"
 SYNTHETIC_SOURCE = "synthetic"
 STRATEGIES = ("baseline", "weighted", "oversample")
 STRATEGY_ALIASES = {"resampled": "oversample"}
+# dvc.yaml's stage that trains each strategy (oversample's is train_resampled): name it in
+# messages from here, never as f"train_{strategy}".
+TRAIN_STAGES = {"baseline": "train_baseline", "weighted": "train_weighted",
+                "oversample": "train_resampled"}
 THRESHOLD_RULES = ("target_recall", "min_cost")
 # What the model logs each epoch on the validation split (see model.py); `train.monitor`
 # must be one of these.

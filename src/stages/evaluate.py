@@ -37,7 +37,7 @@ def main(argv: Sequence[str]) -> None:
 
     from src.fraud import metrics as MX
     from src.fraud.files import outputs, remove_outputs, write_json
-    from src.fraud.params import STRATEGIES, load_params
+    from src.fraud.params import STRATEGIES, TRAIN_STAGES, load_params
 
     per_strategy = {name: [pattern.format(strategy=name) for pattern in
                            (args.metrics, args.roc, args.prc, args.thresholds,
@@ -66,7 +66,7 @@ def main(argv: Sequence[str]) -> None:
     with outputs() as out:
         for name in STRATEGIES:
             metrics_path, roc_path, prc_path, thresholds_path, cm_path = per_strategy[name]
-            model = M.load_model(args.model.format(strategy=name), f"train_{name}")
+            model = M.load_model(args.model.format(strategy=name), TRAIN_STAGES[name])
             # One predict call for both splits: one traced function, not one per shape.
             scores = M.predict_proba(model, np.concatenate([val[0], test[0]]), p.batch_size)
             val_p, test_p = scores[:len(val[0])], scores[len(val[0]):]
