@@ -68,3 +68,14 @@ def test_epoch_line_leaves_out_a_metric_the_fit_does_not_compute(caplog) -> None
     assert "nan" not in first and "val_prc" not in first
     assert first.startswith("zero bias epoch 1: loss 0.50000 val_loss 0.25000 (")
     assert "val_prc 0.7500" in second
+
+
+def test_stage_log_lines_name_the_module_not_its_package() -> None:
+    import logging
+
+    from src.stages._cli import _ShortNames
+
+    record = logging.LogRecord("src.fraud.train", logging.INFO, __file__, 1,
+                               "baseline epoch %d", (1,), None)
+    assert _ShortNames("%(short_name)s: %(message)s").format(record) == \
+        "train: baseline epoch 1"
