@@ -25,7 +25,8 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 # What `dvc repro` needs (the e2e test copies the same).
-PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvcignore",
+PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvc/plots",
+                 ".dvcignore",
                  ".gitignore", "plots/template"]
 # The stages this benchmark was written against; dvc.yaml may hold more (they are timed too).
 STAGES = ["download", "clean", "split", "scale", "init_bias", "train_baseline",

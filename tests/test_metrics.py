@@ -59,6 +59,46 @@ def test_thin_keeps_endpoints() -> None:
     assert len(thinned) <= 1000 and thinned["x"].iloc[0] == 0 and thinned["x"].iloc[-1] == 9999
 
 
+def _largest_gap(curve: pd.DataFrame, thinned: pd.DataFrame, x: str, y: str) -> float:
+    """How far the thinned polyline strays from the full curve (x increasing)."""
+    return float(np.max(np.abs(np.interp(curve[x], thinned[x], thinned[y]) - curve[y])))
+
+
+def test_thin_keeps_every_turn_of_a_staircase() -> None:
+    """A ROC curve is a staircase: its flat runs go, every corner stays, the shape is exact."""
+    rng = np.random.default_rng(1)
+    runs = rng.integers(1, 2000, 40)  # rows per flat step: 40 steps, ~40,000 rows
+    fpr = np.cumsum(np.repeat(rng.random(40), runs))
+    tpr = np.repeat(np.arange(40), runs).astype(float)
+    curve = pd.DataFrame({"fpr": fpr / fpr[-1], "tpr": tpr / 39, "threshold": rng.random(len(fpr))})
+    thinned = MX.thin(curve, 100, ("fpr", "tpr"))
+    assert len(thinned) <= 100
+    assert set(thinned["tpr"]) == set(curve["tpr"])
+    # Each step's first and last rows are kept: every edge is drawn where it is.
+    for ends in (curve.drop_duplicates("tpr"), curve.drop_duplicates("tpr", keep="last")):
+        assert ends["fpr"].isin(thinned["fpr"]).all()
+    assert _largest_gap(curve, thinned, "fpr", "tpr") == 0
+
+
+def test_thin_spaces_rows_by_distance_along_the_curve() -> None:
+    """99 % of the rows crowd a short stretch (scores near 0): every-n-th-row thinning would
+    draw the rest, where the curve turns, as one straight line."""
+    x = np.concatenate([np.linspace(0, 0.001, 99_000, endpoint=False), np.linspace(0.001, 1, 1000)])
+    curve = pd.DataFrame({"x": x, "y": np.sin(3 * np.pi * x)})
+    thinned = MX.thin(curve, 60)
+    assert len(thinned) <= 60
+    assert _largest_gap(curve, thinned, "x", "y") < 0.05
+    every_nth = curve.iloc[np.linspace(0, len(curve) - 1, 60).round().astype(int)]
+    assert _largest_gap(curve, every_nth, "x", "y") > 0.5  # what the old rule drew
+
+
+def test_thin_measures_only_the_plotted_columns() -> None:
+    """The threshold column is not drawn: its jumps must not take the points."""
+    x = np.linspace(0, 1, 5000)
+    curve = pd.DataFrame({"x": x, "y": x ** 2, "threshold": np.where(x < 0.5, 0.0, 1e6) * x})
+    assert _largest_gap(curve, MX.thin(curve, 40, ("x", "y")), "x", "y") < 0.002
+
+
 def test_target_recall_picks_the_highest_threshold_reaching_it() -> None:
     labels = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
     scores = np.array([0.9, 0.8, 0.7, 0.2, 0.85, 0.6, 0.5, 0.1, 0.05, 0.3])

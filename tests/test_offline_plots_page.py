@@ -21,8 +21,10 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 PROJECT_CONFIG = REPO / ".dvc" / "config"
 CSV = "step,loss\n0,1.00\n1,0.62\n2,0.41\n3,0.30\n4,0.26\n"
+# One of the project's own chart templates (.dvc/plots), so the page is the one users get.
 DVC_YAML = """plots:
   - plots/loss.csv:
+      template: model_curve
       x: step
       y: loss
 """
@@ -88,6 +90,7 @@ def page(tmp_path_factory) -> str:
     (work / rel).parent.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(template, work / rel)
     _run([*_dvc_cmd(), "config", "plots.html_template", setting], work)
+    shutil.copytree(REPO / ".dvc" / "plots", work / ".dvc" / "plots")
     (work / "plots").mkdir(exist_ok=True)
     (work / "plots" / "loss.csv").write_text(CSV, encoding="utf8")
     (work / "dvc.yaml").write_text(DVC_YAML, encoding="utf8")
@@ -146,6 +149,7 @@ def test_plot_is_embedded(page):
     assert any("loss" in plot_id for plot_id in ids)
     for plot_id in ids:
         assert re.search(r'<div id\s*=\s*"%s"' % re.escape(plot_id), page)
+    assert "#0072B2" in page  # the project template's model colours, not DVC's default
 
 
 def test_generator_escapes_closing_script_tags():

@@ -1,4 +1,5 @@
 """PNG figures drawn as the tutorial draws them (matplotlib / seaborn), viewable offline.
+Each model has its colour from colors.py, the same as in the Vega charts.
 
 PNGs are written without a timestamp, so the same data gives the same bytes.
 """
@@ -15,8 +16,9 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from .colors import model_color
+
 PNG_METADATA = {"Software": None}
-COLORS = plt.rcParams["axes.prop_cycle"].by_key()["color"]
 
 
 def _save(fig: plt.Figure, path: Path) -> None:
@@ -45,9 +47,9 @@ def _label(name: str, chosen: str | None) -> str:
 def roc_png(path: Path, curves: dict[str, pd.DataFrame], chosen: str | None = None) -> None:
     """The tutorial's zoomed ROC: false positives 0–20 %, true positives 80–100 %."""
     fig, ax = plt.subplots(figsize=(7, 6))
-    for n, (name, curve) in enumerate(curves.items()):
+    for name, curve in curves.items():
         ax.plot(100 * curve["fpr"], 100 * curve["tpr"], label=_label(name, chosen),
-                color=COLORS[n], linewidth=3 if name == chosen else 1.5)
+                color=model_color(name), linewidth=3 if name == chosen else 1.5)
     ax.set_xlabel("False positives [%]")
     ax.set_ylabel("True positives [%]")
     ax.set_xlim(-0.5, 20)
@@ -60,9 +62,9 @@ def roc_png(path: Path, curves: dict[str, pd.DataFrame], chosen: str | None = No
 
 def pr_png(path: Path, curves: dict[str, pd.DataFrame], chosen: str | None = None) -> None:
     fig, ax = plt.subplots(figsize=(7, 6))
-    for n, (name, curve) in enumerate(curves.items()):
+    for name, curve in curves.items():
         ax.plot(curve["recall"], curve["precision"], label=_label(name, chosen),
-                color=COLORS[n], linewidth=3 if name == chosen else 1.5)
+                color=model_color(name), linewidth=3 if name == chosen else 1.5)
     ax.set_xlabel("Recall")
     ax.set_ylabel("Precision")
     ax.grid(True)

@@ -7,6 +7,7 @@ A transaction is flagged when its probability is >= the threshold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,11 +66,45 @@ def cost_at(labels: np.ndarray, probabilities: np.ndarray, threshold: float, cos
     return float(cost_fp * false_alarms + float(cost_fn) * int(missed.sum()))
 
 
-def thin(frame: pd.DataFrame, max_points: int) -> pd.DataFrame:
-    """At most `max_points` rows, evenly spaced, first and last kept (plots stay light)."""
-    if len(frame) <= max_points:
+def _without_straight_runs(points: np.ndarray) -> np.ndarray:
+    """Row indices of `points` (rows, dims) that start, end or turn the polyline: repeated
+    points and the inside of straight runs (a ROC curve's flat steps) add nothing to a line."""
+    moved = np.append(True, np.any(np.diff(points, axis=0) != 0, axis=1))
+    moved[-1] = True
+    kept = np.flatnonzero(moved)
+    if len(kept) < 3:
+        return kept
+    before = points[kept[1:-1]] - points[kept[:-2]]
+    after = points[kept[2:]] - points[kept[1:-1]]
+    dot = np.einsum("ij,ij->i", before, after)
+    cross = (np.einsum("ij,ij->i", before, before) * np.einsum("ij,ij->i", after, after)
+             - dot ** 2)
+    straight = (dot > 0) & (cross <= 1e-12 * dot ** 2)
+    return np.concatenate([kept[:1], kept[1:-1][~straight], kept[-1:]])
+
+
+def thin(frame: pd.DataFrame, max_points: int, columns: Sequence[str] | None = None
+         ) -> pd.DataFrame:
+    """At most `max_points` rows that keep the curve's shape (plots stay light).
+
+    The curve is the polyline through `columns` (default: all), each scaled to its range.
+    Rows inside straight runs go first (they change nothing); if too many remain, the kept
+    rows are evenly spaced by distance along the curve, not by row number: picking every
+    n-th row keeps the crowded stretches (most scores sit near 0) and cuts the sparse ones,
+    where the curve turns, into long straight segments. First and last rows stay.
+    """
+    if len(frame) <= 2:
         return frame.reset_index(drop=True)
-    keep = np.unique(np.linspace(0, len(frame) - 1, max_points).round().astype(int))
+    values = frame[list(columns) if columns else list(frame.columns)].to_numpy(float)
+    span = values.max(axis=0) - values.min(axis=0)
+    points = values / np.where(span > 0, span, 1.0)
+    keep = _without_straight_runs(points)
+    if len(keep) > max_points:
+        steps = np.linalg.norm(np.diff(points[keep], axis=0), axis=1)
+        along = np.concatenate([[0.0], np.cumsum(steps)])
+        marks = np.linspace(0.0, along[-1], max_points)
+        picked = np.unique(np.searchsorted(along, marks, side="left").clip(0, len(keep) - 1))
+        keep = keep[np.union1d(picked, [0, len(keep) - 1])]
     return frame.iloc[keep].reset_index(drop=True)
 
 
@@ -77,7 +112,8 @@ def roc_points(labels: np.ndarray, probabilities: np.ndarray, max_points: int) -
     fpr, tpr, thresholds = roc_curve(labels, probabilities)
     # The first threshold is +inf ("flag nothing"); 1.0 says the same and is plottable.
     thresholds = np.minimum(thresholds, 1.0)
-    return thin(pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thresholds}), max_points)
+    frame = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thresholds})
+    return thin(frame, max_points, ("fpr", "tpr"))
 
 
 def pr_points(labels: np.ndarray, probabilities: np.ndarray, max_points: int) -> pd.DataFrame:
@@ -85,7 +121,7 @@ def pr_points(labels: np.ndarray, probabilities: np.ndarray, max_points: int) ->
     # The last point (recall 0, precision 1) has no threshold: it means "flag nothing".
     thresholds = np.append(thresholds, 1.0)
     frame = pd.DataFrame({"recall": recall, "precision": precision, "threshold": thresholds})
-    return thin(frame.iloc[::-1], max_points)
+    return thin(frame.iloc[::-1], max_points, ("recall", "precision"))
 
 
 @dataclass(frozen=True)

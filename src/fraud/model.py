@@ -9,13 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep stage logs readable
+from .errors import PipelineError
+from .params import ModelParams
+from .quiet import filtered_stderr, set_log_level
 
-import keras  # noqa: E402
-import tensorflow as tf  # noqa: E402
-
-from .errors import PipelineError  # noqa: E402
-from .params import ModelParams  # noqa: E402
+# Before the import: TensorFlow's C++ logging reads the level once (quiet.py says why 3).
+with filtered_stderr(set_log_level()):
+    import keras
+    import tensorflow as tf
 
 FIXED_ZIP_TIME = (1980, 1, 1, 0, 0, 0)
 

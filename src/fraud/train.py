@@ -104,9 +104,13 @@ class EpochTimer(keras.callbacks.Callback):
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         self.seconds.append(time.perf_counter() - self._start)
         logs = logs or {}
-        log.info("%s epoch %d: loss %.5f val_loss %.5f %s %.4f (%.2f s)", self.label, epoch + 1,
+        # A loss-only fit (init_bias' comparison) has no monitored metric: say nothing of it
+        # rather than print `nan`.
+        monitored = (f" {self.monitor} {logs[self.monitor]:.4f}"
+                     if self.monitor in logs and self.monitor not in ("loss", "val_loss") else "")
+        log.info("%s epoch %d: loss %.5f val_loss %.5f%s (%.2f s)", self.label, epoch + 1,
                  logs.get("loss", float("nan")), logs.get("val_loss", float("nan")),
-                 self.monitor, logs.get(self.monitor, float("nan")), self.seconds[-1])
+                 monitored, self.seconds[-1])
 
 
 @dataclass(frozen=True)
@@ -163,11 +167,11 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     timer = EpochTimer(label, monitor)
     callbacks: list[keras.callbacks.Callback] = [timer]
     if early_stopping:
-        callbacks.insert(0, keras.callbacks.EarlyStopping(
-            monitor=monitor, mode=monitor_mode(monitor), patience=params.patience,
-            restore_best_weights=True, verbose=0))
-    if early_stopping and monitor == "val_ap":  # first: the callbacks after it read the value it adds
-        callbacks.insert(0, ValidationAveragePrecision(val[0], val[1]))
+        # val_ap first: the callbacks after it (EarlyStopping, History) read what it adds.
+        callbacks[:0] = [ValidationAveragePrecision(val[0], val[1]),
+                         keras.callbacks.EarlyStopping(
+                             monitor=monitor, mode=monitor_mode(monitor),
+                             patience=params.patience, restore_best_weights=True, verbose=0)]
     x, y = train
     # Keras' cross-entropy metric wants labels shaped like the (rows, 1) output.
     val = (val[0], val[1].reshape(-1, 1))

@@ -30,9 +30,19 @@ def model_pattern(value: str) -> str:
     return value
 
 
+class _ShortNames(logging.Formatter):
+    """`train: baseline epoch 1: …`, not `src.fraud.train: …`: the module name is enough."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.short_name = record.name.rsplit(".", 1)[-1]
+        return super().format(record)
+
+
 def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> None:
     """Runs a stage: an expected failure prints one line and exits 1, with no traceback."""
-    logging.basicConfig(level=logging.INFO, format="%(name)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ShortNames("%(short_name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         main(sys.argv[1:] if argv is None else argv)
     except PipelineError as error:

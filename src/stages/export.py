@@ -28,7 +28,7 @@ def main(argv: Sequence[str]) -> None:
 
     from src.fraud.errors import PipelineError
     from src.fraud.files import outputs, read_json_file, remove_outputs, write_json
-    from src.fraud.params import STRATEGIES, load_params
+    from src.fraud.params import STRATEGIES, TRAIN_STAGES, load_params
 
     remove_outputs(args.out, args.card)
     params = load_params(args.params)
@@ -44,7 +44,7 @@ def main(argv: Sequence[str]) -> None:
 
     stats = E.read_scaler(args.scaler, params.scale.clip)
     raw_sha256 = E.file_sha256(args.raw, "raw training CSV")
-    network = M.load_model(network_path, f"train_{strategy}")
+    network = M.load_model(network_path, TRAIN_STAGES[strategy])
     E.check_network(network, network_path)
     detector = E.build_detector(network, stats, params.clean.eps)
     card = E.model_card(strategy=strategy, threshold=metrics["threshold"], metrics=metrics,

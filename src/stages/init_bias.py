@@ -50,6 +50,8 @@ def main(argv: Sequence[str]) -> None:
              "(expected %.4f)", bias, loss_careful, loss_zero, T.expected_initial_loss(train[1]))
 
     compare = dataclasses.replace(params.train, epochs=params.init_bias.compare_epochs)
+    log.info("zero vs careful bias: %d epochs each, losses only (no metrics are compiled, "
+             "so no early stopping)", compare.epochs)
     results = {}
     for name, output_bias in (("zero", 0.0), ("careful", bias)):
         model.set_weights(initial)
