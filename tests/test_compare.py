@@ -20,6 +20,7 @@ from scipy import stats
 from src.fraud import compare as C
 from src.fraud.data import clean, features_and_labels, fit_scaler, scale, split
 from src.fraud.errors import PipelineError
+from src.fraud.params import SplitParams
 from src.fraud.files import json_dumps
 from src.fraud.params import parse_params
 from src.fraud.synthetic import generate_creditcard
@@ -274,7 +275,8 @@ def test_experiments_from_show_rejects_other_formats() -> None:
 
 @pytest.fixture(scope="module")
 def scaled() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    parts = split(clean(generate_creditcard(6000, 0.02, 5), 0.001), 0.2, 0.2, True, 5)
+    parts = split(clean(generate_creditcard(6000, 0.02, 5), 0.001),
+                  SplitParams("stratified", True, 0.2, 0.2), 5)
     tables = {name: features_and_labels(getattr(parts, name)) for name in ("train", "val", "test")}
     scaler = fit_scaler(tables["train"][0])
     return {name: (scale(x, scaler, 5.0), y) for name, (x, y) in tables.items()}

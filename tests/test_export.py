@@ -24,6 +24,7 @@ import yaml
 
 from src.fraud import export as E
 from src.fraud import model as M
+from src.fraud.params import SplitParams
 from src.fraud.data import (clean, features_and_labels, fit_scaler, read_raw_csv, scale,
                             scaler_to_json, split)
 from src.fraud.files import json_dumps, write_json
@@ -75,7 +76,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     raw_csv = root / "data/raw/creditcard.csv"
     write_creditcard_csv(generate_creditcard(ROWS, RATE, SEED), raw_csv)
     raw = read_raw_csv(raw_csv)
-    splits = split(clean(raw, EPS), 0.2, 0.2, True, SEED)
+    splits = split(clean(raw, EPS),
+                  SplitParams("stratified", True, 0.2, 0.2), SEED)
     train_x, train_y = features_and_labels(splits.train)
     scaler = fit_scaler(train_x)
     write_json(root / "data/scaled/scaler.json", scaler_to_json(scaler, CLIP))

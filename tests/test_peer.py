@@ -21,6 +21,7 @@ from threadpoolctl import threadpool_limits
 
 from src.fraud.data import clean, features_and_labels, fit_scaler, scale, split
 from src.fraud.errors import PipelineError
+from src.fraud.params import SplitParams
 from src.fraud.metrics import binary_metrics
 from src.fraud.params import GbdtParams, LogregParams, Params, parse_params
 from src.fraud.peer import (GBDT_THREADS, TRUSTED_NODES, fit_gbdt, fit_logistic_peer,
@@ -32,7 +33,8 @@ from src.fraud.synthetic import generate_creditcard
 @pytest.fixture(scope="module")
 def splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Synthetic data of the real shape, through the pipeline's own clean/split/scale."""
-    parts = split(clean(generate_creditcard(6000, 0.02, 3), 0.001), 0.2, 0.2, True, 3)
+    parts = split(clean(generate_creditcard(6000, 0.02, 3), 0.001),
+                  SplitParams("stratified", True, 0.2, 0.2), 3)
     tables = {name: features_and_labels(getattr(parts, name)) for name in ("train", "val", "test")}
     scaler = fit_scaler(tables["train"][0])
     return {name: (scale(x, scaler, 5.0), y) for name, (x, y) in tables.items()}

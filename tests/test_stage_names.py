@@ -144,9 +144,9 @@ def test_stage_names_in_readme_exist() -> None:
 
 
 def test_train_stages_map_names_real_stages() -> None:
-    from src.fraud.params import STRATEGIES, TRAIN_STAGES
+    from src.fraud.params import MODELS, TRAIN_STAGES
 
-    assert set(TRAIN_STAGES) == set(STRATEGIES)
+    assert set(TRAIN_STAGES) == set(MODELS)
     assert set(TRAIN_STAGES.values()) <= dvc_stage_names()
 
 
