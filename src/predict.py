@@ -1,6 +1,9 @@
 """Score raw transactions with the exported fraud model.
 
-    python -m src.predict models/fraud_detector.keras transactions.csv -o scores.csv
+    python -m src.predict models/fraud_detector.onnx transactions.csv -o scores.csv
+
+The `.onnx` model is scored with ONNX Runtime (no TensorFlow: ~1 s to start instead of ~5);
+the `.keras` model works too.
 
 INPUT is a CSV with the columns of the Credit Card Fraud data set: V1 … V28 and Amount
 (any order), optionally Time (ignored) and Class (checked to be 0/1 and copied to the output
@@ -76,7 +79,8 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     cli = _Parser(prog="python -m src.predict", description=__doc__,
                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_argument("model", type=Path, help="the exported model (models/fraud_detector.keras)")
+    cli.add_argument("model", type=Path,
+                     help="the exported model (models/fraud_detector.onnx, or .keras)")
     cli.add_argument("input", help="transactions CSV (.csv or .csv.gz); - for stdin")
     cli.add_argument("-o", "--output", default=STDIO,
                      help="scores CSV (.gz to compress); - or absent for stdout")
@@ -129,10 +133,25 @@ def _quiet_stderr() -> Iterator[None]:
         os.close(saved)
 
 
+def _load_onnx(path: Path) -> Any:
+    """ONNX Runtime, no TensorFlow: ~0.1 s and ~60 MB instead of ~5 s and ~850 MB."""
+    from src.fraud.onnx_scoring import load_onnx
+
+    model = load_onnx(path, "export")
+    if model.input_dtype != "float64" or model.columns != len(INPUT_COLUMNS):
+        raise PipelineError(f"{path}: not an exported fraud model (one (rows, "
+                            f"{len(INPUT_COLUMNS)}) float64 input of raw transactions); a "
+                            "trained network such as models/baseline.onnx takes scaled "
+                            "features: pass models/fraud_detector.onnx")
+    return model
+
+
 def load_model(path: Path) -> Any:
     if not path.is_file():
         raise PipelineError(f"{path}: model not found; run `dvc repro export` (or pass the "
                             "path of an exported model)")
+    if path.suffix == ".onnx":
+        return _load_onnx(path)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     with _quiet_stderr():
         import keras
@@ -155,6 +174,11 @@ def load_model(path: Path) -> Any:
 
 def make_predict(model: Any):
     import numpy as np
+
+    from src.fraud.onnx_scoring import OnnxModel
+
+    if isinstance(model, OnnxModel):  # batched, float64 in, float64 probabilities out
+        return model
 
     def predict(features: "np.ndarray") -> "np.ndarray":
         # A direct call keeps float64 (model.predict would cast to float32 first).

@@ -19,6 +19,11 @@ LABEL = "Class"
 LOG_AMOUNT = "Log Amount"
 # The model's 29 inputs, in this order everywhere (arrays, scaler, exported model).
 FEATURES = [*V_COLUMNS, LOG_AMOUNT]
+# The exported detector's raw inputs, in this order (Time is not an input; Class is the
+# label), and the name of its preprocessing part. Here, not beside the model code, so that
+# reading inputs needs neither TensorFlow nor onnxruntime.
+INPUT_COLUMNS = [*V_COLUMNS, "Amount"]
+PREPROCESS_NAME = "preprocess"
 
 
 def sniff_not_csv(path: Path, head: bytes) -> None:
