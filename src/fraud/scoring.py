@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 
 from .errors import PipelineError
-# INPUT_COLUMNS, PREPROCESS_NAME: the exported model's inputs (imported from here too).
-from .schema import (INPUT_COLUMNS, LABEL, PREPROCESS_NAME, check_header,  # noqa: F401
-                     sniff_not_csv, validate_raw_frame)
+from .schema import LABEL, check_header, sniff_not_csv, validate_raw_frame
+# The exported model's input columns, in order, and the name of its preprocessing part
+# (defined in schema.py, which the train stages depend on; predict imports them from here).
+from .schema import INPUT_COLUMNS, PREPROCESS_NAME  # noqa: F401
 
 TIME = "Time"
 # Accepted in the input: Time is ignored (not an input of the model, its values are not
