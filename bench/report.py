@@ -126,7 +126,7 @@ def section_scoring(result: dict[str, Any]) -> str:
             f"rows: median of the calls after the first (Keras: batch "
             f"{scoring['batch_size']}; its first call traces the predict function).\n\n"
             + table(["model", "Keras rows/s", "Keras first call s", "Keras load s",
-                     "ONNX rows/s", "ONNX load s", "max |ONNX − Keras|"], rows))
+                     "ONNX rows/s", "ONNX load s", "max abs. diff. ONNX vs Keras"], rows))
 
 
 def section_predict(result: dict[str, Any]) -> str:
