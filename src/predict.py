@@ -1,9 +1,6 @@
 """Score raw transactions with the exported fraud model.
 
-    python -m src.predict models/fraud_detector.onnx transactions.csv -o scores.csv
-
-The `.onnx` model is scored with ONNX Runtime (no TensorFlow: ~1 s to start instead of ~5);
-the `.keras` model works too.
+    python -m src.predict models/fraud_detector.keras transactions.csv -o scores.csv
 
 INPUT is a CSV with the columns of the Credit Card Fraud data set: V1 … V28 and Amount
 (any order), optionally Time (ignored) and Class (checked to be 0/1 and copied to the output
@@ -79,8 +76,7 @@ class _Parser(argparse.ArgumentParser):
 def build_parser() -> argparse.ArgumentParser:
     cli = _Parser(prog="python -m src.predict", description=__doc__,
                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_argument("model", type=Path,
-                     help="the exported model (models/fraud_detector.onnx, or .keras)")
+    cli.add_argument("model", type=Path, help="the exported model (models/fraud_detector.keras)")
     cli.add_argument("input", help="transactions CSV (.csv or .csv.gz); - for stdin")
     cli.add_argument("-o", "--output", default=STDIO,
                      help="scores CSV (.gz to compress); - or absent for stdout")
