@@ -17,7 +17,8 @@ strategy so that they share the machine's load:
   * floor - one `tf.function` running the whole epoch (data on the device, the same model,
     optimizer, batches of 2048, loss only) plus the validation loss: what Keras' per-step
     machinery and metrics cost on top of the arithmetic.
-`scoring`: rows per second of `model.predict_proba` (the evaluate stage's scorer).
+`scoring`: rows per second of `model.predict_proba` (Keras) and of the ONNX twin with
+onnxruntime (src/fraud/onnx_scoring.py), and their largest difference.
 `peer`: scikit-learn's class-weighted logistic regression on the same splits (src/fraud/peer.py).
 """
 
@@ -226,8 +227,29 @@ def run_scoring(args: argparse.Namespace) -> dict:
         median = statistics.median(seconds)
         out["strategies"][strategy] = {"load_s": load_s, "first_call_s": first_s,
                                        "seconds": seconds, "rows_per_s": len(rows) / median,
-                                       "first_call_rows_per_s": len(rows) / first_s}
+                                       "first_call_rows_per_s": len(rows) / first_s,
+                                       "onnx": onnx_scoring(strategy, rows, args.repeats)}
     return out
+
+
+def onnx_scoring(strategy: str, rows, repeats: int) -> dict:
+    """The same rows scored by the train stage's ONNX twin with onnxruntime (what the
+    TensorFlow-free evaluate scores with), and the largest difference from Keras."""
+    from src.fraud import model as M
+    from src.fraud.onnx_scoring import load_onnx
+
+    start = time.perf_counter()
+    model = load_onnx(f"models/{strategy}.onnx", "train")
+    load_s = time.perf_counter() - start
+    seconds, scores = [], None
+    for _ in range(max(repeats, 1)):
+        start = time.perf_counter()
+        scores = model(rows)
+        seconds.append(time.perf_counter() - start)
+    keras_scores = M.predict_proba(M.load_model(f"models/{strategy}.keras", "train"), rows, 8192)
+    return {"load_s": load_s, "seconds": seconds,
+            "rows_per_s": len(rows) / statistics.median(seconds),
+            "max_abs_diff_vs_keras": float(abs(scores - keras_scores).max())}
 
 
 # --- the scikit-learn peer ------------------------------------------------------------------

@@ -250,7 +250,8 @@ class Project:
         if self.stage_log.exists():
             for line in self.stage_log.read_text(encoding="utf-8").splitlines():
                 record = json.loads(line)
-                if "src.stages." not in " ".join(record["argv"]):
+                if not {"src.stages.", "src.predict"} & set(re.findall(
+                        r"src\.stages\.|src\.predict", " ".join(record["argv"]))):
                     continue
                 stages.append(StageRun(stage_name(record["argv"]), record["wall_s"],
                                        record["max_rss_mb"], record["user_s"] + record["sys_s"],

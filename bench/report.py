@@ -113,12 +113,42 @@ def section_epochs(result: dict[str, Any]) -> str:
 
 def section_scoring(result: dict[str, Any]) -> str:
     scoring = result["scoring"]
-    rows = [[strategy, fmt(v["rows_per_s"], 0), fmt(v["first_call_s"], 3),
-             fmt(v["load_s"], 3)] for strategy, v in scoring["strategies"].items()]
-    return (f"## Scoring throughput\n\n`predict_proba` (the evaluate stage's scorer) on all "
-            f"{scoring['rows']:,} rows at batch {scoring['batch_size']}: median of the calls "
-            "after the first; the first call traces the predict function.\n\n"
-            + table(["model", "rows/s", "first call s", "model load s"], rows))
+    rows = []
+    for strategy, v in scoring["strategies"].items():
+        onnx = v.get("onnx", {})
+        rows.append([strategy, fmt(v["rows_per_s"], 0), fmt(v["first_call_s"], 3),
+                     fmt(v["load_s"], 3), fmt(onnx.get("rows_per_s"), 0),
+                     fmt(onnx.get("load_s"), 3),
+                     f"{onnx['max_abs_diff_vs_keras']:.1e}" if onnx else "–"])
+    return (f"## Scoring throughput\n\nKeras `predict_proba` (the scorer of the evaluate "
+            f"stage with TensorFlow) and the ONNX twin `models/<strategy>.onnx` with "
+            f"onnxruntime (src/fraud/onnx_scoring.py, 1 thread) on all {scoring['rows']:,} "
+            f"rows: median of the calls after the first (Keras: batch "
+            f"{scoring['batch_size']}; its first call traces the predict function).\n\n"
+            + table(["model", "Keras rows/s", "Keras first call s", "Keras load s",
+                     "ONNX rows/s", "ONNX load s", "max abs. diff. ONNX vs Keras"], rows))
+
+
+def section_predict(result: dict[str, Any]) -> str:
+    predict = result.get("predict")
+    if not predict:
+        return "## `python -m src.predict`\n\nnot measured"
+    rows = []
+    for name in ("onnx", "keras"):
+        v = predict[name]
+        rows.append([f"`models/fraud_detector.{name}`", fmt(predict["rows"]),
+                     fmt(v["median_wall_s"]), fmt(v["max_rss_mb"], 0), len(v["runs"])])
+    scale = predict.get("scale")
+    if scale:
+        rows.append([f"`models/fraud_detector.onnx`, {scale['factor']}× rows (synthetic)",
+                     fmt(scale["rows"]), fmt(scale["wall_s"]), fmt(scale["max_rss_mb"], 0),
+                     f"1 (RSS {fmt(scale['rss_ratio'], 2, '×')} of 1×)"])
+    return ("## `python -m src.predict`: the exported model scoring the raw CSV\n\n"
+            f"`{predict['command']}`: the whole command (imports, model loading, reading and "
+            "checking the CSV in chunks, scoring, writing), wall time and the kernel's peak RSS "
+            "(median / max over the runs). `.onnx` runs on onnxruntime without TensorFlow; "
+            "`.keras` imports TensorFlow.\n\n"
+            + table(["model", "rows", "wall s", "peak RSS MB", "runs"], rows))
 
 
 def section_quality(result: dict[str, Any]) -> str:
@@ -231,6 +261,7 @@ def header(result: dict[str, Any]) -> str:
 
 def markdown(result: dict[str, Any]) -> str:
     parts = [header(result), section_goals(result), section_stages(result),
-             section_commands(result), section_epochs(result), section_scoring(result),
+             section_commands(result), section_predict(result), section_epochs(result),
+             section_scoring(result),
              section_quality(result), section_tutorial(result), section_scale(result)]
     return "\n\n".join(parts) + "\n"

@@ -98,6 +98,19 @@ def test_scoring_throughput(smoke: dict) -> None:
     scoring = smoke["json"]["scoring"]["strategies"]
     assert set(scoring) == set(STRATEGIES)
     assert all(v["rows_per_s"] > 0 for v in scoring.values())
+    assert all(v["onnx"]["rows_per_s"] > 0 and v["onnx"]["max_abs_diff_vs_keras"] <= 1e-6
+               for v in scoring.values())
+
+
+def test_predict_onnx_beside_keras(smoke: dict) -> None:
+    predict = smoke["json"]["predict"]
+    for fmt in ("onnx", "keras"):
+        assert predict[fmt]["median_wall_s"] > 0 and predict[fmt]["max_rss_mb"] > 0, fmt
+        assert f"`models/fraud_detector.{fmt}`" in smoke["md"]
+    # No TensorFlow for the .onnx model: far less memory than the .keras one.
+    assert predict["onnx"]["max_rss_mb"] < predict["keras"]["max_rss_mb"] / 2
+    scale = predict["scale"]
+    assert scale["rows"] == 10 * predict["rows"] and scale["rss_ratio"] > 0
 
 
 def test_quality_and_peer(smoke: dict) -> None:
@@ -136,7 +149,8 @@ def test_goals(smoke: dict) -> None:
     goals = {g["goal"]: g for g in smoke["json"]["goals"]}
     assert set(goals) == {"repro_clean_s", "repro_peak_rss_mb", "tutorial_speedup_end_to_end",
                           "baseline_s_per_epoch", "oversample_s_per_epoch", "exp_run_s",
-                          "noop_repro_s", "scale_time_ratio", "scale_peak_rss_mb"}
+                          "noop_repro_s", "scale_time_ratio", "scale_peak_rss_mb",
+                          "predict_onnx_s", "predict_onnx_rss_mb", "predict_scale_rss_ratio"}
     for goal in goals.values():
         assert goal["measured"] is not None and goal["met"] in (True, False), goal
 

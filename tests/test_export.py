@@ -1,8 +1,9 @@
-"""The export stage: the champion network with the preprocessing attached as Keras ops.
+"""The export stage: ships the detector evaluate chose, as `.keras` and `.onnx`, with a card.
 
 One module fixture builds a small project on generated data with the library functions (the
 pipeline path: read_raw_csv → clean → split → fit the scaler on train → scale → a briefly
-trained network), then runs the export stage once as DVC runs it.
+trained network → the train stage's detectors), then runs the export stage once as DVC runs
+it, recording whether it imported TensorFlow.
 """
 
 from __future__ import annotations
@@ -10,8 +11,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,16 +23,17 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
+from src.fraud import detector as D
 from src.fraud import export as E
 from src.fraud import model as M
 from src.fraud.params import SplitParams
 from src.fraud.data import (clean, features_and_labels, fit_scaler, read_raw_csv, scale,
                             scaler_to_json, split)
-from src.fraud.files import json_dumps, write_json
+from src.fraud.files import write_json
+from src.fraud.onnx_scoring import load_onnx
 from src.fraud.params import ModelParams
-from src.fraud.schema import FEATURES, V_COLUMNS
+from src.fraud.schema import FEATURES, PREPROCESS_NAME, V_COLUMNS
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
 
 REPO = Path(__file__).resolve().parents[1]
@@ -37,7 +41,18 @@ ROWS, RATE, SEED = 4000, 0.02, 7
 EPS, CLIP = 0.001, 5.0
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
 METRICS = {"accuracy": 0.99, "auc": 0.93, "prc": 0.61, "precision": 0.7, "recall": 0.55,
-           "threshold": 0.3725, "tp": 11, "fp": 5, "tn": 780, "fn": 9, "loss": 0.05}
+           "threshold": 0.3725, "tp": 11, "fp": 5, "tn": 780, "fn": 9, "loss": 0.05,
+           "val_prc": 0.66, "val_recall": 0.6}
+CHOICE = {"model": "baseline", "chosen_by": "train.strategy", "select_by": "val_prc", **METRICS}
+# Runs a module as `python -m` does and reports, at exit, whether TensorFlow or Keras was loaded.
+WITHOUT_TF = """
+import atexit, runpy, sys
+atexit.register(lambda: print("heavy modules:", sorted(m for m in ("tensorflow", "keras")
+                                                       if m in sys.modules), file=sys.stderr))
+module = sys.argv[1]
+sys.argv = [module, *sys.argv[2:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
 
 
 @dataclass
@@ -47,31 +62,27 @@ class Project:
     raw: pd.DataFrame             # read_raw_csv of raw_csv: the pipeline's own reading
     scaler: Any                   # fitted on the training split
     network_path: Path
-    params: Path
     paths: dict[str, Path]        # the export stage's arguments
     stage: subprocess.CompletedProcess
+    seconds: float
 
 
-def export_args(paths: dict[str, Path], params: Path) -> list[str]:
-    return ["--model", str(paths["model"]), "--metrics", str(paths["metrics"]),
-            "--scaler", str(paths["scaler"]), "--raw", str(paths["raw"]),
-            "--out", str(paths["out"]), "--card", str(paths["card"]), "--params", str(params)]
+def export_args(paths: dict[str, Path]) -> list[str]:
+    return ["--choice", str(paths["choice"]), "--keras", str(paths["keras"]),
+            "--onnx", str(paths["onnx"]), "--raw", str(paths["raw"]),
+            "--out-keras", str(paths["out_keras"]), "--out-onnx", str(paths["out_onnx"]),
+            "--card", str(paths["card"])]
 
 
-def write_params(path: Path, **dotted: Any) -> Path:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    raw["clean"]["eps"], raw["scale"]["clip"], raw["train"]["strategy"] = EPS, CLIP, "baseline"
-    for key, value in dotted.items():
-        section, name = key.split(".")
-        raw[section][name] = value
-    path.write_text(yaml.safe_dump(raw, sort_keys=False), encoding="utf-8")
-    return path
+def run_without_tf(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", WITHOUT_TF, module, *args], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     root = tmp_path_factory.mktemp("export")
-    for folder in ("data/raw", "data/scaled", "models", "metrics"):
+    for folder in ("data/raw", "data/scaled", "models/detector", "metrics"):
         (root / folder).mkdir(parents=True)
     raw_csv = root / "data/raw/creditcard.csv"
     write_creditcard_csv(generate_creditcard(ROWS, RATE, SEED), raw_csv)
@@ -89,23 +100,28 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
                 verbose=0)
     network_path = root / "models/baseline.keras"
     M.save_model(network, network_path)
-    write_json(root / "metrics/baseline.json", METRICS)
-    params = write_params(root / "params.yaml")
-    paths = {"model": root / "models/{strategy}.keras", "metrics": root / "metrics/{strategy}.json",
-             "scaler": root / "data/scaled/scaler.json", "raw": raw_csv,
-             "out": root / "models/fraud_detector.keras",
+    # What the train stage writes (src/stages/train.py).
+    D.save_all(network, "baseline", E.read_scaler(root / "data/scaled/scaler.json", CLIP), EPS,
+               network_onnx_path=root / "models/baseline.onnx",
+               detector_path=root / "models/detector/baseline.keras",
+               detector_onnx_path=root / "models/detector/baseline.onnx")
+    write_json(root / "metrics/evaluate.json", CHOICE)
+    paths = {"choice": root / "metrics/evaluate.json",
+             "keras": root / "models/detector/{strategy}.keras",
+             "onnx": root / "models/detector/{strategy}.onnx", "raw": raw_csv,
+             "out_keras": root / "models/fraud_detector.keras",
+             "out_onnx": root / "models/fraud_detector.onnx",
              "card": root / "models/fraud_detector.json"}
-    stage = subprocess.run([sys.executable, "-m", "src.stages.export",
-                            *export_args(paths, params)],
-                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
-    return Project(root=root, raw_csv=raw_csv, raw=raw, scaler=scaler,
-                   network_path=network_path, params=params, paths=paths, stage=stage)
+    started = time.perf_counter()
+    stage = run_without_tf("src.stages.export", *export_args(paths))
+    return Project(root=root, raw_csv=raw_csv, raw=raw, scaler=scaler, network_path=network_path,
+                   paths=paths, stage=stage, seconds=time.perf_counter() - started)
 
 
 @pytest.fixture(scope="module")
 def detector(project: Project) -> Any:
     assert project.stage.returncode == 0, project.stage.stderr
-    return M.keras.saving.load_model(project.paths["out"])  # safe_mode=True by default
+    return M.keras.saving.load_model(project.paths["out_keras"])  # safe_mode=True by default
 
 
 def pipeline_probabilities(project: Project, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -125,21 +141,36 @@ def edge_rows(raw: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([raw, rows], ignore_index=True)
 
 
-def test_stage_succeeds_quietly(project: Project) -> None:
+def test_stage_succeeds_quietly_without_tensorflow(project: Project) -> None:
     assert project.stage.returncode == 0, project.stage.stderr
     assert "Traceback" not in project.stage.stderr
-    assert project.paths["out"].is_file() and project.paths["card"].is_file()
+    assert "heavy modules: []" in project.stage.stderr, project.stage.stderr
+    for name in ("out_keras", "out_onnx", "card"):
+        assert project.paths[name].is_file(), name
+    assert project.seconds < 30  # a few seconds at most even on a loaded machine; TF alone ~5
 
 
-def test_exported_model_matches_the_pipeline_path(project: Project, detector: Any) -> None:
+def test_ships_the_chosen_detectors_unchanged(project: Project) -> None:
+    for fmt in ("keras", "onnx"):
+        source = Path(str(project.paths[fmt]).format(strategy="baseline"))
+        assert project.paths[f"out_{fmt}"].read_bytes() == source.read_bytes(), fmt
+
+
+def test_both_formats_match_the_pipeline_path(project: Project, detector: Any) -> None:
     raw = edge_rows(project.raw)
     features, expected = pipeline_probabilities(project, raw)
     inputs = raw[E.INPUT_COLUMNS].to_numpy(np.float64)
-    got = E.predict_raw(detector, inputs)
-    assert got.shape == expected.shape == (len(raw),)
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
-    # The preprocessing alone: the features the network was trained on.
-    computed = np.asarray(detector.get_layer(E.PREPROCESS_NAME)(inputs))
+    for got in (D.predict_raw(detector, inputs),
+                load_onnx(project.paths["out_onnx"], "export")(inputs)):
+        assert got.shape == expected.shape == (len(raw),)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    # The ONNX detector on raw rows scores what the ONNX network scores on the pipeline's
+    # features (what evaluate scores).
+    network = load_onnx(project.root / "models/baseline.onnx", "train_baseline")
+    np.testing.assert_allclose(load_onnx(project.paths["out_onnx"], "export")(inputs),
+                               network(features), rtol=0, atol=1e-6)
+    # The Keras preprocessing alone: the features the network was trained on.
+    computed = np.asarray(detector.get_layer(PREPROCESS_NAME)(inputs))
     assert computed.dtype == np.float32
     np.testing.assert_allclose(computed, features, rtol=0, atol=1e-6)
     assert np.abs(computed).max() == CLIP  # the edge rows were clipped
@@ -148,13 +179,19 @@ def test_exported_model_matches_the_pipeline_path(project: Project, detector: An
                                expected, rtol=0, atol=1e-5)
 
 
-def test_input_is_raw_columns_in_order(detector: Any) -> None:
+def test_input_is_raw_columns_in_order(project: Project, detector: Any) -> None:
     assert E.INPUT_COLUMNS == [*V_COLUMNS, "Amount"]
     (tensor,) = detector.inputs
     assert tuple(tensor.shape) == (None, 29) and tensor.dtype == "float64"
     assert tuple(detector.outputs[0].shape) == (None, 1)
     assert [layer.name for layer in detector.layers] == \
         ["transaction", "preprocess", "hidden", "dropout", "output"]
+    onnx_model = load_onnx(project.paths["out_onnx"], "export")
+    (given,) = onnx_model.session.get_inputs()
+    (output,) = onnx_model.session.get_outputs()
+    assert (given.name, given.type, given.shape) == ("transaction", "tensor(double)", ["rows", 29])
+    assert (output.name, output.type, output.shape) == ("probability", "tensor(float)",
+                                                        ["rows", 1])
 
 
 def _walk(node: Any) -> Any:
@@ -167,8 +204,8 @@ def _walk(node: Any) -> Any:
             yield from _walk(value)
 
 
-def test_graph_uses_only_built_in_keras_objects(project: Project) -> None:
-    with zipfile.ZipFile(project.paths["out"]) as archive:
+def test_keras_graph_uses_only_built_in_keras_objects(project: Project) -> None:
+    with zipfile.ZipFile(project.paths["out_keras"]) as archive:
         config = json.loads(archive.read("config.json"))
     modules = {node["module"] for node in _walk(config) if "module" in node}
     classes = {node["class_name"] for node in _walk(config) if "class_name" in node}
@@ -179,7 +216,7 @@ def test_graph_uses_only_built_in_keras_objects(project: Project) -> None:
                    for node in _walk(config))
 
 
-FRESH_PROCESS = """
+FRESH_KERAS = """
 import json, sys
 import numpy as np
 import keras
@@ -189,64 +226,67 @@ np.save(sys.argv[3], np.asarray(model(x, training=False))[:, 0].astype(np.float6
 print(json.dumps(sorted(m for m in sys.modules if m == "src" or m.startswith("src."))))
 """
 
+# As the card's usage says: onnxruntime alone (no TensorFlow, no project code).
+FRESH_ONNX = """
+import json, sys
+import numpy as np
+import onnxruntime as ort
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+x = np.load(sys.argv[2], allow_pickle=False)
+p = session.run(["probability"], {"transaction": x.astype("float64")})[0][:, 0]
+np.save(sys.argv[3], p.astype(np.float64))
+print(json.dumps(sorted(m for m in sys.modules if m in ("src", "tensorflow", "keras")
+                        or m.startswith("src."))))
+"""
 
-def test_loads_in_a_fresh_process_without_project_code(project: Project, detector: Any,
+
+@pytest.mark.parametrize("fmt", ["keras", "onnx"])
+def test_loads_in_a_fresh_process_without_project_code(fmt: str, project: Project, detector: Any,
                                                        tmp_path: Path) -> None:
     inputs = project.raw[E.INPUT_COLUMNS].to_numpy(np.float64)
     np.save(tmp_path / "x.npy", inputs)
     # -I: isolated (no PYTHONPATH, no user site, the script's folder not on sys.path); the
     # working folder holds no project code either.
-    done = subprocess.run([sys.executable, "-I", "-c", FRESH_PROCESS,
-                           str(project.paths["out"]), str(tmp_path / "x.npy"),
+    done = subprocess.run([sys.executable, "-I", "-c", FRESH_KERAS if fmt == "keras" else
+                           FRESH_ONNX, str(project.paths[f"out_{fmt}"]), str(tmp_path / "x.npy"),
                            str(tmp_path / "p.npy")],
                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
-    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), E.predict_raw(detector, inputs),
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), D.predict_raw(detector, inputs),
                                rtol=0, atol=1e-6)
 
 
 def test_card(project: Project) -> None:
     card = json.loads(project.paths["card"].read_text(encoding="utf-8"))
-    assert card["strategy"] == "baseline"
+    assert card["model"] == "baseline" and card["chosen_by"] == "train.strategy"
     assert card["threshold"] == METRICS["threshold"]
-    assert card["test_metrics"] == METRICS
+    assert card["test_metrics"] == {k: v for k, v in METRICS.items() if not k.startswith("val_")}
+    assert card["validation_metrics"] == {"val_prc": 0.66, "val_recall": 0.6}
     assert card["training_data"] == {
         "file": str(project.raw_csv),
         "sha256": hashlib.sha256(project.raw_csv.read_bytes()).hexdigest()}
-    assert card["network"]["sha256"] == hashlib.sha256(project.network_path.read_bytes()).hexdigest()
+    assert set(card["files"]) == {"keras", "onnx"}
+    for fmt, entry in card["files"].items():
+        shipped = project.paths[f"out_{fmt}"]
+        assert entry["file"] == shipped.name
+        assert entry["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
+        assert entry["source"] == str(project.paths[fmt]).format(strategy="baseline")
+        assert entry["load"] and entry["predict"]
+    assert "onnxruntime" in card["files"]["onnx"]["load"]
+    assert "keras.saving.load_model" in card["files"]["keras"]["load"]
     assert card["input_columns"] == [*V_COLUMNS, "Amount"]
-    assert card["input_dtype"] == "float64"
+    assert card["input_name"] == "transaction" and card["input_dtype"] == "float64"
+    assert card["output_name"] == "probability"
     assert card["eps"] == EPS and card["clip"] == CLIP
     assert card["standardisation"]["features"] == FEATURES
     assert card["standardisation"]["mean"] == [float(v) for v in project.scaler.mean_]
     assert card["standardisation"]["scale"] == [float(v) for v in project.scaler.scale_]
-    assert card["versions"] == {"python": ".".join(map(str, sys.version_info[:3])),
-                                "tensorflow": M.tf.__version__, "keras": M.keras.__version__,
-                                "numpy": np.__version__}
-    assert card["model_file"] == "fraud_detector.keras"
-    assert {"load", "predict", "input", "decide", "command_line"} <= set(card["usage"])
-    assert "keras.saving.load_model" in card["usage"]["load"]
-
-
-def test_export_is_byte_identical(project: Project) -> None:
-    """Built twice in this process (after other models: Keras' name counters have moved)
-    and once by the stage in a fresh process: the same bytes, the same card."""
-    network = M.load_model(project.network_path, "train_baseline")
-    stats = E.read_scaler(project.paths["scaler"], CLIP)
-    built = []
-    for attempt in range(2):
-        path = project.root / f"again{attempt}.keras"
-        M.save_model(E.build_detector(network, stats, EPS), path)
-        built.append(path.read_bytes())
-    assert built[0] == built[1] == project.paths["out"].read_bytes()
-    card = E.model_card(strategy="baseline", threshold=METRICS["threshold"], metrics=METRICS,
-                        stats=stats, eps=EPS, raw_csv=project.raw_csv,
-                        raw_sha256=E.file_sha256(project.raw_csv),
-                        network_path=Path(str(project.paths["model"]).format(strategy="baseline")),
-                        network_sha256=E.file_sha256(project.network_path),
-                        model_file="fraud_detector.keras")
-    assert json_dumps(card) == project.paths["card"].read_text(encoding="utf-8")
+    assert card["versions"]["tensorflow"] == M.tf.__version__
+    assert card["versions"]["keras"] == M.keras.__version__
+    assert card["versions"]["onnx_opset"] == str(D.OPSET)
+    assert {"input", "decide", "command_line", "onnx_other_languages"} <= set(card["usage"])
+    assert "fraud_detector.onnx" in card["usage"]["command_line"]
 
 
 def run_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -261,20 +301,81 @@ def run_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return lines[0]
 
 
-def test_stage_rejects_a_stale_scaler(project: Project, tmp_path: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
-    paths = {**project.paths, "out": tmp_path / "m.keras", "card": tmp_path / "m.json"}
-    paths["out"].write_bytes(b"stale")  # an earlier run's output goes first
-    params = write_params(tmp_path / "params.yaml", **{"scale.clip": 3})
-    line = run_in_process(export_args(paths, params), capsys)
-    assert "written with clip 5, but scale.clip is 3" in line
-    assert list(tmp_path.iterdir()) == [params]
+def out_paths(project: Project, folder: Path) -> dict[str, Path]:
+    return {**project.paths, "out_keras": folder / "fraud_detector.keras",
+            "out_onnx": folder / "fraud_detector.onnx", "card": folder / "fraud_detector.json"}
 
 
-def test_stage_needs_the_strategy_metrics(project: Project, tmp_path: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
-    paths = {**project.paths, "out": tmp_path / "m.keras", "card": tmp_path / "m.json"}
-    params = write_params(tmp_path / "params.yaml", **{"train.strategy": "weighted"})
-    line = run_in_process(export_args(paths, params), capsys)
-    assert "metrics/weighted.json: not found; run the evaluate stage first" in line
-    assert list(tmp_path.iterdir()) == [params]
+def test_export_is_byte_identical(project: Project, tmp_path: Path) -> None:
+    """Run again in this process (TensorFlow loaded, other models built): the same bytes."""
+    from src.stages import export as export_stage
+
+    paths = out_paths(project, tmp_path)
+    export_stage.main(export_args(paths))
+    for name in ("out_keras", "out_onnx", "card"):
+        assert paths[name].read_bytes() == project.paths[name].read_bytes(), name
+
+
+def test_the_strategy_key_is_accepted(project: Project, tmp_path: Path) -> None:
+    """evaluate.json from before the per-model evaluate: the name under `strategy`."""
+    from src.stages import export as export_stage
+
+    choice = tmp_path / "evaluate.json"
+    write_json(choice, {"strategy": "baseline", **METRICS})
+    paths = {**out_paths(project, tmp_path), "choice": choice}
+    export_stage.main(export_args(paths))
+    assert json.loads(paths["card"].read_text())["model"] == "baseline"
+
+
+def corrupt(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def swap_keras(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"\0")
+
+
+# id -> (evaluate.json content or None to leave it, what to do to the detectors, fragments)
+BAD = {
+    "peer-chosen": ({"model": "logreg", **METRICS}, None,
+                    ["'logreg' has no deployable detector", "baseline, weighted, oversample"]),
+    "no-name": (dict(METRICS), None, ["no 'model'", "run the evaluate stage again"]),
+    "bad-threshold": ({"model": "baseline", **METRICS, "threshold": 1.5}, None,
+                      ["'threshold' between 0 and 1"]),
+    "missing-detector": ({"model": "oversample", **METRICS}, None,
+                         ["oversample.onnx: model not found; run the train_resampled stage"]),
+    "corrupt-onnx": (None, ("onnx", corrupt),
+                     ["not a loadable ONNX model", "run the train_baseline stage again"]),
+    "keras-from-another-run": (None, ("keras", swap_keras),
+                               ["were not written by one run of train_baseline"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_stage_fails_cleanly(case: str, project: Project, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    content, damage, fragments = BAD[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    paths = out_paths(project, out)
+    paths["out_onnx"].write_bytes(b"stale")  # an earlier run's output goes first
+    if content is not None:
+        write_json(tmp_path / "evaluate.json", content)
+        paths["choice"] = tmp_path / "evaluate.json"
+    if damage is not None:
+        fmt, spoil = damage
+        folder = tmp_path / "detector"
+        shutil.copytree(project.root / "models/detector", folder)
+        paths = {**paths, "keras": folder / "{strategy}.keras", "onnx": folder / "{strategy}.onnx"}
+        spoil(folder / f"baseline.{fmt}")
+    line = run_in_process(export_args(paths), capsys)
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    assert list(out.iterdir()) == []
+
+
+def test_missing_choice(project: Project, tmp_path: Path,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    paths = {**out_paths(project, tmp_path), "choice": tmp_path / "metrics/evaluate.json"}
+    line = run_in_process(export_args(paths), capsys)
+    assert "metrics/evaluate.json: not found; run the evaluate stage first" in line

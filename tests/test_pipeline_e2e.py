@@ -188,7 +188,10 @@ def test_plots_show_writes_an_offline_page(project: Path) -> None:
 
 def test_repro_exports_the_champion_model(project: Path) -> None:
     card = read_json(project / "models/fraud_detector.json")
-    assert (project / "models/fraud_detector.keras").is_file()
     chosen = read_json(project / "metrics/evaluate.json")["model"]
-    assert card["strategy"] == chosen
+    assert card["model"] == chosen
+    for fmt in ("keras", "onnx"):
+        shipped = project / f"models/fraud_detector.{fmt}"
+        assert shipped.read_bytes() == (project / f"models/detector/{chosen}.{fmt}").read_bytes()
+        assert card["files"][fmt]["file"] == shipped.name
     assert card["threshold"] == read_json(project / f"metrics/{chosen}.json")["threshold"]

@@ -92,7 +92,17 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         np.save(paths[f"{name}_features"], features)
         np.save(paths[f"{name}_labels"], labels)
     paths["params"] = write_params(folder / "params.yaml")
+    paths["scaler"] = write_scaler(folder / "scaler.json", clip=5.0)
     return paths
+
+
+def write_scaler(path: Path, clip: float) -> Path:
+    """The scale stage's statistics: the detectors' preprocessing (identity here)."""
+    from src.fraud.schema import FEATURES
+
+    path.write_text(json.dumps({"features": FEATURES, "mean": [0.0] * N_FEATURES,
+                                "scale": [1.0] * N_FEATURES, "clip": clip}))
+    return path
 
 
 def split_args(data: dict[str, Path]) -> list[str | Path]:
@@ -106,15 +116,19 @@ def init_bias_args(data, out: dict[str, Path], params: Path | None = None) -> li
 
 
 def train_outputs(folder: Path) -> dict[str, Path]:
-    return {"model": folder / "model.keras", "history": folder / "history.csv",
-            "metrics": folder / "metrics.json"}
+    return {"model": folder / "model.keras", "onnx": folder / "model.onnx",
+            "detector": folder / "detector" / "model.keras",
+            "detector_onnx": folder / "detector" / "model.onnx",
+            "history": folder / "history.csv", "metrics": folder / "metrics.json"}
 
 
 def train_args(data, weights: Path, out: dict[str, Path], params: Path | None = None,
                strategy: str = "baseline", **replace: Path) -> list:
     paths = {**data, **replace}
     return ["--strategy", strategy, *split_args(paths), "--initial-weights", weights,
-            "--model-out", out["model"], "--history-out", out["history"],
+            "--scaler", paths["scaler"], "--model-out", out["model"], "--onnx-out", out["onnx"],
+            "--detector-out", out["detector"], "--detector-onnx-out", out["detector_onnx"],
+            "--history-out", out["history"],
             "--metrics-out", out["metrics"], "--params", params or data["params"]]
 
 
@@ -125,13 +139,14 @@ def run_train(*args, **kwargs) -> subprocess.CompletedProcess:
 def stale_outputs(folder: Path) -> dict[str, Path]:
     out = train_outputs(folder)
     for path in out.values():
+        path.parent.mkdir(exist_ok=True)
         path.write_text("stale output of an earlier run\n")
     return out
 
 
 def assert_no_outputs(out: dict[str, Path]) -> None:
-    left = sorted(p.name for p in next(iter(out.values())).parent.iterdir()
-                  if p.suffix in (".keras", ".csv", ".json"))
+    left = sorted(p.name for folder in {path.parent for path in out.values()}
+                  for p in folder.iterdir() if p.suffix in (".keras", ".onnx", ".csv", ".json"))
     assert left == [], left
 
 
@@ -238,8 +253,9 @@ def test_train_outputs(trained_twice) -> None:
     for name in keras_logged:
         if name.startswith("val_"):
             assert metrics[name] == pytest.approx(best[name], rel=1e-9), name
-    assert sorted(p.name for p in out["model"].parent.iterdir()) == sorted(
-        p.name for p in out.values())
+    assert sorted(p.relative_to(out["model"].parent).as_posix()
+                  for p in out["model"].parent.rglob("*") if p.is_file()) == sorted(
+        p.relative_to(out["model"].parent).as_posix() for p in out.values())
 
 
 def test_trained_model_loads_and_holds_the_best_weights(trained_twice, data) -> None:
@@ -253,7 +269,35 @@ def test_trained_model_loads_and_holds_the_best_weights(trained_twice, data) -> 
     assert scores["prc"] == pytest.approx(metrics["val_prc"], rel=1e-5)
 
 
-@pytest.mark.parametrize("output", ["model", "history", "metrics"])
+def test_train_writes_the_network_and_detector_as_onnx(trained_twice, data) -> None:
+    """The ONNX twins score like the Keras network (scaled features) and detector (raw
+    columns; the scaler here is the identity, so raw = features except Amount, logged)."""
+    import keras
+
+    from src.fraud import export as E
+    from src.fraud.onnx_scoring import load_onnx
+
+    out = trained_twice[0]
+    network = keras.saving.load_model(out["model"], safe_mode=True)
+    val_x = np.load(data["val_features"])
+    expected = network.predict(val_x, batch_size=4096, verbose=0)[:, 0]
+    np.testing.assert_allclose(load_onnx(out["onnx"], "train")(val_x), expected, rtol=0,
+                               atol=1e-6)
+    raw = val_x.astype(np.float64)
+    raw[:, -1] = np.exp(raw[:, -1]) - 0.001  # Amount with log(Amount + eps) = the feature
+    raw = raw[raw[:, -1] > 0]
+    detector = load_onnx(out["detector_onnx"], "train")
+    keras_detector = keras.saving.load_model(out["detector"], safe_mode=True)
+    from src.fraud.detector import predict_raw
+    np.testing.assert_allclose(detector(raw), predict_raw(keras_detector, raw), rtol=0,
+                               atol=1e-6)
+    info = E.read_detector_metadata(detector.metadata, "detector", "train")
+    assert info.strategy == "baseline" and info.clip == 5.0 and info.eps == 0.001
+    assert info.keras_sha256 == E.file_sha256(out["detector"])
+
+
+@pytest.mark.parametrize("output", ["model", "onnx", "detector", "detector_onnx", "history",
+                                    "metrics"])
 def test_train_is_byte_identical_on_rerun(output: str, trained_twice) -> None:
     first, second = trained_twice
     assert first[output].read_bytes() == second[output].read_bytes()
@@ -281,6 +325,16 @@ def test_train_bad_params(case: str, data, tmp_path: Path) -> None:
     # The initial weights are never read: params fail first, so none need to exist.
     result = run_train(data, tmp_path / "initial.weights.h5", out, params=params)
     assert_clean_failure(result, "params.yaml", *words)
+    assert_no_outputs(out)
+
+
+def test_train_stale_scaler(data, tmp_path: Path) -> None:
+    """scaler.json written with another clip than scale.clip: fails before training."""
+    (tmp_path / "scaled").mkdir()
+    scaler = write_scaler(tmp_path / "scaled" / "scaler.json", clip=3.0)
+    out = stale_outputs(tmp_path)
+    result = run_train(data, tmp_path / "initial.weights.h5", out, scaler=scaler)
+    assert_clean_failure(result, str(scaler), "written with clip 3, but scale.clip is 5")
     assert_no_outputs(out)
 
 

@@ -1,29 +1,25 @@
-"""Export: the champion network with the preprocessing attached, as one self-contained model.
+"""Export: what ships (the chosen model's detector, as `.keras` and `.onnx`) and its card.
 
-The tutorial: "If you want to deploy a model, it's critical that you preserve the
-preprocessing calculations. The easiest way to implement them as layers, and attach them to
-your model before export." The exported model takes raw transactions and returns the fraud
-probability:
+No TensorFlow here: the detectors are built by the train stages (src/fraud/detector.py),
+which have TensorFlow loaded anyway; the export stage only picks the one `evaluate` chose
+(metrics/evaluate.json), checks it, copies its two files and writes the model card.
+
+The detector takes raw transactions and returns the fraud probability:
 
     transaction (rows, 29) float64: V1 … V28, Amount, in that order
-      → preprocess (a nested functional model, built-in Keras ops only, in float64):
+      → preprocess, in float64:
           log_amount = log(Amount + eps)                        (clean.eps)
           features   = [V1 … V28, log_amount]
           standardise: (features - mean) / scale                (training split, scaler.json)
           clip to ±clip                                         (scale.clip)
           cast to float32
-      → hidden → dropout → output: the trained network's own layers and weights
-      → (rows, 1) fraud probability
+      → hidden → output: the trained network's weights (dropout is off when scoring)
+      → probability (rows, 1) float32
 
-Only built-in Keras ops and layers appear in the graph (GetItem, Add, Log, Concatenate,
-Subtract, Divide, Clip, Cast; the constants are stored in config.json as `__numpy__`
-arrays), so `keras.saving.load_model(path)` loads it in safe mode without any project code.
-In float64 the ops reproduce the pipeline's numpy / scikit-learn arithmetic exactly (the
-features come out bit-identical; tests check it).
-
-Keras' `model.predict` casts float64 inputs to float32 before the first op (its data adapter
-normalises floats to `floatx`); calling the model, `model(x)`, on float64 keeps the
-precision. See `USAGE` for what the card tells users.
+The preprocessing facts (eps, clip, mean, scale) travel inside the `.onnx` file as metadata
+(`DETECTOR_METADATA`), written by the train stage beside the weights they belong to; the card
+repeats them from there, so the card describes the file it ships, not a params file that may
+have changed since.
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-import platform
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,23 +34,26 @@ from typing import Any
 import numpy as np
 
 from .errors import PipelineError
-from .model import keras, tf
-from .schema import FEATURES, V_COLUMNS
-# The input columns, in this order (Time is not an input; Class is the label).
-from .scoring import INPUT_COLUMNS, PREPROCESS_NAME
+from .files import read_json_file
+from .params import STRATEGIES, STRATEGY_ALIASES
+from .schema import FEATURES, INPUT_COLUMNS
 
 INPUT_NAME = "transaction"
 INPUT_DTYPE = "float64"
+OUTPUT_NAME = "probability"
 MODEL_NAME = "fraud_detector"
+FORMATS = ("onnx", "keras")
 PREPROCESSING_STEPS = [
     "Log Amount = log(Amount + eps)",
     "features = [V1, ..., V28, Log Amount]",
     "standardised = (features - mean) / scale  (statistics of the training split)",
     "clipped = clip(standardised, -clip, clip)",
-    "cast to float32, then the trained network (hidden -> dropout -> output)",
+    "cast to float32, then the trained network (hidden -> output)",
 ]
-PREDICT_COMMAND = ("python -m src.predict models/fraud_detector.keras transactions.csv "
+PREDICT_COMMAND = ("python -m src.predict models/fraud_detector.onnx transactions.csv "
                    "-o scores.csv")
+# Keys of evaluate.json that name the choice rather than measure the model.
+CHOICE_KEYS = ("model", "strategy", "chosen_by", "select_by")
 
 
 @dataclass(frozen=True)
@@ -64,6 +62,16 @@ class ScalerStats:
     mean: np.ndarray   # float64, one per FEATURES entry
     scale: np.ndarray  # float64, > 0
     clip: float
+
+
+def _check_stats(label: str, mean: np.ndarray, scale: np.ndarray, fix: str) -> None:
+    n = len(FEATURES)
+    if mean.shape != (n,) or scale.shape != (n,):
+        raise PipelineError(f"{label}: expected {n} means and {n} scales, got "
+                            f"{mean.shape[0] if mean.ndim else 0} and "
+                            f"{scale.shape[0] if scale.ndim else 0}; {fix}")
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
+        raise PipelineError(f"{label}: means must be finite and scales finite and > 0; {fix}")
 
 
 def read_scaler(path: str | Path, clip: float) -> ScalerStats:
@@ -89,35 +97,36 @@ def read_scaler(path: str | Path, clip: float) -> ScalerStats:
     except (TypeError, ValueError):
         raise PipelineError(f"{path}: mean, scale and clip must be numbers; run the scale "
                             "stage again") from None
-    n = len(FEATURES)
-    if mean.shape != (n,) or scale.shape != (n,):
-        raise PipelineError(f"{path}: expected {n} means and {n} scales, got {mean.shape[0]} "
-                            f"and {scale.shape[0]}; run the scale stage again")
-    if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
-        raise PipelineError(f"{path}: means must be finite and scales finite and > 0; run the "
-                            "scale stage again")
+    _check_stats(str(path), mean, scale, "run the scale stage again")
     if stored_clip != clip:
         raise PipelineError(f"{path}: written with clip {stored_clip:g}, but scale.clip is "
                             f"{clip:g}; run the scale stage again (dvc repro)")
     return ScalerStats(mean=mean, scale=scale, clip=clip)
 
 
-def read_strategy_metrics(path: str | Path) -> dict[str, Any]:
-    """The strategy's test metrics written by evaluate, with the decision threshold it chose."""
+def read_choice(path: str | Path) -> tuple[str, dict[str, Any]]:
+    """The chosen model's name and its metrics, from evaluate's metrics/evaluate.json.
+
+    The name is under `model` (older files: `strategy`). Only the Keras strategies have a
+    deployable detector; a scikit-learn peer chosen by evaluate cannot be exported.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: not found; run the evaluate stage first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise PipelineError(f"{path}: not valid JSON ({error}); run the evaluate stage again") \
-            from None
-    threshold = data.get("threshold") if isinstance(data, dict) else None
+    data = read_json_file(path, "evaluate")
+    name = data.get("model", data.get("strategy"))
+    if not isinstance(name, str) or not name:
+        raise PipelineError(f"{path}: no 'model' naming the chosen model; run the evaluate "
+                            "stage again")
+    name = STRATEGY_ALIASES.get(name, name)
+    if name not in STRATEGIES:
+        raise PipelineError(f"{path}: the chosen model {name!r} has no deployable detector; "
+                            f"only the Keras strategies ({', '.join(STRATEGIES)}) are exported: "
+                            "choose one, e.g. dvc exp run -S train.strategy=baseline")
+    threshold = data.get("threshold")
     if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
-            or not 0 <= threshold <= 1 or not math.isfinite(threshold):
+            or not math.isfinite(threshold) or not 0 <= threshold <= 1:
         raise PipelineError(f"{path}: expected a 'threshold' between 0 and 1, got "
                             f"{threshold!r}; run the evaluate stage again")
-    return data
+    return name, data
 
 
 def file_sha256(path: str | Path, what: str = "file") -> str:
@@ -131,68 +140,50 @@ def file_sha256(path: str | Path, what: str = "file") -> str:
     return digest.hexdigest()
 
 
-def check_network(network: keras.Model, label: str | Path) -> None:
-    """The trained network must take the 29 scaled features and return one probability."""
-    inputs, outputs = network.inputs, network.outputs
-    if len(inputs) != 1 or tuple(inputs[0].shape) != (None, len(FEATURES)):
-        raise PipelineError(f"{label}: expected a model with one (rows, {len(FEATURES)}) input, "
-                            f"got {[tuple(t.shape) for t in inputs]}; run the train stages again")
-    if len(outputs) != 1 or tuple(outputs[0].shape) != (None, 1):
-        raise PipelineError(f"{label}: expected a model with one (rows, 1) output, got "
-                            f"{[tuple(t.shape) for t in outputs]}; run the train stages again")
+# --- what the `.onnx` detector carries about itself (ONNX metadata_props: strings) -----------
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    strategy: str
+    eps: float
+    clip: float
+    mean: np.ndarray
+    scale: np.ndarray
+    keras_sha256: str          # the `.keras` detector written with it, by the same train run
+    versions: dict[str, str]   # the libraries that wrote it
 
 
-def _name(tensor: Any, name: str) -> Any:
-    """Names the op that produced `tensor`.
-
-    keras.ops functions take no `name`: left alone, ops get process-wide counters
-    (`get_item_3`), so the saved config (and the file's bytes) would depend on what the
-    process built before. Fixed names keep the export byte-identical.
-    """
-    tensor._keras_history.operation.name = name
-    return tensor
-
-
-def build_preprocess(stats: ScalerStats, eps: float) -> keras.Model:
-    """Raw (rows, 29) float64 V1…V28, Amount → the (rows, 29) float32 features the network
-    was trained on, with the pipeline's arithmetic (clean, then scale) in float64."""
-    from keras import ops
-
-    raw = keras.Input(shape=(len(INPUT_COLUMNS),), dtype=INPUT_DTYPE, name="raw")
-    v = _name(raw[:, :len(V_COLUMNS)], "v1_v28")
-    amount = _name(raw[:, len(V_COLUMNS):], "amount")
-    shifted = _name(ops.add(amount, float(eps)), "amount_plus_eps")
-    log_amount = _name(ops.log(shifted), "log_amount")
-    features = _name(ops.concatenate([v, log_amount], axis=1), "features")
-    centred = _name(ops.subtract(features, stats.mean), "standardise_centre")
-    standardised = _name(ops.divide(centred, stats.scale), "standardise_scale")
-    clipped = _name(ops.clip(standardised, -float(stats.clip), float(stats.clip)), "clip")
-    out = _name(ops.cast(clipped, "float32"), "to_float32")
-    return keras.Model(raw, out, name=PREPROCESS_NAME)
+def detector_metadata(strategy: str, stats: ScalerStats, eps: float, keras_sha256: str,
+                      versions: dict[str, str]) -> dict[str, str]:
+    """The `.onnx` detector's metadata (JSON strings; floats round-trip exactly)."""
+    return {"model_name": MODEL_NAME, "strategy": strategy,
+            "input_columns": json.dumps(INPUT_COLUMNS), "eps": json.dumps(float(eps)),
+            "clip": json.dumps(float(stats.clip)),
+            "mean": json.dumps([float(v) for v in stats.mean]),
+            "scale": json.dumps([float(v) for v in stats.scale]),
+            "keras_sha256": keras_sha256, "versions": json.dumps(versions, sort_keys=True)}
 
 
-def build_detector(network: keras.Model, stats: ScalerStats, eps: float) -> keras.Model:
-    """transaction → preprocess → the network's layers (weights shared, not copied)."""
-    preprocess = build_preprocess(stats, eps)
-    raw = keras.Input(shape=(len(INPUT_COLUMNS),), dtype=INPUT_DTYPE, name=INPUT_NAME)
-    x = preprocess(raw)
-    for layer in network.layers:
-        x = layer(x)
-    return keras.Model(raw, x, name=MODEL_NAME)
-
-
-def predict_raw(model: keras.Model, raw: np.ndarray, batch_size: int = 65536) -> np.ndarray:
-    """Fraud probabilities (float64, 1-D) for raw rows, calling the model on float64 batches.
-
-    `model.predict` would cast the input to float32 first; a direct call keeps float64 and
-    reproduces the pipeline's probabilities exactly.
-    """
-    raw = np.ascontiguousarray(raw, dtype=np.float64)
-    if raw.ndim != 2 or raw.shape[1] != len(INPUT_COLUMNS):
-        raise ValueError(f"expected a (rows, {len(INPUT_COLUMNS)}) array, got {raw.shape}")
-    parts = [np.asarray(model(raw[start:start + batch_size], training=False)).reshape(-1)
-             for start in range(0, len(raw), batch_size)]
-    return (np.concatenate(parts) if parts else np.empty(0)).astype(np.float64)
+def read_detector_metadata(metadata: dict[str, str], label: str, stage: str) -> DetectorInfo:
+    """Parses `detector_metadata`; anything missing or malformed means a stale or foreign file."""
+    fix = f"run the {stage} stage again"
+    try:
+        columns = json.loads(metadata["input_columns"])
+        info = DetectorInfo(
+            strategy=metadata["strategy"], eps=float(json.loads(metadata["eps"])),
+            clip=float(json.loads(metadata["clip"])),
+            mean=np.asarray(json.loads(metadata["mean"]), dtype=np.float64),
+            scale=np.asarray(json.loads(metadata["scale"]), dtype=np.float64),
+            keras_sha256=metadata["keras_sha256"],
+            versions=dict(json.loads(metadata["versions"])))
+    except (KeyError, TypeError, ValueError) as error:
+        raise PipelineError(f"{label}: not a fraud detector written by the train stages "
+                            f"(metadata: {type(error).__name__} {error}); {fix}") from None
+    if columns != INPUT_COLUMNS:
+        raise PipelineError(f"{label}: takes the columns {columns}, expected {INPUT_COLUMNS}; "
+                            f"{fix}")
+    _check_stats(label, info.mean, info.scale, fix)
+    return info
 
 
 USAGE = {
@@ -201,52 +192,60 @@ USAGE = {
               "currency units, not logged or scaled). Time and Class are not inputs."),
     "output": "an array of shape (rows, 1): the probability that each row is fraud",
     "decide": "flag a row as fraud when probability >= threshold",
-    "load": "import keras; model = keras.saving.load_model('fraud_detector.keras')  "
-            "# safe_mode stays on; no project code needed",
-    "predict": "probability = model(x.astype('float64'), training=False).numpy()[:, 0]  "
-               "# in batches of ~65,536 rows; model.predict(x, batch_size=8192) also works, "
-               "but Keras casts its input to float32 first (probabilities then differ from "
-               "the pipeline's by up to ~4e-7)",
-    "preprocessing_only": "features = model.get_layer('preprocess')(x)  # the 29 scaled, "
-                          "clipped float32 features the network sees",
-    "command_line": PREDICT_COMMAND + "  # CSV or CSV.gz in, probability and flagged out",
+    "onnx_load": "import onnxruntime as ort; session = ort.InferenceSession("
+                 "'fraud_detector.onnx', providers=['CPUExecutionProvider'])  # no TensorFlow",
+    "onnx_predict": f"probability = session.run(['{OUTPUT_NAME}'], {{'{INPUT_NAME}': "
+                    "x.astype('float64')})[0][:, 0]  # in batches of ~65,536 rows",
+    "onnx_other_languages": f"ONNX Runtime for Java, C#, C++ or JavaScript: feed one float64 "
+                            f"tensor '{INPUT_NAME}' of shape [rows, {len(INPUT_COLUMNS)}], read "
+                            f"the float32 tensor '{OUTPUT_NAME}' of shape [rows, 1]",
+    "keras_load": "import keras; model = keras.saving.load_model('fraud_detector.keras')  "
+                  "# safe_mode stays on; no project code needed",
+    "keras_predict": "probability = model(x.astype('float64'), training=False).numpy()[:, 0]  "
+                     "# in batches of ~65,536 rows; model.predict(x, batch_size=8192) also "
+                     "works, but Keras casts its input to float32 first (probabilities then "
+                     "differ from the pipeline's by up to ~4e-7)",
+    "keras_preprocessing_only": "features = model.get_layer('preprocess')(x)  # the 29 "
+                                "scaled, clipped float32 features the network sees",
+    "command_line": PREDICT_COMMAND + "  # CSV or CSV.gz in, probability and flagged out; "
+                                      "the .keras file works too",
 }
 
 
-def model_card(*, strategy: str, threshold: float, metrics: dict[str, Any], stats: ScalerStats,
-               eps: float, raw_csv: str | Path, raw_sha256: str, network_path: str | Path,
-               network_sha256: str, model_file: str) -> dict[str, Any]:
+def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
+               files: dict[str, tuple[str, str]], sources: dict[str, str],
+               raw_csv: str | Path, raw_sha256: str) -> dict[str, Any]:
     """The JSON card beside the model: what it is, what it was trained on, how to use it.
 
-    Deterministic (no timestamps), so equal exports give equal cards.
+    `files`: format -> (file name, sha256); `sources`: format -> the train stage's file it
+    was copied from. Deterministic (no timestamps), so equal exports give equal cards.
     """
     return {
-        "model_file": model_file,
-        "strategy": strategy,
-        "threshold": float(threshold),
+        "model": model,
+        "chosen_by": choice.get("chosen_by", "train.strategy"),
+        "select_by": choice.get("select_by"),
+        "files": {fmt: {"file": name, "sha256": sha, "source": sources[fmt],
+                        "load": USAGE[f"{fmt}_load"], "predict": USAGE[f"{fmt}_predict"]}
+                  for fmt, (name, sha) in files.items()},
+        "threshold": float(choice["threshold"]),
         "threshold_source": "chosen by the evaluate stage on the validation split "
                             "(evaluate.threshold); override it to trade precision for recall",
         "input_columns": list(INPUT_COLUMNS),
         "input_name": INPUT_NAME,
         "input_dtype": INPUT_DTYPE,
-        "output": "probability of fraud, shape (rows, 1)",
-        "eps": float(eps),
-        "clip": float(stats.clip),
+        "output_name": OUTPUT_NAME,
+        "output": "probability of fraud, float32, shape (rows, 1)",
+        "eps": info.eps,
+        "clip": info.clip,
         "preprocessing": list(PREPROCESSING_STEPS),
-        "standardisation": {
-            "features": list(FEATURES),
-            "mean": [float(v) for v in stats.mean],
-            "scale": [float(v) for v in stats.scale],
-        },
+        "standardisation": {"features": list(FEATURES),
+                            "mean": [float(v) for v in info.mean],
+                            "scale": [float(v) for v in info.scale]},
         "training_data": {"file": str(raw_csv), "sha256": raw_sha256},
-        "network": {"file": str(network_path), "sha256": network_sha256},
-        "test_metrics": {key: value for key, value in sorted(metrics.items())
-                         if key != "strategy"},
-        "versions": {
-            "python": platform.python_version(),
-            "tensorflow": tf.__version__,
-            "keras": keras.__version__,
-            "numpy": np.__version__,
-        },
+        "test_metrics": {key: value for key, value in sorted(choice.items())
+                         if key not in CHOICE_KEYS and not key.startswith("val_")},
+        "validation_metrics": {key: value for key, value in sorted(choice.items())
+                               if key.startswith("val_")},
+        "versions": dict(sorted(info.versions.items())),
         "usage": dict(USAGE),
     }

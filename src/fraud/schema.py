@@ -23,6 +23,11 @@ FEATURES = [*V_COLUMNS, LOG_AMOUNT]
 # and Amount (for amount-based costs), which `scale` drops.
 TIME = "Time"
 TABLE_COLUMNS = [TIME, *V_COLUMNS, "Amount", LOG_AMOUNT, LABEL]
+# The exported detector's raw inputs, in this order (Time is not an input; Class is the
+# label), and the name of its preprocessing part. Here, not beside the model code, so that
+# reading inputs needs neither TensorFlow nor onnxruntime.
+INPUT_COLUMNS = [*V_COLUMNS, "Amount"]
+PREPROCESS_NAME = "preprocess"
 
 
 def sniff_not_csv(path: Path, head: bytes) -> None:

@@ -25,12 +25,11 @@ import numpy as np
 import pandas as pd
 
 from .errors import PipelineError
-from .schema import LABEL, V_COLUMNS, check_header, sniff_not_csv, validate_raw_frame
+from .schema import LABEL, check_header, sniff_not_csv, validate_raw_frame
+# The exported model's input columns, in order, and the name of its preprocessing part
+# (defined in schema.py, which the train stages depend on; predict imports them from here).
+from .schema import INPUT_COLUMNS, PREPROCESS_NAME  # noqa: F401
 
-# The exported model's input columns, in order, and the name of its preprocessing sub-model
-# (defined here, not in export.py, so that reading inputs needs no TensorFlow).
-INPUT_COLUMNS = [*V_COLUMNS, "Amount"]
-PREPROCESS_NAME = "preprocess"
 TIME = "Time"
 # Accepted in the input: Time is ignored (not an input of the model, its values are not
 # checked); Class, if present, is checked like clean checks it (0 or 1) and copied to the

@@ -1,6 +1,9 @@
-"""Stage export: the champion strategy's network with the preprocessing (log of Amount,
-the training split's standardisation, clipping) attached as Keras ops, so the exported model
-takes raw transactions; and a JSON model card beside it."""
+"""Stage export: ships the detector of the model evaluate chose (metrics/evaluate.json), as
+`.keras` and `.onnx`, with a JSON model card naming both files and their checksums.
+
+The train stages build the detectors (they have TensorFlow loaded); this stage copies the
+chosen pair after checking it, with onnxruntime and no TensorFlow, so it starts in well
+under a second."""
 
 from __future__ import annotations
 
@@ -15,48 +18,55 @@ log = logging.getLogger("export")
 
 def main(argv: Sequence[str]) -> None:
     cli = parser(__doc__)
-    cli.add_argument("--model", required=True, type=strategy_pattern,
-                     help="trained networks, e.g. models/{strategy}.keras")
-    cli.add_argument("--selected-metrics", required=True, type=Path,
-                     help="the chosen model's metrics, with its name (metrics/evaluate.json)")
-    cli.add_argument("--scaler", required=True, type=Path, help="scaler statistics (JSON)")
+    cli.add_argument("--choice", required=True, type=Path,
+                     help="evaluate's choice and its metrics (metrics/evaluate.json)")
+    cli.add_argument("--keras", required=True, type=strategy_pattern,
+                     help="the detectors, e.g. models/detector/{strategy}.keras")
+    cli.add_argument("--onnx", required=True, type=strategy_pattern,
+                     help="the same as ONNX, e.g. models/detector/{strategy}.onnx")
     cli.add_argument("--raw", required=True, type=Path,
                      help="the raw training CSV (its sha256 goes into the card)")
-    cli.add_argument("--out", required=True, type=Path, help="the exported model (.keras)")
+    cli.add_argument("--out-keras", required=True, type=Path, help="the shipped .keras model")
+    cli.add_argument("--out-onnx", required=True, type=Path, help="the shipped .onnx model")
     cli.add_argument("--card", required=True, type=Path, help="the model card (JSON)")
     args = cli.parse_args(argv)
 
-    from src.fraud.errors import PipelineError
-    from src.fraud.files import outputs, read_json_file, remove_outputs, write_json
-    from src.fraud.params import STRATEGIES, TRAIN_STAGES, load_params
-
-    remove_outputs(args.out, args.card)
-    params = load_params(args.params)
-    metrics = read_json_file(args.selected_metrics, "evaluate")
-    strategy = metrics.get("model")
-    if strategy not in STRATEGIES:
-        raise PipelineError(f"{args.selected_metrics}: model {strategy!r} cannot be exported: "
-                            f"only the networks ({', '.join(STRATEGIES)}) are")
-    network_path = Path(args.model.format(strategy=strategy))
+    import shutil
 
     from src.fraud import export as E
-    from src.fraud import model as M
+    from src.fraud.errors import PipelineError
+    from src.fraud.files import outputs, remove_outputs, write_json
+    from src.fraud.onnx_scoring import load_onnx
+    from src.fraud.params import TRAIN_STAGES
 
-    stats = E.read_scaler(args.scaler, params.scale.clip)
-    raw_sha256 = E.file_sha256(args.raw, "raw training CSV")
-    network = M.load_model(network_path, TRAIN_STAGES[strategy])
-    E.check_network(network, network_path)
-    detector = E.build_detector(network, stats, params.clean.eps)
-    card = E.model_card(strategy=strategy, threshold=metrics["threshold"], metrics=metrics,
-                        stats=stats, eps=params.clean.eps, raw_csv=args.raw,
-                        raw_sha256=raw_sha256, network_path=network_path,
-                        network_sha256=E.file_sha256(network_path, "model"),
-                        model_file=args.out.name)
+    remove_outputs(args.out_keras, args.out_onnx, args.card)
+    model, choice = E.read_choice(args.choice)
+    stage = TRAIN_STAGES[model]
+    sources = {"keras": Path(args.keras.format(strategy=model)),
+               "onnx": Path(args.onnx.format(strategy=model))}
+    detector = load_onnx(sources["onnx"], stage)
+    if (detector.input_name, detector.input_dtype, detector.columns) != \
+            (E.INPUT_NAME, E.INPUT_DTYPE, len(E.INPUT_COLUMNS)):
+        raise PipelineError(f"{sources['onnx']}: takes {detector.input_name!r} "
+                            f"({detector.input_dtype}, {detector.columns} columns), not raw "
+                            f"transactions; run the {stage} stage again")
+    info = E.read_detector_metadata(detector.metadata, str(sources["onnx"]), stage)
+    keras_sha256 = E.file_sha256(sources["keras"], f"detector (run the {stage} stage)")
+    if info.strategy != model or info.keras_sha256 != keras_sha256:
+        raise PipelineError(f"{sources['keras']} and {sources['onnx']} were not written by "
+                            f"one run of {stage}; run it again (dvc repro {stage})")
+    shipped = {"keras": args.out_keras, "onnx": args.out_onnx}
+    files = {"onnx": (args.out_onnx.name, E.file_sha256(sources["onnx"])),
+             "keras": (args.out_keras.name, keras_sha256)}
+    card = E.model_card(model=model, choice=choice, info=info, files=files,
+                        sources={fmt: str(path) for fmt, path in sources.items()},
+                        raw_csv=args.raw, raw_sha256=E.file_sha256(args.raw, "raw training CSV"))
     with outputs() as out:
-        M.save_model(detector, out.path(args.out))
+        for fmt, target in shipped.items():
+            shutil.copyfile(sources[fmt], out.path(target))
         write_json(out.path(args.card), card)
-    log.info("%s: %s model, threshold %g, input %s -> %s", args.out, strategy,
-             card["threshold"], ", ".join(E.INPUT_COLUMNS[:2]) + ", …, Amount", args.card)
+    log.info("%s, %s: the %s detector, threshold %g -> %s", args.out_onnx, args.out_keras,
+             model, card["threshold"], args.card)
 
 
 if __name__ == "__main__":

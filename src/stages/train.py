@@ -1,5 +1,11 @@
 """Stages train_baseline / train_weighted / train_resampled: one strategy each, from the
-shared initial weights, with early stopping on the validation split."""
+shared initial weights, with early stopping on the validation split.
+
+Besides the trained network (`.keras`, and `.onnx` for the evaluate stages to score without
+TensorFlow), each writes its deployable detector: the network with the preprocessing
+attached (raw V1..V28, Amount in), as `.keras` and `.onnx`. TensorFlow is loaded here
+anyway; the export stage then only copies the chosen one.
+"""
 
 from __future__ import annotations
 
@@ -21,20 +27,32 @@ def main(argv: Sequence[str]) -> None:
     cli.add_argument("--val-features", required=True, type=Path)
     cli.add_argument("--val-labels", required=True, type=Path)
     cli.add_argument("--initial-weights", required=True, type=Path)
+    cli.add_argument("--scaler", required=True, type=Path,
+                     help="scaler statistics (JSON), for the detector's preprocessing")
     cli.add_argument("--model-out", required=True, type=Path, help="trained model (.keras)")
+    cli.add_argument("--onnx-out", required=True, type=Path,
+                     help="the same network as ONNX (scaled features in)")
+    cli.add_argument("--detector-out", required=True, type=Path,
+                     help="the detector, raw transactions in (.keras)")
+    cli.add_argument("--detector-onnx-out", required=True, type=Path,
+                     help="the same detector as ONNX")
     cli.add_argument("--history-out", required=True, type=Path, help="per-epoch metrics (CSV)")
     cli.add_argument("--metrics-out", required=True, type=Path, help="best epoch's val metrics")
     args = cli.parse_args(argv)
 
     from src.fraud.errors import PipelineError
+    from src.fraud.export import read_scaler
     from src.fraud.files import outputs, remove_outputs, write_json
     from src.fraud.params import load_params, normalise_strategy
 
     # Stale outputs go first, so that any failure (bad params too) leaves none behind.
-    remove_outputs(args.model_out, args.history_out, args.metrics_out)
+    remove_outputs(args.model_out, args.onnx_out, args.detector_out, args.detector_onnx_out,
+                   args.history_out, args.metrics_out)
     strategy = normalise_strategy(args.strategy, "--strategy")
     params = load_params(args.params)
+    stats = read_scaler(args.scaler, params.scale.clip)  # a stale scaler fails before training
 
+    from src.fraud import detector as D
     from src.fraud import model as M
     from src.fraud import train as T
 
@@ -65,6 +83,10 @@ def main(argv: Sequence[str]) -> None:
               if k in ("precision", "recall", "auc", "prc")})
     with outputs() as out:
         M.save_model(model, out.path(args.model_out))
+        D.save_all(model, strategy, stats, params.clean.eps,
+                   network_onnx_path=out.path(args.onnx_out),
+                   detector_path=out.path(args.detector_out),
+                   detector_onnx_path=out.path(args.detector_onnx_out))
         result.history.to_csv(out.path(args.history_out), index=False)
         write_json(out.path(args.metrics_out), {
             "strategy": strategy, "best_epoch": result.best_epoch, "epochs_run": epochs,
