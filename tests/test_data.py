@@ -396,7 +396,7 @@ BAD_CSVS: dict[str, tuple[Callable[[list[str]], bytes], tuple[str, ...]]] = {
     "no-fraud": (no_fraud, ("no fraud rows", f"{BAD_ROWS} rows")),
     "ragged-long": (extra_field(9), ("line 9", "every row must have 31 fields")),
     "ragged-long-first-row": (extra_field(2), ("line 2", "every row must have 31 fields")),
-    "ragged-short": (missing_field(5), ("line 5", "'Class'", "missing")),
+    "ragged-short": (missing_field(5), ("line 5 has 30 field(s)", "every row must have 31")),
 }
 
 
