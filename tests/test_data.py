@@ -445,7 +445,9 @@ def stage_paths(tmp_path: Path, write_params: Any, old_outputs: bool) -> dict[st
     raw_dir.mkdir()
     out_dir.mkdir()
     paths = {"raw": raw_dir / "creditcard.csv", "out": out_dir / "cleaned.parquet",
-             "summary": out_dir / "data.json", "params": write_params({"clean.eps": "1e-08"})}
+             "summary": out_dir / "data.json",
+             # The test files are not the real data: no checksum to check them against.
+             "params": write_params({"clean.eps": "1e-08", "download.sha256": None})}
     if old_outputs:
         paths["out"].write_bytes(b"old parquet")
         paths["summary"].write_text('{"rows": 1}\n', encoding="utf-8")

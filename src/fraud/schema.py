@@ -11,7 +11,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .errors import PipelineError
+from .errors import PipelineError, printable, printable_names
+
+__all__ = ["printable", "printable_names"]  # re-exported: messages quote input with them
 
 V_COLUMNS = [f"V{i}" for i in range(1, 29)]
 RAW_COLUMNS = ["Time", *V_COLUMNS, "Amount", "Class"]
@@ -23,30 +25,6 @@ FEATURES = [*V_COLUMNS, LOG_AMOUNT]
 # ~2.6e4 and ~1.2e2); beyond about 1e154 the squares in the scaler's variance overflow to
 # inf, so a larger cell would pass clean and crash scale.
 MAX_ABS_VALUE = 1e15
-# How much of a cell or a column name an error message echoes, and how many names it lists:
-# a 10 MB cell or a header of a million fields must not make a 10 MB error line.
-ECHO_CHARS = 80
-ECHO_NAMES = 5
-
-
-def printable(value: object, limit: int = ECHO_CHARS) -> str:
-    """`repr(value)` for an error message: at most `limit` characters of it, and control or
-    binary characters escaped (repr's own escapes, bytes decoded with backslash escapes)."""
-    if isinstance(value, np.generic):
-        value = value.item()  # 'nan', not 'np.float64(nan)' (numpy 2 repr)
-    if isinstance(value, (bytes, bytearray)):
-        value = bytes(value).decode("utf-8", errors="backslashreplace")
-    if isinstance(value, str):
-        shown = repr(value[:limit])
-        return shown + f"… ({len(value):,} characters)" if len(value) > limit else shown
-    shown = repr(value)
-    return shown if len(shown) <= limit else shown[:limit] + "…"
-
-
-def printable_names(names: list[str], limit: int = ECHO_NAMES) -> str:
-    """Column names for a message: the first `limit`, each cut, and how many more."""
-    shown = ", ".join(printable(name) for name in names[:limit])
-    return shown + (f" and {len(names) - limit:,} more" if len(names) > limit else "")
 
 
 def sniff_not_csv(path: Path, head: bytes) -> None:
