@@ -50,8 +50,8 @@ def params_file(value: str) -> str:
     except yaml.YAMLError:
         pass  # load_params reports it, with the line
     except (ValueError, RecursionError) as error:  # an int of 5,000 digits, [[[[...]]]]
-        raise PipelineError(f"{value}: not usable YAML ({printable(str(error) or "
-                            f"type(error).__name__)})") from None
+        reason = printable(str(error) or type(error).__name__)
+        raise PipelineError(f"{value}: not usable YAML ({reason})") from None
     return value
 
 
