@@ -41,6 +41,8 @@ from .schema import printable, sniff_not_csv
 MAX_LINE_BYTES = 1 << 16
 BLOCK_BYTES = 1 << 20
 GZIP_MAGIC = b"\x1f\x8b"
+ZIP_MAGIC = b"PK\x03\x04"
+UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 STDIO = "-"
 STDIN_LABEL = "<stdin>"
 _NEWLINE, _COMMA, _QUOTE = ord("\n"), ord(","), ord('"')
@@ -289,6 +291,11 @@ def _header(label: str, head: bytes) -> tuple[list[str], bytes]:
         raise PipelineError(f"{label}: starts with over {MAX_LINE_BYTES:,} bytes of blank "
                             "lines; the header must be the first line")
     sniff_not_csv(Path(label), head[:4096])
+    if head.startswith(ZIP_MAGIC):
+        raise PipelineError(f"{label}: a zip archive, not CSV; unpack it first (the download "
+                            "stage unpacks Kaggle's creditcard.zip)")
+    if head.startswith(UTF16_BOMS):
+        raise PipelineError(f"{label}: UTF-16 text; save the file as UTF-8")
     end = head.find(b"\n")
     if end < 0 and b"\r" in head.rstrip(b"\r"):
         raise PipelineError(f"{label}: lines end with a lone CR (classic Mac OS); save the "
@@ -314,6 +321,10 @@ def _header(label: str, head: bytes) -> tuple[list[str], bytes]:
         columns = [name.strip() for name in next(csv.reader([text]))]
     except csv.Error as error:
         raise PipelineError(f"{label}: malformed CSV header: {error}") from None
+    for separator, name in ((";", "';'"), ("\t", "tabs")):
+        if len(columns) == 1 and separator in text:
+            raise PipelineError(f"{label}: fields are separated by {name}; expected commas "
+                                "(save as CSV with ',' as the separator)")
     return columns, carry
 
 

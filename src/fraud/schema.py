@@ -46,7 +46,8 @@ def check_header(path: Path, columns: list[str], required: list[str],
     `extra_hint` is added when the header has unexpected columns (predict's --id-column).
     """
     seen: set[str] = set()
-    duplicated = [c for c in columns if c in seen or seen.add(c)]  # type: ignore[func-returns-value]
+    duplicated = list(dict.fromkeys(
+        c for c in columns if c in seen or seen.add(c)))  # type: ignore[func-returns-value]
     if duplicated:
         raise PipelineError(f"{path}: column(s) {printable_names(duplicated)} appear "
                             "more than once in the header")
