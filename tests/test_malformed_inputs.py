@@ -15,7 +15,6 @@ import io
 import os
 import subprocess
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -500,40 +499,13 @@ def test_keys_from_stdin_gzip(good_lines: Lines) -> None:
 
 # --- real subprocesses: a few cases as DVC and users run them ------------------------------
 
-def run_measured(args: list[str], timeout: float = 120) -> tuple[int, str, float, float]:
-    """Runs `args` in the repo; returns exit status, stderr, seconds and peak RSS in MB of
-    that process alone (os.wait4's rusage of the child)."""
-    env = {**os.environ, "PYTHONDONTWRITEBYTECODE": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    env.pop("FRAUD_DATA_MIRROR", None)
-    with open(os.devnull, "wb") as null:
-        err_path = Path(os.environ.get("TMPDIR", "/tmp")) / f"stderr-{os.getpid()}-{time.time_ns()}"
-        with open(err_path, "wb") as err:
-            start = time.perf_counter()
-            proc = subprocess.Popen(args, cwd=REPO, env=env, stdout=null, stderr=err)
-            deadline = start + timeout
-            while True:
-                pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-                if pid:
-                    break
-                if time.perf_counter() > deadline:
-                    proc.kill()
-                    os.wait4(proc.pid, 0)
-                    raise AssertionError(f"{args} still running after {timeout} s")
-                time.sleep(0.02)
-            seconds = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        stderr = err_path.read_text(errors="replace")
-        err_path.unlink()
-    return proc.returncode, stderr, seconds, usage.ru_maxrss / 1024
-
-
 SUBPROCESS_CASES = ["gzip-flipped-byte", "latin1-in-a-cell", "huge-value", "first-row-extra-field",
                     "a-60-kb-cell"]
 
 
 @pytest.mark.parametrize("case", SUBPROCESS_CASES)
 def test_clean_stage_subprocess(case: str, good_lines: Lines, tmp_path: Path,
-                                params_file: Path) -> None:
+                                params_file: Path, run_measured: Any) -> None:
     source = tmp_path / "creditcard.csv"
     source.write_bytes(BAD[case].make(good_lines))
     out = tmp_path / "out"
@@ -546,7 +518,8 @@ def test_clean_stage_subprocess(case: str, good_lines: Lines, tmp_path: Path,
 
 def test_clean_stage_subprocess_accepts_a_trailing_blank_line(good_lines: Lines,
                                                              tmp_path: Path,
-                                                             params_file: Path) -> None:
+                                                             params_file: Path,
+                                                             run_measured: Any) -> None:
     source = tmp_path / "creditcard.csv"
     source.write_bytes(join(good_lines) + b"\n")
     out = tmp_path / "out"
@@ -580,7 +553,8 @@ def giant_files(good_lines: Lines, tmp_path_factory: pytest.TempPathFactory) -> 
 
 @pytest.mark.parametrize("case", GIANT)
 def test_giant_inputs_fail_fast_in_bounded_memory(case: str, giant_files: dict[str, Path],
-                                                  tmp_path: Path, params_file: Path) -> None:
+                                                  tmp_path: Path, params_file: Path,
+                                                  run_measured: Any) -> None:
     """clean, and predict's reader (no TensorFlow: test_predict.py measures the command),
     each as its own process: an error in seconds, far under 1 GB."""
     source = giant_files[case]
