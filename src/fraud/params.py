@@ -163,7 +163,7 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise PipelineError(f"params.yaml: section '{name}' is missing or not a mapping")
     expected = {f.name for f in fields(cls)}
-    unknown = sorted(set(section) - expected)
+    unknown = sorted(map(str, set(section) - expected))  # str: YAML keys may be numbers
     if unknown:
         raise PipelineError(
             f"params.yaml: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
@@ -189,7 +189,7 @@ def parse_params(raw: Any) -> Params:
     if not isinstance(raw, dict):
         raise PipelineError("params.yaml: expected a mapping of sections at the top level")
     sections = {f.name: f.type for f in fields(Params)}
-    unknown = sorted(set(raw) - set(sections))
+    unknown = sorted(map(str, set(raw) - set(sections)))  # str: YAML keys may be numbers
     if unknown:
         raise PipelineError(f"params.yaml: unknown key(s) {', '.join(unknown)}; "
                             f"top-level keys are {', '.join(sections)}")
