@@ -229,9 +229,12 @@ def download(params: DownloadParams, out: Path, seed: int, mirror: str | None = 
                 log.warning("%s", error)
                 continue
             digest = unpack_to_csv(packed, out, source, budget)
+            _check_sha256(source, digest, params.sha256)
+        except BaseException:
+            out.unlink(missing_ok=True)  # no partial or wrong CSV, whoever calls
+            raise
         finally:
             packed.unlink(missing_ok=True)
-        _check_sha256(source, digest, params.sha256)
         return DownloadResult(source=source, sha256=digest, checked=params.sha256 is not None)
     raise PipelineError("; ".join(failures) + f". {OFFLINE_HINT}")
 
