@@ -123,7 +123,8 @@ def run_measured() -> Callable[..., tuple[int, str, float, float]]:
     def run(args: list[Any], timeout: float = 300) -> tuple[int, str, float, float]:
         env = stage_env({"TF_CPP_MIN_LOG_LEVEL": "2"})
         done = subprocess.run([sys.executable, "-c", _MEASURE, *map(str, args)], cwd=REPO,
-                              env=env, capture_output=True, text=True, timeout=timeout)
+                              env=env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
         assert done.returncode == 0, done.stderr
         code, rss_kib, seconds = done.stdout.split()
         return int(code), done.stderr, float(seconds), int(rss_kib) / 1024

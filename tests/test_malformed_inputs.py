@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import gzip
 import io
-import os
-import subprocess
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -337,7 +335,7 @@ def test_predict_rejects(case: str, good_lines: Lines, tmp_path: Path, fake_mode
     source = tmp_path / "transactions.csv"
     source.write_bytes(bad.make(good_lines))
     out = tmp_path / "out" / "scores.csv"
-    code, stdout, err = run_predict([tmp_path / "model.keras", source, "-o", out,
+    code, _, err = run_predict([tmp_path / "model.keras", source, "-o", out,
                                      "--threshold", "0.5"], capsys)
     check_error(code, err, source, bad.predict_fragments or bad.fragments)
     assert not out.parent.exists() or list(out.parent.iterdir()) == []

@@ -341,8 +341,8 @@ def test_command_line_giant_first_row_in_bounded_memory(exported: Exported, tmp_
     code, stderr, seconds, rss_mb = run_measured([sys.executable, "-m", "src.predict",
                                                   exported.model, source, "-o", out])
     assert code == 1 and stderr.strip().splitlines() == [
-        f"error: {source}: line 2 is longer than 65,536 bytes; a row of 31 fields is far "
-        "shorter (is this the transactions CSV?)"], stderr
+        (f"error: {source}: line 2 is longer than 65,536 bytes; a row of 31 fields is far "
+         "shorter (is this the transactions CSV?)")], stderr
     assert rss_mb < 1024 and seconds < 120, (rss_mb, seconds)
     print(f"predict, 50 MB first row: {seconds:.1f} s, {rss_mb:.0f} MB")
     assert not out.exists() and list(tmp_path.iterdir()) == [source]

@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 
-
 # Every temporary file starts with this: .gitignore and .dvcignore ignore the pattern, so a
 # killed stage's leftovers never show in `git status` (nor get committed by `git add -A`).
 TEMP_PREFIX = ".fraud-tmp."

@@ -252,7 +252,7 @@ def open_csv(source: str | Path, stdin: BinaryIO | None = None, missing_hint: st
         label = str(source)
         if not Path(source).is_file():
             raise PipelineError(f"{label}: file not found{missing_hint}")
-        owned = raw = open(source, "rb")
+        owned = raw = open(source, "rb")  # noqa: SIM115 (closed by `close`, with the input)
     closers: list[Callable[[], None]] = [owned.close] if owned is not None else []
 
     def close() -> None:
@@ -336,8 +336,8 @@ def read_frames(opened: OpenedCsv, chunk_rows: int | None = None,
     na_values ...). A non-numeric cell under a float dtype raises ValueError (the caller
     rereads as text to say where); every other failure is a PipelineError.
     """
-    settings = dict(names=opened.columns, header=None, index_col=False, engine="c",
-                    skip_blank_lines=False, encoding="utf-8") | options
+    settings = {"names": opened.columns, "header": None, "index_col": False, "engine": "c",
+                "skip_blank_lines": False, "encoding": "utf-8", **options}
     try:
         with _parse_warnings():
             if chunk_rows is None:

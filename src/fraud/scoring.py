@@ -20,8 +20,14 @@ import numpy as np
 
 from .errors import PipelineError
 from .rawcsv import STDIN_LABEL, STDIO, OpenedCsv, open_csv, read_frames
-from .schema import LABEL, V_COLUMNS, check_header, printable, printable_names, \
-    validate_raw_frame
+from .schema import (
+    LABEL,
+    V_COLUMNS,
+    check_header,
+    printable,
+    printable_names,
+    validate_raw_frame,
+)
 
 __all__ = ["STDIN_LABEL", "STDIO"]  # re-exported: predict's names for stdin/stdout
 
@@ -99,8 +105,8 @@ def _read_options(opened: OpenedInput) -> dict[str, object]:
     na_values: dict[str, list[str]] = {column: NA_STRINGS for column in INPUT_COLUMNS}
     if has_label:
         na_values[LABEL] = [""]
-    return dict(usecols=[*INPUT_COLUMNS, *text], dtype={column: str for column in text},
-                keep_default_na=False, na_values=na_values)
+    return {"usecols": [*INPUT_COLUMNS, *text], "dtype": dict.fromkeys(text, str),
+            "keep_default_na": False, "na_values": na_values}
 
 
 def read_chunks(opened: OpenedInput, chunk_size: int = DEFAULT_CHUNK_ROWS) -> Iterator[Chunk]:
