@@ -3,16 +3,20 @@
     python -m src.predict models/fraud_detector.keras transactions.csv -o scores.csv
 
 INPUT is a CSV with the columns of the Credit Card Fraud data set: V1 … V28 and Amount
-(any order), optionally Time (ignored) and Class (checked to be 0/1 and copied to the output
-for comparison; never used to score). It may be gzip-compressed (told by its bytes, so
-`.csv.gz` and a gzip stream on stdin both work); `-` reads stdin. Rows are checked as the
-pipeline's clean stage checks them: the same messages, naming the line and column.
+(any order), optionally Time (ignored), Class (0 or 1, or blank for an unlabelled row;
+copied to the output for comparison, never used to score) and key columns named with
+--id-column (e.g. a transaction ID; copied to the output). Any other column is an error.
+It may be gzip-compressed (told by its bytes, so `.csv.gz` and a gzip stream on stdin both
+work); `-` reads stdin. Rows are checked as the pipeline's clean stage checks them: the same
+messages, naming the line and column; every row must have the header's number of fields,
+and a line longer than 64 KiB is refused.
 
 OUTPUT (`-o`; stdout when absent or `-`; `.gz` compresses) has one row per input row, in
-order: `probability` (the model's float32 output, in its shortest round-trip form), `flagged`
-(1 when probability >= the threshold, decided on the unrounded value) and, if the input has
-it, `Class`. The threshold is the model card's (MODEL with a .json suffix, or --card) unless
---threshold overrides it.
+order: the --id-column keys (as in the input, in the order given), `probability` (the
+model's float32 output, in its shortest round-trip form), `flagged` (1 when probability >=
+the threshold, decided on the unrounded value) and, if the input has it, `Class` (blank
+where the input's is). The threshold is the model card's (MODEL with a .json suffix, or
+--card) unless --threshold overrides it.
 
 The input is read --chunk-size rows at a time, so memory stays flat for files of any size.
 A summary goes to stderr: rows, flagged (count and %), seconds and rows/s.
@@ -84,6 +88,9 @@ def build_parser() -> argparse.ArgumentParser:
                      help="the model card (default: MODEL with a .json suffix)")
     cli.add_argument("--threshold", type=_probability,
                      help="flag rows with probability >= this instead of the card's threshold")
+    cli.add_argument("--id-column", action="append", default=[], metavar="NAME",
+                     help="a key column (e.g. a transaction ID) to copy to the output as its "
+                          "first columns; repeat for several, in order")
     cli.add_argument("--chunk-size", type=_positive_int, default=DEFAULT_CHUNK_ROWS,
                      help=f"rows read and scored at a time (default {DEFAULT_CHUNK_ROWS:,})")
     cli.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
@@ -189,10 +196,10 @@ def make_predict(model: Any):
 def _text_output(path: Path) -> Iterator[TextIO]:
     if path.name.endswith(".gz"):
         with gzip.GzipFile(path, "wb", mtime=0) as raw, \
-                io.TextIOWrapper(raw, encoding="ascii", newline="\n") as text:
+                io.TextIOWrapper(raw, encoding="utf-8", newline="\n") as text:
             yield text
     else:
-        with open(path, "w", encoding="ascii", newline="\n") as text:
+        with open(path, "w", encoding="utf-8", newline="\n") as text:
             yield text
 
 
@@ -202,7 +209,8 @@ def main(argv: Sequence[str]) -> None:
     card_path = args.card or args.model.with_suffix(".json")
     card = read_card(card_path, required=args.threshold is None)
     threshold = args.threshold if args.threshold is not None else float(card["threshold"])
-    opened = open_input(args.input)  # header checks first: fast errors, before TensorFlow
+    # header checks first: fast errors, before TensorFlow
+    opened = open_input(args.input, id_columns=args.id_column)
     try:
         predict = make_predict(load_model(args.model))
         if args.output == STDIO:

@@ -102,3 +102,31 @@ def check_stage_error(proc: subprocess.CompletedProcess[str], *fragments: str,
 def stage_error() -> Callable[..., str]:
     """stage_error(proc, "fragment", ...): see check_stage_error."""
     return check_stage_error
+
+
+# Runs a command, then prints its exit status, peak RSS (KiB) and seconds. A child's ru_maxrss
+# starts from its parent's at fork, so the command must be forked by this small process, not
+# by pytest (~300 MB); os.wait4 gives the rusage of that one child.
+_MEASURE = """
+import os, subprocess, sys, time
+start = time.perf_counter()
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+_, status, usage = os.wait4(child.pid, 0)
+print(os.waitstatus_to_exitcode(status), usage.ru_maxrss, time.perf_counter() - start)
+"""
+
+
+@pytest.fixture
+def run_measured() -> Callable[..., tuple[int, str, float, float]]:
+    """run_measured([cmd, ...]) in the repo -> (exit status, stderr, seconds, peak RSS in MB)."""
+
+    def run(args: list[Any], timeout: float = 300) -> tuple[int, str, float, float]:
+        env = stage_env({"TF_CPP_MIN_LOG_LEVEL": "2"})
+        done = subprocess.run([sys.executable, "-c", _MEASURE, *map(str, args)], cwd=REPO,
+                              env=env, capture_output=True, text=True, timeout=timeout,
+                              check=False)
+        assert done.returncode == 0, done.stderr
+        code, rss_kib, seconds = done.stdout.split()
+        return int(code), done.stderr, float(seconds), int(rss_kib) / 1024
+
+    return run

@@ -10,8 +10,12 @@ import gzip
 import hashlib
 import http.server
 import logging
+import os
 import socket
+import subprocess
+import sys
 import threading
+import time
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -400,3 +404,179 @@ def test_stage_http_404_leaves_no_file(server: str, tmp_path: Path, write_params
     proc = run_stage("download", "--out", out, "--params", params_file)
     stage_error(proc, "error: ", "HTTP 404")
     assert list(out.parent.iterdir()) == []
+
+
+# --- bounded downloads: a total deadline and a size limit ---------------------------------
+
+TRICKLE_INTERVAL = 0.1   # seconds between bytes
+SERVER_LIMIT = 15.0      # no response of the test server lasts longer, whatever the client
+
+
+class Trickle(http.server.BaseHTTPRequestHandler):
+    """Sends a body one byte per TRICKLE_INTERVAL (never idle for `timeout`), with a
+    Content-Length or chunked (/chunked/...); /fast/... sends it at once."""
+    protocol_version = "HTTP/1.1"
+    body = b""
+    stop = threading.Event()
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        chunked = self.path.startswith("/chunked")
+        self.send_response(200)
+        self.send_header("Content-Type", "text/csv")
+        self.send_header("Transfer-Encoding" if chunked else "Content-Length",
+                         "chunked" if chunked else str(len(self.body)))
+        self.end_headers()
+        ends = time.monotonic() + SERVER_LIMIT
+        step = len(self.body) if self.path.startswith(("/fast", "/chunked/fast")) else 1
+        try:
+            for start in range(0, len(self.body), step):
+                if self.stop.is_set() or time.monotonic() > ends:
+                    return
+                piece = self.body[start:start + step]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece) if chunked else piece)
+                self.wfile.flush()
+                if step == 1:
+                    time.sleep(TRICKLE_INTERVAL)
+            if chunked:
+                self.wfile.write(b"0\r\n\r\n")
+        except (BrokenPipeError, ConnectionResetError):
+            return
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def trickle(sources: dict[str, Any]) -> Iterator[str]:
+    Trickle.body = sources["bytes"]
+    Trickle.stop.clear()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    finally:
+        Trickle.stop.set()
+        httpd.shutdown()
+        httpd.server_close()
+
+
+def bounded(url: str | Path, deadline: float = 1800.0, max_bytes: int = 10 ** 9,
+            retries: int = 0, timeout: float = 2.0) -> DownloadParams:
+    return DownloadParams(url=str(url), sha256=None, timeout=timeout, retries=retries,
+                          synthetic_rows=500, synthetic_fraud_rate=0.02, deadline=deadline,
+                          max_bytes=max_bytes)
+
+
+@pytest.mark.parametrize("path", ["/slow.csv", "/chunked/slow.csv"])
+def test_a_trickling_server_stops_at_the_deadline(trickle: str, tmp_path: Path,
+                                                  path: str) -> None:
+    """One byte every 0.1 s never trips the 2 s timeout; the 1.5 s deadline stops it."""
+    start = time.monotonic()
+    with pytest.raises(PipelineError) as info:
+        download(bounded(trickle + path, deadline=1.5, retries=3), tmp_path / "raw.csv",
+                 seed=1)
+    elapsed = time.monotonic() - start
+    assert "download.deadline of 1.5 s passed" in str(info.value)
+    assert 1.5 <= elapsed < 3.5, elapsed
+    assert list(tmp_path.iterdir()) == []  # no .part, no partial CSV
+
+
+def test_the_deadline_covers_retries_and_waits(server: str, tmp_path: Path) -> None:
+    Handler.failures_left["/flaky.csv"] = 100
+    start = time.monotonic()
+    with pytest.raises(PipelineError, match=r"download\.deadline of 1\.2 s passed"):
+        download(bounded(server + "/flaky.csv", deadline=1.2, retries=10), tmp_path / "raw.csv",
+                 seed=1)
+    assert time.monotonic() - start < 3
+    assert Handler.hits["/flaky.csv"] <= 3  # waits of 1 s, 2 s ... cut by the deadline
+
+
+@pytest.mark.parametrize("path", ["/creditcard.csv", "/chunked/fast.csv"])
+def test_a_body_larger_than_max_bytes(server: str, trickle: str, tmp_path: Path,
+                                      path: str) -> None:
+    """Refused from its Content-Length, or once that many bytes came (chunked)."""
+    url = (server if path == "/creditcard.csv" else trickle) + path
+    with pytest.raises(PipelineError, match=r"larger than download\.max_bytes \(1,000 bytes"):
+        download(bounded(url, max_bytes=1000, retries=2), tmp_path / "raw.csv", seed=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("kind", ["zip", "gz"])
+def test_an_archive_that_unpacks_past_max_bytes(tmp_path: Path, kind: str) -> None:
+    """A compression bomb: 20 MB of one byte is 20 KB packed."""
+    data = b"0" * 20_000_000
+    source = tmp_path / f"bomb.{kind}"
+    if kind == "gz":
+        source.write_bytes(gzip.compress(data))
+    else:
+        with zipfile.ZipFile(source, "w", zipfile.ZIP_DEFLATED) as archive:
+            archive.writestr("creditcard.csv", data)
+    assert source.stat().st_size < 100_000
+    out = tmp_path / "out" / "raw.csv"
+    out.parent.mkdir()
+    with pytest.raises(PipelineError, match=r"unpacks to larger than download\.max_bytes"):
+        download(bounded(source, max_bytes=1_000_000), out, seed=1)
+    assert not (out.parent / "raw.csv.part").exists()
+
+
+def test_a_local_file_larger_than_max_bytes(sources: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="larger than download.max_bytes"):
+        download(bounded(sources["csv"], max_bytes=100), tmp_path / "raw.csv", seed=1)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_gzip_with_a_flipped_byte(sources: dict[str, Any], tmp_path: Path) -> None:
+    """zlib.error, not OSError: was a traceback."""
+    packed = bytearray(gzip.compress(sources["bytes"]))
+    packed[len(packed) // 2] ^= 0xFF
+    source = tmp_path / "creditcard.csv.gz"
+    source.write_bytes(bytes(packed))
+    out = tmp_path / "out" / "raw.csv"
+    out.parent.mkdir()
+    with pytest.raises(PipelineError, match="corrupt gzip file"):
+        download(bounded(source), out, seed=1)
+    assert list(out.parent.iterdir()) == []
+
+
+def test_synthetic_mirror_is_refused(sources: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(PipelineError, match="download.url: synthetic"):
+        download(bounded(sources["csv"]), tmp_path / "raw.csv", seed=1, mirror="synthetic")
+
+
+def test_stage_against_a_trickling_server(trickle: str, tmp_path: Path, write_params: Any,
+                                          run_stage: Any, stage_error: Any) -> None:
+    """As DVC runs it: the deadline ends it, and nothing is left in the output's folder
+    (not even hidden temporaries)."""
+    out = tmp_path / "raw" / "creditcard.csv"
+    params_file = write_params({"download.url": trickle + "/slow.csv", "download.sha256": None,
+                                "download.deadline": 2, "download.timeout": 1,
+                                "download.retries": 3})
+    start = time.monotonic()
+    proc = run_stage("download", "--out", out, "--params", params_file, timeout=30)
+    assert time.monotonic() - start < 10
+    stage_error(proc, "error: ", "download.deadline of 2 s passed")
+    assert list(out.parent.iterdir()) == []
+
+
+def test_stage_sweeps_what_a_killed_run_left(sources: dict[str, Any], tmp_path: Path,
+                                             write_params: Any, run_stage: Any) -> None:
+    """Temporaries of a dead process are deleted; a live one's (this test's) are not."""
+    out = tmp_path / "raw" / "creditcard.csv"
+    out.parent.mkdir()
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()
+    left = [out.parent / f".fraud-tmp.creditcard.csv~{dead}-abc123.csv",
+            out.parent / f".fraud-tmp.creditcard.csv~{dead}-abc123.part"]
+    live = out.parent / f".fraud-tmp.creditcard.csv~{os.getpid()}-xyz.csv"
+    for path in (*left, live):
+        path.write_bytes(b"partial")
+    other = out.parent / f".fraud-tmp.creditcard.csv.gz~{dead}-abc.csv.gz"  # another output's
+    other.write_bytes(b"partial")
+    params_file = write_params({"download.url": str(sources["gz"]),
+                                "download.sha256": sources["sha256"]})
+    proc = run_stage("download", "--out", out, "--params", params_file)
+    assert proc.returncode == 0, proc.stderr
+    assert sorted(p.name for p in out.parent.iterdir()) == sorted(
+        ["creditcard.csv", live.name, other.name])

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -310,3 +311,36 @@ def test_command_line_error_in_a_later_chunk(exported: Exported, tmp_path: Path)
     assert stderr.strip().splitlines() == [
         f"error: {source}: line 877, column 'V12': '1.2.3' is not a number"], stderr
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_a_long_row_with_extra_fields_is_refused(exported: Exported, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    """pandas dropped the extra fields of a row past its 64 KB look-ahead and scored it."""
+    lines = list(exported.lines)
+    lines[500] += ",1" * 40_000  # line 501: 80 KB, 40,031 fields
+    source = tmp_path / "transactions.csv"
+    source.write_bytes(("\n".join(lines) + "\n").encode())
+    out = tmp_path / "out" / "scores.csv"
+    result = predict(capsys, monkeypatch, exported.model, source, "-o", out)
+    assert "line 501 is longer than 65,536 bytes" in result.error_line
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+def test_command_line_giant_first_row_in_bounded_memory(exported: Exported, tmp_path: Path,
+                                                        run_measured: Any) -> None:
+    """A first data row of 50 MB (25 million extra fields) took predict past 4 GB: now an
+    error, in the memory TensorFlow itself takes."""
+    source = tmp_path / "transactions.csv"
+    lines = exported.lines
+    source.write_bytes(("\n".join([lines[0], lines[1] + ",1" * 25_000_000, *lines[2:]])
+                        + "\n").encode())
+    out = tmp_path / "scores.csv"
+    code, stderr, seconds, rss_mb = run_measured([sys.executable, "-m", "src.predict",
+                                                  exported.model, source, "-o", out])
+    assert code == 1 and stderr.strip().splitlines() == [
+        (f"error: {source}: line 2 is longer than 65,536 bytes; a row of 31 fields is far "
+         "shorter (is this the transactions CSV?)")], stderr
+    assert rss_mb < 1024 and seconds < 120, (rss_mb, seconds)
+    print(f"predict, 50 MB first row: {seconds:.1f} s, {rss_mb:.0f} MB")
+    assert not out.exists() and list(tmp_path.iterdir()) == [source]

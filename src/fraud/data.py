@@ -5,7 +5,6 @@ No TensorFlow here: these stages must start fast.
 
 from __future__ import annotations
 
-import csv
 import importlib
 import math
 from dataclasses import dataclass
@@ -17,8 +16,9 @@ import pandas as pd
 
 from .errors import PipelineError
 from .params import SplitParams
+from .rawcsv import open_csv, read_frames
 from .schema import FEATURES, LABEL, LOG_AMOUNT, RAW_COLUMNS, TABLE_COLUMNS, TIME, \
-    check_header, sniff_not_csv, validate_raw_frame
+    check_header, validate_raw_frame
 
 if TYPE_CHECKING:
     from sklearn.preprocessing import StandardScaler
@@ -40,37 +40,30 @@ def _lazy(name: str):
     return globals()[name] if name in globals() else __getattr__(name)
 
 
-def read_raw_csv(path: str | Path) -> pd.DataFrame:
-    """Reads and validates the raw Credit Card Fraud CSV (columns in RAW_COLUMNS order)."""
+def read_raw_csv(path: str | Path, sha256: str | None = None) -> pd.DataFrame:
+    """Reads and validates the raw Credit Card Fraud CSV (columns in RAW_COLUMNS order).
+
+    With `sha256` (download.sha256) the file must still be the one downloaded: DVC re-hashes
+    a file only when its size, mtime or inode changes, so an edit in place could otherwise
+    flow into every later stage. The hash is taken while reading, not in a second pass.
+    """
     path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: file not found; run the download stage first")
-    with open(path, "rb") as handle:
-        head = handle.read(4096)
-    sniff_not_csv(path, head)
-    first_line = head.splitlines()[0].decode("utf-8-sig", errors="replace")  # BOM: Excel
-    header = next(csv.reader([first_line]))
-    header = [name.strip() for name in header]
-    check_header(path, header, RAW_COLUMNS)
-    dtypes = {column: np.float64 for column in RAW_COLUMNS}
+    opened = open_csv(path, missing_hint="; run the download stage first",
+                      hashing=sha256 is not None)
     try:
-        frame = pd.read_csv(path, dtype=dtypes, engine="c", skip_blank_lines=False)
-    except pd.errors.ParserError as error:  # a ValueError too: must be caught first
-        raise PipelineError(f"{path}: malformed CSV: {str(error).strip()}; every row must "
-                            f"have {len(RAW_COLUMNS)} fields") from None
-    except ValueError:
-        # A non-numeric cell: read again as text to say exactly where.
+        check_header(path, opened.columns, RAW_COLUMNS)
         try:
-            frame = pd.read_csv(path, dtype=str, engine="c", skip_blank_lines=False,
-                                keep_default_na=False, na_values=[""])
-        except pd.errors.ParserError as error:
-            raise PipelineError(f"{path}: malformed CSV: {error}".strip()) from None
-    if not isinstance(frame.index, pd.RangeIndex):
-        # pandas takes a first data row with one field too many as an index column
-        raise PipelineError(f"{path}: malformed CSV: line 2 has {len(RAW_COLUMNS) + 1} fields, "
-                            f"the header {len(RAW_COLUMNS)}; every row must have "
-                            f"{len(RAW_COLUMNS)} fields")
-    frame.columns = [str(c).strip() for c in frame.columns]
+            frame = next(read_frames(opened, dtype=np.float64))
+        except ValueError:
+            # A non-numeric cell: read again as text, for validation to say exactly where.
+            opened.close()
+            opened = open_csv(path, hashing=sha256 is not None)
+            frame = next(read_frames(opened, dtype=str, keep_default_na=False,
+                                     na_values=[""]))
+        if sha256 is not None:
+            check_raw_sha256(path, opened.rows.hexdigest(), sha256)
+    finally:
+        opened.close()
     if frame.empty:
         raise PipelineError(f"{path}: has a header but no data rows")
     # No .copy(): pandas' copy-on-write keeps the read frame safe from validate's column
@@ -80,6 +73,15 @@ def read_raw_csv(path: str | Path) -> pd.DataFrame:
         raise PipelineError(f"{path}: no fraud rows (Class = 1) among {len(frame):,} rows; "
                             "a fraud model needs positive examples")
     return frame
+
+
+def check_raw_sha256(path: Path, digest: str, expected: str) -> None:
+    if digest != expected:
+        raise PipelineError(f"{path}: sha256 is {digest}, download.sha256 expects {expected}: "
+                            "the file changed after the download (edited in place? DVC misses "
+                            "an edit that keeps size and mtime); run `dvc repro --force "
+                            "download`, or set download.sha256 to the new checksum (or null) "
+                            "if the change is meant")
 
 
 def _row_hashes(frame: pd.DataFrame) -> np.ndarray:

@@ -1,4 +1,14 @@
-"""The one exception type for expected failures (bad input, bad params, unreachable data)."""
+"""The one exception type for expected failures (bad input, bad params, unreachable data),
+and how its messages quote what the user gave."""
+
+from __future__ import annotations
+
+import reprlib
+
+# How much of a value or a name a message echoes, and how many names it lists: a 10 MB cell,
+# a header of a million fields or a YAML alias bomb must not make a huge (or endless) line.
+ECHO_CHARS = 80
+ECHO_NAMES = 5
 
 
 class PipelineError(Exception):
@@ -6,3 +16,30 @@ class PipelineError(Exception):
 
     Stage scripts print it as one line and exit non-zero, without a traceback.
     """
+
+
+def _bounded_repr(limit: int) -> reprlib.Repr:
+    shown = reprlib.Repr()
+    shown.maxlevel, shown.maxlist, shown.maxtuple, shown.maxdict, shown.maxset = 3, 5, 5, 5, 5
+    shown.maxstring, shown.maxother, shown.maxlong = limit, limit, limit
+    return shown
+
+
+def printable(value: object, limit: int = ECHO_CHARS) -> str:
+    """`repr(value)` for an error message: about `limit` characters at most, control and
+    binary characters escaped, nested data cut short (reprlib)."""
+    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+        value = value.item()  # 'nan', not 'np.float64(nan)' (numpy 2 repr)
+    if isinstance(value, (bytes, bytearray)):
+        value = bytes(value).decode("utf-8", errors="backslashreplace")
+    if isinstance(value, str):
+        shown = repr(value[:limit])
+        return shown + f"… ({len(value):,} characters)" if len(value) > limit else shown
+    shown = _bounded_repr(limit).repr(value)
+    return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
+def printable_names(names: list[str], limit: int = ECHO_NAMES) -> str:
+    """Names for a message: the first `limit`, each cut, and how many more."""
+    shown = ", ".join(printable(name) for name in names[:limit])
+    return shown + (f" and {len(names) - limit:,} more" if len(names) > limit else "")

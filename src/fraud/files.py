@@ -14,30 +14,81 @@ import numpy as np
 
 from .errors import PipelineError
 
+# Every temporary file starts with this: .gitignore and .dvcignore ignore the pattern, so a
+# killed stage's leftovers never show in `git status` (nor get committed by `git add -A`).
+TEMP_PREFIX = ".fraud-tmp."
+_TEMP_SEPARATOR = "~"
+
+
+def _temp_prefix(final: Path) -> str:
+    """`.fraud-tmp.<final's name>~<pid>-`: the pid tells whether its writer still runs."""
+    return f"{TEMP_PREFIX}{final.name}{_TEMP_SEPARATOR}{os.getpid()}-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
+
+
+def sweep_temporaries(final: str | os.PathLike[str]) -> list[Path]:
+    """Deletes the temporaries of `final` left by a killed run (its writer is gone).
+
+    A stage that is killed (SIGKILL, OOM, power cut) cannot clean up; the next run of the
+    same stage does, here. Temporaries of a run still going (another pid) are left alone.
+    """
+    final = Path(final)
+    swept = []
+    if not final.parent.is_dir():
+        return swept
+    for leftover in final.parent.glob(f"{TEMP_PREFIX}{final.name}{_TEMP_SEPARATOR}*"):
+        pid = leftover.name[len(TEMP_PREFIX) + len(final.name) + 1:].split("-", 1)[0]
+        if not pid.isdigit() or (int(pid) != os.getpid() and not _alive(int(pid))):
+            leftover.unlink(missing_ok=True)
+            swept.append(leftover)
+    return swept
+
 
 class OutputSet:
     """Collects a stage's outputs as temporary files and publishes them all at once.
 
-    Every output is written to a temporary file beside its final path; only when the whole
-    stage succeeds are they renamed into place. On failure the temporaries are deleted, so a
-    failing stage leaves none of its outputs behind (not even the ones it finished).
+    Every output is written to a temporary file beside its final path (a rename within a
+    folder is atomic); only when the whole stage succeeds are they renamed into place. On
+    failure the temporaries are deleted, so a failing stage leaves none of its outputs behind
+    (not even the ones it finished); after a kill, the next run sweeps them. This is the one
+    place that makes temporary files (TEMP_PREFIX).
     """
 
     def __init__(self) -> None:
         self._pending: list[tuple[Path, Path]] = []
+        self._scratch: list[Path] = []
+
+    def _temporary(self, final: Path, suffix: str) -> Path:
+        final.parent.mkdir(parents=True, exist_ok=True)
+        sweep_temporaries(final)
+        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=suffix, dir=final.parent)
+        os.close(fd)
+        os.unlink(tmp)  # writers that refuse to overwrite still work
+        return Path(tmp)
 
     def path(self, final: str | os.PathLike[str]) -> Path:
         """A temporary path to write `final`'s content to (same folder, same suffix)."""
         final = Path(final)
-        final.parent.mkdir(parents=True, exist_ok=True)
         # Keep the full suffix (".weights.h5", ".csv.gz"): some writers insist on it.
-        suffix = "".join(final.suffixes) or ".tmp"
-        fd, tmp = tempfile.mkstemp(prefix=f".{final.name.split('.')[0]}.", suffix=suffix,
-                                   dir=final.parent)
-        os.close(fd)
-        os.unlink(tmp)  # writers that refuse to overwrite still work
-        self._pending.append((Path(tmp), final))
-        return Path(tmp)
+        tmp = self._temporary(final, "".join(final.suffixes) or ".tmp")
+        self._pending.append((tmp, final))
+        return tmp
+
+    def scratch(self, final: str | os.PathLike[str], suffix: str = ".part") -> Path:
+        """A temporary path for work towards `final` that is never published (a download
+        before it is unpacked): deleted when the set is committed or discarded."""
+        tmp = self._temporary(Path(final), suffix)
+        self._scratch.append(tmp)
+        return tmp
 
     def commit(self) -> None:
         for tmp, final in self._pending:
@@ -46,11 +97,18 @@ class OutputSet:
         for tmp, final in self._pending:
             os.replace(tmp, final)
         self._pending.clear()
+        self._drop_scratch()
 
     def discard(self) -> None:
         for tmp, _ in self._pending:
             tmp.unlink(missing_ok=True)
         self._pending.clear()
+        self._drop_scratch()
+
+    def _drop_scratch(self) -> None:
+        for tmp in self._scratch:
+            tmp.unlink(missing_ok=True)
+        self._scratch.clear()
 
 
 @contextmanager
@@ -66,9 +124,11 @@ def outputs() -> Iterator[OutputSet]:
 
 
 def remove_outputs(*paths: str | os.PathLike[str]) -> None:
-    """Deletes stale outputs of an earlier run, so a failed run leaves nothing behind."""
+    """Deletes stale outputs of an earlier run, so a failed run leaves nothing behind, and
+    the temporaries a killed earlier run left beside them."""
     for path in paths:
         Path(path).unlink(missing_ok=True)
+        sweep_temporaries(path)
 
 
 def json_dumps(data: Any) -> str:

@@ -14,7 +14,7 @@ from typing import Any
 
 import yaml
 
-from .errors import PipelineError
+from .errors import PipelineError, printable
 
 PARAMS_FILE = "params.yaml"
 SYNTHETIC_SOURCE = "synthetic"
@@ -56,6 +56,16 @@ class DownloadParams:
     # Not `seed`: the data must stay the same when `seed` varies the split and training
     # (and the download stage must not rerun for every seed).
     synthetic_seed: int = 0
+    # Bounds on a download, whatever the server does: `timeout` alone lets a server that
+    # trickles a byte at a time run forever. Seconds for all attempts and waits together,
+    # and bytes both fetched and unpacked (a zip bomb); generated data is not bounded.
+    deadline: float = 1800.0
+    max_bytes: int = 1_000_000_000
+
+    @property
+    def raw_sha256(self) -> str | None:
+        """The checksum the raw CSV must have (clean checks it): none for generated data."""
+        return None if self.url == SYNTHETIC_SOURCE else self.sha256
 
 
 @dataclass(frozen=True)
@@ -145,7 +155,7 @@ class Params:
 
 
 def _fail(name: str, value: Any, allowed: str) -> PipelineError:
-    return PipelineError(f"params.yaml: {name} = {value!r} is invalid: expected {allowed}")
+    return PipelineError(f"params.yaml: {name} = {printable(value)} is invalid: expected {allowed}")
 
 
 def _as_float(name: str, value: Any) -> float:
@@ -153,7 +163,7 @@ def _as_float(name: str, value: Any) -> float:
         raise _fail(name, value, "a number")
     try:
         result = float(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an int of 400 digits
         raise _fail(name, value, "a number") from None
     if not math.isfinite(result):
         raise _fail(name, value, "a finite number")
@@ -191,7 +201,7 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
     if not isinstance(section, dict):
         raise PipelineError(f"params.yaml: section '{name}' is missing or not a mapping")
     expected = {f.name for f in fields(cls)}
-    unknown = sorted(set(section) - expected)
+    unknown = sorted(map(str, set(section) - expected))  # str: YAML keys may be numbers
     if unknown:
         raise PipelineError(
             f"params.yaml: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
@@ -258,7 +268,7 @@ def parse_params(raw: Any) -> Params:
     if not isinstance(raw, dict):
         raise PipelineError("params.yaml: expected a mapping of sections at the top level")
     sections = {f.name: f.type for f in fields(Params)}
-    unknown = sorted(set(raw) - set(sections))
+    unknown = sorted(map(str, set(raw) - set(sections)))  # str: YAML keys may be numbers
     if unknown:
         raise PipelineError(f"params.yaml: unknown key(s) {', '.join(unknown)}; "
                             f"top-level keys are {', '.join(sections)}")
@@ -281,9 +291,15 @@ def parse_params(raw: Any) -> Params:
         synthetic_rows=_as_int("download.synthetic_rows", d["synthetic_rows"]),
         synthetic_fraud_rate=_as_float("download.synthetic_fraud_rate", d["synthetic_fraud_rate"]),
         synthetic_seed=_as_int("download.synthetic_seed", d["synthetic_seed"]),
+        deadline=_as_float("download.deadline", d["deadline"]),
+        max_bytes=_as_int("download.max_bytes", d["max_bytes"]),
     )
     _check("download.timeout", download.timeout, download.timeout > 0, "a number of seconds > 0")
     _check("download.retries", download.retries, download.retries >= 0, "a whole number >= 0")
+    _check("download.deadline", d["deadline"], download.deadline > 0,
+           "a number of seconds > 0 (all attempts together)")
+    _check("download.max_bytes", d["max_bytes"], download.max_bytes >= 1,
+           "a whole number of bytes >= 1")
     _check("download.synthetic_rows", download.synthetic_rows, download.synthetic_rows >= 100,
            "a whole number >= 100")
     _check("download.synthetic_seed", download.synthetic_seed,

@@ -6,14 +6,53 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from src.fraud.errors import PipelineError
+import yaml
+
+from src.fraud.errors import PipelineError, printable
+
+# params.yaml is a few KB; a larger file is not one (and is not read whole into memory).
+MAX_PARAMS_BYTES = 1 << 20
 
 
 def parser(description: str) -> argparse.ArgumentParser:
     result = argparse.ArgumentParser(description=description)
-    result.add_argument("--params", default="params.yaml", help="the params file")
+    result.add_argument("--params", default="params.yaml", type=params_file,
+                        help="the params file")
     return result
+
+
+def params_file(value: str) -> str:
+    """An argparse type: a params file that exists must be a small UTF-8 text file (YAML and
+    the meaning of its keys are load_params' to check; so is a missing file)."""
+    path = Path(value)
+    if not path.exists():
+        return value
+    try:
+        if not path.is_file():
+            raise PipelineError(f"{value}: not a file; expected the params file (YAML)")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_PARAMS_BYTES + 1)
+    except OSError as error:
+        raise PipelineError(f"{value}: cannot be read ({error.strerror or error})") from None
+    if len(data) > MAX_PARAMS_BYTES:
+        raise PipelineError(f"{value}: larger than {MAX_PARAMS_BYTES:,} bytes; not a params "
+                            "file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise PipelineError(f"{value}: line {line}: not UTF-8 text (byte "
+                            f"0x{data[error.start]:02x}); save it as UTF-8") from None
+    try:
+        yaml.safe_load(text)
+    except yaml.YAMLError:
+        pass  # load_params reports it, with the line
+    except (ValueError, RecursionError) as error:  # an int of 5,000 digits, [[[[...]]]]
+        reason = printable(str(error) or type(error).__name__)
+        raise PipelineError(f"{value}: not usable YAML ({reason})") from None
+    return value
 
 
 def strategy_pattern(value: str) -> str:
@@ -47,6 +86,10 @@ def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None
         main(sys.argv[1:] if argv is None else argv)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except UnicodeDecodeError as error:  # a text file that is not UTF-8, missed by a check
+        print(f"error: a file is not UTF-8 text (byte 0x{error.object[error.start]:02x} at "
+              f"offset {error.start:,}); save it as UTF-8", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)

@@ -1,4 +1,8 @@
-"""Stage clean: validates the raw CSV and adds `Log Amount = log(Amount + eps)`."""
+"""Stage clean: validates the raw CSV and adds `Log Amount = log(Amount + eps)`.
+
+The raw file is checked against download.sha256 (unless the data is generated): DVC trusts a
+file whose size and mtime did not change, so an edit in place would otherwise go unnoticed.
+"""
 
 from __future__ import annotations
 
@@ -18,7 +22,7 @@ def main(argv: Sequence[str]) -> None:
     args = cli.parse_args(argv)
     remove_outputs(args.out)
     params = load_params(args.params)
-    raw = read_raw_csv(args.raw)
+    raw = read_raw_csv(args.raw, sha256=params.download.raw_sha256)
     with outputs() as out:
         write_table(out.path(args.out), clean(raw, params.clean.eps))
 
