@@ -129,7 +129,7 @@ def test_evaluate_chooses_and_draws(evaluated: tuple[Path, Path], tmp_path: Path
         assert (selected["model"], selected["chosen_by"]) == ("weighted", "train.strategy")
     chosen = selected["model"]
     assert {k: v for k, v in selected.items()
-            if k not in ("model", "chosen_by", "select_by")} == per_model[chosen]
+            if k not in ("model", "strategy", "chosen_by", "select_by")} == per_model[chosen]
     assert "tensorflow" not in done.stderr.lower()
 
 

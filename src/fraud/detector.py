@@ -29,6 +29,7 @@ way, so equal networks would otherwise give different files on every run.
 
 from __future__ import annotations
 
+import logging
 import platform
 import re
 import tempfile
@@ -178,6 +179,8 @@ def canonical(model: onnx.ModelProto, graph_name: str, metadata: dict[str, str],
 def network_to_onnx(network: keras.Model, strategy: str) -> onnx.ModelProto:
     """The trained network (scaled float32 features in, probability out) as ONNX."""
     signature = [tf.TensorSpec((None, len(FEATURES)), tf.float32, name=NETWORK_INPUT)]
+    # tf2onnx logs its versions and optimiser passes at INFO in the stage's output: not ours.
+    logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
         # Keras' tf2onnx shim touches np.object (a FutureWarning on numpy 2): not ours.
         warnings.simplefilter("ignore", FutureWarning)

@@ -73,6 +73,21 @@ def evaluate_scores(val: Scored, test: Scored, params: EvaluateParams, seed: int
     return result
 
 
+# metrics/evaluate.json's first keys, in this order: `dvc exp show` lists a file's keys in
+# the file's order, and a terminal shows only the leftmost columns of its wide table.
+LEADING_KEYS = ("model", "strategy", "prc", "prc_low", "prc_high", "recall", "precision",
+                "threshold", "chosen_by", "select_by")
+
+
+def selected_metrics(per_model: Mapping[str, Mapping[str, Any]], choice: Mapping[str, Any],
+                     strategy: str) -> dict[str, Any]:
+    """The chosen model's metrics, with its name and how it was chosen (`strategy` is the
+    train.strategy it was chosen under), leading keys first and the rest sorted."""
+    merged = {**per_model[choice["model"]], **choice, "strategy": strategy}
+    return {**{key: merged[key] for key in LEADING_KEYS},
+            **{key: merged[key] for key in sorted(merged) if key not in LEADING_KEYS}}
+
+
 def choose_model(per_model: Mapping[str, Mapping[str, Any]], strategy: str,
                  candidates: tuple[str, ...], select_by: str) -> dict[str, Any]:
     """The model to report and ship, and why: a named `train.strategy`, or with `auto` the

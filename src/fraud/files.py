@@ -131,9 +131,10 @@ def remove_outputs(*paths: str | os.PathLike[str]) -> None:
         sweep_temporaries(path)
 
 
-def json_dumps(data: Any) -> str:
-    """Stable JSON: sorted keys, plain floats, trailing newline (diff-friendly in git)."""
-    return json.dumps(data, indent=2, sort_keys=True, allow_nan=False) + "\n"
+def json_dumps(data: Any, sort_keys: bool = True) -> str:
+    """Stable JSON: sorted keys (or the caller's fixed order), plain floats, trailing newline
+    (diff-friendly in git)."""
+    return json.dumps(data, indent=2, sort_keys=sort_keys, allow_nan=False) + "\n"
 
 
 def read_json_file(path: str | os.PathLike[str], stage_hint: str) -> dict[str, Any]:
@@ -151,8 +152,8 @@ def read_json_file(path: str | os.PathLike[str], stage_hint: str) -> dict[str, A
     return data
 
 
-def write_json(path: Path, data: Any) -> None:
-    path.write_text(json_dumps(data), encoding="utf-8")
+def write_json(path: Path, data: Any, sort_keys: bool = True) -> None:
+    path.write_text(json_dumps(data, sort_keys), encoding="utf-8")
 
 
 def write_npy(path: Path, array: np.ndarray) -> None:

@@ -47,7 +47,9 @@ def main(argv: Sequence[str]) -> None:
     curves = {kind: {name: pd.read_csv(pattern.format(model=name)) for name in args.models}
               for kind, pattern in (("roc", args.roc), ("prc", args.prc))}
     with outputs() as out:
-        write_json(out.path(args.selected_metrics), {**per_model[chosen], **choice})
+        write_json(out.path(args.selected_metrics),
+                   evaluation.selected_metrics(per_model, choice, params.train.strategy),
+                   sort_keys=False)
         figures.roc_png(out.path(args.roc_png), curves["roc"], chosen)
         figures.pr_png(out.path(args.prc_png), curves["prc"], chosen)
     log.info("%s, chosen by %s (%s %.4f); test prc %.4f [%.4f, %.4f]", chosen,
