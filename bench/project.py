@@ -23,6 +23,8 @@ from typing import Any
 import psutil
 import yaml
 
+from src.fraud.pipeline import stage_names
+
 ROOT = Path(__file__).resolve().parents[1]
 # What `dvc repro` needs (the e2e test copies the same).
 PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvc/plots",
@@ -110,7 +112,7 @@ class CommandRun:
 
     @property
     def ran(self) -> list[str]:
-        return re.findall(r"Running stage '([\w-]+)'", self.stdout)
+        return re.findall(r"Running stage '([\w@-]+)'", self.stdout)
 
     @property
     def stage_seconds(self) -> float:
@@ -281,9 +283,8 @@ class Project:
         shutil.rmtree(self.path / ".dvc" / "cache" / "runs", ignore_errors=True)
 
     def stages(self) -> list[str]:
-        """The stages dvc.yaml declares, in its order (others may add stages)."""
-        raw = yaml.safe_load((self.path / "dvc.yaml").read_text(encoding="utf-8"))
-        return list(raw.get("stages", {}))
+        """The stages dvc.yaml declares, foreach items as `name@key` (as DVC prints them)."""
+        return stage_names(self.path / "dvc.yaml")
 
     def read_json(self, relative: str) -> dict[str, Any]:
         return json.loads((self.path / relative).read_text(encoding="utf-8"))

@@ -261,11 +261,10 @@ def run_clean(raw_file: Path, tmp_path: Path, params: Path,
     out = tmp_path / "out"
     out.mkdir()
     (out / "cleaned.parquet").write_bytes(b"old")
-    (out / "data.json").write_text("{}\n")
     capsys.readouterr()
     with pytest.raises(SystemExit) as info:
         run(clean_stage.main, ["--raw", str(raw_file), "--out", str(out / "cleaned.parquet"),
-                               "--summary", str(out / "data.json"), "--params", str(params)])
+                               "--params", str(params)])
     return int(info.value.code or 0), capsys.readouterr().err, out
 
 
@@ -508,8 +507,8 @@ def test_clean_stage_subprocess(case: str, good_lines: Lines, tmp_path: Path,
     source.write_bytes(BAD[case].make(good_lines))
     out = tmp_path / "out"
     code, err, _, _ = run_measured([sys.executable, "-m", "src.stages.clean", "--raw",
-                                    str(source), "--out", str(out / "c.parquet"), "--summary",
-                                    str(out / "d.json"), "--params", str(params_file)])
+                                    str(source), "--out", str(out / "c.parquet"),
+                                    "--params", str(params_file)])
     check_error(code, err, source, BAD[case].fragments)
     assert not out.exists() or list(out.iterdir()) == []
 
@@ -522,10 +521,10 @@ def test_clean_stage_subprocess_accepts_a_trailing_blank_line(good_lines: Lines,
     source.write_bytes(join(good_lines) + b"\n")
     out = tmp_path / "out"
     code, err, _, _ = run_measured([sys.executable, "-m", "src.stages.clean", "--raw",
-                                    str(source), "--out", str(out / "c.parquet"), "--summary",
-                                    str(out / "d.json"), "--params", str(params_file)])
+                                    str(source), "--out", str(out / "c.parquet"),
+                                    "--params", str(params_file)])
     assert code == 0, err
-    assert sorted(p.name for p in out.iterdir()) == ["c.parquet", "d.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["c.parquet"]
 
 
 GIANT = {
@@ -557,8 +556,7 @@ def test_giant_inputs_fail_fast_in_bounded_memory(case: str, giant_files: dict[s
     each as its own process: an error in seconds, far under 1 GB."""
     source = giant_files[case]
     clean_args = [sys.executable, "-m", "src.stages.clean", "--raw", str(source), "--out",
-                  str(tmp_path / "c.parquet"), "--summary", str(tmp_path / "d.json"),
-                  "--params", str(params_file)]
+                  str(tmp_path / "c.parquet"), "--params", str(params_file)]
     reader = ("import sys; from src.fraud.scoring import open_input, score; "
               "from src.fraud.errors import PipelineError\n"
               "try:\n"

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from src.fraud.pipeline import stage_names
+
 ROOT = Path(__file__).resolve().parents[1]
 PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvc/plots",
                  ".dvcignore",
@@ -21,13 +23,6 @@ PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitigno
                  "plots/template"]
 STRATEGIES = ["baseline", "weighted", "oversample"]
 
-
-def stage_names() -> set[str]:
-    """Every stage of dvc.yaml, `foreach` stages expanded as DVC names them (name@key)."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
-    return {f"{name}@{key}" if "foreach" in stage else name
-            for name, stage in stages.items()
-            for key in (stage.get("foreach") or [None])}
 
 pytestmark = pytest.mark.e2e
 
@@ -90,7 +85,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     repo = new_project(tmp_path_factory.mktemp("project"))
     done = dvc(repo, "repro")
     ran = re.findall(r"Running stage '([\w@-]+)'", done.stdout)
-    assert sorted(ran) == sorted(stage_names()), ran
+    assert sorted(ran) == sorted(stage_names(ROOT / "dvc.yaml")), ran
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", "first run")
     return repo

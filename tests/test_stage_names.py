@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from src.fraud.pipeline import stage_names
+
 ROOT = Path(__file__).resolve().parents[1]
 NAME = r"[a-z][a-z0-9_]*(?:@[a-z0-9_-]+)?"
 # Words that stand where a stage name would, but are not one ("the next stage").
@@ -31,17 +33,9 @@ ARROWED = [re.compile(rf"({NAME})\s*[→┐┘├]"), re.compile(rf"→\s*({NAME
 
 
 def dvc_stage_names(dvc_yaml: Path = ROOT / "dvc.yaml") -> set[str]:
-    stages = yaml.safe_load(dvc_yaml.read_text())["stages"]
-    names = set()
-    for name, stage in stages.items():
-        names.add(name)
-        items = stage.get("foreach") if isinstance(stage, dict) else None
-        if isinstance(items, dict):
-            names.update(f"{name}@{key}" for key in items)
-        elif isinstance(items, list):
-            names.update(f"{name}@{item if isinstance(item, str) else i}"
-                         for i, item in enumerate(items))
-    return names
+    """The stages, and the names of foreach groups (`evaluate_model` runs them all)."""
+    names = set(stage_names(dvc_yaml))
+    return names | {name.split("@")[0] for name in names}
 
 
 def mentions_in_text(text: str) -> set[str]:
