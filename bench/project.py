@@ -31,8 +31,7 @@ PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitigno
                  ".dvcignore",
                  ".gitignore", "plots/template"]
 # The stages this benchmark was written against; dvc.yaml may hold more (they are timed too).
-STAGES = ["download", "clean", "split", "scale", "init_bias", "train_baseline",
-          "train_weighted", "train_resampled", "evaluate"]
+STAGES = stage_names(ROOT / "dvc.yaml")  # foreach items as name@key
 STRATEGIES = ["baseline", "weighted", "oversample"]
 TRAIN_STAGE = {"baseline": "train_baseline", "weighted": "train_weighted",
                "oversample": "train_resampled"}

@@ -75,7 +75,7 @@ if _STAGE and _KIND:
 # comes after the stage has written at least one file.
 KILL_POINTS = [
     ("download", "publish:1"),        # the CSV written, not yet renamed
-    ("clean", "create:1"),            # killed as its one output, the table, is begun
+    ("clean", "publish:1"),           # its one output, the table, written, not yet renamed
     ("split", "publish:2"),           # train.parquet published; val and test temporaries
     ("scale", "create:5"),            # four arrays written, the rest not
     ("train_baseline", "publish:2"),  # the model published; history and metrics not
@@ -93,7 +93,8 @@ def outputs_snapshot(repo: Path) -> dict[str, bytes]:
     files = {"dvc.lock": (repo / "dvc.lock").read_bytes()}
     for folder in ("metrics", "plots"):
         for path in sorted((repo / folder).rglob("*")):
-            if path.is_file() and path.suffix in (".json", ".csv"):
+            if path.is_file() and path.suffix in (".json", ".csv") \
+                    and not path.name.startswith(TEMP_PREFIX):
                 files[str(path.relative_to(repo))] = path.read_bytes()
     return files
 

@@ -17,7 +17,7 @@ The detector takes raw transactions and returns the fraud probability:
       → probability (rows, 1) float32
 
 The preprocessing facts (eps, clip, mean, scale) travel inside the `.onnx` file as metadata
-(`DETECTOR_METADATA`), written by the train stage beside the weights they belong to; the card
+(`DETECTOR_METADATA`), written by its train_* stage beside the weights they belong to; the card
 repeats them from there, so the card describes the file it ships, not a params file that may
 have changed since.
 """
@@ -217,7 +217,7 @@ def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
                raw_csv: str | Path, raw_sha256: str) -> dict[str, Any]:
     """The JSON card beside the model: what it is, what it was trained on, how to use it.
 
-    `files`: format -> (file name, sha256); `sources`: format -> the train stage's file it
+    `files`: format -> (file name, sha256); `sources`: format -> its train_* stage's file it
     was copied from. Deterministic (no timestamps), so equal exports give equal cards.
     """
     return {
