@@ -23,6 +23,8 @@ from typing import Any
 import psutil
 import yaml
 
+from src.fraud.params import STRATEGIES as PARAM_STRATEGIES
+from src.fraud.params import TRAIN_STAGES
 from src.fraud.pipeline import stage_names
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -32,9 +34,8 @@ PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitigno
                  ".gitignore", "plots/template"]
 # The stages this benchmark was written against; dvc.yaml may hold more (they are timed too).
 STAGES = stage_names(ROOT / "dvc.yaml")  # foreach items as name@key
-STRATEGIES = ["baseline", "weighted", "oversample"]
-TRAIN_STAGE = {"baseline": "train_baseline", "weighted": "train_weighted",
-               "oversample": "train_resampled"}
+STRATEGIES = list(PARAM_STRATEGIES)
+TRAIN_STAGE = {strategy: TRAIN_STAGES[strategy] for strategy in STRATEGIES}  # the networks'
 MIRROR_ENV = "FRAUD_DATA_MIRROR"
 REAL_ROWS = 284_807
 
@@ -122,9 +123,12 @@ def stage_name(argv: list[str]) -> str:
     """dvc.yaml's stage name from a stage command line (`-m src.stages.train --strategy x`)."""
     module = argv[argv.index("-m") + 1] if "-m" in argv else " ".join(argv)
     name = module.rsplit(".", 1)[-1]
-    if name == "train" and "--strategy" in argv:
-        strategy = argv[argv.index("--strategy") + 1]
-        return TRAIN_STAGE.get(strategy, f"train_{strategy}")
+    for script, flag in (("train", "--strategy"), ("train_peer", "--model")):
+        if name == script and flag in argv:
+            model = argv[argv.index(flag) + 1]
+            return TRAIN_STAGES.get(model, f"train_{model}")
+    if name == "evaluate_model" and "--name" in argv:
+        return f"evaluate_model@{argv[argv.index('--name') + 1]}"
     return name
 
 
