@@ -144,7 +144,8 @@ def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path) -> 
         else:
             if states.get(point.name) == "Failed":
                 dvc_exp.dvc(sweep.env, "queue", "remove", point.name, check=False)
-            force = rerun or point.name in known  # replaces a stale experiment of that name
+            stale = point.name in known and known[point.name].state == "success"
+            force = rerun or stale  # -f replaces an experiment ref of that name
             dvc_exp.queue(sweep.env, point.name, point.overrides(sweep.fixed), force=force)
             waiting.append(point)
     _say(f"{len(sweep.reused)} experiment(s) reused, {len(waiting)} to run on "
@@ -163,9 +164,9 @@ def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path) -> 
 
 def _missing(sweep: Sweep, experiments: dict[str, Any], shards: int) -> list[str]:
     index = {p.name: i for i, p in enumerate(sweep.points)}
-    return [f"{p.name} (seed {p.seed}{', ' + p.label if p.label else ''}; share "
-            f"{index[p.name] % shards + 1}/{shards})" for p in sweep.points
-            if not finished(experiments.get(p.name))]
+    return [f"{p.name} (seed {p.seed}{', ' + p.label if p.label else ''}"
+            + (f"; share {index[p.name] % shards + 1}/{shards})" if shards > 1 else ")")
+            for p in sweep.points if not finished(experiments.get(p.name))]
 
 
 def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,

@@ -141,14 +141,11 @@ def overview_table(groups: Sequence[GroupResult]) -> str:
 
 
 def _context_line(context: Mapping[str, Any]) -> str:
-    extra = context.get("fixed") or {}
-    grid = context.get("grid") or {}
+    grid = [f"`{key}={','.join(values)}`" for key, values in (context.get("grid") or {}).items()]
+    fixed = [f"`{key}={value}`" for key, value in (context.get("fixed") or {}).items()]
     return (f"Seeds {', '.join(map(str, context.get('seeds', [])))}; code "
-            f"`{context.get('code', '?')}`"
-            + (f"; grid: {', '.join(f'`{k}={','.join(v)}`' for k, v in grid.items())}"
-               if grid else "")
-            + (f"; params set: {', '.join(f'`{k}={v}`' for k, v in extra.items())}"
-               if extra else "") + ".")
+            f"`{context.get('code', '?')}`" + (f"; grid: {', '.join(grid)}" if grid else "")
+            + (f"; params set: {', '.join(fixed)}" if fixed else "") + ".")
 
 
 def to_markdown(groups: Sequence[GroupResult], context: Mapping[str, Any]) -> str:
@@ -158,7 +155,7 @@ def to_markdown(groups: Sequence[GroupResult], context: Mapping[str, Any]) -> st
         lines += [overview_table(groups), ""]
     for group in groups:
         lines += group_section(group, group.label or "All experiments")
-    for title, key in (("Skipped", "skipped"), ("Failed experiments", "failed")):
+    for title, key in (("Incomplete", "skipped"), ("Failed experiments", "failed")):
         if context.get(key):
             lines += [f"## {title}", "", *[f"- {item}" for item in context[key]], ""]
     if context.get("seconds") is not None:
