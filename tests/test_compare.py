@@ -373,3 +373,13 @@ def test_cli_outside_a_git_repository(tmp_path: Path, stage_error) -> None:
                                "PYTHONPATH": str(REPO), "GIT_CEILING_DIRECTORIES":
                                str(tmp_path.parent)})
     stage_error(done, "not a git repository with a commit")
+
+
+def test_cli_checks_the_mirror_before_queuing(tmp_path: Path, stage_error) -> None:
+    # A queued run would fail in its temporary copy, visible only in `dvc queue logs`.
+    done = subprocess.run([sys.executable, "-m", "src.sweep", "--seeds", "2"], cwd=REPO,
+                          capture_output=True, text=True,
+                          env={**os.environ, "DVC_NO_ANALYTICS": "1",
+                               "FRAUD_DATA_MIRROR": "no/such/creditcard.csv.gz"})
+    line = stage_error(done, "FRAUD_DATA_MIRROR=no/such/creditcard.csv.gz: no such file")
+    assert str(REPO / "no/such/creditcard.csv.gz") in line  # resolved, and says from where
