@@ -152,7 +152,7 @@ def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path) -> 
          f"{jobs} queue worker(s)")
     if not waiting:
         return
-    dvc_exp.dvc(sweep.env, "queue", "start", "-j", str(jobs))
+    dvc_exp.start(sweep.env, jobs)
     dvc_exp.wait(sweep.env, [p.name for p in waiting], jobs, poll, _say)
     done = dvc_exp.show(sweep.env)
     for point in waiting:

@@ -195,6 +195,8 @@ def test_resume_reuses_finished_waits_for_queued_and_reruns_failed(monkeypatch,
                         calls.append(("queue", name, overrides["seed"], force)))
     monkeypatch.setattr(S.dvc_exp, "dvc", lambda env, *args, check=True:
                         calls.append(("dvc", *args)))
+    monkeypatch.setattr(S.dvc_exp, "start", lambda env, jobs:
+                        calls.append(("dvc", "queue", "start", "-j", str(jobs))))
     monkeypatch.setattr(S.dvc_exp, "wait", lambda env, names, jobs, poll, say:
                         calls.append(("wait", tuple(names))))
     sweep = S.Sweep(points=points, mine=points, fixed={"t.e": "2"}, env={})

@@ -99,6 +99,18 @@ def show(env: Mapping[str, str]) -> dict[str, Experiment]:
     return experiments_from_show(json.loads(dvc(env, "exp", "show", "--json").stdout))
 
 
+def start(env: Mapping[str, str], jobs: int) -> None:
+    """`dvc queue start -j N`. Its output goes to a file, not a pipe: the workers it spawns
+    inherit the descriptors, and a pipe would stay open (and block us) until they exit."""
+    with open(Path(".dvc/tmp/sweep-queue-start.log"), "w", encoding="utf-8") as log:
+        done = subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)],
+                              stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                              env=dict(env), check=False)
+    if done.returncode != 0:
+        raise PipelineError(f"dvc queue start -j {jobs} failed (exit {done.returncode}); see "
+                            ".dvc/tmp/sweep-queue-start.log")
+
+
 def queue(env: Mapping[str, str], name: str, overrides: Mapping[str, str],
           force: bool = False) -> None:
     args = ["exp", "run", "--queue", "-n", name]
@@ -143,7 +155,7 @@ def wait(env: Mapping[str, str], names: Sequence[str], jobs: int, poll: float,
         if idle >= 3:
             say(f"no queue worker alive with {len(active)} experiment(s) waiting: "
                 f"dvc queue start -j {jobs}")
-            dvc(env, "queue", "start", "-j", str(jobs))
+            start(env, jobs)
             idle = 0
         time.sleep(poll)
 
