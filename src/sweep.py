@@ -65,6 +65,8 @@ def parser(description: str = __doc__, out_dir: str = "reports/sweeps", stem: st
                      "first (metrics only: --no-cache)")
     cli.add_argument("--report-only", action="store_true",
                      help="run nothing: compare the experiments found (after --pull)")
+    cli.add_argument("--rev", default="HEAD", metavar="COMMIT",
+                     help="with --report-only: report the sweep of that commit (default HEAD)")
     cli.add_argument("--rerun", action="store_true",
                      help="run every experiment again, stages and all (dvc exp run -f)")
     cli.add_argument("--prefix", default=prefix, help=f"experiment names' prefix ({prefix})")
@@ -94,6 +96,7 @@ class Sweep:
     mine: list[Point]
     fixed: dict[str, str]
     env: dict[str, str]
+    commit: str                     # experiments are read from this commit's, not HEAD's
     ran: list[str] = field(default_factory=list)
     reused: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
@@ -107,14 +110,16 @@ def plan(args: argparse.Namespace) -> tuple[Sweep, dvc_exp.Baseline, dict[str, l
         raise PipelineError(f"--jobs {args.jobs}: expected a whole number >= 1")
     if args.report_only and (args.rerun or args.push):
         raise PipelineError("--report-only runs nothing: drop --rerun and --push")
+    if args.rev != "HEAD" and not args.report_only:
+        raise PipelineError("--rev: experiments run from HEAD; use it with --report-only")
     grid, fixed = parse_grid(args.grid), parse_set(args.fixed)
     k, n = parse_shard(args.shard)
     seeds = seed_list(args.seeds, args.seed_list, _first_seed(args.params))
     mirror = dvc_exp.absolute_mirror(os.environ, Path.cwd())
-    base = dvc_exp.baseline()
+    base = dvc_exp.baseline(args.rev)
     points = expand(seeds, grid, fixed, args.prefix, code_key(base.commit, base.diff))
     sweep = Sweep(points=points, mine=shard(points, k, n), fixed=fixed,
-                  env=dvc_exp.environment(mirror))
+                  env=dvc_exp.environment(mirror), commit=base.commit)
     return sweep, base, grid
 
 
@@ -133,7 +138,7 @@ def _report_failure(sweep: Sweep, point: Point, logs: Path) -> None:
 def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path) -> None:
     """Queue this machine's experiments that have no result yet, run them on DVC's workers,
     wait, and report each failure with its log."""
-    known = dvc_exp.show(sweep.env)
+    known = dvc_exp.show(sweep.env, sweep.commit)
     states, _ = dvc_exp.queue_status(sweep.env)
     waiting: list[Point] = []
     for point in sweep.mine:
@@ -154,10 +159,15 @@ def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path) -> 
         return
     dvc_exp.start(sweep.env, jobs)
     dvc_exp.wait(sweep.env, [p.name for p in waiting], jobs, poll, _say)
-    done = dvc_exp.show(sweep.env)
+    done = dvc_exp.show(sweep.env, sweep.commit)
+    states, _ = dvc_exp.queue_status(sweep.env)
     for point in waiting:
         if finished(done.get(point.name)):
             sweep.ran.append(point.name)
+        elif states.get(point.name) == "Success":  # ran, yet no metrics under our commit
+            sweep.failed.append(f"{point.name}: the queue says Success but dvc exp show --rev "
+                                f"{sweep.commit[:10]} has no metrics for it")
+            _say("FAILED " + sweep.failed[-1])
         else:
             _report_failure(sweep, point, logs)
 
@@ -175,7 +185,8 @@ def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
     from src.fraud.compare_report import to_json, to_markdown
     from src.fraud.files import json_dumps, outputs
 
-    experiments = {name: e for name, e in dvc_exp.show(sweep.env).items() if finished(e)}
+    shown = dvc_exp.show(sweep.env, sweep.commit)
+    experiments = {name: e for name, e in shown.items() if finished(e)}
     missing = _missing(sweep, experiments, parse_shard(args.shard)[1])
     if missing and args.report_only:
         raise PipelineError(f"{len(missing)} of {len(sweep.points)} experiments are not here: "
@@ -209,7 +220,7 @@ def main(argv: Sequence[str], cli: argparse.ArgumentParser | None = None) -> Non
         _say("uncommitted changes in " + ", ".join(base.dirty) + " are part of every "
              "experiment (and of their names); other clones cannot share them: commit first")
     if args.pull:
-        dvc_exp.pull(sweep.env, args.pull)
+        dvc_exp.pull(sweep.env, args.pull, sweep.commit)
     if not args.report_only:
         run_share(sweep, args.jobs, args.rerun, args.poll, args.out_dir / "logs")
     if args.push:

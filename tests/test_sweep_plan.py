@@ -186,7 +186,7 @@ def test_resume_reuses_finished_waits_for_queued_and_reruns_failed(monkeypatch,
              failed.name: experiment(failed, "failed", {}),
              stale.name: experiment(stale, "success", {})}  # a ref without metrics
     calls: list[tuple] = []
-    monkeypatch.setattr(S.dvc_exp, "show", lambda env: {
+    monkeypatch.setattr(S.dvc_exp, "show", lambda env, rev: {
         **shown, **{p.name: experiment(p, "success", {"m": {}})
                     for p in points if p is not done}} if calls else shown)
     monkeypatch.setattr(S.dvc_exp, "queue_status", lambda env: (
@@ -199,7 +199,7 @@ def test_resume_reuses_finished_waits_for_queued_and_reruns_failed(monkeypatch,
                         calls.append(("dvc", "queue", "start", "-j", str(jobs))))
     monkeypatch.setattr(S.dvc_exp, "wait", lambda env, names, jobs, poll, say:
                         calls.append(("wait", tuple(names))))
-    sweep = S.Sweep(points=points, mine=points, fixed={"t.e": "2"}, env={})
+    sweep = S.Sweep(points=points, mine=points, fixed={"t.e": "2"}, env={}, commit="c" * 40)
     S.run_share(sweep, jobs=2, rerun=False, poll=0.0, logs=tmp_path)
     assert sweep.reused == [done.name]
     assert calls == [

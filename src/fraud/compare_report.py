@@ -122,10 +122,10 @@ def group_section(group: GroupResult, heading: str) -> list[str]:
          "pairs of each metric. *beyond noise*: the interval excludes 0."), "",
         paired_table(group.comparison), "",
         *[f"- {sentence}" for sentence in conclusions(group.comparison)], "",
-        "Per seed, validation PR-AUC:", "", per_seed_table(group, RANK_BY), "",
-        "Per seed, test PR-AUC:", "", per_seed_table(group, "prc"), "",
     ]
-    return lines
+    if any(RANK_BY in metrics for metrics in group.comparison.summary.values()):
+        lines += ["Per seed, validation PR-AUC:", "", per_seed_table(group, RANK_BY), ""]
+    return lines + ["Per seed, test PR-AUC:", "", per_seed_table(group, "prc"), ""]
 
 
 def overview_table(groups: Sequence[GroupResult]) -> str:

@@ -78,7 +78,9 @@ class Baseline:
     diff: bytes
 
 
-def baseline() -> Baseline:
+def baseline(rev: str = "HEAD") -> Baseline:
+    """`rev` (HEAD, or a commit whose experiments are only reported) and, for HEAD, the
+    uncommitted changes."""
     if not Path(".dvc").is_dir():
         raise PipelineError(f"{Path.cwd()}: not a DVC project (no .dvc folder); run from the "
                             "project's root")
@@ -86,6 +88,11 @@ def baseline() -> Baseline:
     if head.returncode != 0:
         raise PipelineError(f"{Path.cwd()}: not a git repository with a commit; dvc exp run "
                             "needs one (git init; git add -A; git commit)")
+    if rev != "HEAD":
+        commit = git("rev-parse", "--verify", "-q", f"{rev}^{{commit}}")
+        if commit.returncode != 0:
+            raise PipelineError(f"--rev {rev}: not a commit here (git fetch?)")
+        return Baseline(commit=commit.stdout.strip(), dirty=[], diff=b"")
     dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no")
              .stdout.splitlines()]
     diff = subprocess.run(["git", "diff", "HEAD", "--binary"], capture_output=True,
@@ -94,9 +101,11 @@ def baseline() -> Baseline:
     return Baseline(commit=head.stdout.strip(), dirty=dirty, diff=diff)
 
 
-def show(env: Mapping[str, str]) -> dict[str, Experiment]:
-    """The experiments of HEAD, by name (finished, queued, running and failed)."""
-    return experiments_from_show(json.loads(dvc(env, "exp", "show", "--json").stdout))
+def show(env: Mapping[str, str], rev: str) -> dict[str, Experiment]:
+    """The experiments of commit `rev`, by name (finished, queued, running and failed). Not
+    HEAD's: a commit made while the sweep runs must not hide the sweep's experiments."""
+    return experiments_from_show(json.loads(dvc(env, "exp", "show", "--json", "--rev", rev)
+                                            .stdout))
 
 
 def start(env: Mapping[str, str], jobs: int) -> None:
@@ -183,7 +192,7 @@ def push(env: Mapping[str, str], remote: str, names: Sequence[str]) -> None:
         dvc(env, "exp", "push", remote, *names)
 
 
-def pull(env: Mapping[str, str], remote: str) -> None:
-    """Every experiment of HEAD from the git remote; metrics travel in git, so the cached
-    outputs (models, splits) stay behind: `dvc exp pull <remote> <name>` brings them."""
-    dvc(env, "exp", "pull", "--no-cache", remote)
+def pull(env: Mapping[str, str], remote: str, rev: str) -> None:
+    """Every experiment of commit `rev` from the git remote; metrics travel in git, so the
+    cached outputs (models, splits) stay behind: `dvc exp pull <remote> <name>` brings them."""
+    dvc(env, "exp", "pull", "--no-cache", "--rev", rev, remote)
