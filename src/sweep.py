@@ -140,6 +140,7 @@ def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path) -> 
     wait, and report each failure with its log."""
     known = dvc_exp.show(sweep.env, sweep.commit)
     states, _ = dvc_exp.queue_status(sweep.env)
+    refs = dvc_exp.experiment_refs()  # a rerun rewrites its ref: that is how wait sees it
     waiting: list[Point] = []
     for point in sweep.mine:
         if not rerun and finished(known.get(point.name)):
@@ -158,7 +159,7 @@ def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path) -> 
     if not waiting:
         return
     dvc_exp.start(sweep.env, jobs)
-    dvc_exp.wait(sweep.env, [p.name for p in waiting], jobs, poll, _say)
+    dvc_exp.wait(sweep.env, [p.name for p in waiting], jobs, poll, _say, refs)
     done = dvc_exp.show(sweep.env, sweep.commit)
     states, _ = dvc_exp.queue_status(sweep.env)
     for point in waiting:

@@ -3,7 +3,8 @@ repository) and a DVC remote (a local folder), on the small synthetic data of
 tests/test_pipeline_e2e.py.
 
   origin   dvc repro (seed 42), commit, dvc push, git push
-  whole    git clone, dvc pull, dvc repro (runs no stage), then the whole sweep (42, 43)
+  whole    git clone, dvc pull, dvc repro (runs no stage), then the whole sweep (42, 43),
+           2 queue workers
   share2   git clone, share 2/2 (seed 43) from scratch, dvc exp push
   share1   git clone, dvc pull, share 1/2 (seed 42), dvc exp push
   report   git clone, --report-only --pull: the per-seed metrics of `whole`, computing nothing
@@ -29,7 +30,8 @@ except ModuleNotFoundError:  # ...plain `pytest` puts tests/ there (no tests/__i
 
 pytestmark = pytest.mark.e2e
 
-SWEEP = [sys.executable, "-m", "src.sweep", "--seed-list", "42,43", "--poll", "1"]
+# --poll 2: each `dvc queue status` costs ~0.5 s of CPU, and three sweeps share 2 cores.
+SWEEP = [sys.executable, "-m", "src.sweep", "--seed-list", "42,43", "--poll", "2"]
 
 
 def _fewer_epochs(repo: Path) -> None:
@@ -87,7 +89,8 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     share2 = _clone(bare, root / "share2")
     share1 = _clone(bare, root / "share1")
     dvc(share1, "pull")
-    running = [_sweep(whole), _sweep(share2, "--shard", "2/2", "--push", "origin"),
+    running = [_sweep(whole, "--jobs", "2"),
+               _sweep(share2, "--shard", "2/2", "--push", "origin"),
                _sweep(share1, "--shard", "1/2", "--push", "origin")]
     logs = [_finish(p) for p in running]
     report = _clone(bare, root / "report")

@@ -145,27 +145,55 @@ def queue_status(env: Mapping[str, str]) -> tuple[dict[str, str], int]:
     return states, workers
 
 
+def experiment_refs() -> dict[str, str]:
+    """{experiment name: commit} of every experiment ref (`refs/exps/<baseline>/<name>`):
+    one cheap git call, where `dvc queue status` costs a DVC process (~0.5 s of CPU)."""
+    out = git("for-each-ref", "--format=%(objectname) %(refname)", "refs/exps").stdout
+    return {ref.rsplit("/", 1)[1]: sha for sha, ref in
+            (line.split() for line in out.splitlines() if line.strip())}
+
+
+def _check_queue(env: Mapping[str, str], pending: Sequence[str], reported: dict[str, str],
+                 say: Callable[[str], None]) -> tuple[list[str], int]:
+    """Reports state changes; returns the pending names still queued or running, and the
+    number of live workers."""
+    states, workers = queue_status(env)
+    for name in pending:
+        if states.get(name) is not None and states[name] != reported.get(name):
+            reported[name] = states[name]
+            say(f"{name}: {states[name].lower()}")
+    return [name for name in pending if states.get(name) in ACTIVE], workers
+
+
 def wait(env: Mapping[str, str], names: Sequence[str], jobs: int, poll: float,
-         say: Callable[[str], None]) -> None:
-    """Until none of `names` is queued or running. DVC's workers stop after ~10 s idle; if
-    ours are gone while our experiments still wait (a worker was killed), start them again."""
+         say: Callable[[str], None], before: Mapping[str, str] | None = None) -> None:
+    """Until none of `names` is queued or running. An experiment is done when its ref is
+    (re)written (checked every `poll` s, cheaply); the queue itself is asked every ~15 s (what
+    failed, what runs). DVC's workers stop after ~10 s idle; if ours are gone while our
+    experiments still wait (a worker was killed), start them again."""
+    before = dict(before if before is not None else experiment_refs())
     reported: dict[str, str] = {}
-    idle = 0
+    next_status, idle = 0.0, 0
     while True:
-        states, workers = queue_status(env)
+        refs = experiment_refs()
         for name in names:
-            if states.get(name) != reported.get(name) and states.get(name) is not None:
-                reported[name] = states[name]
-                say(f"{name}: {states[name].lower()}")
-        active = [name for name in names if states.get(name) in ACTIVE]
-        if not active:
+            if refs.get(name) != before.get(name) and reported.get(name) != "done":
+                reported[name] = "done"
+                say(f"{name}: done")
+        pending = [name for name in names if reported.get(name) != "done"]
+        if not pending:
             return
-        idle = idle + 1 if workers == 0 else 0
-        if idle >= 3:
-            say(f"no queue worker alive with {len(active)} experiment(s) waiting: "
-                f"dvc queue start -j {jobs}")
-            start(env, jobs)
-            idle = 0
+        if time.monotonic() >= next_status:
+            active, workers = _check_queue(env, pending, reported, say)
+            if not active:
+                return
+            idle = idle + 1 if workers == 0 else 0
+            if idle >= 2:
+                say(f"no queue worker alive with {len(active)} experiment(s) waiting: "
+                    f"dvc queue start -j {jobs}")
+                start(env, jobs)
+                idle = 0
+            next_status = time.monotonic() + max(poll, 15.0)
         time.sleep(poll)
 
 
