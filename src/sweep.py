@@ -158,7 +158,11 @@ def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path) -> 
          f"{jobs} queue worker(s)")
     if not waiting:
         return
-    dvc_exp.start(sweep.env, jobs)
+    started = dvc_exp.start(sweep.env, jobs)
+    if started < jobs:
+        _say(f"{jobs - started} queue worker(s) of this repository were already running: they "
+             "keep the environment of the shell that started them (FRAUD_DATA_MIRROR too); "
+             "`dvc queue stop` first to use this one")
     dvc_exp.wait(sweep.env, [p.name for p in waiting], jobs, poll, _say, refs)
     done = dvc_exp.show(sweep.env, sweep.commit)
     states, _ = dvc_exp.queue_status(sweep.env)

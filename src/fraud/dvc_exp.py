@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -108,16 +109,21 @@ def show(env: Mapping[str, str], rev: str) -> dict[str, Experiment]:
                                             .stdout))
 
 
-def start(env: Mapping[str, str], jobs: int) -> None:
-    """`dvc queue start -j N`. Its output goes to a file, not a pipe: the workers it spawns
-    inherit the descriptors, and a pipe would stay open (and block us) until they exit."""
-    with open(Path(".dvc/tmp/sweep-queue-start.log"), "w", encoding="utf-8") as log:
+def start(env: Mapping[str, str], jobs: int) -> int:
+    """`dvc queue start -j N`; returns how many workers it started (running ones are kept,
+    with the environment of whoever started them). Its output goes to a file, not a pipe:
+    the workers it spawns inherit the descriptors, and a pipe would stay open until they
+    exit."""
+    path = Path(".dvc/tmp/sweep-queue-start.log")
+    with open(path, "w", encoding="utf-8") as log:
         done = subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", str(jobs)],
                               stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                               env=dict(env), check=False)
     if done.returncode != 0:
         raise PipelineError(f"dvc queue start -j {jobs} failed (exit {done.returncode}); see "
-                            ".dvc/tmp/sweep-queue-start.log")
+                            f"{path}")
+    started = re.search(r"Started '(\d+)'", path.read_text(encoding="utf-8"))
+    return int(started.group(1)) if started else jobs
 
 
 def queue(env: Mapping[str, str], name: str, overrides: Mapping[str, str],
