@@ -197,7 +197,7 @@ def test_resume_reuses_finished_waits_for_queued_and_reruns_failed(monkeypatch,
                         calls.append(("dvc", *args)))
     monkeypatch.setattr(S.dvc_exp, "start", lambda env, jobs:
                         calls.append(("dvc", "queue", "start", "-j", str(jobs))) or jobs)
-    monkeypatch.setattr(S.dvc_exp, "experiment_refs", lambda: {})
+    monkeypatch.setattr(S.dvc_exp, "experiment_refs", dict)
     monkeypatch.setattr(S.dvc_exp, "wait", lambda env, names, jobs, poll, say, before:
                         calls.append(("wait", tuple(names))))
     sweep = S.Sweep(points=points, mine=points, fixed={"t.e": "2"}, env={}, commit="c" * 40)
