@@ -1,13 +1,13 @@
-"""The seeds comparison's library: seeds and --set parsing, t-intervals, paired tests, Holm,
-reading `dvc exp show --json` (recorded for real in a tiny DVC repository), the peer under
-evaluate's threshold rules, the report, and the CLI's argument errors."""
+"""The sweep's comparison: t-intervals, paired tests, Holm (src/fraud/stats.py), reading
+`dvc exp show --json` (recorded for real in a tiny DVC repository; src/fraud/exp_show.py),
+models compared per grid point and ranked on validation (src/fraud/compare.py), the report
+(src/fraud/compare_report.py), and the CLI's argument errors."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
-import re
 import subprocess
 import sys
 from pathlib import Path
@@ -17,43 +17,13 @@ import pytest
 import yaml
 from scipy import stats
 
-from src.fraud import compare as C
-from src.fraud.data import clean, features_and_labels, fit_scaler, scale, split
+from src.fraud import compare, compare_report, exp_show
+from src.fraud import stats as C
 from src.fraud.errors import PipelineError
-from src.fraud.params import SplitParams
 from src.fraud.files import json_dumps
-from src.fraud.params import parse_params
-from src.fraud.synthetic import generate_creditcard
+from src.fraud.sweep_plan import expand
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-# ----------------------------------------------------------------------- arguments
-
-
-def test_seed_list_counts_from_the_committed_seed() -> None:
-    assert C.seed_list(5, None, 42) == [42, 43, 44, 45, 46]
-    assert C.seed_list(None, "3, 1,2", 42) == [3, 1, 2]
-
-
-@pytest.mark.parametrize("count, listed, fragment", [
-    (None, None, "either"), (3, "1,2", "either"), (1, None, "at least 2"),
-    (None, "7", "at least 2"), (None, "1,1", "repeated"), (None, "1,x", "'x'"),
-    (None, "1,-2", "0 to 2\\*\\*32"),
-])
-def test_seed_list_errors(count, listed, fragment) -> None:
-    with pytest.raises(PipelineError, match=fragment):
-        C.seed_list(count, listed, 42)
-
-
-def test_parse_set() -> None:
-    assert C.parse_set(["train.epochs=20", " evaluate.threshold = min_cost"]) == \
-        {"train.epochs": "20", "evaluate.threshold": "min_cost"}
-    for bad in ("train.epochs", "=3", "train.epochs="):
-        with pytest.raises(PipelineError, match="KEY=VALUE"):
-            C.parse_set([bad])
-    with pytest.raises(PipelineError, match="--seeds"):
-        C.parse_set(["seed=3"])
 
 
 # ---------------------------------------------------------------------- statistics
@@ -133,29 +103,33 @@ def test_holm() -> None:
     assert C.holm([]) == []
 
 
+MODELS = ("baseline", "weighted", "oversample", "logreg")
+STATS_METRICS = [key for key, _ in compare.METRICS]
+
+
 def _per_seed(seeds: list[int]) -> dict[str, dict[int, dict[str, float]]]:
     """Weighted consistently 0.03 above baseline; oversample and the peer within noise."""
     rng = np.random.default_rng(0)
-    shifts = {"baseline": 0.0, "weighted": 0.03, "oversample": 0.0, "logistic_regression": 0.0}
-    result: dict[str, dict[int, dict[str, float]]] = {row: {} for row in C.ROWS}
+    shifts = {"baseline": 0.0, "weighted": 0.03, "oversample": 0.0, "logreg": 0.0}
+    result: dict[str, dict[int, dict[str, float]]] = {row: {} for row in MODELS}
     for i, seed in enumerate(seeds):
-        for row in C.ROWS:
+        for row in MODELS:
             wobble = {"baseline": 0.0, "weighted": 0.002 * (-1) ** i}.get(row,
                                                                          rng.normal(0, 0.02))
             base = SPLIT_EFFECT[i]
             result[row][seed] = {"prc": base + shifts[row] + wobble,
+                                 "val_prc": base + shifts[row] + wobble - 0.01,
                                  "auc": 0.95 + rng.normal(0, 0.01), "recall": 0.8,
                                  "precision": 0.1 + 0.01 * i}
     return result
 
 
-def test_compare_and_reports() -> None:
+def test_compare_statistics() -> None:
     seeds = [42, 43, 44, 45, 46]
-    per_seed = _per_seed(seeds)
-    result = C.compare(per_seed, seeds)
-    assert list(result.summary) == list(C.ROWS)
+    result = C.compare(_per_seed(seeds), seeds, STATS_METRICS)
+    assert list(result.summary) == list(MODELS)
     assert result.summary["weighted"]["prc"].n == 5
-    assert len(result.paired) == 6 * len(C.METRICS)  # every pair of 4 rows, every metric
+    assert len(result.paired) == 6 * len(STATS_METRICS)  # every pair of 4 rows, every metric
     by_key = {(p.first, p.second, p.metric): p for p in result.paired}
     weighted = by_key[("baseline", "weighted", "prc")]
     assert weighted.difference.mean == pytest.approx(-0.03, abs=0.002)
@@ -163,34 +137,107 @@ def test_compare_and_reports() -> None:
     assert weighted.p <= weighted.p_holm <= min(1.0, 6 * weighted.p)  # Holm <= Bonferroni
     recall = by_key[("baseline", "weighted", "recall")]
     assert recall.p == 1.0 and not recall.beyond_noise  # identical recalls
+    assert C.rank(result, "val_prc")[0] == "weighted"
 
-    markdown = C.to_markdown(result, per_seed, {"baseline": "abcdef1234567", "dirty": [],
-                                                "extra_params": {"train.epochs": "3"},
-                                                "threshold": 0.5, "seconds": 12.0, "jobs": 1})
-    assert "| strategy | PR-AUC | ROC-AUC | recall | precision |" in markdown
-    for row in C.ROWS:
-        assert re.search(rf"^\| {row} \| 0\.\d{{3}} \[0\.\d{{3}}, 0\.\d{{3}}\] \|", markdown,
-                         re.M), row
-    assert "| baseline − weighted | PR-AUC | -0.030 [" in markdown
-    assert "PR-AUC: beyond the noise: weighted > baseline by 0.030" in markdown
-    assert "`train.epochs=3`" in markdown and "seed 46" in markdown
-    paired_section = markdown.split("## Paired")[1].split("## PR-AUC per seed")[0]
-    assert "| PR-AUC |" in paired_section and "| recall |" not in paired_section
 
-    report = json.loads(json_dumps(C.to_json(result, per_seed, {"baseline": "abc"})))
-    assert report["seeds"] == seeds and report["baseline"] == "abc"
-    assert set(report["per_seed"]) == set(C.ROWS)
-    assert set(report["per_seed"]["weighted"]) == {str(s) for s in seeds}
-    assert report["summary"]["oversample"]["auc"]["n"] == 5
-    assert len(report["paired"]) == 24
-    assert {p["verdict"] for p in report["paired"]} <= {"yes", "no", "yes, uncorrected only"}
+def test_a_metric_missing_from_a_row_is_left_out_not_ranked_on_test() -> None:
+    seeds = [1, 2, 3]
+    per_seed = _per_seed(seeds)
+    del per_seed["oversample"][2]["val_prc"]  # an older metrics file on one seed
+    result = C.compare(per_seed, seeds, STATS_METRICS)
+    assert "val_prc" not in result.summary["oversample"]
+    assert "prc" in result.summary["oversample"]
+    assert not any("oversample" in (p.first, p.second) and p.metric == "val_prc"
+                   for p in result.paired)
+    assert sum(p.metric == "val_prc" for p in result.paired) == 3  # pairs of the other 3
+    assert C.rank(result, "val_prc") is None  # no ranking at all rather than on test
 
 
 def test_compare_needs_every_seed() -> None:
     per_seed = _per_seed([1, 2])
     del per_seed["oversample"][2]
     with pytest.raises(PipelineError, match="oversample: no metrics for seed"):
-        C.compare(per_seed, [1, 2])
+        C.compare(per_seed, [1, 2], STATS_METRICS)
+
+
+def _experiments(seeds, per_seed, chosen="weighted", grid=(), fixed=None):
+    """Finished experiments as exp_show reads them, named as the sweep names them."""
+    points = expand(seeds, dict(grid), fixed or {}, "sweep", "abcdef12")
+    found = {}
+    for point in points:
+        metrics = {f"metrics/{m}.json": dict(v[point.seed]) for m, v in per_seed.items()}
+        metrics["metrics/evaluate.json"] = {"model": chosen, **per_seed[chosen][point.seed]}
+        params = {"seed": point.seed, "model": {"hidden_units": 16}}
+        for key, value in point.settings:
+            params[key.split(".")[0]][key.split(".")[1]] = int(value)
+        found[point.name] = exp_show.Experiment(point.name, "f" * 40, "e" * 40, "success",
+                                                params, metrics)
+    return points, found
+
+
+def test_models_are_ranked_on_validation_and_the_report_labels_test() -> None:
+    seeds = [42, 43, 44, 45, 46]
+    per_seed = _per_seed(seeds)
+    for seed in seeds:  # oversample: best on test, worst on validation
+        per_seed["oversample"][seed].update(prc=0.99, val_prc=0.1)
+    points, experiments = _experiments(seeds, per_seed)
+    groups, skipped = compare.compare_sweep(points, experiments, {})
+    assert skipped == [] and len(groups) == 1
+    group = groups[0]
+    assert group.ranking[0] == "weighted" and group.ranking[-1] == "oversample"
+    assert group.chosen == {s: "weighted" for s in seeds}
+    assert group.per_seed["baseline"][43] == per_seed["baseline"][43]
+    markdown = compare_report.to_markdown(groups, {"seeds": seeds, "code": "abcdef12",
+                                                   "fixed": {"train.epochs": "3"},
+                                                   "seconds": 12.0, "jobs": 2})
+    head = "| model | validation PR-AUC (AP) | test PR-AUC | test ROC-AUC | test recall | " \
+           "test precision |"
+    assert head in markdown
+    table = markdown.split(head)[1].split("\n\n")[0]
+    order = [line.split(" | ")[0][2:] for line in table.strip().splitlines()[1:]]
+    assert order == ["weighted", "baseline", "logreg", "oversample", "chosen (weighted ×5)"]
+    assert "Best first on validation (`val_prc`" in markdown
+    assert "| baseline − weighted | test PR-AUC | -0.030 [" in markdown
+    assert "test PR-AUC: beyond the noise: weighted > baseline by 0.030" in markdown
+    assert "`train.epochs=3`" in markdown and "seed 46" in markdown
+    report = json.loads(json_dumps(compare_report.to_json(groups, {"seeds": seeds})))
+    assert report["groups"][0]["ranking"] == group.ranking
+    assert set(report["groups"][0]["per_seed"]) == set(MODELS)
+    assert report["groups"][0]["chosen"]["42"] == "weighted"
+
+
+def test_without_val_prc_nothing_is_ranked(tmp_path: Path) -> None:
+    seeds = [1, 2]
+    per_seed = _per_seed(seeds)
+    for row in per_seed.values():
+        for values in row.values():
+            del values["val_prc"]
+    points, experiments = _experiments(seeds, per_seed)
+    group = compare.compare_sweep(points, experiments, {})[0][0]
+    assert group.ranking is None
+    markdown = compare_report.to_markdown([group], {"seeds": seeds})
+    assert "Not ranked: the metrics files lack `val_prc`" in markdown
+
+
+def test_grid_points_are_compared_apart_and_params_are_checked() -> None:
+    seeds = [1, 2, 3]
+    per_seed = _per_seed(seeds)
+    grid = {"model.hidden_units": ["16", "32"]}
+    points, experiments = _experiments(seeds, per_seed, grid=grid)
+    del experiments[points[-1].name]  # hidden_units=32, seed 3: not finished
+    groups, skipped = compare.compare_sweep(points, experiments, {})
+    assert [g.label for g in groups] == ["model.hidden_units=16", "model.hidden_units=32"]
+    assert groups[1].seeds == [1, 2]
+    assert skipped == ["model.hidden_units=32: compared over 2 of 3 seeds"]
+    markdown = compare_report.to_markdown(groups, {"seeds": seeds, "grid": grid})
+    assert "| grid point | seeds | best on validation |" in markdown
+    # An experiment whose params are not what its name says is refused.
+    name = points[0].name
+    experiments[name] = exp_show.Experiment(name, "f" * 40, "e" * 40, "success",
+                                            {"seed": 99, "model": {"hidden_units": 16}},
+                                            experiments[name].metrics)
+    with pytest.raises(PipelineError, match="ran with seed=99"):
+        compare.compare_sweep(points, experiments, {})
 
 
 # ------------------------------------------------------- dvc exp show --json, for real
@@ -216,7 +263,7 @@ def _run(cwd: Path, *args: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def exp_show(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, Path]:
+def recorded_show(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, Path]:
     """`dvc exp show --json` of a tiny repo: two finished experiments and a queued one."""
     repo = tmp_path_factory.mktemp("expshow")
     dvc = (sys.executable, "-m", "dvc")
@@ -241,97 +288,58 @@ def exp_show(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, Path]:
     return shown, repo
 
 
-def test_experiments_from_a_real_exp_show(exp_show) -> None:
-    shown, repo = exp_show
-    experiments = C.experiments_from_show(shown)
-    assert set(experiments) == {"seeds-t-1", "seeds-t-2"}  # not the queued one
+def test_experiments_from_a_real_exp_show(recorded_show) -> None:
+    shown, repo = recorded_show
+    experiments = exp_show.experiments_from_show(shown)
+    assert set(experiments) == {"seeds-t-1", "seeds-t-2", "waiting"}
+    assert experiments["waiting"].state == "queued"
+    assert not exp_show.finished(experiments["waiting"])
     head = _run(repo, "git", "rev-parse", "HEAD").strip()
     refs = _run(repo, "git", "for-each-ref", "--format=%(objectname) %(refname)", "refs/exps")
-    for name, experiment in experiments.items():
-        assert experiment.baseline == head
+    for name in ("seeds-t-1", "seeds-t-2"):
+        experiment = experiments[name]
+        assert experiment.baseline == head and exp_show.finished(experiment)
         assert f"{experiment.rev} " in refs and refs.split(experiment.rev)[1].split()[0] \
             .endswith("/" + name)
     one, two = experiments["seeds-t-1"], experiments["seeds-t-2"]
     assert one.params == {"seed": 1, "train": {"epochs": 3}}
     assert two.params == {"seed": 2, "train": {"epochs": 5}}
-    metrics = C.strategy_metrics(two, "metrics/{strategy}.json")
+    metrics = exp_show.model_metrics(two)
     assert list(metrics) == ["baseline", "weighted", "oversample"]
     assert metrics["weighted"] == {"prc": 1.02, "auc": 0.9, "recall": 0.5, "precision": 0.25,
                                    "tp": 3}
-    with pytest.raises(PipelineError, match="no metrics file nope/baseline.json"):
-        C.strategy_metrics(one, "nope/{strategy}.json")
+    assert exp_show.chosen_model(two) is None  # no metrics/evaluate.json here
+    exp_show.check_params(two, {"seed": "2", "train.epochs": "5"})
+    with pytest.raises(PipelineError, match="train.epochs=5"):
+        exp_show.check_params(two, {"train.epochs": "3"})
+
+
+def test_chosen_model_reads_model_or_the_older_strategy_key() -> None:
+    def experiment(values):
+        return exp_show.Experiment("x", "r", "b", "success", {},
+                                   {"metrics/evaluate.json": values})
+
+    assert exp_show.chosen_model(experiment({"model": "gbdt", "prc": 1}))[0] == "gbdt"
+    assert exp_show.chosen_model(experiment({"strategy": "baseline"}))[0] == "baseline"
+    with pytest.raises(PipelineError, match="names no model"):
+        exp_show.chosen_model(experiment({"prc": 0.5}))
 
 
 def test_experiments_from_show_rejects_other_formats() -> None:
     with pytest.raises(PipelineError, match="DVC 3"):
-        C.experiments_from_show({"workspace": {}})
+        exp_show.experiments_from_show({"workspace": {}})
     failed = [{"rev": "abc", "experiments": [{"name": "x", "executor": None, "revs": [
         {"rev": "def", "name": "x", "data": None, "error": {"msg": "boom"}}]}]}]
-    assert C.experiments_from_show(failed) == {}
-
-
-# --------------------------------------------------------------- the peer, thresholded
-
-
-@pytest.fixture(scope="module")
-def scaled() -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    parts = split(clean(generate_creditcard(6000, 0.02, 5), 0.001),
-                  SplitParams("stratified", True, 0.2, 0.2), 5)
-    tables = {name: features_and_labels(getattr(parts, name)) for name in ("train", "val", "test")}
-    scaler = fit_scaler(tables["train"][0])
-    return {name: (scale(x, scaler, 5.0), y) for name, (x, y) in tables.items()}
-
-
-def _params(raw: dict, **evaluate) -> object:
-    raw = json.loads(json.dumps(raw))
-    raw["evaluate"].update(evaluate)
-    return parse_params(raw)
-
-
-def test_peer_uses_evaluate_threshold_rules(scaled, raw_params) -> None:
-    fixed = C.evaluate_peer(scaled["train"], scaled["val"], scaled["test"],
-                            _params(raw_params, threshold=0.5))
-    assert fixed["threshold"] == 0.5 and fixed["fit_seconds"] >= 0
-    for key in ("prc", "auc", "recall", "precision", "tp", "fn", "val_recall", "cost"):
-        assert key in fixed
-    assert fixed["cost"] == 5 * fixed["fp"] + 500 * fixed["fn"]
-    recall = C.evaluate_peer(scaled["train"], scaled["val"], scaled["test"],
-                             _params(raw_params, threshold="target_recall", target_recall=0.95))
-    assert recall["val_recall"] >= 0.95
-    assert recall["prc"] == fixed["prc"]  # same model, another threshold
-    cheap = C.evaluate_peer(scaled["train"], scaled["val"], scaled["test"],
-                            _params(raw_params, threshold="min_cost", cost_fp=1, cost_fn=1000))
-    assert cheap["threshold"] < 0.9
-    with pytest.raises(PipelineError, match="amount"):
-        C.evaluate_peer(scaled["train"], scaled["val"], scaled["test"],
-                        _params(raw_params, threshold="min_cost", cost_fn="amount"))
+    found = exp_show.experiments_from_show(failed)
+    assert found["x"].state == "failed" and not exp_show.finished(found["x"])
+    # A failed run and a later successful one of the same name: the success counts.
+    ok = {"rev": "fed", "name": "x", "data": {"metrics": {"m.json": {"data": {"a": 1}}}}}
+    both = [{"rev": "abc", "experiments": [failed[0]["experiments"][0],
+                                           {"name": "x", "executor": None, "revs": [ok]}]}]
+    assert exp_show.finished(exp_show.experiments_from_show(both)["x"])
 
 
 # ---------------------------------------------------------------------------- the CLI
-
-
-def test_paths_the_cli_reads_are_pipeline_outputs() -> None:
-    from src import compare_seeds
-
-    pipeline = yaml.safe_load((REPO / "dvc.yaml").read_text())
-    variables = {k: v for entry in pipeline.get("vars", []) for k, v in entry.items()}
-
-    def declared(stage: dict) -> set[str]:
-        paths = set()
-        for key in ("outs", "metrics"):
-            for item in stage.get(key, []):
-                path = item if isinstance(item, str) else next(iter(item))
-                paths.add(re.sub(r"\$\{(\w+)\}", lambda m: variables[m.group(1)], path))
-        return paths
-
-    outputs = set().union(*(declared(stage) for stage in pipeline["stages"].values()))
-    for strategy in ("baseline", "weighted", "oversample"):
-        assert compare_seeds.METRICS_PATTERN.format(strategy=strategy) in outputs
-    for name in ("train", "val", "test"):
-        for kind in ("features", "labels"):
-            assert compare_seeds.SCALED.format(split=name, kind=kind) in outputs
-    for name in ("val", "test"):
-        assert compare_seeds.SPLIT_TABLE.format(split=name) in outputs
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -340,10 +348,16 @@ def test_paths_the_cli_reads_are_pipeline_outputs() -> None:
     (["--seeds", "3", "--set", "seed=1"], "--seeds or --seed-list"),
     (["--seeds", "3", "--set", "train.epochs"], "KEY=VALUE"),
     (["--seeds", "3", "--jobs", "0"], "--jobs"),
+    (["--seeds", "3", "--grid", "seed=1,2"], "--seeds or --seed-list"),
+    (["--seeds", "3", "--grid", "model.dropout=0.1,0.1"], "distinct"),
+    (["--seeds", "3", "--grid", "a.b=1,2", "--set", "a.b=3"], "both in --grid and --set"),
+    (["--seeds", "3", "--shard", "3/2"], "--shard"),
+    (["--seeds", "3", "--report-only", "--push", "origin"], "--report-only"),
 ])
-def test_cli_argument_errors_are_one_line(args, fragment, stage_error) -> None:
+@pytest.mark.parametrize("module", ["src.sweep", "src.compare_seeds"])
+def test_cli_argument_errors_are_one_line(args, fragment, module, stage_error) -> None:
     # Fails before any dvc command: safe to run in the project itself.
-    done = subprocess.run([sys.executable, "-m", "src.compare_seeds", *args], cwd=REPO,
+    done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
                           capture_output=True, text=True,
                           env={**os.environ, "DVC_NO_ANALYTICS": "1"})
     stage_error(done, fragment)
@@ -352,9 +366,19 @@ def test_cli_argument_errors_are_one_line(args, fragment, stage_error) -> None:
 def test_cli_outside_a_git_repository(tmp_path: Path, stage_error) -> None:
     (tmp_path / ".dvc").mkdir()
     (tmp_path / "params.yaml").write_text((REPO / "params.yaml").read_text())
-    done = subprocess.run([sys.executable, "-m", "src.compare_seeds", "--seeds", "2"],
+    done = subprocess.run([sys.executable, "-m", "src.sweep", "--seeds", "2"],
                           cwd=tmp_path, capture_output=True, text=True,
                           env={**os.environ, "DVC_NO_ANALYTICS": "1",
                                "PYTHONPATH": str(REPO), "GIT_CEILING_DIRECTORIES":
                                str(tmp_path.parent)})
     stage_error(done, "not a git repository with a commit")
+
+
+def test_cli_checks_the_mirror_before_queuing(tmp_path: Path, stage_error) -> None:
+    # A queued run would fail in its temporary copy, visible only in `dvc queue logs`.
+    done = subprocess.run([sys.executable, "-m", "src.sweep", "--seeds", "2"], cwd=REPO,
+                          capture_output=True, text=True,
+                          env={**os.environ, "DVC_NO_ANALYTICS": "1",
+                               "FRAUD_DATA_MIRROR": "no/such/creditcard.csv.gz"})
+    line = stage_error(done, "FRAUD_DATA_MIRROR=no/such/creditcard.csv.gz: no such file")
+    assert str(REPO / "no/such/creditcard.csv.gz") in line  # resolved, and says from where

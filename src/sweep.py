@@ -1,0 +1,246 @@
+"""Sweeps on DVC's experiment engine: seeds x a grid, queued, run by DVC's queue workers,
+shared between machines through git and a DVC remote, compared over seeds.
+
+    python -m src.sweep --seeds 5 --jobs 2                       # seeds 42..46, 2 workers
+    python -m src.sweep --seed-list 1,2,3 --grid model.hidden_units=16,32,64 \\
+        --set train.epochs=20                                    # 9 experiments
+    python -m src.sweep --seeds 20 --shard 2/4 --push origin     # machine 2 of 4
+    python -m src.sweep --seeds 20 --report-only --pull origin   # any clone: the report
+
+Each experiment is `dvc exp run --queue -n <name> -S seed=<s> [-S key=value ...]`, run by
+`dvc queue start -j N` in a temporary copy of the repository (the workspace, its params and
+metrics stay as they are; the experiments start from the last commit plus uncommitted
+changes to tracked files). Names come from the code and the params, so a rerun of the same
+command skips what already finished (an interrupted sweep resumes), waits for what is still
+queued, and reruns what failed; a failed experiment is reported with its log's error line
+and does not stop the others. `--shard K/N` runs every N-th experiment from the K-th, so N
+machines share a sweep; `--push` sends the experiments to a git remote (`dvc exp push`:
+refs to git, outputs to the DVC remote); `--pull` fetches the others' (`dvc exp pull`).
+The report compares the models (every `metrics/<model>.json`) over the seeds of each grid
+point, ranked on validation PR-AUC with test beside it: <out-dir>/<stem>.md and .json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from src.fraud import dvc_exp
+from src.fraud.errors import PipelineError
+from src.fraud.exp_show import finished
+from src.fraud.sweep_plan import (Point, code_key, expand, parse_grid, parse_set, parse_shard,
+                                  seed_list, shard)
+from src.stages._cli import run
+
+LOG_TAIL = 15
+
+
+def _say(message: str) -> None:
+    print(f"sweep: {message}", file=sys.stderr, flush=True)
+
+
+def parser(description: str = __doc__, out_dir: str = "reports/sweeps", stem: str = "sweep",
+           prefix: str = "sweep") -> argparse.ArgumentParser:
+    cli = argparse.ArgumentParser(description=description,
+                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    which = cli.add_mutually_exclusive_group()
+    which.add_argument("--seeds", type=int, metavar="N",
+                       help="N consecutive seeds from params.yaml's seed (default 5)")
+    which.add_argument("--seed-list", metavar="A,B,...", help="these seeds")
+    cli.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
+                     help="a param to vary (every value with every seed), repeatable")
+    cli.add_argument("--set", dest="fixed", action="append", default=[], metavar="KEY=VALUE",
+                     help="a param for every experiment (dvc exp run -S), repeatable")
+    cli.add_argument("--jobs", "-j", type=int, default=1,
+                     help="queue workers (dvc queue start -j); default 1")
+    cli.add_argument("--shard", metavar="K/N", help="run share K of N (N machines)")
+    cli.add_argument("--push", metavar="GIT_REMOTE", help="dvc exp push the experiments there")
+    cli.add_argument("--pull", metavar="GIT_REMOTE", help="dvc exp pull HEAD's experiments "
+                     "first (metrics only: --no-cache)")
+    cli.add_argument("--report-only", action="store_true",
+                     help="run nothing: compare the experiments found (after --pull)")
+    cli.add_argument("--rev", default="HEAD", metavar="COMMIT",
+                     help="with --report-only: report the sweep of that commit (default HEAD)")
+    cli.add_argument("--rerun", action="store_true",
+                     help="run every experiment again, stages and all (dvc exp run -f)")
+    cli.add_argument("--prefix", default=prefix, help=f"experiment names' prefix ({prefix})")
+    cli.add_argument("--out-dir", type=Path, default=Path(out_dir))
+    cli.add_argument("--stem", default=stem, help=f"report file names (<stem>.md; {stem})")
+    cli.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
+    cli.add_argument("--params", default="params.yaml", help="the params file")
+    return cli
+
+
+def _first_seed(path: str) -> int:
+    """params.yaml's seed, read directly: the sweep works on any DVC project with a `seed`."""
+    import yaml
+
+    try:
+        seed = yaml.safe_load(Path(path).read_text(encoding="utf-8"))["seed"]
+        return int(seed)
+    except (OSError, TypeError, KeyError, ValueError, yaml.YAMLError) as error:
+        raise PipelineError(f"{path}: cannot read a whole-number `seed` "
+                            f"({type(error).__name__}: {error})") from None
+
+
+@dataclass
+class Sweep:
+    """What one command does: the plan, this machine's share, and what happened to it."""
+    points: list[Point]
+    mine: list[Point]
+    fixed: dict[str, str]
+    env: dict[str, str]
+    commit: str                     # experiments are read from this commit's, not HEAD's
+    ran: list[str] = field(default_factory=list)
+    reused: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+
+
+def plan(args: argparse.Namespace) -> tuple[Sweep, dvc_exp.Baseline, dict[str, list[str]]]:
+    """Everything checked before DVC is asked to do anything."""
+    if args.seeds is None and args.seed_list is None:
+        args.seeds = 5
+    if args.jobs < 1:
+        raise PipelineError(f"--jobs {args.jobs}: expected a whole number >= 1")
+    if args.report_only and (args.rerun or args.push):
+        raise PipelineError("--report-only runs nothing: drop --rerun and --push")
+    if args.rev != "HEAD" and not args.report_only:
+        raise PipelineError("--rev: experiments run from HEAD; use it with --report-only")
+    grid, fixed = parse_grid(args.grid), parse_set(args.fixed)
+    k, n = parse_shard(args.shard)
+    seeds = seed_list(args.seeds, args.seed_list, _first_seed(args.params))
+    mirror = dvc_exp.absolute_mirror(os.environ, Path.cwd())
+    base = dvc_exp.baseline(args.rev)
+    points = expand(seeds, grid, fixed, args.prefix, code_key(base.commit, base.diff))
+    sweep = Sweep(points=points, mine=shard(points, k, n), fixed=fixed,
+                  env=dvc_exp.environment(mirror), commit=base.commit)
+    return sweep, base, grid
+
+
+def _report_failure(sweep: Sweep, point: Point, logs: Path) -> None:
+    log = dvc_exp.log_of(sweep.env, point.name)
+    logs.mkdir(parents=True, exist_ok=True)
+    (logs / f"{point.name}.log").write_text(log, encoding="utf-8")
+    tail = "\n".join("    " + line for line in log.rstrip().splitlines()[-LOG_TAIL:])
+    _say(f"FAILED {point.name} (seed {point.seed}"
+         + (f", {point.label}" if point.label else "") + f"): {dvc_exp.error_line(log)}\n"
+         f"  last lines of dvc queue logs {point.name} (all: {logs / (point.name + '.log')}):\n"
+         + tail)
+    sweep.failed.append(f"{point.name} (seed {point.seed}): {dvc_exp.error_line(log)}")
+
+
+def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path) -> None:
+    """Queue this machine's experiments that have no result yet, run them on DVC's workers,
+    wait, and report each failure with its log."""
+    known = dvc_exp.show(sweep.env, sweep.commit)
+    states, _ = dvc_exp.queue_status(sweep.env)
+    refs = dvc_exp.experiment_refs()  # a rerun rewrites its ref: that is how wait sees it
+    waiting: list[Point] = []
+    for point in sweep.mine:
+        if not rerun and finished(known.get(point.name)):
+            sweep.reused.append(point.name)
+        elif states.get(point.name) in dvc_exp.ACTIVE:
+            waiting.append(point)  # queued by an earlier, interrupted sweep
+        else:
+            if states.get(point.name) == "Failed":
+                dvc_exp.dvc(sweep.env, "queue", "remove", point.name, check=False)
+            stale = point.name in known and known[point.name].state == "success"
+            force = rerun or stale  # -f replaces an experiment ref of that name
+            dvc_exp.queue(sweep.env, point.name, point.overrides(sweep.fixed), force=force)
+            waiting.append(point)
+    _say(f"{len(sweep.reused)} experiment(s) reused, {len(waiting)} to run on "
+         f"{jobs} queue worker(s)")
+    if not waiting:
+        return
+    started = dvc_exp.start(sweep.env, jobs)
+    if started < jobs:
+        _say(f"{jobs - started} queue worker(s) of this repository were already running: they "
+             "keep the environment of the shell that started them (FRAUD_DATA_MIRROR too); "
+             "`dvc queue stop` first to use this one")
+    dvc_exp.wait(sweep.env, [p.name for p in waiting], jobs, poll, _say, refs)
+    done = dvc_exp.show(sweep.env, sweep.commit)
+    states, _ = dvc_exp.queue_status(sweep.env)
+    for point in waiting:
+        if finished(done.get(point.name)):
+            sweep.ran.append(point.name)
+        elif states.get(point.name) == "Success":  # ran, yet no metrics under our commit
+            sweep.failed.append(f"{point.name}: the queue says Success but dvc exp show --rev "
+                                f"{sweep.commit[:10]} has no metrics for it")
+            _say("FAILED " + sweep.failed[-1])
+        else:
+            _report_failure(sweep, point, logs)
+
+
+def _missing(sweep: Sweep, experiments: dict[str, Any], shards: int) -> list[str]:
+    index = {p.name: i for i, p in enumerate(sweep.points)}
+    return [f"{p.name} (seed {p.seed}{', ' + p.label if p.label else ''}"
+            + (f"; share {index[p.name] % shards + 1}/{shards})" if shards > 1 else ")")
+            for p in sweep.points if not finished(experiments.get(p.name))]
+
+
+def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
+           grid: dict[str, list[str]], seconds: Callable[[], float]) -> None:
+    from src.fraud.compare import compare_sweep
+    from src.fraud.compare_report import to_json, to_markdown
+    from src.fraud.files import json_dumps, outputs
+
+    shown = dvc_exp.show(sweep.env, sweep.commit)
+    experiments = {name: e for name, e in shown.items() if finished(e)}
+    missing = _missing(sweep, experiments, parse_shard(args.shard)[1])
+    if missing and args.report_only:
+        raise PipelineError(f"{len(missing)} of {len(sweep.points)} experiments are not here: "
+                            + "; ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
+                            + ". Run their shares and --push them, then --pull here")
+    groups, skipped = compare_sweep(sweep.points, experiments, sweep.fixed)
+    context = {
+        "command": "python -m src.sweep " + " ".join(sys.argv[1:]),
+        "code": code_key(base.commit, base.diff), "baseline": base.commit, "dirty": base.dirty,
+        "seeds": sorted({p.seed for p in sweep.points}), "grid": grid, "fixed": sweep.fixed,
+        "experiments": {p.name: {"seed": p.seed, "settings": dict(p.settings),
+                                 "rev": experiments[p.name].rev}
+                        for p in sweep.points if p.name in experiments},
+        "ran": len(sweep.ran), "reused": len(sweep.reused), "failed": sweep.failed,
+        "skipped": skipped, "jobs": args.jobs, "seconds": round(seconds(), 1),
+    }
+    markdown = to_markdown(groups, context)
+    with outputs() as out:
+        out.path(args.out_dir / f"{args.stem}.md").write_text(markdown, encoding="utf-8")
+        out.path(args.out_dir / f"{args.stem}.json").write_text(
+            json_dumps(to_json(groups, context)), encoding="utf-8")
+    print(markdown)
+    _say(f"wrote {args.out_dir / (args.stem + '.md')} and .json")
+
+
+def main(argv: Sequence[str], cli: argparse.ArgumentParser | None = None) -> None:
+    args = (cli or parser()).parse_args(argv)
+    started = time.perf_counter()
+    sweep, base, grid = plan(args)
+    if base.dirty:
+        _say("uncommitted changes in " + ", ".join(base.dirty) + " are part of every "
+             "experiment (and of their names); other clones cannot share them: commit first")
+    if args.pull:
+        dvc_exp.pull(sweep.env, args.pull, sweep.commit)
+    if not args.report_only:
+        run_share(sweep, args.jobs, args.rerun, args.poll, args.out_dir / "logs")
+    if args.push:
+        names = [p.name for p in sweep.mine if p.name in sweep.ran or p.name in sweep.reused]
+        dvc_exp.push(sweep.env, args.push, names)
+        _say(f"pushed {len(names)} experiment(s) to {args.push}")
+    if args.shard and parse_shard(args.shard)[1] > 1 and not args.report_only:
+        _say(f"share {args.shard} done; once every share is pushed, any clone reports with "
+             "the same arguments and --report-only --pull <remote> instead of --shard")
+    else:
+        report(sweep, args, base, grid, lambda: time.perf_counter() - started)
+    if sweep.failed:
+        raise PipelineError(f"{len(sweep.failed)} experiment(s) failed: "
+                            + "; ".join(sweep.failed))
+
+
+if __name__ == "__main__":
+    run(main)
