@@ -40,7 +40,10 @@ TIME = "Time"
 # unlabelled row) and copied to the output so users can compare, never used for scoring.
 OPTIONAL_COLUMNS = (TIME, LABEL)
 OUTPUT_COLUMNS = ["probability", "flagged"]
-DEFAULT_CHUNK_ROWS = 100_000
+# Rows read at a time: memory grows with the chunk (the real file with the ONNX model:
+# 20,000 rows 219 MB, 50,000 271 MB, 100,000 286 MB; a 10x file at 100,000: ~320 MB) and
+# speed does not (1.5-1.6 s each); bench/NOTES.md.
+DEFAULT_CHUNK_ROWS = 20_000
 # pandas' default NA strings (read_csv's documentation): feature cells keep them, so "NaN"
 # is reported as NaN, while key columns are copied verbatim (an ID "NA" stays "NA").
 NA_STRINGS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
