@@ -140,7 +140,7 @@ def floor_epochs(strategy: str, params, train, val, epochs: int) -> dict:
         with tf.GradientTape() as tape:
             loss = loss_fn(yb, model(xb, training=True), sample_weight=wb)
         grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
     @tf.function

@@ -8,6 +8,7 @@ outputs, no run cache).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -154,10 +155,8 @@ class RssSampler(threading.Thread):
             except psutil.Error:
                 break
             for proc in procs:
-                try:
+                with contextlib.suppress(psutil.Error):
                     total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
             self.peak = max(self.peak, total)
             self._stop_event.wait(self.interval)
 

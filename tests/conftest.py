@@ -44,7 +44,8 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
 @pytest.fixture
 def write_params(tmp_path: Path, repo_params_raw: dict[str, Any]
                  ) -> Callable[..., Path]:
-    """write_params({"clean.eps": "1e-08"}) -> a params file in tmp_path, repo's values otherwise."""
+    """write_params({"clean.eps": "1e-08"}) -> a params file in tmp_path, repo's values
+    otherwise."""
 
     def write(overrides: dict[str, Any] | None = None, name: str = "params.yaml") -> Path:
         raw = copy.deepcopy(repo_params_raw)
@@ -68,7 +69,8 @@ def stage_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 @pytest.fixture
 def run_stage() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """run_stage("clean", "--raw", path, ..., env={...}): `python -m src.stages.<name>` in the repo."""
+    """run_stage("clean", "--raw", path, ..., env={...}): `python -m src.stages.<name>` in the
+    repo."""
 
     def run(name: str, *args: Any, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:

@@ -185,13 +185,13 @@ def test_models_are_ranked_on_validation_and_the_report_labels_test() -> None:
     assert skipped == [] and len(groups) == 1
     group = groups[0]
     assert group.ranking[0] == "weighted" and group.ranking[-1] == "oversample"
-    assert group.chosen == {s: "weighted" for s in seeds}
+    assert group.chosen == dict.fromkeys(seeds, "weighted")
     assert group.per_seed["baseline"][43] == per_seed["baseline"][43]
     markdown = compare_report.to_markdown(groups, {"seeds": seeds, "code": "abcdef12",
                                                    "fixed": {"train.epochs": "3"},
                                                    "seconds": 12.0, "jobs": 2})
-    head = "| model | validation PR-AUC (AP) | test PR-AUC | test ROC-AUC | test recall | " \
-           "test precision |"
+    head = ("| model | validation PR-AUC (AP) | test PR-AUC | test ROC-AUC | test recall | "
+            "test precision |")
     assert head in markdown
     table = markdown.split(head)[1].split("\n\n")[0]
     order = [line.split(" | ")[0][2:] for line in table.strip().splitlines()[1:]]

@@ -12,8 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.fraud.data import (clean, features_and_labels, fit_scaler, read_raw_csv, scale,
-                            scaler_to_json, split, summarise)
+from src.fraud.data import (
+    clean,
+    features_and_labels,
+    fit_scaler,
+    read_raw_csv,
+    scale,
+    scaler_to_json,
+    split,
+    summarise,
+)
 from src.fraud.errors import PipelineError
 from src.fraud.params import SplitParams
 from src.fraud.schema import FEATURES, LABEL, LOG_AMOUNT, RAW_COLUMNS, TABLE_COLUMNS, V_COLUMNS
@@ -167,21 +175,23 @@ def test_split_stratified_fraud_counts(cleaned: pd.DataFrame, seed: int) -> None
     parts = split(cleaned, settings(), seed)
     counts = [int(p[LABEL].sum()) for p in (parts.train, parts.val, parts.test)]
     assert sum(counts) == frauds
-    for part, count in zip((parts.train, parts.val, parts.test), counts):
+    for part, count in zip((parts.train, parts.val, parts.test), counts, strict=True):
         assert abs(count - frauds * len(part) / n) <= 1, (count, len(part))
 
 
 def test_split_same_seed_same_result(cleaned: pd.DataFrame) -> None:
     first = split(cleaned, settings(), 7)
     second = split(cleaned, settings(), 7)
-    for a, b in zip((first.train, first.val, first.test), (second.train, second.val, second.test)):
+    for a, b in zip((first.train, first.val, first.test),
+                    (second.train, second.val, second.test), strict=True):
         pd.testing.assert_frame_equal(a, b)
 
 
 def test_split_different_seed_different_result(cleaned: pd.DataFrame) -> None:
     first = split(cleaned, settings(), 7)
     second = split(cleaned, settings(), 8)
-    for a, b in zip((first.train, first.val, first.test), (second.train, second.val, second.test)):
+    for a, b in zip((first.train, first.val, first.test),
+                    (second.train, second.val, second.test), strict=True):
         assert len(a) == len(b)
         assert not a.equals(b)
 
@@ -226,11 +236,12 @@ def test_split_without_fraud_names_the_right_split(cleaned: pd.DataFrame,
         except PipelineError as error:
             (assignment,) = drawn
             frauds = [int(labels[assignment == index].sum()) for index in range(3)]
-            empty = [name for name, count in zip(("train", "val", "test"), frauds) if not count]
+            empty = [name for name, count in zip(("train", "val", "test"), frauds, strict=True)
+                     if not count]
             assert empty
             rows = int((assignment == ("train", "val", "test").index(empty[0])).sum())
-            assert f"the {empty[0]} split would hold no fraud rows ({rows:,} " \
-                   f"rows; 3 frauds in all)" in str(error)
+            assert (f"the {empty[0]} split would hold no fraud rows ({rows:,} "
+                    f"rows; 3 frauds in all)") in str(error)
             named.add(empty[0])
     assert len(named) >= 2  # the seeds exercised more than one split name
 
@@ -278,7 +289,7 @@ def test_grouped_stratified_split_keeps_every_row_and_the_sizes(cleaned: pd.Data
         together.sort_values(TABLE_COLUMNS).reset_index(drop=True),
         table.sort_values(TABLE_COLUMNS).reset_index(drop=True))
     expected = expected_sizes(len(table), 0.2, 0.2)
-    for part, size in zip((parts.train, parts.val, parts.test), expected):
+    for part, size in zip((parts.train, parts.val, parts.test), expected, strict=True):
         assert abs(len(part) - size) <= 0.02 * len(table)  # groups, not rows, are drawn
     assert parts.summary["duplicates_dropped"] == 0
 

@@ -27,12 +27,18 @@ import pytest
 from src.fraud import detector as D
 from src.fraud import export as E
 from src.fraud import model as M
-from src.fraud.params import SplitParams
-from src.fraud.data import (clean, features_and_labels, fit_scaler, read_raw_csv, scale,
-                            scaler_to_json, split)
+from src.fraud.data import (
+    clean,
+    features_and_labels,
+    fit_scaler,
+    read_raw_csv,
+    scale,
+    scaler_to_json,
+    split,
+)
 from src.fraud.files import write_json
 from src.fraud.onnx_scoring import load_onnx
-from src.fraud.params import ModelParams
+from src.fraud.params import ModelParams, SplitParams
 from src.fraud.schema import FEATURES, PREPROCESS_NAME, V_COLUMNS
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
 
@@ -180,7 +186,7 @@ def test_both_formats_match_the_pipeline_path(project: Project, detector: Any) -
 
 
 def test_input_is_raw_columns_in_order(project: Project, detector: Any) -> None:
-    assert E.INPUT_COLUMNS == [*V_COLUMNS, "Amount"]
+    assert [*V_COLUMNS, "Amount"] == E.INPUT_COLUMNS
     (tensor,) = detector.inputs
     assert tuple(tensor.shape) == (None, 29) and tensor.dtype == "float64"
     assert tuple(detector.outputs[0].shape) == (None, 1)

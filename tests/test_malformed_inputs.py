@@ -399,7 +399,7 @@ def score_library(source: Path | str, stdin: bytes | None = None,
         score(opened, text, lambda x: np.full(len(x), 0.25), 0.5, chunk_size=17)
     finally:
         opened.close()
-    return pd.read_csv(io.StringIO(text.getvalue()), dtype={name: str for name in id_columns},
+    return pd.read_csv(io.StringIO(text.getvalue()), dtype=dict.fromkeys(id_columns, str),
                        keep_default_na=False)
 
 
@@ -434,7 +434,7 @@ def with_keys(lines: Lines) -> bytes:
     keys = [f'"T-{i:04d}, shop ""{i % 3}"""' for i in range(len(lines) - 1)]
     return join([f'"txn_id",{lines[0]},"branch"',
                  *(f"{k},{row},{'NA' if i % 2 else 'ß'}" for i, (k, row) in
-                   enumerate(zip(keys, lines[1:])))])
+                   enumerate(zip(keys, lines[1:], strict=True)))])
 
 
 def test_id_columns_are_copied_first_in_order(good_lines: Lines, tmp_path: Path) -> None:

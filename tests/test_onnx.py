@@ -21,8 +21,14 @@ import pytest
 from src.fraud import detector as D
 from src.fraud import export as E
 from src.fraud import model as M
-from src.fraud.data import (clean, features_and_labels, fit_scaler, read_raw_csv, scale,
-                            scaler_to_json)
+from src.fraud.data import (
+    clean,
+    features_and_labels,
+    fit_scaler,
+    read_raw_csv,
+    scale,
+    scaler_to_json,
+)
 from src.fraud.errors import PipelineError
 from src.fraud.files import write_json
 from src.fraud.onnx_scoring import BATCH_ROWS, load_onnx
@@ -174,8 +180,8 @@ NO_TENSORFLOW = ["src.fraud.onnx_scoring", "src.fraud.export", "src.stages.expor
 
 @pytest.mark.parametrize("module", NO_TENSORFLOW)
 def test_imports_no_tensorflow(module: str) -> None:
-    done = subprocess.run([sys.executable, "-c", f"import sys, {module}; print(sorted(m for m "
-                           "in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules))"],
+    done = subprocess.run([sys.executable, "-c", (f"import sys, {module}; print(sorted(m for m "
+                           "in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules))")],
                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"

@@ -9,8 +9,17 @@ import pytest
 import yaml
 
 from src.fraud.errors import PipelineError
-from src.fraud.params import (AUTO, MONITORABLE, SELECT_BY, SPLIT_METHODS, STRATEGIES, Params,
-                              load_params, normalise_strategy, parse_params)
+from src.fraud.params import (
+    AUTO,
+    MONITORABLE,
+    SELECT_BY,
+    SPLIT_METHODS,
+    STRATEGIES,
+    Params,
+    load_params,
+    normalise_strategy,
+    parse_params,
+)
 
 REPO = Path(__file__).resolve().parent.parent
 

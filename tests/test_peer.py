@@ -21,12 +21,20 @@ from threadpoolctl import threadpool_limits
 
 from src.fraud.data import clean, features_and_labels, fit_scaler, scale, split
 from src.fraud.errors import PipelineError
-from src.fraud.params import SplitParams
 from src.fraud.metrics import binary_metrics
-from src.fraud.params import GbdtParams, LogregParams, Params, parse_params
-from src.fraud.peer import (GBDT_THREADS, TRUSTED_NODES, fit_gbdt, fit_logistic_peer,
-                            fit_logreg, fit_peer, load_peer, peer_metrics, peer_scores,
-                            save_peer)
+from src.fraud.params import GbdtParams, LogregParams, Params, SplitParams, parse_params
+from src.fraud.peer import (
+    GBDT_THREADS,
+    TRUSTED_NODES,
+    fit_gbdt,
+    fit_logistic_peer,
+    fit_logreg,
+    fit_peer,
+    load_peer,
+    peer_metrics,
+    peer_scores,
+    save_peer,
+)
 from src.fraud.synthetic import generate_creditcard
 
 

@@ -7,8 +7,16 @@ from typing import Any
 import pytest
 
 from src.fraud.errors import PipelineError
-from src.fraud.params import (GBDT_SCORINGS, LOGREG_CLASS_WEIGHTS, MODELS, PEERS, STRATEGIES,
-                              GbdtParams, LogregParams, parse_params)
+from src.fraud.params import (
+    GBDT_SCORINGS,
+    LOGREG_CLASS_WEIGHTS,
+    MODELS,
+    PEERS,
+    STRATEGIES,
+    GbdtParams,
+    LogregParams,
+    parse_params,
+)
 
 
 def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:

@@ -117,7 +117,8 @@ def test_repro_writes_every_artefact(project: Path) -> None:
     per_model = {name: read_json(project / f"metrics/{name}.json") for name in STRATEGIES}
     assert selected["model"] == max(STRATEGIES, key=lambda name: per_model[name]["val_prc"])
     assert selected["chosen_by"] == "validation"
-    assert {k: v for k, v in selected.items() if k not in ("model", "strategy", "chosen_by", "select_by")} \
+    choice_keys = ("model", "strategy", "chosen_by", "select_by")
+    assert {k: v for k, v in selected.items() if k not in choice_keys} \
         == per_model[selected["model"]]
     assert dvc(project, "status").stdout.strip().endswith("up to date.")
 

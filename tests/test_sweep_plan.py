@@ -11,8 +11,17 @@ import pytest
 
 from src.fraud import dvc_exp
 from src.fraud.errors import PipelineError
-from src.fraud.sweep_plan import (code_key, expand, experiment_name, groups, parse_grid,
-                                  parse_set, parse_shard, seed_list, shard)
+from src.fraud.sweep_plan import (
+    code_key,
+    expand,
+    experiment_name,
+    groups,
+    parse_grid,
+    parse_set,
+    parse_shard,
+    seed_list,
+    shard,
+)
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 

@@ -11,12 +11,12 @@ import math
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-import keras
 from src.fraud import model as M
 from src.fraud import train as T
 from src.fraud.errors import PipelineError

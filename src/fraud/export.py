@@ -178,7 +178,8 @@ def read_detector_metadata(metadata: dict[str, str], label: str, stage: str) -> 
             versions=dict(json.loads(metadata["versions"])))
     except (KeyError, TypeError, ValueError) as error:
         raise PipelineError(f"{label}: not a fraud detector written by train_baseline, "
-                            f"train_weighted or train_resampled (metadata: {type(error).__name__} {error}); {fix}") from None
+                            f"train_weighted or train_resampled (metadata: "
+                            f"{type(error).__name__} {error}); {fix}") from None
     if columns != INPUT_COLUMNS:
         raise PipelineError(f"{label}: takes the columns {columns}, expected {INPUT_COLUMNS}; "
                             f"{fix}")

@@ -225,7 +225,8 @@ def normalise_strategy(value: Any, name: str = "train.strategy") -> str:
 
 def _split_params(s: dict[str, Any]) -> SplitParams:
     method = s["method"].strip().lower() if isinstance(s["method"], str) else s["method"]
-    _check("split.method", s["method"], method in SPLIT_METHODS, "one of " + ", ".join(SPLIT_METHODS))
+    _check("split.method", s["method"], method in SPLIT_METHODS,
+           "one of " + ", ".join(SPLIT_METHODS))
     split = SplitParams(method=method,
                         group_duplicates=_as_bool("split.group_duplicates", s["group_duplicates"]),
                         test_size=_as_float("split.test_size", s["test_size"]),

@@ -300,7 +300,7 @@ def load_peer(path: str | Path, stage_hint: str) -> PeerModel:
             "unknown origin")
     try:
         model = sio.loads(data, trusted=list(TRUSTED_TYPES))
-    except Exception as error:  # noqa: BLE001  (skops raises many types for a damaged file)
+    except Exception as error:
         raise PipelineError(f"{path}: cannot load ({type(error).__name__}: {error}); run "
                             f"`dvc repro --force {stage_hint}` to rebuild it"
                             .replace("\n", " ")) from None

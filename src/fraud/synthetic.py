@@ -193,7 +193,8 @@ def write_creditcard_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> N
     Raises ValueError if the frame does not have the real file's columns and values.
     """
     if list(frame.columns) != list(COLUMNS):
-        raise ValueError(f"frame columns must be exactly {list(COLUMNS)}, got {list(frame.columns)}")
+        raise ValueError(f"frame columns must be exactly {list(COLUMNS)}, "
+                         f"got {list(frame.columns)}")
     values = frame.to_numpy(dtype=np.float64, copy=True)
     if not np.isfinite(values).all():
         raise ValueError("frame has missing or infinite values")

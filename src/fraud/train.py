@@ -175,8 +175,8 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     x, y = train
     # Keras' cross-entropy metric wants labels shaped like the (rows, 1) output.
     val = (val[0], val[1].reshape(-1, 1))
-    common = dict(epochs=epochs or params.epochs, validation_data=val, callbacks=callbacks,
-                  validation_batch_size=params.batch_size, verbose=0)
+    common = {"epochs": epochs or params.epochs, "validation_data": val, "callbacks": callbacks,
+              "validation_batch_size": params.batch_size, "verbose": 0}
     if dataset is not None:
         history = model.fit(dataset, steps_per_epoch=steps_per_epoch, shuffle=False, **common)
     else:

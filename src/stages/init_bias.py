@@ -19,7 +19,8 @@ def main(argv: Sequence[str]) -> None:
     cli.add_argument("--train-labels", required=True, type=Path)
     cli.add_argument("--val-features", required=True, type=Path)
     cli.add_argument("--val-labels", required=True, type=Path)
-    cli.add_argument("--weights-out", required=True, type=Path, help="initial weights (.weights.h5)")
+    cli.add_argument("--weights-out", required=True, type=Path,
+                     help="initial weights (.weights.h5)")
     cli.add_argument("--metrics-out", required=True, type=Path)
     cli.add_argument("--curves-out", required=True, type=Path, help="loss per epoch (CSV)")
     args = cli.parse_args(argv)
