@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gzip
 import io
 import json
@@ -38,9 +39,9 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from src.fraud.errors import PipelineError
 from src.fraud.files import outputs
@@ -52,6 +53,9 @@ from src.fraud.scoring import (
     open_input,
     score,
 )
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Rows per model call: large batches are what make scoring fast (Keras' default of 32 is
 # 26x slower); 65,536 rows of 29 float64 are 15 MB.
@@ -180,21 +184,25 @@ def load_model(path: Path) -> Any:
     return model
 
 
-def make_predict(model: Any):
+def keras_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
+    """A Keras detector's fraud probabilities (1-D) for raw rows, in batches of SCORE_BATCH.
+
+    A direct call keeps float64 (model.predict would cast to float32 first), so this scores
+    what the ONNX twin scores; the tests use it as the Keras reference.
+    """
     import numpy as np
 
+    parts = [np.asarray(model(features[start:start + SCORE_BATCH], training=False))
+             .reshape(-1) for start in range(0, len(features), SCORE_BATCH)]
+    return np.concatenate(parts)
+
+
+def make_predict(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     from src.fraud.onnx_scoring import OnnxModel
 
     if isinstance(model, OnnxModel):  # batched, float64 in, float64 probabilities out
         return model
-
-    def predict(features: np.ndarray) -> np.ndarray:
-        # A direct call keeps float64 (model.predict would cast to float32 first).
-        parts = [np.asarray(model(features[start:start + SCORE_BATCH], training=False))
-                 .reshape(-1) for start in range(0, len(features), SCORE_BATCH)]
-        return np.concatenate(parts)
-
-    return predict
+    return functools.partial(keras_probabilities, model)
 
 
 @contextlib.contextmanager

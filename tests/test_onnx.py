@@ -35,6 +35,7 @@ from src.fraud.onnx_scoring import BATCH_ROWS, load_onnx
 from src.fraud.params import ModelParams
 from src.fraud.schema import FEATURES
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
+from src.predict import keras_probabilities
 
 REPO = Path(__file__).resolve().parents[1]
 EPS, CLIP, SEED = 0.001, 5.0, 11
@@ -88,7 +89,7 @@ def test_detector_parity(trained: dict[str, Any]) -> None:
     inputs = trained["inputs"]
     got = load_onnx(trained["detector_onnx_path"], "train")(inputs)
     keras_detector = M.keras.saving.load_model(trained["detector_path"])
-    assert np.abs(got - D.predict_raw(keras_detector, inputs)).max() <= 1e-6
+    assert np.abs(got - keras_probabilities(keras_detector, inputs)).max() <= 1e-6
     pipeline = M.predict_proba(trained["network"], trained["features"], 8192)
     assert np.abs(got - pipeline).max() <= 1e-6
     # Preprocessing in float64 ONNX ops: the features come out as the pipeline's, so the

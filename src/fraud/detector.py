@@ -104,20 +104,6 @@ def build_detector(network: keras.Model, stats: ScalerStats, eps: float) -> kera
     return keras.Model(raw, x, name=MODEL_NAME)
 
 
-def predict_raw(model: keras.Model, raw: np.ndarray, batch_size: int = 65536) -> np.ndarray:
-    """Fraud probabilities (float64, 1-D) for raw rows, calling the model on float64 batches.
-
-    `model.predict` would cast the input to float32 first; a direct call keeps float64 and
-    reproduces the pipeline's probabilities exactly.
-    """
-    raw = np.ascontiguousarray(raw, dtype=np.float64)
-    if raw.ndim != 2 or raw.shape[1] != len(INPUT_COLUMNS):
-        raise ValueError(f"expected a (rows, {len(INPUT_COLUMNS)}) array, got {raw.shape}")
-    parts = [np.asarray(model(raw[start:start + batch_size], training=False)).reshape(-1)
-             for start in range(0, len(raw), batch_size)]
-    return (np.concatenate(parts) if parts else np.empty(0)).astype(np.float64)
-
-
 # --- ONNX ---------------------------------------------------------------------------------
 
 def versions() -> dict[str, str]:

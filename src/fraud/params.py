@@ -196,6 +196,11 @@ def _check(name: str, value: Any, ok: bool, allowed: str) -> None:
         raise _fail(name, value, allowed)
 
 
+def check_monitor(monitor: str) -> None:
+    """`train.monitor` must be a value the model logs each epoch (MONITORABLE)."""
+    _check("train.monitor", monitor, monitor in MONITORABLE, "one of " + ", ".join(MONITORABLE))
+
+
 def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
     section = raw.get(name)
     if not isinstance(section, dict):
@@ -347,8 +352,7 @@ def parse_params(raw: Any) -> Params:
     _check("train.epochs", t["epochs"], train.epochs >= 1, "a whole number >= 1")
     _check("train.batch_size", t["batch_size"], train.batch_size >= 1, "a whole number >= 1")
     _check("train.patience", t["patience"], train.patience >= 0, "a whole number >= 0")
-    _check("train.monitor", train.monitor, train.monitor in MONITORABLE,
-           "one of " + ", ".join(MONITORABLE))
+    check_monitor(train.monitor)
     _check("train.oversample_steps_per_epoch", steps,
            train.oversample_steps_per_epoch is None or train.oversample_steps_per_epoch >= 1,
            "null (each negative once per epoch) or a whole number >= 1")
