@@ -274,7 +274,7 @@ def test_train_writes_the_network_and_detector_as_onnx(trained_twice, data) -> N
     columns; the scaler here is the identity, so raw = features except Amount, logged)."""
     import keras
 
-    from src.fraud import export as E
+    from src.fraud import export
     from src.fraud.onnx_scoring import load_onnx
 
     out = trained_twice[0]
@@ -291,9 +291,9 @@ def test_train_writes_the_network_and_detector_as_onnx(trained_twice, data) -> N
     from src.predict import keras_probabilities
     np.testing.assert_allclose(detector(raw), keras_probabilities(keras_detector, raw), rtol=0,
                                atol=1e-6)
-    info = E.read_detector_metadata(detector.metadata, "detector", "train")
+    info = export.read_detector_metadata(detector.metadata, "detector", "train")
     assert info.strategy == "baseline" and info.clip == 5.0 and info.eps == 0.001
-    assert info.keras_sha256 == E.file_sha256(out["detector"])
+    assert info.keras_sha256 == export.file_sha256(out["detector"])
 
 
 @pytest.mark.parametrize("output", ["model", "onnx", "detector", "detector_onnx", "history",

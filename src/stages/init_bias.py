@@ -32,23 +32,24 @@ def main(argv: Sequence[str]) -> None:
     remove_outputs(args.weights_out, args.metrics_out, args.curves_out)
     params = load_params(args.params)
 
-    from src.fraud import model as M
-    from src.fraud import train as T
+    from src.fraud import model as keras_model
+    from src.fraud import train as training
 
-    train = T.load_split(args.train_features, args.train_labels)
-    val = T.load_split(args.val_features, args.val_labels)
-    bias = M.careful_bias(train[1])
-    steps = T.steps_for(len(train[1]), params.train.batch_size)
-    M.set_determinism(params.seed)
+    train = training.load_split(args.train_features, args.train_labels)
+    val = training.load_split(args.val_features, args.val_labels)
+    bias = keras_model.careful_bias(train[1])
+    steps = training.steps_for(len(train[1]), params.train.batch_size)
+    keras_model.set_determinism(params.seed)
     # Loss curves only: compiled without the eleven metrics (same losses, ~5 s faster).
-    model = M.make_model(train[0].shape[1], params.model, output_bias=bias,
-                         steps_per_execution=steps, metrics=False)
-    loss_careful = T.initial_loss(model, train, params.train.batch_size)
+    model = keras_model.make_model(train[0].shape[1], params.model, output_bias=bias,
+                                   steps_per_execution=steps, metrics=False)
+    loss_careful = training.initial_loss(model, train, params.train.batch_size)
     initial = model.get_weights()
     model.layers[-1].bias.assign([0.0])
-    loss_zero = T.initial_loss(model, train, params.train.batch_size)
+    loss_zero = training.initial_loss(model, train, params.train.batch_size)
     log.info("careful bias %.4f; initial loss %.4f with it, %.4f with a zero bias "
-             "(expected %.4f)", bias, loss_careful, loss_zero, T.expected_initial_loss(train[1]))
+             "(expected %.4f)", bias, loss_careful, loss_zero,
+             training.expected_initial_loss(train[1]))
 
     compare = dataclasses.replace(params.train, epochs=params.init_bias.compare_epochs)
     log.info("zero vs careful bias: %d epochs each, losses only (no metrics are compiled, "
@@ -57,12 +58,13 @@ def main(argv: Sequence[str]) -> None:
     for name, output_bias in (("zero", 0.0), ("careful", bias)):
         model.set_weights(initial)
         model.layers[-1].bias.assign([output_bias])
-        M.set_determinism(params.seed)
-        results[name] = T.fit(model, train, val, compare, f"{name} bias", early_stopping=False)
+        keras_model.set_determinism(params.seed)
+        results[name] = training.fit(model, train, val, compare, f"{name} bias",
+                                     early_stopping=False)
 
     # Saved from a never-trained model: the checkpoint holds no optimizer state, so every
     # strategy starts from the same weights and a fresh Adam.
-    fresh = M.make_model(train[0].shape[1], params.model)
+    fresh = keras_model.make_model(train[0].shape[1], params.model)
     fresh.set_weights(initial)
     with outputs() as out:
         fresh.save_weights(out.path(args.weights_out))
@@ -70,11 +72,11 @@ def main(argv: Sequence[str]) -> None:
             "initial_bias": bias,
             "initial_loss_careful_bias": loss_careful,
             "initial_loss_zero_bias": loss_zero,
-            "expected_initial_loss": T.expected_initial_loss(train[1]),
+            "expected_initial_loss": training.expected_initial_loss(train[1]),
             "final_val_loss_careful_bias": float(results["careful"].history["val_loss"].iloc[-1]),
             "final_val_loss_zero_bias": float(results["zero"].history["val_loss"].iloc[-1]),
         })
-        T.bias_comparison_frame(results["zero"], results["careful"]).to_csv(
+        training.bias_comparison_frame(results["zero"], results["careful"]).to_csv(
             out.path(args.curves_out), index=False)
 
 

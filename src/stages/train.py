@@ -52,19 +52,19 @@ def main(argv: Sequence[str]) -> None:
     params = load_params(args.params)
     stats = read_scaler(args.scaler, params.scale.clip)  # a stale scaler fails before training
 
-    from src.fraud import detector as D
-    from src.fraud import model as M
-    from src.fraud import train as T
+    from src.fraud import detector
+    from src.fraud import model as keras_model
+    from src.fraud import train as training
 
-    train = T.load_split(args.train_features, args.train_labels)
-    val = T.load_split(args.val_features, args.val_labels)
+    train = training.load_split(args.train_features, args.train_labels)
+    val = training.load_split(args.val_features, args.val_labels)
     if val[0].shape[1] != train[0].shape[1]:
         raise PipelineError(f"{args.val_features}: {val[0].shape[1]} features, but the "
                             f"training split has {train[0].shape[1]}")
-    M.set_determinism(params.seed)
-    model = M.make_model(train[0].shape[1], params.model,
-                         steps_per_execution=T.steps_per_execution(strategy, train[1],
-                                                                   params.train))
+    keras_model.set_determinism(params.seed)
+    steps_per_execution = training.steps_per_execution(strategy, train[1], params.train)
+    model = keras_model.make_model(train[0].shape[1], params.model,
+                                   steps_per_execution=steps_per_execution)
     if not args.initial_weights.is_file():
         raise PipelineError(f"{args.initial_weights}: not found; run the init_bias stage first")
     try:
@@ -72,8 +72,8 @@ def main(argv: Sequence[str]) -> None:
     except Exception as error:  # h5py / Keras raise many types for a mismatched file
         raise PipelineError(f"{args.initial_weights}: cannot load into this model ({error}); "
                             "rerun init_bias with the same model.* params") from None
-    M.set_determinism(params.seed)
-    result = T.train_strategy(strategy, model, train, val, params.train, params.seed)
+    keras_model.set_determinism(params.seed)
+    result = training.train_strategy(strategy, model, train, val, params.train, params.seed)
     epochs = len(result.history)
     seconds = sum(result.epoch_seconds)
     log.info("%s: %d epochs in %.1f s (%.3f s/epoch after the first); best epoch %d, val %s",
@@ -82,11 +82,11 @@ def main(argv: Sequence[str]) -> None:
              {k: round(v, 4) for k, v in result.best_val_metrics.items()
               if k in ("precision", "recall", "auc", "prc")})
     with outputs() as out:
-        M.save_model(model, out.path(args.model_out))
-        D.save_all(model, strategy, stats, params.clean.eps,
-                   network_onnx_path=out.path(args.onnx_out),
-                   detector_path=out.path(args.detector_out),
-                   detector_onnx_path=out.path(args.detector_onnx_out))
+        keras_model.save_model(model, out.path(args.model_out))
+        detector.save_all(model, strategy, stats, params.clean.eps,
+                          network_onnx_path=out.path(args.onnx_out),
+                          detector_path=out.path(args.detector_out),
+                          detector_onnx_path=out.path(args.detector_onnx_out))
         result.history.to_csv(out.path(args.history_out), index=False)
         write_json(out.path(args.metrics_out), {
             "strategy": strategy, "best_epoch": result.best_epoch, "epochs_run": epochs,
