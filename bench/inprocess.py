@@ -37,8 +37,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from src.fraud.params import STRATEGIES
+
 SCALED = Path("data/scaled")
-STRATEGIES = ("baseline", "weighted", "oversample")
 
 
 def _split(name: str):

@@ -24,7 +24,15 @@ from src.fraud.data import (
 )
 from src.fraud.errors import PipelineError
 from src.fraud.params import SplitParams
-from src.fraud.schema import FEATURES, LABEL, LOG_AMOUNT, RAW_COLUMNS, TABLE_COLUMNS, V_COLUMNS
+from src.fraud.schema import (
+    FEATURES,
+    LABEL,
+    LOG_AMOUNT,
+    N_FEATURES,
+    RAW_COLUMNS,
+    TABLE_COLUMNS,
+    V_COLUMNS,
+)
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
 
 ROWS, RATE, SEED = 3000, 0.02, 11
@@ -332,7 +340,7 @@ def arrays(cleaned: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def test_features_and_labels(arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     features, labels = arrays["train"]
-    assert features.dtype == np.float64 and features.shape[1] == len(FEATURES)
+    assert features.dtype == np.float64 and features.shape[1] == N_FEATURES
     assert labels.dtype == np.uint8 and set(np.unique(labels)) == {0, 1}
 
 
@@ -378,7 +386,7 @@ def test_scaler_to_json(arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> Non
     assert set(data) == {"features", "mean", "scale", "clip"}
     assert data["features"] == FEATURES
     assert data["clip"] == 5.0 and type(data["clip"]) is float
-    assert len(data["mean"]) == len(data["scale"]) == len(FEATURES)
+    assert len(data["mean"]) == len(data["scale"]) == N_FEATURES
     assert all(type(v) is float for v in data["mean"] + data["scale"])
     np.testing.assert_array_equal(data["mean"], scaler.mean_)
     np.testing.assert_array_equal(data["scale"], scaler.scale_)

@@ -39,7 +39,7 @@ from src.fraud.data import (
 from src.fraud.files import write_json
 from src.fraud.onnx_scoring import load_onnx
 from src.fraud.params import ModelParams, SplitParams
-from src.fraud.schema import FEATURES, PREPROCESS_NAME, V_COLUMNS
+from src.fraud.schema import FEATURES, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
 from src.predict import keras_probabilities
 
@@ -100,7 +100,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     scaler = fit_scaler(train_x)
     write_json(root / "data/scaled/scaler.json", scaler_to_json(scaler, CLIP))
     keras_model.set_determinism(SEED)
-    network = keras_model.make_model(len(FEATURES), ModelParams(hidden_units=8, dropout=0.5,
+    network = keras_model.make_model(N_FEATURES, ModelParams(hidden_units=8, dropout=0.5,
                                                                 learning_rate=1e-2),
                                      output_bias=keras_model.careful_bias(train_y))
     network.fit(scale(train_x, scaler, CLIP), train_y.reshape(-1, 1), epochs=3, batch_size=256,

@@ -33,7 +33,7 @@ from src.fraud.errors import PipelineError
 from src.fraud.files import write_json
 from src.fraud.onnx_scoring import BATCH_ROWS, load_onnx
 from src.fraud.params import ModelParams
-from src.fraud.schema import FEATURES
+from src.fraud.schema import FEATURES, N_FEATURES
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
 from src.predict import keras_probabilities
 
@@ -54,7 +54,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     write_json(root / "scaler.json", scaler_to_json(scaler, CLIP))
     stats = export.read_scaler(root / "scaler.json", CLIP)
     keras_model.set_determinism(SEED)
-    network = keras_model.make_model(len(FEATURES), ModelParams(hidden_units=16, dropout=0.5,
+    network = keras_model.make_model(N_FEATURES, ModelParams(hidden_units=16, dropout=0.5,
                                                                 learning_rate=1e-2),
                                      output_bias=keras_model.careful_bias(labels))
     network.fit(scale(features, scaler, CLIP), labels.reshape(-1, 1), epochs=3, batch_size=512,
@@ -110,7 +110,7 @@ def test_batches_do_not_change_the_scores(trained: dict[str, Any]) -> None:
 def test_conversion_is_reproducible(trained: dict[str, Any], tmp_path: Path) -> None:
     """Converted again after other models were built in this process: the same bytes (names,
     symbolic dimensions and documentation no longer carry process-wide counters)."""
-    keras_model.make_model(len(FEATURES),
+    keras_model.make_model(N_FEATURES,
                            ModelParams(hidden_units=4, dropout=0.0, learning_rate=1e-3))
     paths = {name: tmp_path / path.name for name, path in trained.items()
              if name.endswith("_path")}

@@ -26,7 +26,7 @@ from src.fraud import model as keras_model
 from src.fraud.data import clean, features_and_labels, fit_scaler, scaler_to_json
 from src.fraud.files import write_json
 from src.fraud.params import ModelParams
-from src.fraud.schema import FEATURES, RAW_COLUMNS
+from src.fraud.schema import N_FEATURES, RAW_COLUMNS
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
 from src.predict import keras_probabilities
 
@@ -55,7 +55,7 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     scaler = fit_scaler(features)
     write_json(root / "scaler.json", scaler_to_json(scaler, CLIP))
     keras_model.set_determinism(5)
-    network = keras_model.make_model(len(FEATURES), ModelParams(hidden_units=8, dropout=0.5,
+    network = keras_model.make_model(N_FEATURES, ModelParams(hidden_units=8, dropout=0.5,
                                                                 learning_rate=1e-3))
     stats = export.read_scaler(root / "scaler.json", CLIP)
     detector = detectors.build_detector(network, stats, EPS)
@@ -270,7 +270,7 @@ def test_a_failed_run_keeps_an_earlier_output(exported: Exported, tmp_path: Path
 def test_rejects_a_network_that_takes_scaled_features(tmp_path: Path, exported: Exported,
                                                       capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    network = keras_model.make_model(len(FEATURES), ModelParams(hidden_units=4, dropout=0.0,
+    network = keras_model.make_model(N_FEATURES, ModelParams(hidden_units=4, dropout=0.0,
                                                                 learning_rate=1e-3))
     path = tmp_path / "baseline.keras"
     keras_model.save_model(network, path)

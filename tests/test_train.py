@@ -21,10 +21,10 @@ from src.fraud import model as keras_model
 from src.fraud import train as training
 from src.fraud.errors import PipelineError
 from src.fraud.params import MONITORABLE, STRATEGIES, Params, parse_params
+from src.fraud.schema import N_FEATURES
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 42
-N_FEATURES = 29
 TRAIN_ROWS, VAL_ROWS, FRAUD_RATE = 4_000, 1_500, 0.03
 STRATEGY_EPOCHS = 3
 

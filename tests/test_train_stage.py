@@ -18,9 +18,9 @@ import pytest
 import yaml
 
 from src.fraud.params import MONITORABLE
+from src.fraud.schema import N_FEATURES
 
 REPO = Path(__file__).resolve().parents[1]
-N_FEATURES = 29
 SEED = 42
 EPOCHS = 4
 COMPARE_EPOCHS = 3

@@ -44,7 +44,7 @@ from onnx import TensorProto, helper, numpy_helper
 from .errors import PipelineError
 from .export import INPUT_DTYPE, INPUT_NAME, MODEL_NAME, OUTPUT_NAME, ScalerStats
 from .model import keras, tf
-from .schema import FEATURES, INPUT_COLUMNS, PREPROCESS_NAME, V_COLUMNS
+from .schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 
 # The ONNX operator set: pinned, so that a new tf2onnx default does not change the files.
 # 17 is read by ONNX Runtime 1.11 (2022) and later, in every language.
@@ -57,8 +57,8 @@ ROWS = "rows"  # the symbolic batch dimension
 def check_network(network: keras.Model, label: str | Path) -> None:
     """The trained network must take the 29 scaled features and return one probability."""
     inputs, outputs = network.inputs, network.outputs
-    if len(inputs) != 1 or tuple(inputs[0].shape) != (None, len(FEATURES)):
-        raise PipelineError(f"{label}: expected a model with one (rows, {len(FEATURES)}) input, "
+    if len(inputs) != 1 or tuple(inputs[0].shape) != (None, N_FEATURES):
+        raise PipelineError(f"{label}: expected a model with one (rows, {N_FEATURES}) input, "
                             f"got {[tuple(t.shape) for t in inputs]}; run the train stages again")
     if len(outputs) != 1 or tuple(outputs[0].shape) != (None, 1):
         raise PipelineError(f"{label}: expected a model with one (rows, 1) output, got "
@@ -164,7 +164,7 @@ def canonical(model: onnx.ModelProto, graph_name: str, metadata: dict[str, str],
 
 def network_to_onnx(network: keras.Model, strategy: str) -> onnx.ModelProto:
     """The trained network (scaled float32 features in, probability out) as ONNX."""
-    signature = [tf.TensorSpec((None, len(FEATURES)), tf.float32, name=NETWORK_INPUT)]
+    signature = [tf.TensorSpec((None, N_FEATURES), tf.float32, name=NETWORK_INPUT)]
     # tf2onnx logs its versions and optimiser passes at INFO in the stage's output: not ours.
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():

@@ -22,13 +22,12 @@ from typing import Any, BinaryIO
 
 from .errors import PipelineError
 from .params import SYNTHETIC_SOURCE, DownloadParams
-from .schema import printable, printable_names, sniff_not_csv
+from .schema import GZIP_MAGIC, printable, printable_names, sniff_not_csv
 
 log = logging.getLogger(__name__)
 
 MIRROR_ENV = "FRAUD_DATA_MIRROR"
 CHUNK = 1 << 20
-GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 OFFLINE_HINT = (f"to run without a network, point {MIRROR_ENV} (or download.url) at a local "
                 "copy (.csv, .csv.gz or Kaggle's creditcard.zip), or set "

@@ -36,7 +36,7 @@ import numpy as np
 from .errors import PipelineError
 from .files import read_json_file
 from .params import STRATEGIES, STRATEGY_ALIASES
-from .schema import FEATURES, INPUT_COLUMNS
+from .schema import FEATURES, INPUT_COLUMNS, N_FEATURES
 
 INPUT_NAME = "transaction"
 INPUT_DTYPE = "float64"
@@ -65,7 +65,7 @@ class ScalerStats:
 
 
 def _check_stats(label: str, mean: np.ndarray, scale: np.ndarray, fix: str) -> None:
-    n = len(FEATURES)
+    n = N_FEATURES
     if mean.shape != (n,) or scale.shape != (n,):
         raise PipelineError(f"{label}: expected {n} means and {n} scales, got "
                             f"{mean.shape[0] if mean.ndim else 0} and "

@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .schema import V_COLUMNS
+
 __all__ = ["COLUMNS", "HEADER", "TIME_MAX", "generate_creditcard", "write_creditcard_csv"]
 
 STATS_PATH = Path(__file__).with_name("creditcard_stats.json")
 
-V_COLUMNS: tuple[str, ...] = tuple(f"V{i}" for i in range(1, 29))
 COLUMNS: tuple[str, ...] = ("Time", *V_COLUMNS, "Amount", "Class")
 # The real file quotes every header name (and the Class values), but no number.
 HEADER = ",".join(f'"{name}"' for name in COLUMNS)
