@@ -394,8 +394,16 @@ def test_monitor_mode(monitor: str, mode: str) -> None:
     assert training.monitor_mode(monitor) == mode
 
 
-def test_every_monitorable_has_a_direction() -> None:
-    assert {training.monitor_mode(m) for m in MONITORABLE} == {"min", "max"}
+# Which way is better for each metric the model logs, stated here independently of train.py's
+# LOWER_IS_BETTER: a metric added to MONITORABLE must be added here too.
+BETTER = {"loss": "min", "cross_entropy": "min", "brier": "min", "fp": "min", "fn": "min",
+          "tp": "max", "tn": "max", "accuracy": "max", "precision": "max", "recall": "max",
+          "auc": "max", "prc": "max", "ap": "max"}
+
+
+def test_every_monitorable_stops_early_in_the_right_direction() -> None:
+    for monitor in MONITORABLE:
+        assert training.monitor_mode(monitor) == BETTER[monitor.removeprefix("val_")], monitor
 
 
 def test_best_epoch_takes_the_first_best() -> None:
