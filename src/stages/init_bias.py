@@ -3,17 +3,19 @@ the zero-vs-careful bias comparison (loss curves)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from src.stages._cli import parser, run
 
 log = logging.getLogger("init_bias")
 
 
-def main(argv: Sequence[str]) -> None:
+def build_parser() -> argparse.ArgumentParser:
     cli = parser(__doc__)
     cli.add_argument("--train-features", required=True, type=Path)
     cli.add_argument("--train-labels", required=True, type=Path)
@@ -23,7 +25,11 @@ def main(argv: Sequence[str]) -> None:
                      help="initial weights (.weights.h5)")
     cli.add_argument("--metrics-out", required=True, type=Path)
     cli.add_argument("--curves-out", required=True, type=Path, help="loss per epoch (CSV)")
-    args = cli.parse_args(argv)
+    return cli
+
+
+def main(argv: Sequence[str]) -> None:
+    args = build_parser().parse_args(argv)
 
     from src.fraud.files import outputs, remove_outputs, write_json
     from src.fraud.params import load_params
@@ -50,17 +56,7 @@ def main(argv: Sequence[str]) -> None:
     log.info("careful bias %.4f; initial loss %.4f with it, %.4f with a zero bias "
              "(expected %.4f)", bias, loss_careful, loss_zero,
              training.expected_initial_loss(train[1]))
-
-    compare = dataclasses.replace(params.train, epochs=params.init_bias.compare_epochs)
-    log.info("zero vs careful bias: %d epochs each, losses only (no metrics are compiled, "
-             "so no early stopping)", compare.epochs)
-    results = {}
-    for name, output_bias in (("zero", 0.0), ("careful", bias)):
-        model.set_weights(initial)
-        model.layers[-1].bias.assign([output_bias])
-        keras_model.set_determinism(params.seed)
-        results[name] = training.fit(model, train, val, compare, f"{name} bias",
-                                     early_stopping=False)
+    results = _compare_biases(model, initial, bias, train, val, params)
 
     # Saved from a never-trained model: the checkpoint holds no optimizer state, so every
     # strategy starts from the same weights and a fresh Adam.
@@ -78,6 +74,26 @@ def main(argv: Sequence[str]) -> None:
         })
         training.bias_comparison_frame(results["zero"], results["careful"]).to_csv(
             out.path(args.curves_out), index=False)
+
+
+def _compare_biases(model: Any, initial: list[Any], bias: float, train: Any, val: Any,
+                    params: Any) -> dict[str, Any]:
+    """The same start but for the output bias (zero, then careful), trained for
+    init_bias.compare_epochs each: the fit results by name."""
+    from src.fraud import model as keras_model
+    from src.fraud import train as training
+
+    compare = dataclasses.replace(params.train, epochs=params.init_bias.compare_epochs)
+    log.info("zero vs careful bias: %d epochs each, losses only (no metrics are compiled, "
+             "so no early stopping)", compare.epochs)
+    results = {}
+    for name, output_bias in (("zero", 0.0), ("careful", bias)):
+        model.set_weights(initial)
+        model.layers[-1].bias.assign([output_bias])
+        keras_model.set_determinism(params.seed)
+        results[name] = training.fit(model, train, val, compare, f"{name} bias",
+                                     early_stopping=False)
+    return results
 
 
 if __name__ == "__main__":
