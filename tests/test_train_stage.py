@@ -17,6 +17,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from src.fraud.files import file_sha256
 from src.fraud.params import MONITORABLE
 from src.fraud.schema import N_FEATURES
 
@@ -293,7 +294,7 @@ def test_train_writes_the_network_and_detector_as_onnx(trained_twice, data) -> N
                                atol=1e-6)
     info = export.read_detector_metadata(detector.metadata, "detector", "train")
     assert info.strategy == "baseline" and info.clip == 5.0 and info.eps == 0.001
-    assert info.keras_sha256 == export.file_sha256(out["detector"])
+    assert info.keras_sha256 == file_sha256(out["detector"])
 
 
 @pytest.mark.parametrize("output", ["model", "onnx", "detector", "detector_onnx", "history",

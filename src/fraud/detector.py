@@ -243,7 +243,8 @@ def save_all(network: keras.Model, strategy: str, stats: ScalerStats, eps: float
     """What a train stage writes besides its `.keras` network: the network as ONNX, and the
     detector as `.keras` and `.onnx`. The ONNX detector records the `.keras` detector's
     sha256, so export can tell that the pair it ships comes from one run."""
-    from .export import detector_metadata, file_sha256
+    from .export import detector_metadata
+    from .files import file_sha256
     from .model import save_model
 
     check_network(network, f"the {strategy} network")

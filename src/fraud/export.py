@@ -24,7 +24,6 @@ have changed since.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -77,14 +76,8 @@ def _check_stats(label: str, mean: np.ndarray, scale: np.ndarray, fix: str) -> N
 def read_scaler(path: str | Path, clip: float) -> ScalerStats:
     """Reads scaler.json; its clip must equal `scale.clip` (else it is stale)."""
     path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: not found; run the scale stage first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise PipelineError(f"{path}: not valid JSON ({error}); run the scale stage again") \
-            from None
-    if not isinstance(data, dict) or not {"features", "mean", "scale", "clip"} <= set(data):
+    data = read_json_file(path, "scale")
+    if not {"features", "mean", "scale", "clip"} <= set(data):
         raise PipelineError(f"{path}: expected an object with features, mean, scale and clip; "
                             "run the scale stage again")
     if data["features"] != FEATURES:
@@ -127,17 +120,6 @@ def read_choice(path: str | Path) -> tuple[str, dict[str, Any]]:
         raise PipelineError(f"{path}: expected a 'threshold' between 0 and 1, got "
                             f"{threshold!r}; run the evaluate stage again")
     return name, data
-
-
-def file_sha256(path: str | Path, what: str = "file") -> str:
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: {what} not found")
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 # --- what the `.onnx` detector carries about itself (ONNX metadata_props: strings) -----------
