@@ -41,6 +41,25 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[key] = value
 
 
+def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """Sets `section.key` (or a top-level key) in the params dict; returns the dict."""
+    set_dotted(raw, dotted, value)
+    return raw
+
+
+def parse_error(raw: dict[str, Any]) -> str:
+    """parse_params' error for `raw`: one line, naming params.yaml."""
+    from src.fraud.errors import PipelineError
+    from src.fraud.params import parse_params
+
+    with pytest.raises(PipelineError) as info:
+        parse_params(raw)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("params.yaml: ")
+    return message
+
+
 @pytest.fixture
 def write_params(tmp_path: Path, repo_params_raw: dict[str, Any]
                  ) -> Callable[..., Path]:

@@ -21,26 +21,9 @@ from src.fraud.params import (
     normalise_strategy,
     parse_params,
 )
+from tests.conftest import parse_error, with_value
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    """Sets `section.key` (or a top-level key) in the params dict; returns the dict."""
-    *sections, key = dotted.split(".")
-    node = raw
-    for name in sections:
-        node = node[name]
-    node[key] = value
-    return raw
-
-
-def parse_error(raw: dict[str, Any]) -> str:
-    with pytest.raises(PipelineError) as info:
-        parse_params(raw)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 # --- the valid file ---------------------------------------------------------------------------
