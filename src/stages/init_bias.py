@@ -10,17 +10,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from src.stages._cli import parser, run
+from src.stages._cli import add_split_arguments, parser, run
 
 log = logging.getLogger("init_bias")
 
 
 def build_parser() -> argparse.ArgumentParser:
     cli = parser(__doc__)
-    cli.add_argument("--train-features", required=True, type=Path)
-    cli.add_argument("--train-labels", required=True, type=Path)
-    cli.add_argument("--val-features", required=True, type=Path)
-    cli.add_argument("--val-labels", required=True, type=Path)
+    add_split_arguments(cli, "train", "val")
     cli.add_argument("--weights-out", required=True, type=Path,
                      help="initial weights (.weights.h5)")
     cli.add_argument("--metrics-out", required=True, type=Path)

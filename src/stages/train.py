@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from src.stages._cli import parser, run
+from src.stages._cli import add_split_arguments, parser, run
 
 log = logging.getLogger("train")
 
@@ -24,10 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli = parser(__doc__)
     cli.add_argument("--strategy", required=True,
                      help="baseline | weighted | oversample (resampled is the same)")
-    cli.add_argument("--train-features", required=True, type=Path)
-    cli.add_argument("--train-labels", required=True, type=Path)
-    cli.add_argument("--val-features", required=True, type=Path)
-    cli.add_argument("--val-labels", required=True, type=Path)
+    add_split_arguments(cli, "train", "val")
     cli.add_argument("--initial-weights", required=True, type=Path)
     cli.add_argument("--scaler", required=True, type=Path,
                      help="scaler statistics (JSON), for the detector's preprocessing")
