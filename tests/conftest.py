@@ -6,9 +6,9 @@ import copy
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -151,3 +151,31 @@ def run_measured() -> Callable[..., tuple[int, str, float, float]]:
         return int(code), done.stderr, float(seconds), int(rss_kib) / 1024
 
     return run
+
+
+class PredictRun(NamedTuple):
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error_line(self) -> str:
+        """The one stderr line of a failed run."""
+        lines = self.stderr.strip().splitlines()
+        assert self.code == 1, (self.code, self.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: "), self.stderr
+        return lines[0]
+
+
+def run_predict(args: Sequence[Any], capsys: pytest.CaptureFixture[str]) -> PredictRun:
+    """`python -m src.predict ARGS`, in-process: exit code, stdout, stderr."""
+    from src.predict import run
+
+    capsys.readouterr()
+    try:
+        run([str(a) for a in args])
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return PredictRun(code, captured.out, captured.err)

@@ -27,6 +27,7 @@ from src.fraud.rawcsv import MAX_LINE_BYTES
 from src.fraud.schema import RAW_COLUMNS
 from src.fraud.scoring import open_input, read_chunks
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
+from tests.conftest import run_predict
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS, RATE, SEED = 60, 0.1, 8
@@ -279,19 +280,6 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> Callable[[np.ndarray], np.nda
     monkeypatch.setattr(predict_cli, "load_model", lambda path: "stand-in")
     monkeypatch.setattr(predict_cli, "make_predict", lambda model: predict)
     return predict
-
-
-def run_predict(args: list[Any], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from src.predict import run
-
-    capsys.readouterr()
-    try:
-        run([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def check_error(code: int, err: str, source: Path, fragments: tuple[str, ...]) -> str:

@@ -29,6 +29,7 @@ from src.fraud.params import ModelParams
 from src.fraud.schema import N_FEATURES, RAW_COLUMNS
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
 from src.predict import keras_probabilities
+from tests.conftest import PredictRun, run_predict
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = 1000
@@ -78,36 +79,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
                     frame=frame, expected=expected)
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def error_line(self) -> str:
-        """The one stderr line of a failed run."""
-        lines = self.stderr.strip().splitlines()
-        assert self.code == 1, (self.code, self.stderr)
-        assert len(lines) == 1 and lines[0].startswith("error: "), self.stderr
-        return lines[0]
-
-
 def predict(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: object,
-            stdin: bytes | None = None) -> Result:
+            stdin: bytes | None = None) -> PredictRun:
     """`python -m src.predict ARGS`, in-process."""
-    from src.predict import run
-
     if stdin is not None:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-    capsys.readouterr()
-    try:
-        run([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return Result(code, captured.out, captured.err)
+    return run_predict(args, capsys)
 
 
 def read_scores(text: str) -> pd.DataFrame:
