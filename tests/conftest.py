@@ -179,3 +179,23 @@ def run_predict(args: Sequence[Any], capsys: pytest.CaptureFixture[str]) -> Pred
         code = int(exit_.code or 0)
     captured = capsys.readouterr()
     return PredictRun(code, captured.out, captured.err)
+
+
+# --- CSV lines as bytes, for the malformed-input tests (test_data, test_malformed_inputs) ---
+
+def join(lines: Sequence[str], end: str = "\n") -> bytes:
+    return (end.join(lines) + end).encode()
+
+
+def set_cell(line_no: int, column: str, value: str) -> Callable[[list[str]], bytes]:
+    """`value` in `column` of file line `line_no` (1-based, the header is line 1)."""
+    from src.fraud.schema import RAW_COLUMNS
+
+    def make(lines: list[str]) -> bytes:
+        lines = list(lines)
+        cells = lines[line_no - 1].split(",")
+        cells[RAW_COLUMNS.index(column)] = value
+        lines[line_no - 1] = ",".join(cells)
+        return join(lines)
+
+    return make

@@ -34,6 +34,7 @@ from src.fraud.schema import (
     V_COLUMNS,
 )
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
+from tests.conftest import join, set_cell
 
 ROWS, RATE, SEED = 3000, 0.02, 11
 
@@ -403,23 +404,6 @@ def good_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     path = tmp_path_factory.mktemp("good") / "creditcard.csv"
     write_creditcard_csv(generate_creditcard(BAD_ROWS, BAD_RATE, BAD_SEED), path)
     return path.read_text(encoding="ascii").splitlines()
-
-
-def join(lines: list[str]) -> bytes:
-    return ("\n".join(lines) + "\n").encode()
-
-
-def set_cell(line_no: int, column: str, value: str) -> Callable[[list[str]], bytes]:
-    """Puts `value` in `column` of file line `line_no` (1-based, the header is line 1)."""
-
-    def make(lines: list[str]) -> bytes:
-        lines = list(lines)
-        cells = lines[line_no - 1].split(",")
-        cells[RAW_COLUMNS.index(column)] = value
-        lines[line_no - 1] = ",".join(cells)
-        return join(lines)
-
-    return make
 
 
 def edit_header(old: str, new: str) -> Callable[[list[str]], bytes]:
