@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.project import STAGES, STRATEGIES, TRAIN_STAGE
+from bench.project import STAGES, TRAIN_STAGE
+from src.fraud.params import STRATEGIES
 
 
 def fmt(value: Any, digits: int = 2, unit: str = "") -> str:

@@ -33,13 +33,13 @@ from bench import report
 from bench.project import (
     ROOT,
     STAGES,
-    STRATEGIES,
     TRAIN_STAGE,
     CommandRun,
     DataSource,
     Project,
     default_source,
 )
+from src.fraud.params import STRATEGIES
 
 RESULTS = ROOT / "bench" / "results"
 SMOKE_ROWS = 4_000
