@@ -72,8 +72,7 @@ def main(argv: list[str] | None = None) -> None:
                 out.mkdir()
                 args = [a.replace("{project}", str(opts.project.resolve()))
                         .replace("{out}", str(out)) for a in stage_args]
-                results[label].append(run_once(opts.a if label == "A" else opts.b, opts.stage,
-                                               args, params.resolve()))
+                results[label].append(run_once(root, opts.stage, args, params.resolve()))
                 found = digest(out)
                 if digests[label] is None:
                     digests[label] = found

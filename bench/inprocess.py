@@ -19,7 +19,8 @@ strategy so that they share the machine's load:
     machinery and metrics cost on top of the arithmetic.
 `scoring`: rows per second of `model.predict_proba` (Keras) and of the ONNX twin with
 onnxruntime (src/fraud/onnx_scoring.py), and their largest difference.
-`peer`: scikit-learn's class-weighted logistic regression on the same splits (src/fraud/peer.py).
+`peer`: scikit-learn's class-weighted logistic regression on the same splits (one fit, no
+tuning: a floor beside the train_logreg stage of src/fraud/peer.py).
 """
 
 from __future__ import annotations
@@ -36,8 +37,9 @@ from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+from src.fraud.params import STRATEGIES
+
 SCALED = Path("data/scaled")
-STRATEGIES = ("baseline", "weighted", "oversample")
 
 
 def _split(name: str):
@@ -60,17 +62,18 @@ def _summary(seconds: list[float]) -> dict:
 # --- the pipeline's code path --------------------------------------------------------------
 
 def pipeline_epochs(strategy: str, params, train, val, epochs: int) -> dict:
-    from src.fraud import model as M
-    from src.fraud import train as T
+    from src.fraud import model as keras_model
+    from src.fraud import train as training
 
     fixed = dataclasses.replace(params.train, epochs=epochs, patience=epochs)
-    M.set_determinism(params.seed)
-    model = M.make_model(train[0].shape[1], params.model,
-                         steps_per_execution=T.steps_per_execution(strategy, train[1], fixed))
+    keras_model.set_determinism(params.seed)
+    steps_per_execution = training.steps_per_execution(strategy, train[1], fixed)
+    model = keras_model.make_model(train[0].shape[1], params.model,
+                                   steps_per_execution=steps_per_execution)
     model.load_weights("models/initial.weights.h5")
-    M.set_determinism(params.seed)
+    keras_model.set_determinism(params.seed)
     start = time.perf_counter()
-    result = T.train_strategy(strategy, model, train, val, fixed, params.seed)
+    result = training.train_strategy(strategy, model, train, val, fixed, params.seed)
     fit_s = time.perf_counter() - start
     return {**_summary(result.epoch_seconds), "fit_s": fit_s,
             "val_prc_last": float(result.history["val_prc"].iloc[-1])}
@@ -80,13 +83,13 @@ def pipeline_epochs(strategy: str, params, train, val, epochs: int) -> dict:
 
 def tutorial_epochs(strategy: str, params, train, val, epochs: int) -> dict:
     """The tutorial's fit for one strategy (see bench/tutorial.py for the whole notebook)."""
-    from bench import tutorial as TU
+    from bench import tutorial
 
-    keras = TU.keras()
+    keras = tutorial.keras()
     neg, pos = int((train[1] == 0).sum()), int((train[1] == 1).sum())
-    model = TU.make_model(train[0].shape[1], TU.metrics())
+    model = tutorial.make_model(train[0].shape[1], tutorial.metrics())
     model.load_weights("models/initial.weights.h5")
-    timer = TU.EpochTimes()
+    timer = tutorial.EpochTimes()
     stop = keras.callbacks.EarlyStopping(monitor="val_prc", patience=epochs, mode="max",
                                          restore_best_weights=True)
     y = train[1].reshape(-1, 1)
@@ -94,29 +97,30 @@ def tutorial_epochs(strategy: str, params, train, val, epochs: int) -> dict:
     start = time.perf_counter()
     if strategy == "oversample":
         model.layers[-1].bias.assign([0])
-        data = TU.resampled_dataset(train[0], y)
-        val_ds = TU.val_dataset(val[0], vy)
-        model.fit(data, epochs=epochs, steps_per_epoch=math.ceil(2.0 * neg / TU.BATCH_SIZE),
+        data = tutorial.resampled_dataset(train[0], y)
+        val_ds = tutorial.val_dataset(val[0], vy)
+        model.fit(data, epochs=epochs, steps_per_epoch=math.ceil(2.0 * neg / tutorial.BATCH_SIZE),
                   callbacks=[stop, timer], validation_data=val_ds, verbose=0)
     else:
         total = neg + pos
         weights = ({0: (1 / neg) * total / 2.0, 1: (1 / pos) * total / 2.0}
                    if strategy == "weighted" else None)
-        model.fit(train[0], y, batch_size=TU.BATCH_SIZE, epochs=epochs, callbacks=[stop, timer],
-                  validation_data=(val[0], vy), class_weight=weights, verbose=0)
+        model.fit(train[0], y, batch_size=tutorial.BATCH_SIZE, epochs=epochs,
+                  callbacks=[stop, timer], validation_data=(val[0], vy), class_weight=weights,
+                  verbose=0)
     return {**_summary(timer.seconds), "fit_s": time.perf_counter() - start}
 
 
 # --- the floor: one tf.function per epoch ----------------------------------------------------
 
 def floor_epochs(strategy: str, params, train, val, epochs: int) -> dict:
-    from src.fraud import model as M
-    from src.fraud import train as T
+    from src.fraud import model as keras_model
+    from src.fraud import train as training
 
-    tf, keras = M.tf, M.keras
+    tf, keras = keras_model.tf, keras_model.keras
     batch = params.train.batch_size
-    M.set_determinism(params.seed)
-    model = M.make_model(train[0].shape[1], params.model)
+    keras_model.set_determinism(params.seed)
+    model = keras_model.make_model(train[0].shape[1], params.model)
     model.load_weights("models/initial.weights.h5")
     optimizer = keras.optimizers.Adam(learning_rate=params.model.learning_rate)
     optimizer.build(model.trainable_variables)  # no variables may be created in the loop
@@ -126,21 +130,22 @@ def floor_epochs(strategy: str, params, train, val, epochs: int) -> dict:
     vx = tf.constant(val[0])
     vy = tf.constant(val[1].reshape(-1, 1))
     rows = int(x.shape[0])
-    weights = T.class_weights(train[1])
+    weights = training.class_weights(train[1])
     row_weight = tf.where(y[:, 0] > 0.5, weights[1], weights[0])
     if strategy == "oversample":
         model.layers[-1].bias.assign([0.0])
-        steps = params.train.oversample_steps_per_epoch or T.oversample_steps(train[1], batch)
+        steps = (params.train.oversample_steps_per_epoch
+                 or training.oversample_steps(train[1], batch))
         positives = tf.constant(train[0][train[1] == 1])
         negatives = tf.constant(train[0][train[1] == 0])
     else:
-        steps = T.steps_for(rows, batch)
+        steps = training.steps_for(rows, batch)
 
     def step(xb, yb, wb):
         with tf.GradientTape() as tape:
             loss = loss_fn(yb, model(xb, training=True), sample_weight=wb)
         grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
 
     @tf.function
@@ -205,7 +210,7 @@ def run_scoring(args: argparse.Namespace) -> dict:
     test): a first (cold) call that traces the predict function, then `repeats` timed calls."""
     import numpy as np
 
-    from src.fraud import model as M
+    from src.fraud import model as keras_model
     from src.fraud.params import load_params
 
     params = load_params("params.yaml")
@@ -214,15 +219,15 @@ def run_scoring(args: argparse.Namespace) -> dict:
                  "strategies": {}}
     for strategy in STRATEGIES:
         start = time.perf_counter()
-        model = M.load_model(f"models/{strategy}.keras", "train")
+        model = keras_model.load_model(f"models/{strategy}.keras", "train")
         load_s = time.perf_counter() - start
         start = time.perf_counter()
-        M.predict_proba(model, rows, params.evaluate.batch_size)
+        keras_model.predict_proba(model, rows, params.evaluate.batch_size)
         first_s = time.perf_counter() - start
         seconds = []
         for _ in range(max(args.repeats, 1)):
             start = time.perf_counter()
-            M.predict_proba(model, rows, params.evaluate.batch_size)
+            keras_model.predict_proba(model, rows, params.evaluate.batch_size)
             seconds.append(time.perf_counter() - start)
         median = statistics.median(seconds)
         out["strategies"][strategy] = {"load_s": load_s, "first_call_s": first_s,
@@ -235,7 +240,7 @@ def run_scoring(args: argparse.Namespace) -> dict:
 def onnx_scoring(strategy: str, rows, repeats: int) -> dict:
     """The same rows scored by the train stage's ONNX twin with onnxruntime (what the
     TensorFlow-free evaluate scores with), and the largest difference from Keras."""
-    from src.fraud import model as M
+    from src.fraud import model as keras_model
     from src.fraud.onnx_scoring import load_onnx
 
     start = time.perf_counter()
@@ -246,7 +251,8 @@ def onnx_scoring(strategy: str, rows, repeats: int) -> dict:
         start = time.perf_counter()
         scores = model(rows)
         seconds.append(time.perf_counter() - start)
-    keras_scores = M.predict_proba(M.load_model(f"models/{strategy}.keras", "train"), rows, 8192)
+    network = keras_model.load_model(f"models/{strategy}.keras", "train")
+    keras_scores = keras_model.predict_proba(network, rows, 8192)
     return {"load_s": load_s, "seconds": seconds,
             "rows_per_s": len(rows) / statistics.median(seconds),
             "max_abs_diff_vs_keras": float(abs(scores - keras_scores).max())}
@@ -255,17 +261,24 @@ def onnx_scoring(strategy: str, rows, repeats: int) -> dict:
 # --- the scikit-learn peer ------------------------------------------------------------------
 
 def run_peer(args: argparse.Namespace) -> dict:
+    """Class-weighted logistic regression (not the DAG's train_logreg, which tunes C on
+    validation): one fit on train, the tutorial's metrics on test at 0.5."""
     from src.fraud.params import load_params
 
     try:
-        from src.fraud.peer import fit_logistic_peer, peer_metrics
+        from sklearn.linear_model import LogisticRegression
+
+        from src.fraud.metrics import binary_metrics
     except ImportError as error:
         return {"available": False, "error": str(error)}
     params = load_params("params.yaml")
     train, test = _split("train"), _split("test")
-    model, fit_s = fit_logistic_peer(train[0], train[1], params.seed)
+    model = LogisticRegression(class_weight="balanced", max_iter=1000, random_state=params.seed)
     start = time.perf_counter()
-    metrics = peer_metrics(model, test[0], test[1], threshold=0.5)
+    model.fit(train[0], train[1].reshape(-1))
+    fit_s = time.perf_counter() - start
+    start = time.perf_counter()
+    metrics = binary_metrics(test[1].reshape(-1), model.predict_proba(test[0])[:, 1], 0.5)
     score_s = time.perf_counter() - start
     return {"available": True, "fit_s": fit_s, "score_s": score_s,
             "metrics": {k: float(v) for k, v in metrics.items()}}

@@ -8,6 +8,7 @@ outputs, no run cache).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -23,20 +24,18 @@ from typing import Any
 import psutil
 import yaml
 
-from src.fraud.params import STRATEGIES as PARAM_STRATEGIES
-from src.fraud.params import TRAIN_STAGES
+from src.fraud.download import MIRROR_ENV
+from src.fraud.params import STRATEGIES, TRAIN_STAGES
 from src.fraud.pipeline import stage_names
 
 ROOT = Path(__file__).resolve().parents[1]
-# What `dvc repro` needs (the e2e test copies the same).
+# What `dvc repro` needs (tests/test_pipeline_e2e.py copies these too).
 PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvc/plots",
                  ".dvcignore",
                  ".gitignore", "plots/template"]
 # The stages this benchmark was written against; dvc.yaml may hold more (they are timed too).
 STAGES = stage_names(ROOT / "dvc.yaml")  # foreach items as name@key
-STRATEGIES = list(PARAM_STRATEGIES)
 TRAIN_STAGE = {strategy: TRAIN_STAGES[strategy] for strategy in STRATEGIES}  # the networks'
-MIRROR_ENV = "FRAUD_DATA_MIRROR"
 REAL_ROWS = 284_807
 
 
@@ -154,10 +153,8 @@ class RssSampler(threading.Thread):
             except psutil.Error:
                 break
             for proc in procs:
-                try:
+                with contextlib.suppress(psutil.Error):
                     total += proc.memory_info().rss
-                except psutil.Error:
-                    pass
             self.peak = max(self.peak, total)
             self._stop_event.wait(self.interval)
 

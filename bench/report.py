@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from bench.project import STAGES, STRATEGIES, TRAIN_STAGE
+from bench.project import STAGES, TRAIN_STAGE
+from src.fraud.params import STRATEGIES
 
 
 def fmt(value: Any, digits: int = 2, unit: str = "") -> str:
@@ -191,17 +192,17 @@ def section_tutorial(result: dict[str, Any]) -> str:
              fmt(cmp_["tutorial_wall_s"]),
              fmt(cmp_["pipeline_wall_s"]), f"**{fmt(cmp_['speedup_end_to_end'], 2, '×')}**"]]
     if cmp_.get("extra_stages"):
-        rows.append([f"end to end without {', '.join(cmp_['extra_stages'])} (no counterpart "
-                     "in the notebook)", fmt(cmp_["tutorial_wall_s"]),
+        rows.append([(f"end to end without {', '.join(cmp_['extra_stages'])} (no counterpart "
+                     "in the notebook)"), fmt(cmp_["tutorial_wall_s"]),
                      fmt(cmp_["pipeline_wall_without_extra_s"]),
                      fmt(cmp_["speedup_end_to_end_without_extra"], 2, "×")])
     for strategy in STRATEGIES:
         s = cmp_["per_strategy"][strategy]
-        rows.append([f"{strategy}: {cmp_['epochs']} epochs (tutorial `fit` vs the whole train "
-                     "stage, TF import included)", fmt(s["tutorial_fit_s"]),
+        rows.append([(f"{strategy}: {cmp_['epochs']} epochs (tutorial `fit` vs the whole train "
+                     "stage, TF import included)"), fmt(s["tutorial_fit_s"]),
                      fmt(s["pipeline_stage_s"]), fmt(s["speedup_stage_vs_fit"], 1, "×")])
-        rows.append([f"{strategy}: {cmp_['epochs']} epochs, fit only (pipeline: its first "
-                     "epoch + steady s/epoch × the rest, in process)", fmt(s["tutorial_fit_s"]),
+        rows.append([(f"{strategy}: {cmp_['epochs']} epochs, fit only (pipeline: its first "
+                     "epoch + steady s/epoch × the rest, in process)"), fmt(s["tutorial_fit_s"]),
                      fmt(s["pipeline_fit_estimate_s"]), fmt(s["speedup_fit"], 1, "×")])
         rows.append([f"{strategy}: s/epoch (same process, interleaved)",
                      fmt(s["tutorial_s_per_epoch"], 3), fmt(s["pipeline_s_per_epoch"], 3),

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import gzip
 import io
 import json
@@ -38,14 +39,23 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from src.fraud.errors import PipelineError
 from src.fraud.files import outputs
-from src.fraud.scoring import (DEFAULT_CHUNK_ROWS, INPUT_COLUMNS, PREPROCESS_NAME, STDIO,
-                                open_input, score)
+from src.fraud.scoring import (
+    DEFAULT_CHUNK_ROWS,
+    INPUT_COLUMNS,
+    PREPROCESS_NAME,
+    STDIO,
+    open_input,
+    score,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
 
 # Rows per model call: large batches are what make scoring fast (Keras' default of 32 is
 # 26x slower); 65,536 rows of 29 float64 are 15 MB.
@@ -161,9 +171,8 @@ def load_model(path: Path) -> Any:
     try:
         model = keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types for a file that is not a model
-        raise PipelineError(f"{path}: not a loadable Keras model "
-                            f"({str(error).splitlines()[0] if str(error) else type(error).__name__})") \
-            from None
+        reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+        raise PipelineError(f"{path}: not a loadable Keras model ({reason})") from None
     shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else None
     names = {layer.name for layer in model.layers}
     if shape != (None, len(INPUT_COLUMNS)) or PREPROCESS_NAME not in names:
@@ -175,21 +184,25 @@ def load_model(path: Path) -> Any:
     return model
 
 
-def make_predict(model: Any):
+def keras_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
+    """A Keras detector's fraud probabilities (1-D) for raw rows, in batches of SCORE_BATCH.
+
+    A direct call keeps float64 (model.predict would cast to float32 first), so this scores
+    what the ONNX twin scores; the tests use it as the Keras reference.
+    """
     import numpy as np
 
+    parts = [np.asarray(model(features[start:start + SCORE_BATCH], training=False))
+             .reshape(-1) for start in range(0, len(features), SCORE_BATCH)]
+    return np.concatenate(parts)
+
+
+def make_predict(model: Any) -> Callable[[np.ndarray], np.ndarray]:
     from src.fraud.onnx_scoring import OnnxModel
 
     if isinstance(model, OnnxModel):  # batched, float64 in, float64 probabilities out
         return model
-
-    def predict(features: "np.ndarray") -> "np.ndarray":
-        # A direct call keeps float64 (model.predict would cast to float32 first).
-        parts = [np.asarray(model(features[start:start + SCORE_BATCH], training=False))
-                 .reshape(-1) for start in range(0, len(features), SCORE_BATCH)]
-        return np.concatenate(parts)
-
-    return predict
+    return functools.partial(keras_probabilities, model)
 
 
 @contextlib.contextmanager
@@ -218,9 +231,8 @@ def main(argv: Sequence[str]) -> None:
             sys.stdout.flush()
             target = "stdout"
         else:
-            with outputs() as out:
-                with _text_output(out.path(args.output)) as handle:
-                    summary = score(opened, handle, predict, threshold, args.chunk_size)
+            with outputs() as out, _text_output(out.path(args.output)) as handle:
+                summary = score(opened, handle, predict, threshold, args.chunk_size)
             target = args.output
     finally:
         opened.close()

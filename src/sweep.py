@@ -34,8 +34,16 @@ from typing import Any
 from src.fraud import dvc_exp
 from src.fraud.errors import PipelineError
 from src.fraud.exp_show import finished
-from src.fraud.sweep_plan import (Point, code_key, expand, parse_grid, parse_set, parse_shard,
-                                  seed_list, shard)
+from src.fraud.sweep_plan import (
+    Point,
+    code_key,
+    expand,
+    parse_grid,
+    parse_set,
+    parse_shard,
+    seed_list,
+    shard,
+)
 from src.stages._cli import run
 
 LOG_TAIL = 15

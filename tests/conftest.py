@@ -6,9 +6,9 @@ import copy
 import os
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 import yaml
@@ -41,10 +41,30 @@ def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     node[key] = value
 
 
+def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
+    """Sets `section.key` (or a top-level key) in the params dict; returns the dict."""
+    set_dotted(raw, dotted, value)
+    return raw
+
+
+def parse_error(raw: dict[str, Any]) -> str:
+    """parse_params' error for `raw`: one line, naming params.yaml."""
+    from src.fraud.errors import PipelineError
+    from src.fraud.params import parse_params
+
+    with pytest.raises(PipelineError) as info:
+        parse_params(raw)
+    message = str(info.value)
+    assert "\n" not in message
+    assert message.startswith("params.yaml: ")
+    return message
+
+
 @pytest.fixture
 def write_params(tmp_path: Path, repo_params_raw: dict[str, Any]
                  ) -> Callable[..., Path]:
-    """write_params({"clean.eps": "1e-08"}) -> a params file in tmp_path, repo's values otherwise."""
+    """write_params({"clean.eps": "1e-08"}) -> a params file in tmp_path, repo's values
+    otherwise."""
 
     def write(overrides: dict[str, Any] | None = None, name: str = "params.yaml") -> Path:
         raw = copy.deepcopy(repo_params_raw)
@@ -68,7 +88,8 @@ def stage_env(extra: dict[str, str] | None = None) -> dict[str, str]:
 
 @pytest.fixture
 def run_stage() -> Callable[..., subprocess.CompletedProcess[str]]:
-    """run_stage("clean", "--raw", path, ..., env={...}): `python -m src.stages.<name>` in the repo."""
+    """run_stage("clean", "--raw", path, ..., env={...}): `python -m src.stages.<name>` in the
+    repo."""
 
     def run(name: str, *args: Any, env: dict[str, str] | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[str]:
@@ -130,3 +151,51 @@ def run_measured() -> Callable[..., tuple[int, str, float, float]]:
         return int(code), done.stderr, float(seconds), int(rss_kib) / 1024
 
     return run
+
+
+class PredictRun(NamedTuple):
+    code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def error_line(self) -> str:
+        """The one stderr line of a failed run."""
+        lines = self.stderr.strip().splitlines()
+        assert self.code == 1, (self.code, self.stderr)
+        assert len(lines) == 1 and lines[0].startswith("error: "), self.stderr
+        return lines[0]
+
+
+def run_predict(args: Sequence[Any], capsys: pytest.CaptureFixture[str]) -> PredictRun:
+    """`python -m src.predict ARGS`, in-process: exit code, stdout, stderr."""
+    from src.predict import run
+
+    capsys.readouterr()
+    try:
+        run([str(a) for a in args])
+        code = 0
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return PredictRun(code, captured.out, captured.err)
+
+
+# --- CSV lines as bytes, for the malformed-input tests (test_data, test_malformed_inputs) ---
+
+def join(lines: Sequence[str], end: str = "\n") -> bytes:
+    return (end.join(lines) + end).encode()
+
+
+def set_cell(line_no: int, column: str, value: str) -> Callable[[list[str]], bytes]:
+    """`value` in `column` of file line `line_no` (1-based, the header is line 1)."""
+    from src.fraud.schema import RAW_COLUMNS
+
+    def make(lines: list[str]) -> bytes:
+        lines = list(lines)
+        cells = lines[line_no - 1].split(",")
+        cells[RAW_COLUMNS.index(column)] = value
+        lines[line_no - 1] = ",".join(cells)
+        return join(lines)
+
+    return make

@@ -105,7 +105,8 @@ BAD_PARAMS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "int-of-5000-digits": ("seed: " + "9" * 5000 + "\n", ("not usable YAML",)),
     "alias-bomb": (("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
                     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c]\n"
-                    "seed: [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"), ("unknown key(s) a, b, c, d",)),
+                    "seed: [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"),
+                   ("unknown key(s) a, b, c, d",)),
 }
 
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from bench import report
-from bench.project import STAGES, STRATEGIES, DataSource, default_source, stage_name
+from bench.project import STAGES, DataSource, default_source, stage_name
+from src.fraud.download import MIRROR_ENV
+from src.fraud.params import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,7 +28,7 @@ pytestmark = pytest.mark.e2e
 @pytest.fixture(scope="module")
 def smoke(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench-results")
-    env = {k: v for k, v in os.environ.items() if k != "FRAUD_DATA_MIRROR"}
+    env = {k: v for k, v in os.environ.items() if k != MIRROR_ENV}
     env.update(DVC_NO_ANALYTICS="1", TF_CPP_MIN_LOG_LEVEL="2")
     done = subprocess.run([sys.executable, "-m", "bench.run", "--smoke", "--out-dir", str(out)],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=1800)
@@ -167,8 +169,8 @@ def test_results_go_where_asked(smoke: dict) -> None:
 def test_data_source_follows_the_mirror(tmp_path: Path) -> None:
     csv = tmp_path / "creditcard.csv.gz"
     csv.write_bytes(b"x")
-    assert default_source({"FRAUD_DATA_MIRROR": str(csv)}).kind == "real"
-    assert default_source({"FRAUD_DATA_MIRROR": str(tmp_path / "missing.csv")}).kind == \
+    assert default_source({MIRROR_ENV: str(csv)}).kind == "real"
+    assert default_source({MIRROR_ENV: str(tmp_path / "missing.csv")}).kind == \
         "synthetic"
     assert default_source({}).kind == "synthetic"
     assert DataSource("synthetic", 10).params()["download.url"] == "synthetic"

@@ -18,7 +18,7 @@ import yaml
 from scipy import stats
 
 from src.fraud import compare, compare_report, exp_show
-from src.fraud import stats as C
+from src.fraud import stats as fraud_stats
 from src.fraud.errors import PipelineError
 from src.fraud.files import json_dumps
 from src.fraud.sweep_plan import expand
@@ -32,12 +32,12 @@ REPO = Path(__file__).resolve().parents[1]
 def test_t_quantiles_match_the_table() -> None:
     # Student's t, two-sided 95 %: the classic table values.
     for df, value in ((1, 12.706), (2, 4.303), (4, 2.776), (9, 2.262), (29, 2.045)):
-        assert C.t_quantile(df) == pytest.approx(value, abs=5e-4)
-    assert C.t_quantile(4, 0.99) == pytest.approx(4.604, abs=5e-4)
+        assert fraud_stats.t_quantile(df) == pytest.approx(value, abs=5e-4)
+    assert fraud_stats.t_quantile(4, 0.99) == pytest.approx(4.604, abs=5e-4)
 
 
 def test_mean_interval_known_values_and_scipy() -> None:
-    interval = C.mean_interval([1, 2, 3, 4, 5])
+    interval = fraud_stats.mean_interval([1, 2, 3, 4, 5])
     assert interval.n == 5 and interval.mean == 3
     assert interval.sd == pytest.approx(math.sqrt(2.5))
     half = 2.7764451 * math.sqrt(2.5) / math.sqrt(5)
@@ -45,14 +45,15 @@ def test_mean_interval_known_values_and_scipy() -> None:
     values = [0.781, 0.742, 0.815, 0.801, 0.760, 0.799]
     low, high = stats.t.interval(0.95, len(values) - 1, loc=np.mean(values),
                                  scale=stats.sem(values))
-    got = C.mean_interval(values)
+    got = fraud_stats.mean_interval(values)
     assert (got.low, got.high) == (pytest.approx(low), pytest.approx(high))
 
 
 def test_mean_interval_of_one_value_has_no_interval() -> None:
-    assert C.mean_interval([0.7]) == C.Interval(n=1, mean=0.7, sd=None, low=None, high=None)
+    assert fraud_stats.mean_interval([0.7]) == fraud_stats.Interval(n=1, mean=0.7, sd=None,
+                                                                    low=None, high=None)
     with pytest.raises(PipelineError):
-        C.mean_interval([0.5, float("nan")])
+        fraud_stats.mean_interval([0.5, float("nan")])
 
 
 # Per-seed PR-AUCs that move a lot with the split (the seed), as on the real data.
@@ -63,10 +64,10 @@ def test_paired_difference_is_significant_when_consistent_despite_split_noise() 
     better = SPLIT_EFFECT + 0.03 + np.array([0.004, -0.003, 0.002, -0.001, 0.000])
     worse = SPLIT_EFFECT
     # Unpaired, the two means' intervals overlap: the split noise swamps 0.03...
-    a, b = C.mean_interval(better), C.mean_interval(worse)
+    a, b = fraud_stats.mean_interval(better), fraud_stats.mean_interval(worse)
     assert a.low < b.high
     # ...paired over the same seeds, the difference is far beyond the noise.
-    pair = C.paired_difference(better, worse, "weighted", "baseline", "prc")
+    pair = fraud_stats.paired_difference(better, worse, "weighted", "baseline", "prc")
     assert pair.beyond_noise
     assert pair.difference.mean == pytest.approx(0.0304)
     assert pair.difference.low > 0.02
@@ -78,29 +79,29 @@ def test_paired_difference_is_significant_when_consistent_despite_split_noise() 
 
 def test_paired_difference_is_not_significant_when_it_flips_sign() -> None:
     other = SPLIT_EFFECT + np.array([0.02, -0.03, 0.01, -0.015, 0.012])
-    pair = C.paired_difference(other, SPLIT_EFFECT, "oversample", "baseline", "prc")
+    pair = fraud_stats.paired_difference(other, SPLIT_EFFECT, "oversample", "baseline", "prc")
     assert not pair.beyond_noise
     assert pair.difference.low < 0 < pair.difference.high
     assert pair.p == pytest.approx(stats.ttest_rel(other, SPLIT_EFFECT).pvalue)
     assert pair.p > 0.5
-    assert C.verdict(pair) == "no"
+    assert fraud_stats.verdict(pair) == "no"
 
 
 def test_paired_difference_without_spread() -> None:
-    same = C.paired_difference([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])
+    same = fraud_stats.paired_difference([0.5, 0.6, 0.7], [0.5, 0.6, 0.7])
     assert (same.t, same.p, same.beyond_noise) == (0.0, 1.0, False)
-    shifted = C.paired_difference([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
+    shifted = fraud_stats.paired_difference([0.6, 0.7, 0.8], [0.5, 0.6, 0.7])
     assert shifted.t is None and shifted.p == 0.0 and shifted.beyond_noise
     with pytest.raises(PipelineError, match="same seeds"):
-        C.paired_difference([1, 2, 3], [1, 2])
+        fraud_stats.paired_difference([1, 2, 3], [1, 2])
     with pytest.raises(PipelineError, match="at least 2"):
-        C.paired_difference([1], [2])
+        fraud_stats.paired_difference([1], [2])
 
 
 def test_holm() -> None:
-    assert C.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert C.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
-    assert C.holm([]) == []
+    assert fraud_stats.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert fraud_stats.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+    assert fraud_stats.holm([]) == []
 
 
 MODELS = ("baseline", "weighted", "oversample", "logreg")
@@ -126,38 +127,38 @@ def _per_seed(seeds: list[int]) -> dict[str, dict[int, dict[str, float]]]:
 
 def test_compare_statistics() -> None:
     seeds = [42, 43, 44, 45, 46]
-    result = C.compare(_per_seed(seeds), seeds, STATS_METRICS)
+    result = fraud_stats.compare(_per_seed(seeds), seeds, STATS_METRICS)
     assert list(result.summary) == list(MODELS)
     assert result.summary["weighted"]["prc"].n == 5
     assert len(result.paired) == 6 * len(STATS_METRICS)  # every pair of 4 rows, every metric
     by_key = {(p.first, p.second, p.metric): p for p in result.paired}
     weighted = by_key[("baseline", "weighted", "prc")]
     assert weighted.difference.mean == pytest.approx(-0.03, abs=0.002)
-    assert weighted.beyond_noise and C.verdict(weighted) == "yes"
+    assert weighted.beyond_noise and fraud_stats.verdict(weighted) == "yes"
     assert weighted.p <= weighted.p_holm <= min(1.0, 6 * weighted.p)  # Holm <= Bonferroni
     recall = by_key[("baseline", "weighted", "recall")]
     assert recall.p == 1.0 and not recall.beyond_noise  # identical recalls
-    assert C.rank(result, "val_prc")[0] == "weighted"
+    assert fraud_stats.rank(result, "val_prc")[0] == "weighted"
 
 
 def test_a_metric_missing_from_a_row_is_left_out_not_ranked_on_test() -> None:
     seeds = [1, 2, 3]
     per_seed = _per_seed(seeds)
     del per_seed["oversample"][2]["val_prc"]  # an older metrics file on one seed
-    result = C.compare(per_seed, seeds, STATS_METRICS)
+    result = fraud_stats.compare(per_seed, seeds, STATS_METRICS)
     assert "val_prc" not in result.summary["oversample"]
     assert "prc" in result.summary["oversample"]
     assert not any("oversample" in (p.first, p.second) and p.metric == "val_prc"
                    for p in result.paired)
     assert sum(p.metric == "val_prc" for p in result.paired) == 3  # pairs of the other 3
-    assert C.rank(result, "val_prc") is None  # no ranking at all rather than on test
+    assert fraud_stats.rank(result, "val_prc") is None  # no ranking at all rather than on test
 
 
 def test_compare_needs_every_seed() -> None:
     per_seed = _per_seed([1, 2])
     del per_seed["oversample"][2]
     with pytest.raises(PipelineError, match="oversample: no metrics for seed"):
-        C.compare(per_seed, [1, 2], STATS_METRICS)
+        fraud_stats.compare(per_seed, [1, 2], STATS_METRICS)
 
 
 def _experiments(seeds, per_seed, chosen="weighted", grid=(), fixed=None):
@@ -185,13 +186,13 @@ def test_models_are_ranked_on_validation_and_the_report_labels_test() -> None:
     assert skipped == [] and len(groups) == 1
     group = groups[0]
     assert group.ranking[0] == "weighted" and group.ranking[-1] == "oversample"
-    assert group.chosen == {s: "weighted" for s in seeds}
+    assert group.chosen == dict.fromkeys(seeds, "weighted")
     assert group.per_seed["baseline"][43] == per_seed["baseline"][43]
     markdown = compare_report.to_markdown(groups, {"seeds": seeds, "code": "abcdef12",
                                                    "fixed": {"train.epochs": "3"},
                                                    "seconds": 12.0, "jobs": 2})
-    head = "| model | validation PR-AUC (AP) | test PR-AUC | test ROC-AUC | test recall | " \
-           "test precision |"
+    head = ("| model | validation PR-AUC (AP) | test PR-AUC | test ROC-AUC | test recall | "
+            "test precision |")
     assert head in markdown
     table = markdown.split(head)[1].split("\n\n")[0]
     order = [line.split(" | ")[0][2:] for line in table.strip().splitlines()[1:]]

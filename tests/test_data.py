@@ -12,12 +12,29 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.fraud.data import (clean, features_and_labels, fit_scaler, read_raw_csv, scale,
-                            scaler_to_json, split, summarise)
+from src.fraud.data import (
+    clean,
+    features_and_labels,
+    fit_scaler,
+    read_raw_csv,
+    scale,
+    scaler_to_json,
+    split,
+    summarise,
+)
 from src.fraud.errors import PipelineError
 from src.fraud.params import SplitParams
-from src.fraud.schema import FEATURES, LABEL, LOG_AMOUNT, RAW_COLUMNS, TABLE_COLUMNS, V_COLUMNS
+from src.fraud.schema import (
+    FEATURES,
+    LABEL,
+    LOG_AMOUNT,
+    N_FEATURES,
+    RAW_COLUMNS,
+    TABLE_COLUMNS,
+    V_COLUMNS,
+)
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
+from tests.conftest import join, set_cell
 
 ROWS, RATE, SEED = 3000, 0.02, 11
 
@@ -167,21 +184,23 @@ def test_split_stratified_fraud_counts(cleaned: pd.DataFrame, seed: int) -> None
     parts = split(cleaned, settings(), seed)
     counts = [int(p[LABEL].sum()) for p in (parts.train, parts.val, parts.test)]
     assert sum(counts) == frauds
-    for part, count in zip((parts.train, parts.val, parts.test), counts):
+    for part, count in zip((parts.train, parts.val, parts.test), counts, strict=True):
         assert abs(count - frauds * len(part) / n) <= 1, (count, len(part))
 
 
 def test_split_same_seed_same_result(cleaned: pd.DataFrame) -> None:
     first = split(cleaned, settings(), 7)
     second = split(cleaned, settings(), 7)
-    for a, b in zip((first.train, first.val, first.test), (second.train, second.val, second.test)):
+    for a, b in zip((first.train, first.val, first.test),
+                    (second.train, second.val, second.test), strict=True):
         pd.testing.assert_frame_equal(a, b)
 
 
 def test_split_different_seed_different_result(cleaned: pd.DataFrame) -> None:
     first = split(cleaned, settings(), 7)
     second = split(cleaned, settings(), 8)
-    for a, b in zip((first.train, first.val, first.test), (second.train, second.val, second.test)):
+    for a, b in zip((first.train, first.val, first.test),
+                    (second.train, second.val, second.test), strict=True):
         assert len(a) == len(b)
         assert not a.equals(b)
 
@@ -226,11 +245,12 @@ def test_split_without_fraud_names_the_right_split(cleaned: pd.DataFrame,
         except PipelineError as error:
             (assignment,) = drawn
             frauds = [int(labels[assignment == index].sum()) for index in range(3)]
-            empty = [name for name, count in zip(("train", "val", "test"), frauds) if not count]
+            empty = [name for name, count in zip(("train", "val", "test"), frauds, strict=True)
+                     if not count]
             assert empty
             rows = int((assignment == ("train", "val", "test").index(empty[0])).sum())
-            assert f"the {empty[0]} split would hold no fraud rows ({rows:,} " \
-                   f"rows; 3 frauds in all)" in str(error)
+            assert (f"the {empty[0]} split would hold no fraud rows ({rows:,} "
+                    f"rows; 3 frauds in all)") in str(error)
             named.add(empty[0])
     assert len(named) >= 2  # the seeds exercised more than one split name
 
@@ -278,7 +298,7 @@ def test_grouped_stratified_split_keeps_every_row_and_the_sizes(cleaned: pd.Data
         together.sort_values(TABLE_COLUMNS).reset_index(drop=True),
         table.sort_values(TABLE_COLUMNS).reset_index(drop=True))
     expected = expected_sizes(len(table), 0.2, 0.2)
-    for part, size in zip((parts.train, parts.val, parts.test), expected):
+    for part, size in zip((parts.train, parts.val, parts.test), expected, strict=True):
         assert abs(len(part) - size) <= 0.02 * len(table)  # groups, not rows, are drawn
     assert parts.summary["duplicates_dropped"] == 0
 
@@ -321,7 +341,7 @@ def arrays(cleaned: pd.DataFrame) -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
 def test_features_and_labels(arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     features, labels = arrays["train"]
-    assert features.dtype == np.float64 and features.shape[1] == len(FEATURES)
+    assert features.dtype == np.float64 and features.shape[1] == N_FEATURES
     assert labels.dtype == np.uint8 and set(np.unique(labels)) == {0, 1}
 
 
@@ -367,7 +387,7 @@ def test_scaler_to_json(arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> Non
     assert set(data) == {"features", "mean", "scale", "clip"}
     assert data["features"] == FEATURES
     assert data["clip"] == 5.0 and type(data["clip"]) is float
-    assert len(data["mean"]) == len(data["scale"]) == len(FEATURES)
+    assert len(data["mean"]) == len(data["scale"]) == N_FEATURES
     assert all(type(v) is float for v in data["mean"] + data["scale"])
     np.testing.assert_array_equal(data["mean"], scaler.mean_)
     np.testing.assert_array_equal(data["scale"], scaler.scale_)
@@ -384,23 +404,6 @@ def good_lines(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
     path = tmp_path_factory.mktemp("good") / "creditcard.csv"
     write_creditcard_csv(generate_creditcard(BAD_ROWS, BAD_RATE, BAD_SEED), path)
     return path.read_text(encoding="ascii").splitlines()
-
-
-def join(lines: list[str]) -> bytes:
-    return ("\n".join(lines) + "\n").encode()
-
-
-def set_cell(line_no: int, column: str, value: str) -> Callable[[list[str]], bytes]:
-    """Puts `value` in `column` of file line `line_no` (1-based, the header is line 1)."""
-
-    def make(lines: list[str]) -> bytes:
-        lines = list(lines)
-        cells = lines[line_no - 1].split(",")
-        cells[RAW_COLUMNS.index(column)] = value
-        lines[line_no - 1] = ",".join(cells)
-        return join(lines)
-
-    return make
 
 
 def edit_header(old: str, new: str) -> Callable[[list[str]], bytes]:

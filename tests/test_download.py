@@ -23,8 +23,14 @@ from typing import Any
 
 import pytest
 
-from src.fraud.download import (MIRROR_ENV, DownloadResult, download, fetch_url, mirror_from_env,
-                                sources_to_try)
+from src.fraud.download import (
+    MIRROR_ENV,
+    DownloadResult,
+    download,
+    fetch_url,
+    mirror_from_env,
+    sources_to_try,
+)
 from src.fraud.errors import PipelineError
 from src.fraud.params import DownloadParams
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
@@ -238,7 +244,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
     failures_left: dict[str, int] = {}
     hits: dict[str, int] = {}
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         self.hits[self.path] = self.hits.get(self.path, 0) + 1
         if self.failures_left.get(self.path, 0) > 0:
             self.failures_left[self.path] -= 1
@@ -419,7 +425,7 @@ class Trickle(http.server.BaseHTTPRequestHandler):
     body = b""
     stop = threading.Event()
 
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+    def do_GET(self) -> None:
         chunked = self.path.startswith("/chunked")
         self.send_response(200)
         self.send_header("Content-Type", "text/csv")

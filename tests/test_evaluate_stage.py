@@ -23,7 +23,7 @@ CHOICE_OUTPUTS = {"--selected-metrics": "m/evaluate.json", "--roc-png": "img/roc
 @pytest.fixture(scope="module")
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Scaled val/test splits, their tables, and three small (briefly trained) models."""
-    from src.fraud import model as M
+    from src.fraud import model as keras_model
 
     base = tmp_path_factory.mktemp("evaluate")
     rng = np.random.default_rng(3)
@@ -42,10 +42,10 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     x = np.load(base / "train_features.npy")
     y = np.load(base / "train_labels.npy").astype(np.float32).reshape(-1, 1)
     for number, strategy in enumerate(STRATEGIES):
-        M.set_determinism(number)
-        model = M.make_model(29, params.model, output_bias=M.careful_bias(y))
+        keras_model.set_determinism(number)
+        model = keras_model.make_model(29, params.model, output_bias=keras_model.careful_bias(y))
         model.fit(x, y, batch_size=256, epochs=8 + 2 * number, verbose=0)
-        M.save_model(model, base / f"{strategy}.keras")
+        keras_model.save_model(model, base / f"{strategy}.keras")
     return base
 
 

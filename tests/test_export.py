@@ -24,17 +24,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.fraud import detector as D
-from src.fraud import export as E
-from src.fraud import model as M
-from src.fraud.params import SplitParams
-from src.fraud.data import (clean, features_and_labels, fit_scaler, read_raw_csv, scale,
-                            scaler_to_json, split)
+from src.fraud import detector as detectors
+from src.fraud import export
+from src.fraud import model as keras_model
+from src.fraud.data import (
+    clean,
+    features_and_labels,
+    fit_scaler,
+    read_raw_csv,
+    scale,
+    scaler_to_json,
+    split,
+)
 from src.fraud.files import write_json
 from src.fraud.onnx_scoring import load_onnx
-from src.fraud.params import ModelParams
-from src.fraud.schema import FEATURES, PREPROCESS_NAME, V_COLUMNS
+from src.fraud.params import ModelParams, SplitParams
+from src.fraud.schema import FEATURES, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
+from src.predict import keras_probabilities
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS, RATE, SEED = 4000, 0.02, 7
@@ -92,19 +99,20 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     train_x, train_y = features_and_labels(splits.train)
     scaler = fit_scaler(train_x)
     write_json(root / "data/scaled/scaler.json", scaler_to_json(scaler, CLIP))
-    M.set_determinism(SEED)
-    network = M.make_model(len(FEATURES), ModelParams(hidden_units=8, dropout=0.5,
-                                                      learning_rate=1e-2),
-                           output_bias=M.careful_bias(train_y))
+    keras_model.set_determinism(SEED)
+    network = keras_model.make_model(N_FEATURES, ModelParams(hidden_units=8, dropout=0.5,
+                                                                learning_rate=1e-2),
+                                     output_bias=keras_model.careful_bias(train_y))
     network.fit(scale(train_x, scaler, CLIP), train_y.reshape(-1, 1), epochs=3, batch_size=256,
                 verbose=0)
     network_path = root / "models/baseline.keras"
-    M.save_model(network, network_path)
+    keras_model.save_model(network, network_path)
     # What the train stage writes (src/stages/train.py).
-    D.save_all(network, "baseline", E.read_scaler(root / "data/scaled/scaler.json", CLIP), EPS,
-               network_onnx_path=root / "models/baseline.onnx",
-               detector_path=root / "models/detector/baseline.keras",
-               detector_onnx_path=root / "models/detector/baseline.onnx")
+    stats = export.read_scaler(root / "data/scaled/scaler.json", CLIP)
+    detectors.save_all(network, "baseline", stats, EPS,
+                       network_onnx_path=root / "models/baseline.onnx",
+                       detector_path=root / "models/detector/baseline.keras",
+                       detector_onnx_path=root / "models/detector/baseline.onnx")
     write_json(root / "metrics/evaluate.json", CHOICE)
     paths = {"choice": root / "metrics/evaluate.json",
              "keras": root / "models/detector/{strategy}.keras",
@@ -121,15 +129,16 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 @pytest.fixture(scope="module")
 def detector(project: Project) -> Any:
     assert project.stage.returncode == 0, project.stage.stderr
-    return M.keras.saving.load_model(project.paths["out_keras"])  # safe_mode=True by default
+    # safe_mode=True by default
+    return keras_model.keras.saving.load_model(project.paths["out_keras"])
 
 
 def pipeline_probabilities(project: Project, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """What the pipeline computes for raw rows: clean → scale with the fitted scaler →
     the trained network (as evaluate scores). Returns (features, probabilities)."""
     features = scale(clean(raw, EPS)[FEATURES].to_numpy(np.float64), project.scaler, CLIP)
-    network = M.load_model(project.network_path, "train_baseline")
-    return features, M.predict_proba(network, features, 8192)
+    network = keras_model.load_model(project.network_path, "train_baseline")
+    return features, keras_model.predict_proba(network, features, 8192)
 
 
 def edge_rows(raw: pd.DataFrame) -> pd.DataFrame:
@@ -159,8 +168,8 @@ def test_ships_the_chosen_detectors_unchanged(project: Project) -> None:
 def test_both_formats_match_the_pipeline_path(project: Project, detector: Any) -> None:
     raw = edge_rows(project.raw)
     features, expected = pipeline_probabilities(project, raw)
-    inputs = raw[E.INPUT_COLUMNS].to_numpy(np.float64)
-    for got in (D.predict_raw(detector, inputs),
+    inputs = raw[export.INPUT_COLUMNS].to_numpy(np.float64)
+    for got in (keras_probabilities(detector, inputs),
                 load_onnx(project.paths["out_onnx"], "export")(inputs)):
         assert got.shape == expected.shape == (len(raw),)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
@@ -180,7 +189,7 @@ def test_both_formats_match_the_pipeline_path(project: Project, detector: Any) -
 
 
 def test_input_is_raw_columns_in_order(project: Project, detector: Any) -> None:
-    assert E.INPUT_COLUMNS == [*V_COLUMNS, "Amount"]
+    assert [*V_COLUMNS, "Amount"] == export.INPUT_COLUMNS
     (tensor,) = detector.inputs
     assert tuple(tensor.shape) == (None, 29) and tensor.dtype == "float64"
     assert tuple(detector.outputs[0].shape) == (None, 1)
@@ -243,7 +252,7 @@ print(json.dumps(sorted(m for m in sys.modules if m in ("src", "tensorflow", "ke
 @pytest.mark.parametrize("fmt", ["keras", "onnx"])
 def test_loads_in_a_fresh_process_without_project_code(fmt: str, project: Project, detector: Any,
                                                        tmp_path: Path) -> None:
-    inputs = project.raw[E.INPUT_COLUMNS].to_numpy(np.float64)
+    inputs = project.raw[export.INPUT_COLUMNS].to_numpy(np.float64)
     np.save(tmp_path / "x.npy", inputs)
     # -I: isolated (no PYTHONPATH, no user site, the script's folder not on sys.path); the
     # working folder holds no project code either.
@@ -253,7 +262,7 @@ def test_loads_in_a_fresh_process_without_project_code(fmt: str, project: Projec
                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
-    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), D.predict_raw(detector, inputs),
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), keras_probabilities(detector, inputs),
                                rtol=0, atol=1e-6)
 
 
@@ -282,9 +291,9 @@ def test_card(project: Project) -> None:
     assert card["standardisation"]["features"] == FEATURES
     assert card["standardisation"]["mean"] == [float(v) for v in project.scaler.mean_]
     assert card["standardisation"]["scale"] == [float(v) for v in project.scaler.scale_]
-    assert card["versions"]["tensorflow"] == M.tf.__version__
-    assert card["versions"]["keras"] == M.keras.__version__
-    assert card["versions"]["onnx_opset"] == str(D.OPSET)
+    assert card["versions"]["tensorflow"] == keras_model.tf.__version__
+    assert card["versions"]["keras"] == keras_model.keras.__version__
+    assert card["versions"]["onnx_opset"] == str(detectors.OPSET)
     assert {"input", "decide", "command_line", "onnx_other_languages"} <= set(card["usage"])
     assert "fraud_detector.onnx" in card["usage"]["command_line"]
 

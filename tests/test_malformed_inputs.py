@@ -27,6 +27,7 @@ from src.fraud.rawcsv import MAX_LINE_BYTES
 from src.fraud.schema import RAW_COLUMNS
 from src.fraud.scoring import open_input, read_chunks
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
+from tests.conftest import join, run_predict, set_cell
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS, RATE, SEED = 60, 0.1, 8
@@ -34,21 +35,6 @@ MAX_ERROR_CHARS = 800  # a path, a message and a few echoes of at most ~80 chara
 
 Lines = list[str]
 Maker = Callable[[Lines], bytes]
-
-
-def join(lines: Lines, end: str = "\n") -> bytes:
-    return (end.join(lines) + end).encode()
-
-
-def cell(line_no: int, column: str, value: str) -> Maker:
-    """`value` in `column` of file line `line_no` (the header is line 1)."""
-    def make(lines: Lines) -> bytes:
-        lines = list(lines)
-        cells = lines[line_no - 1].split(",")
-        cells[RAW_COLUMNS.index(column)] = value
-        lines[line_no - 1] = ",".join(cells)
-        return join(lines)
-    return make
 
 
 def header(old: str, new: str) -> Maker:
@@ -184,53 +170,53 @@ BAD: dict[str, Bad] = {
                            ("line 7 has an unmatched quote",)),
     "quoted-newline": Bad(line(8, lambda row: row.replace(',"', ',"\n', 1)),
                           ("line 8 has an unmatched quote",)),
-    "nul-in-a-cell": Bad(cell(6, "V8", "1\x002"), ("line 6 holds a NUL byte",)),
-    "latin1-in-a-cell": Bad(lambda lines: cell(12, "V2", "Xx")(lines).replace(b"Xx", b"\xe9"),
+    "nul-in-a-cell": Bad(set_cell(6, "V8", "1\x002"), ("line 6 holds a NUL byte",)),
+    "latin1-in-a-cell": Bad(lambda lines: set_cell(12, "V2", "Xx")(lines).replace(b"Xx", b"\xe9"),
                             ("line 12, byte", "not UTF-8", "0xe9")),
     "repeated-header-row": Bad(lambda lines: join([*lines[:29], lines[0], *lines[29:]]),
                                ("line 30, column", "is not a number"),
                                predict_fragments=("line 30, column 'V1': 'V1' is not a number",)),
     # cells
-    "text-cell": Bad(cell(10, "V3", "abc"), ("line 10, column 'V3': 'abc' is not a number",)),
-    "empty-cell": Bad(cell(7, "V5", ""), ("line 7, column 'V5'", "missing")),
-    "nan-cell": Bad(cell(8, "V9", "NaN"), ("line 8, column 'V9'", "NaN")),
-    "inf-cell": Bad(cell(4, "V1", "inf"), ("line 4, column 'V1'", "infinite")),
-    "minus-inf-cell": Bad(cell(4, "V28", "-inf"), ("line 4, column 'V28'", "infinite")),
-    "overflowing-exponent": Bad(cell(5, "V6", "1e5000"), ("line 5, column 'V6'", "infinite")),
-    "huge-value": Bad(cell(9, "V10", "1e200"), ("line 9, column 'V10'", "1e+200",
+    "text-cell": Bad(set_cell(10, "V3", "abc"), ("line 10, column 'V3': 'abc' is not a number",)),
+    "empty-cell": Bad(set_cell(7, "V5", ""), ("line 7, column 'V5'", "missing")),
+    "nan-cell": Bad(set_cell(8, "V9", "NaN"), ("line 8, column 'V9'", "NaN")),
+    "inf-cell": Bad(set_cell(4, "V1", "inf"), ("line 4, column 'V1'", "infinite")),
+    "minus-inf-cell": Bad(set_cell(4, "V28", "-inf"), ("line 4, column 'V28'", "infinite")),
+    "overflowing-exponent": Bad(set_cell(5, "V6", "1e5000"), ("line 5, column 'V6'", "infinite")),
+    "huge-value": Bad(set_cell(9, "V10", "1e200"), ("line 9, column 'V10'", "1e+200",
                                                  "out of range")),
-    "just-too-large": Bad(cell(9, "Amount", "2e15"), ("line 9, column 'Amount'",
+    "just-too-large": Bad(set_cell(9, "Amount", "2e15"), ("line 9, column 'Amount'",
                                                       "out of range")),
-    "huge-negative-value": Bad(cell(3, "V11", "-3.5e160"), ("line 3, column 'V11'",
+    "huge-negative-value": Bad(set_cell(3, "V11", "-3.5e160"), ("line 3, column 'V11'",
                                                             "out of range")),
-    "huge-time": Bad(cell(3, "Time", "1e300"), ("line 3, column 'Time'", "out of range"),
+    "huge-time": Bad(set_cell(3, "Time", "1e300"), ("line 3, column 'Time'", "out of range"),
                      readers=("clean",)),
-    "text-time": Bad(cell(3, "Time", "noon"), ("line 3, column 'Time'", "'noon'"),
+    "text-time": Bad(set_cell(3, "Time", "noon"), ("line 3, column 'Time'", "'noon'"),
                      readers=("clean",)),
-    "quoted-decimal-comma": Bad(cell(13, "Amount", '"1,5"'),
+    "quoted-decimal-comma": Bad(set_cell(13, "Amount", '"1,5"'),
                                 ("line 13, column 'Amount': '1,5' is not a number",)),
-    "hex-number": Bad(cell(14, "V12", "0x1F"), ("line 14, column 'V12': '0x1F'",)),
-    "boolean": Bad(cell(15, "V13", "True"), ("line 15, column 'V13'", "not a number")),
-    "negative-amount": Bad(cell(6, "Amount", "-12.5"), ("line 6, column 'Amount'", "-12.5",
+    "hex-number": Bad(set_cell(14, "V12", "0x1F"), ("line 14, column 'V12': '0x1F'",)),
+    "boolean": Bad(set_cell(15, "V13", "True"), ("line 15, column 'V13'", "not a number")),
+    "negative-amount": Bad(set_cell(6, "Amount", "-12.5"), ("line 6, column 'Amount'", "-12.5",
                                                         "negative")),
-    "class-2": Bad(cell(12, "Class", '"2"'), ("line 12, column 'Class'",
+    "class-2": Bad(set_cell(12, "Class", '"2"'), ("line 12, column 'Class'",
                                               "Class must be 0 (normal) or 1 (fraud)")),
-    "class-minus-1": Bad(cell(12, "Class", "-1"), ("line 12, column 'Class'", "-1")),
-    "class-half": Bad(cell(16, "Class", "0.5"), ("line 16, column 'Class'", "0.5")),
-    "class-text": Bad(cell(13, "Class", "yes"), ("line 13, column 'Class'", "'yes'")),
-    "class-blank": Bad(cell(17, "Class", ""), ("line 17, column 'Class'", "missing"),
+    "class-minus-1": Bad(set_cell(12, "Class", "-1"), ("line 12, column 'Class'", "-1")),
+    "class-half": Bad(set_cell(16, "Class", "0.5"), ("line 16, column 'Class'", "0.5")),
+    "class-text": Bad(set_cell(13, "Class", "yes"), ("line 13, column 'Class'", "'yes'")),
+    "class-blank": Bad(set_cell(17, "Class", ""), ("line 17, column 'Class'", "missing"),
                        readers=("clean",)),
-    "a-10-mb-cell": Bad(cell(18, "V14", "x" * 10_000_000),
+    "a-10-mb-cell": Bad(set_cell(18, "V14", "x" * 10_000_000),
                         ("line 18 is longer than 65,536 bytes",)),
-    "a-60-kb-cell": Bad(cell(18, "V14", "y" * 60_000),
+    "a-60-kb-cell": Bad(set_cell(18, "V14", "y" * 60_000),
                         ("line 18, column 'V14': 'yyyy", "… (60,000 characters)",
                          "not a number")),
-    "escape-codes-in-a-cell": Bad(cell(19, "V15", "\x1b[31mred\x07"),
+    "escape-codes-in-a-cell": Bad(set_cell(19, "V15", "\x1b[31mred\x07"),
                                   (r"'\x1b[31mred\x07' is not a number",)),
-    "bidi-override-in-a-cell": Bad(cell(19, "V16", "1\u202e2"),
+    "bidi-override-in-a-cell": Bad(set_cell(19, "V16", "1\u202e2"),
                                    (r"'1\u202e2' is not a number",)),
-    "many-bad-cells": Bad(lambda lines: cell(30, "V4", "")(
-        cell(5, "V4", "")(lines).decode().splitlines()),
+    "many-bad-cells": Bad(lambda lines: set_cell(30, "V4", "")(
+        set_cell(5, "V4", "")(lines).decode().splitlines()),
         ("line 5, column 'V4'", "(1 more such cells)")),
     "no-fraud": Bad(lambda lines: join([lines[0], *(row.rsplit(",", 1)[0] + ',"0"'
                                                      for row in lines[1:])]),
@@ -279,19 +265,6 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> Callable[[np.ndarray], np.nda
     monkeypatch.setattr(predict_cli, "load_model", lambda path: "stand-in")
     monkeypatch.setattr(predict_cli, "make_predict", lambda model: predict)
     return predict
-
-
-def run_predict(args: list[Any], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
-    from src.predict import run
-
-    capsys.readouterr()
-    try:
-        run([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def check_error(code: int, err: str, source: Path, fragments: tuple[str, ...]) -> str:
@@ -364,7 +337,7 @@ ACCEPTED: dict[str, Maker] = {
     "gzip": gzipped(GOOD),
     "multi-member-gzip": lambda lines: (gzip.compress(join(lines[:30]), mtime=0)
                                         + gzip.compress(join(lines[30:]), mtime=0)),
-    "exponents-and-signs": cell(2, "V1", "+0.5E-0"),  # V1 of the first row becomes 0.5
+    "exponents-and-signs": set_cell(2, "V1", "+0.5E-0"),  # V1 of the first row becomes 0.5
 }
 
 
@@ -399,7 +372,7 @@ def score_library(source: Path | str, stdin: bytes | None = None,
         score(opened, text, lambda x: np.full(len(x), 0.25), 0.5, chunk_size=17)
     finally:
         opened.close()
-    return pd.read_csv(io.StringIO(text.getvalue()), dtype={name: str for name in id_columns},
+    return pd.read_csv(io.StringIO(text.getvalue()), dtype=dict.fromkeys(id_columns, str),
                        keep_default_na=False)
 
 
@@ -434,7 +407,7 @@ def with_keys(lines: Lines) -> bytes:
     keys = [f'"T-{i:04d}, shop ""{i % 3}"""' for i in range(len(lines) - 1)]
     return join([f'"txn_id",{lines[0]},"branch"',
                  *(f"{k},{row},{'NA' if i % 2 else 'ß'}" for i, (k, row) in
-                   enumerate(zip(keys, lines[1:])))])
+                   enumerate(zip(keys, lines[1:], strict=True)))])
 
 
 def test_id_columns_are_copied_first_in_order(good_lines: Lines, tmp_path: Path) -> None:

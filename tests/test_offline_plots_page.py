@@ -148,7 +148,7 @@ def test_plot_is_embedded(page):
     assert ids, "no vegaEmbed call for a plot"
     assert any("loss" in plot_id for plot_id in ids)
     for plot_id in ids:
-        assert re.search(r'<div id\s*=\s*"%s"' % re.escape(plot_id), page)
+        assert re.search(rf'<div id\s*=\s*"{re.escape(plot_id)}"', page)
     assert "#0072B2" in page  # the project template's model colours, not DVC's default
 
 

@@ -18,17 +18,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.fraud import detector as D
-from src.fraud import export as E
-from src.fraud import model as M
-from src.fraud.data import (clean, features_and_labels, fit_scaler, read_raw_csv, scale,
-                            scaler_to_json)
+from src.fraud import detector as detectors
+from src.fraud import export
+from src.fraud import model as keras_model
+from src.fraud.data import (
+    clean,
+    features_and_labels,
+    fit_scaler,
+    read_raw_csv,
+    scale,
+    scaler_to_json,
+)
 from src.fraud.errors import PipelineError
 from src.fraud.files import write_json
 from src.fraud.onnx_scoring import BATCH_ROWS, load_onnx
 from src.fraud.params import ModelParams
-from src.fraud.schema import FEATURES
+from src.fraud.schema import FEATURES, N_FEATURES
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
+from src.predict import keras_probabilities
 
 REPO = Path(__file__).resolve().parents[1]
 EPS, CLIP, SEED = 0.001, 5.0, 11
@@ -45,24 +52,24 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     features, labels = features_and_labels(clean(train, EPS))
     scaler = fit_scaler(features)
     write_json(root / "scaler.json", scaler_to_json(scaler, CLIP))
-    stats = E.read_scaler(root / "scaler.json", CLIP)
-    M.set_determinism(SEED)
-    network = M.make_model(len(FEATURES), ModelParams(hidden_units=16, dropout=0.5,
-                                                      learning_rate=1e-2),
-                           output_bias=M.careful_bias(labels))
+    stats = export.read_scaler(root / "scaler.json", CLIP)
+    keras_model.set_determinism(SEED)
+    network = keras_model.make_model(N_FEATURES, ModelParams(hidden_units=16, dropout=0.5,
+                                                                learning_rate=1e-2),
+                                     output_bias=keras_model.careful_bias(labels))
     network.fit(scale(features, scaler, CLIP), labels.reshape(-1, 1), epochs=3, batch_size=512,
                 verbose=0)
     paths = {"network_onnx_path": root / "baseline.onnx",
              "detector_path": root / "detector.keras",
              "detector_onnx_path": root / "detector.onnx"}
-    D.save_all(network, "baseline", stats, EPS, **paths)
+    detectors.save_all(network, "baseline", stats, EPS, **paths)
     raw = generate_creditcard(50_000, 0.002, SEED + 1)
     edges = raw.iloc[:4].copy()
     edges["Amount"] = [0.0, 0.01, 1e7, 25691.16]
     edges["V1"] = [-1e3, 1e3, 0.0, -56.4]
     raw = pd.concat([raw, edges], ignore_index=True)
     return {"root": root, "network": network, "stats": stats, "scaler": scaler, "raw": raw,
-            "inputs": raw[E.INPUT_COLUMNS].to_numpy(np.float64),
+            "inputs": raw[export.INPUT_COLUMNS].to_numpy(np.float64),
             "features": scale(clean(raw, EPS)[FEATURES].to_numpy(np.float64), scaler, CLIP),
             **paths}
 
@@ -72,7 +79,7 @@ def test_network_parity(trained: dict[str, Any]) -> None:
     features = trained["features"]
     got = load_onnx(trained["network_onnx_path"], "train")(features)
     assert got.dtype == np.float64 and got.shape == (len(features),)
-    for expected in (M.predict_proba(trained["network"], features, 8192),
+    for expected in (keras_model.predict_proba(trained["network"], features, 8192),
                      np.asarray(trained["network"](features, training=False))[:, 0]):
         assert np.abs(got - expected).max() <= 1e-6
 
@@ -81,9 +88,9 @@ def test_detector_parity(trained: dict[str, Any]) -> None:
     """ONNX detector vs Keras detector on raw rows, and vs the pipeline's path."""
     inputs = trained["inputs"]
     got = load_onnx(trained["detector_onnx_path"], "train")(inputs)
-    keras_detector = M.keras.saving.load_model(trained["detector_path"])
-    assert np.abs(got - D.predict_raw(keras_detector, inputs)).max() <= 1e-6
-    pipeline = M.predict_proba(trained["network"], trained["features"], 8192)
+    keras_detector = keras_model.keras.saving.load_model(trained["detector_path"])
+    assert np.abs(got - keras_probabilities(keras_detector, inputs)).max() <= 1e-6
+    pipeline = keras_model.predict_proba(trained["network"], trained["features"], 8192)
     assert np.abs(got - pipeline).max() <= 1e-6
     # Preprocessing in float64 ONNX ops: the features come out as the pipeline's, so the
     # detector scores exactly what the network scores on them.
@@ -103,12 +110,13 @@ def test_batches_do_not_change_the_scores(trained: dict[str, Any]) -> None:
 def test_conversion_is_reproducible(trained: dict[str, Any], tmp_path: Path) -> None:
     """Converted again after other models were built in this process: the same bytes (names,
     symbolic dimensions and documentation no longer carry process-wide counters)."""
-    M.make_model(len(FEATURES), ModelParams(hidden_units=4, dropout=0.0, learning_rate=1e-3))
+    keras_model.make_model(N_FEATURES,
+                           ModelParams(hidden_units=4, dropout=0.0, learning_rate=1e-3))
     paths = {name: tmp_path / path.name for name, path in trained.items()
              if name.endswith("_path")}
-    loaded = M.load_model(trained["detector_path"].parent / "detector.keras", "train")
+    loaded = keras_model.load_model(trained["detector_path"].parent / "detector.keras", "train")
     assert loaded.name == "fraud_detector"
-    D.save_all(trained["network"], "baseline", trained["stats"], EPS, **paths)
+    detectors.save_all(trained["network"], "baseline", trained["stats"], EPS, **paths)
     for name, path in paths.items():
         assert path.read_bytes() == trained[name].read_bytes(), name
 
@@ -123,7 +131,7 @@ def test_files_are_plain_and_named(trained: dict[str, Any]) -> None:
         assert [i.name for i in model.graph.input] == [input_name]
         assert [o.name for o in model.graph.output] == ["probability"]
         assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == \
-            {D.OPSET}
+            {detectors.OPSET}
         assert not any(t.data_location == onnx.TensorProto.EXTERNAL
                        for t in model.graph.initializer)
         names = [node.name for node in model.graph.node]
@@ -174,8 +182,8 @@ NO_TENSORFLOW = ["src.fraud.onnx_scoring", "src.fraud.export", "src.stages.expor
 
 @pytest.mark.parametrize("module", NO_TENSORFLOW)
 def test_imports_no_tensorflow(module: str) -> None:
-    done = subprocess.run([sys.executable, "-c", f"import sys, {module}; print(sorted(m for m "
-                           "in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules))"],
+    done = subprocess.run([sys.executable, "-c", (f"import sys, {module}; print(sorted(m for m "
+                           "in ('tensorflow', 'keras', 'tf2onnx') if m in sys.modules))")],
                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "[]"
@@ -190,7 +198,7 @@ def shipped(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
     write_creditcard_csv(trained["raw"], plain)
     csv = root / "transactions.csv.gz"
     csv.write_bytes(gzip.compress(plain.read_bytes()))
-    inputs = read_raw_csv(plain)[E.INPUT_COLUMNS].to_numpy(np.float64)
+    inputs = read_raw_csv(plain)[export.INPUT_COLUMNS].to_numpy(np.float64)
     expected = load_onnx(trained["detector_onnx_path"], "train")(inputs)
     threshold = float(np.float32(np.quantile(expected, 0.99)))
     models = {}
@@ -198,9 +206,9 @@ def shipped(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
         models[fmt] = root / f"fraud_detector.{fmt}"
         models[fmt].write_bytes(trained[source].read_bytes())
         write_json(models[fmt].with_suffix(".json"), {"threshold": threshold,
-                                                      "input_columns": E.INPUT_COLUMNS})
+                                                      "input_columns": export.INPUT_COLUMNS})
     write_json(root / "fraud_detector.json", {"threshold": threshold,
-                                              "input_columns": E.INPUT_COLUMNS})
+                                              "input_columns": export.INPUT_COLUMNS})
     return {"models": models, "csv": csv, "expected": expected, "threshold": threshold}
 
 

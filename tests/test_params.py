@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -9,28 +10,20 @@ import pytest
 import yaml
 
 from src.fraud.errors import PipelineError
-from src.fraud.params import (AUTO, MONITORABLE, SELECT_BY, SPLIT_METHODS, STRATEGIES, Params,
-                              load_params, normalise_strategy, parse_params)
+from src.fraud.params import (
+    AUTO,
+    MONITORABLE,
+    SELECT_BY,
+    SPLIT_METHODS,
+    STRATEGIES,
+    Params,
+    load_params,
+    normalise_strategy,
+    parse_params,
+)
+from tests.conftest import parse_error, with_value
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    """Sets `section.key` (or a top-level key) in the params dict; returns the dict."""
-    *sections, key = dotted.split(".")
-    node = raw
-    for name in sections:
-        node = node[name]
-    node[key] = value
-    return raw
-
-
-def parse_error(raw: dict[str, Any]) -> str:
-    with pytest.raises(PipelineError) as info:
-        parse_params(raw)
-    message = str(info.value)
-    assert "\n" not in message
-    return message
 
 
 # --- the valid file ---------------------------------------------------------------------------
@@ -79,10 +72,14 @@ def test_parse_params_of_the_repo_dict_equals_load_params(repo_params_raw: dict[
     assert parse_params(repo_params_raw) == load_params(REPO / "params.yaml")
 
 
-def test_frozen(raw_params: dict[str, Any]) -> None:
+def test_every_section_is_frozen(raw_params: dict[str, Any]) -> None:
+    """The parsed params are shared by every caller: no section may be changed in place."""
     params = parse_params(raw_params)
-    with pytest.raises(AttributeError):
-        params.clean.eps = 1.0  # type: ignore[misc]
+    sections = [getattr(params, field.name) for field in dataclasses.fields(params)]
+    for section in [params, *(s for s in sections if dataclasses.is_dataclass(s))]:
+        first = dataclasses.fields(section)[0].name
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(section, first, getattr(section, first))
 
 
 # --- `dvc exp run -S key=value` writes strings ------------------------------------------------

@@ -21,12 +21,17 @@ from threadpoolctl import threadpool_limits
 
 from src.fraud.data import clean, features_and_labels, fit_scaler, scale, split
 from src.fraud.errors import PipelineError
-from src.fraud.params import SplitParams
-from src.fraud.metrics import binary_metrics
-from src.fraud.params import GbdtParams, LogregParams, Params, parse_params
-from src.fraud.peer import (GBDT_THREADS, TRUSTED_NODES, fit_gbdt, fit_logistic_peer,
-                            fit_logreg, fit_peer, load_peer, peer_metrics, peer_scores,
-                            save_peer)
+from src.fraud.params import GbdtParams, LogregParams, Params, SplitParams, parse_params
+from src.fraud.peer import (
+    GBDT_THREADS,
+    TRUSTED_NODES,
+    fit_gbdt,
+    fit_logreg,
+    fit_peer,
+    load_peer,
+    peer_scores,
+    save_peer,
+)
 from src.fraud.synthetic import generate_creditcard
 
 
@@ -40,46 +45,12 @@ def splits() -> dict[str, tuple[np.ndarray, np.ndarray]]:
     return {name: (scale(x, scaler, 5.0), y) for name, (x, y) in tables.items()}
 
 
-@pytest.fixture(scope="module")
-def fitted(splits) -> tuple[LogisticRegression, float]:
-    return fit_logistic_peer(*splits["train"], seed=7)
+# === the peers in the DAG: train_logreg / train_gbdt ========================================
 
-
-def test_fit_is_the_documented_estimator(fitted) -> None:
-    model, seconds = fitted
-    assert isinstance(model, LogisticRegression)
-    settings = model.get_params()
-    assert settings["class_weight"] == "balanced"
-    assert settings["max_iter"] == 1000
-    assert settings["random_state"] == 7
-    assert isinstance(seconds, float) and 0 <= seconds < 60
-    assert model.n_iter_[0] < 1000  # converged
-
-
-def test_metrics_are_binary_metrics_of_the_fraud_probability(fitted, splits) -> None:
-    model, _ = fitted
-    features, labels = splits["test"]
-    for threshold in (0.5, 0.9):
-        expected = binary_metrics(labels, model.predict_proba(features)[:, 1], threshold)
-        assert peer_metrics(model, features, labels, threshold) == expected
-    assert peer_metrics(model, features, labels) == peer_metrics(model, features, labels, 0.5)
-
-
-def test_peer_separates_frauds_on_synthetic_data(fitted, splits) -> None:
-    result = peer_metrics(fitted[0], *splits["test"])
-    assert result["tp"] + result["fn"] == int(splits["test"][1].sum())
-    assert result["auc"] > 0.85 and result["prc"] > 0.3, result
-    # Balanced class weights flag far more than the 2 % base rate at 0.5: high recall.
-    assert result["recall"] > 0.7, result
-    higher = peer_metrics(fitted[0], *splits["test"], threshold=0.99)
-    assert higher["tp"] + higher["fp"] <= result["tp"] + result["fp"]
-
-
-def test_fit_is_deterministic(splits) -> None:
-    first, _ = fit_logistic_peer(*splits["train"], seed=1)
-    second, _ = fit_logistic_peer(*splits["train"], seed=1)
-    np.testing.assert_array_equal(first.coef_, second.coef_)
-    np.testing.assert_array_equal(first.intercept_, second.intercept_)
+LOGREG = LogregParams(c_grid=(0.01, 0.1, 1.0, 10.0), class_weight="none", max_iter=1000)
+# Small and quick: a high learning rate and a short patience on a few thousand rows.
+GBDT = GbdtParams(learning_rate=0.2, l2_regularization=1.0, max_iter=200, max_leaf_nodes=15,
+                  min_samples_leaf=20, n_iter_no_change=5, scoring="average_precision")
 
 
 @pytest.mark.parametrize("features, labels, fragment", [
@@ -91,15 +62,7 @@ def test_fit_is_deterministic(splits) -> None:
 ])
 def test_bad_input_is_a_pipeline_error(features, labels, fragment) -> None:
     with pytest.raises(PipelineError, match=fragment):
-        fit_logistic_peer(features, labels, seed=0)
-
-
-# === the peers in the DAG: train_logreg / train_gbdt ========================================
-
-LOGREG = LogregParams(c_grid=(0.01, 0.1, 1.0, 10.0), class_weight="none", max_iter=1000)
-# Small and quick: a high learning rate and a short patience on a few thousand rows.
-GBDT = GbdtParams(learning_rate=0.2, l2_regularization=1.0, max_iter=200, max_leaf_nodes=15,
-                  min_samples_leaf=20, n_iter_no_change=5, scoring="average_precision")
+        fit_logreg((features, labels), (features, labels), LOGREG, seed=0)
 
 
 @pytest.fixture(scope="module")

@@ -6,24 +6,17 @@ from typing import Any
 
 import pytest
 
-from src.fraud.errors import PipelineError
-from src.fraud.params import (GBDT_SCORINGS, LOGREG_CLASS_WEIGHTS, MODELS, PEERS, STRATEGIES,
-                              GbdtParams, LogregParams, parse_params)
-
-
-def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
-    section, key = dotted.split(".")
-    raw[section][key] = value
-    return raw
-
-
-def parse_error(raw: dict[str, Any]) -> str:
-    with pytest.raises(PipelineError) as info:
-        parse_params(raw)
-    message = str(info.value)
-    assert "\n" not in message
-    assert message.startswith("params.yaml: ")
-    return message
+from src.fraud.params import (
+    GBDT_SCORINGS,
+    LOGREG_CLASS_WEIGHTS,
+    MODELS,
+    PEERS,
+    STRATEGIES,
+    GbdtParams,
+    LogregParams,
+    parse_params,
+)
+from tests.conftest import parse_error, with_value
 
 
 def test_model_names() -> None:

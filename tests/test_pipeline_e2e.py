@@ -14,14 +14,12 @@ from pathlib import Path
 import pytest
 import yaml
 
+from bench.project import PROJECT_FILES
+from src.fraud.download import MIRROR_ENV
+from src.fraud.params import STRATEGIES
 from src.fraud.pipeline import stage_names
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvc/plots",
-                 ".dvcignore",
-                 ".gitignore",
-                 "plots/template"]
-STRATEGIES = ["baseline", "weighted", "oversample"]
 
 
 pytestmark = pytest.mark.e2e
@@ -32,7 +30,7 @@ def env() -> dict[str, str]:
     result.update({"DVC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
                    "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
                    "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"})
-    result.pop("FRAUD_DATA_MIRROR", None)
+    result.pop(MIRROR_ENV, None)
     # `python` in dvc.yaml's commands must be this interpreter.
     result["PATH"] = str(Path(sys.executable).parent) + os.pathsep + result.get("PATH", "")
     return result
@@ -117,7 +115,8 @@ def test_repro_writes_every_artefact(project: Path) -> None:
     per_model = {name: read_json(project / f"metrics/{name}.json") for name in STRATEGIES}
     assert selected["model"] == max(STRATEGIES, key=lambda name: per_model[name]["val_prc"])
     assert selected["chosen_by"] == "validation"
-    assert {k: v for k, v in selected.items() if k not in ("model", "strategy", "chosen_by", "select_by")} \
+    choice_keys = ("model", "strategy", "chosen_by", "select_by")
+    assert {k: v for k, v in selected.items() if k not in choice_keys} \
         == per_model[selected["model"]]
     assert dvc(project, "status").stdout.strip().endswith("up to date.")
 

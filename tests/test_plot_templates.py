@@ -113,7 +113,7 @@ def test_colour_is_the_model_in_every_chart(specs: dict[str, dict]) -> None:
     for plot_id, plot in project_plots():
         for unit in _units(specs[plot_id]):
             color = unit["encoding"]["color"]
-            scale = dict(zip(color["scale"]["domain"], color["scale"]["range"]))
+            scale = dict(zip(color["scale"]["domain"], color["scale"]["range"], strict=True))
             if plot_id == "Bias-Init":
                 assert scale == BIAS_COLORS
                 continue

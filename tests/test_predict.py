@@ -20,14 +20,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.fraud import detector as D
-from src.fraud import export as E
-from src.fraud import model as M
+from src.fraud import detector as detectors
+from src.fraud import export
+from src.fraud import model as keras_model
 from src.fraud.data import clean, features_and_labels, fit_scaler, scaler_to_json
 from src.fraud.files import write_json
 from src.fraud.params import ModelParams
-from src.fraud.schema import FEATURES, RAW_COLUMNS
+from src.fraud.schema import N_FEATURES, RAW_COLUMNS
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
+from src.predict import keras_probabilities
+from tests.conftest import PredictRun, run_predict
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS = 1000
@@ -53,58 +55,36 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
     features, _ = features_and_labels(clean(train, EPS))
     scaler = fit_scaler(features)
     write_json(root / "scaler.json", scaler_to_json(scaler, CLIP))
-    M.set_determinism(5)
-    network = M.make_model(len(FEATURES), ModelParams(hidden_units=8, dropout=0.5,
-                                                      learning_rate=1e-3))
-    detector = D.build_detector(network, E.read_scaler(root / "scaler.json", CLIP), EPS)
+    keras_model.set_determinism(5)
+    network = keras_model.make_model(N_FEATURES, ModelParams(hidden_units=8, dropout=0.5,
+                                                                learning_rate=1e-3))
+    stats = export.read_scaler(root / "scaler.json", CLIP)
+    detector = detectors.build_detector(network, stats, EPS)
     model_path = root / "fraud_detector.keras"
-    M.save_model(detector, model_path)
+    keras_model.save_model(detector, model_path)
 
     frame = generate_creditcard(ROWS, 0.02, 4)
     csv_path = root / "transactions.csv"
     write_creditcard_csv(frame, csv_path)
-    loaded = M.keras.saving.load_model(model_path)
-    expected = D.predict_raw(loaded, frame[E.INPUT_COLUMNS].to_numpy(np.float64))
+    loaded = keras_model.keras.saving.load_model(model_path)
+    expected = keras_probabilities(loaded, frame[export.INPUT_COLUMNS].to_numpy(np.float64)
+                                   ).astype(np.float64)
     # A threshold that flags about a third of the rows, exactly representable in float32.
     threshold = float(np.float32(np.quantile(expected, 2 / 3)))
     # What predict reads of the card (test_export.py checks the whole card).
     write_json(model_path.with_suffix(".json"), {"threshold": threshold,
-                                                 "input_columns": E.INPUT_COLUMNS})
+                                                 "input_columns": export.INPUT_COLUMNS})
     return Exported(model=model_path, card=model_path.with_suffix(".json"), threshold=threshold,
                     csv=csv_path, lines=csv_path.read_text(encoding="ascii").splitlines(),
                     frame=frame, expected=expected)
 
 
-@dataclass
-class Result:
-    code: int
-    stdout: str
-    stderr: str
-
-    @property
-    def error_line(self) -> str:
-        """The one stderr line of a failed run."""
-        lines = self.stderr.strip().splitlines()
-        assert self.code == 1, (self.code, self.stderr)
-        assert len(lines) == 1 and lines[0].startswith("error: "), self.stderr
-        return lines[0]
-
-
 def predict(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, *args: object,
-            stdin: bytes | None = None) -> Result:
+            stdin: bytes | None = None) -> PredictRun:
     """`python -m src.predict ARGS`, in-process."""
-    from src.predict import run
-
     if stdin is not None:
         monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(stdin)))
-    capsys.readouterr()
-    try:
-        run([str(a) for a in args])
-        code = 0
-    except SystemExit as exit_:
-        code = int(exit_.code or 0)
-    captured = capsys.readouterr()
-    return Result(code, captured.out, captured.err)
+    return run_predict(args, capsys)
 
 
 def read_scores(text: str) -> pd.DataFrame:
@@ -151,7 +131,7 @@ def test_gzip_in_and_out(exported: Exported, tmp_path: Path, capsys: pytest.Capt
 def test_stdin_to_stdout_without_class_or_time(exported: Exported,
                                                capsys: pytest.CaptureFixture[str],
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    frame = exported.frame[E.INPUT_COLUMNS[::-1]]  # any column order; no Time, no Class
+    frame = exported.frame[export.INPUT_COLUMNS[::-1]]  # any column order; no Time, no Class
     data = frame.to_csv(index=False).encode()
     result = predict(capsys, monkeypatch, exported.model, "-", stdin=data)
     assert result.code == 0, result.stderr
@@ -267,10 +247,10 @@ def test_a_failed_run_keeps_an_earlier_output(exported: Exported, tmp_path: Path
 def test_rejects_a_network_that_takes_scaled_features(tmp_path: Path, exported: Exported,
                                                       capsys: pytest.CaptureFixture[str],
                                                       monkeypatch: pytest.MonkeyPatch) -> None:
-    network = M.make_model(len(FEATURES), ModelParams(hidden_units=4, dropout=0.0,
-                                                      learning_rate=1e-3))
+    network = keras_model.make_model(N_FEATURES, ModelParams(hidden_units=4, dropout=0.0,
+                                                                learning_rate=1e-3))
     path = tmp_path / "baseline.keras"
-    M.save_model(network, path)
+    keras_model.save_model(network, path)
     result = predict(capsys, monkeypatch, path, exported.csv, "--threshold", "0.5")
     assert "not an exported fraud model" in result.error_line
 

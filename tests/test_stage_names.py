@@ -13,7 +13,6 @@ import re
 from pathlib import Path
 
 import pytest
-import yaml
 
 from src.fraud.pipeline import stage_names
 

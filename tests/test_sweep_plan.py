@@ -11,8 +11,17 @@ import pytest
 
 from src.fraud import dvc_exp
 from src.fraud.errors import PipelineError
-from src.fraud.sweep_plan import (code_key, expand, experiment_name, groups, parse_grid,
-                                  parse_set, parse_shard, seed_list, shard)
+from src.fraud.sweep_plan import (
+    code_key,
+    expand,
+    experiment_name,
+    groups,
+    parse_grid,
+    parse_set,
+    parse_shard,
+    seed_list,
+    shard,
+)
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -173,7 +182,7 @@ def test_error_line_of_a_failed_run() -> None:
 def test_resume_reuses_finished_waits_for_queued_and_reruns_failed(monkeypatch,
                                                                    tmp_path: Path) -> None:
     """What run_share asks of DVC, given what an interrupted sweep left behind."""
-    from src import sweep as S
+    from src import sweep as sweep_cli
     from src.fraud.exp_show import Experiment
 
     points = expand([1, 2, 3, 4, 5], {}, {"t.e": "2"}, "sweep", "abc12345")
@@ -186,22 +195,22 @@ def test_resume_reuses_finished_waits_for_queued_and_reruns_failed(monkeypatch,
              failed.name: experiment(failed, "failed", {}),
              stale.name: experiment(stale, "success", {})}  # a ref without metrics
     calls: list[tuple] = []
-    monkeypatch.setattr(S.dvc_exp, "show", lambda env, rev: {
+    monkeypatch.setattr(sweep_cli.dvc_exp, "show", lambda env, rev: {
         **shown, **{p.name: experiment(p, "success", {"m": {}})
                     for p in points if p is not done}} if calls else shown)
-    monkeypatch.setattr(S.dvc_exp, "queue_status", lambda env: (
+    monkeypatch.setattr(sweep_cli.dvc_exp, "queue_status", lambda env: (
         {queued.name: "Queued", failed.name: "Failed"}, 0))
-    monkeypatch.setattr(S.dvc_exp, "queue", lambda env, name, overrides, force=False:
+    monkeypatch.setattr(sweep_cli.dvc_exp, "queue", lambda env, name, overrides, force=False:
                         calls.append(("queue", name, overrides["seed"], force)))
-    monkeypatch.setattr(S.dvc_exp, "dvc", lambda env, *args, check=True:
+    monkeypatch.setattr(sweep_cli.dvc_exp, "dvc", lambda env, *args, check=True:
                         calls.append(("dvc", *args)))
-    monkeypatch.setattr(S.dvc_exp, "start", lambda env, jobs:
+    monkeypatch.setattr(sweep_cli.dvc_exp, "start", lambda env, jobs:
                         calls.append(("dvc", "queue", "start", "-j", str(jobs))) or jobs)
-    monkeypatch.setattr(S.dvc_exp, "experiment_refs", dict)
-    monkeypatch.setattr(S.dvc_exp, "wait", lambda env, names, jobs, poll, say, before:
+    monkeypatch.setattr(sweep_cli.dvc_exp, "experiment_refs", dict)
+    monkeypatch.setattr(sweep_cli.dvc_exp, "wait", lambda env, names, jobs, poll, say, before:
                         calls.append(("wait", tuple(names))))
-    sweep = S.Sweep(points=points, mine=points, fixed={"t.e": "2"}, env={}, commit="c" * 40)
-    S.run_share(sweep, jobs=2, rerun=False, poll=0.0, logs=tmp_path)
+    sweep = sweep_cli.Sweep(points=points, mine=points, fixed={"t.e": "2"}, env={}, commit="c" * 40)
+    sweep_cli.run_share(sweep, jobs=2, rerun=False, poll=0.0, logs=tmp_path)
     assert sweep.reused == [done.name]
     assert calls == [
         ("dvc", "queue", "remove", failed.name),             # the failed entry goes first

@@ -14,6 +14,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from src.fraud.download import MIRROR_ENV
+
 ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
@@ -34,7 +36,7 @@ json.dump({"model": "logreg", "prc": 0.0}, open("metrics/evaluate.json", "w"))
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k != "FRAUD_DATA_MIRROR"}
+    env = {k: v for k, v in os.environ.items() if k != MIRROR_ENV}
     env.update(DVC_NO_ANALYTICS="1", PYTHONPATH=str(ROOT), GIT_AUTHOR_NAME="t",
                GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
                GIT_COMMITTER_EMAIL="t@example.com")

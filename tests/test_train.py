@@ -11,20 +11,20 @@ import math
 import time
 from pathlib import Path
 
+import keras
 import numpy as np
 import pandas as pd
 import pytest
 import yaml
 
-import keras
-from src.fraud import model as M
-from src.fraud import train as T
+from src.fraud import model as keras_model
+from src.fraud import train as training
 from src.fraud.errors import PipelineError
 from src.fraud.params import MONITORABLE, STRATEGIES, Params, parse_params
+from src.fraud.schema import N_FEATURES
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 42
-N_FEATURES = 29
 TRAIN_ROWS, VAL_ROWS, FRAUD_RATE = 4_000, 1_500, 0.03
 STRATEGY_EPOCHS = 3
 
@@ -70,21 +70,23 @@ def params() -> Params:
 
 
 def initial_weights(params: Params, labels: np.ndarray) -> list[np.ndarray]:
-    M.set_determinism(SEED)
-    return M.make_model(N_FEATURES, params.model, output_bias=M.careful_bias(labels)).get_weights()
+    keras_model.set_determinism(SEED)
+    bias = keras_model.careful_bias(labels)
+    return keras_model.make_model(N_FEATURES, params.model, output_bias=bias).get_weights()
 
 
 def run_strategy(strategy: str, params: Params, train: tuple, val: tuple,
                  weights: list[np.ndarray], steps_per_execution: int | None = None
-                 ) -> tuple[T.TrainResult, list[np.ndarray]]:
+                 ) -> tuple[training.TrainResult, list[np.ndarray]]:
     """What the train stage does: seed, build, load the initial weights, seed, fit."""
     if steps_per_execution is None:
-        steps_per_execution = T.steps_per_execution(strategy, train[1], params.train)
-    M.set_determinism(SEED)
-    model = M.make_model(N_FEATURES, params.model, steps_per_execution=steps_per_execution)
+        steps_per_execution = training.steps_per_execution(strategy, train[1], params.train)
+    keras_model.set_determinism(SEED)
+    model = keras_model.make_model(N_FEATURES, params.model,
+                                   steps_per_execution=steps_per_execution)
     model.set_weights(weights)
-    M.set_determinism(SEED)
-    result = T.train_strategy(strategy, model, train, val, params.train, SEED)
+    keras_model.set_determinism(SEED)
+    result = training.train_strategy(strategy, model, train, val, params.train, SEED)
     return result, model.get_weights()
 
 
@@ -100,7 +102,7 @@ def strategy_runs(params, train_split, val_split) -> dict[str, list[tuple]]:
 # --- the model -----------------------------------------------------------------------------
 
 def test_make_model_layer_sizes(params: Params) -> None:
-    model = M.make_model(N_FEATURES, params.model)
+    model = keras_model.make_model(N_FEATURES, params.model)
     assert model.input_shape == (None, N_FEATURES)
     assert model.output_shape == (None, 1)
     hidden, dropout, output = model.layers
@@ -113,8 +115,8 @@ def test_make_model_layer_sizes(params: Params) -> None:
 
 
 def test_output_bias_is_initialised_to_the_careful_bias(train_split) -> None:
-    bias = M.careful_bias(train_split[1])
-    model = M.make_model(N_FEATURES, tiny_params().model, output_bias=bias)
+    bias = keras_model.careful_bias(train_split[1])
+    model = keras_model.make_model(N_FEATURES, tiny_params().model, output_bias=bias)
     np.testing.assert_allclose(model.layers[-1].bias.numpy(), [bias], rtol=1e-6)
     # sigmoid(log(pos/neg)) = pos/(pos+neg): the output starts at the base rate.
     pos = train_split[1].mean()
@@ -123,15 +125,15 @@ def test_output_bias_is_initialised_to_the_careful_bias(train_split) -> None:
 
 def test_careful_bias_is_log_pos_over_neg() -> None:
     labels = np.array([1] * 30 + [0] * 970, dtype=np.uint8)
-    assert M.careful_bias(labels) == pytest.approx(math.log(30 / 970), rel=1e-12)
-    assert M.careful_bias(labels.astype(np.float32)) == pytest.approx(math.log(30 / 970))
+    assert keras_model.careful_bias(labels) == pytest.approx(math.log(30 / 970), rel=1e-12)
+    assert keras_model.careful_bias(labels.astype(np.float32)) == pytest.approx(math.log(30 / 970))
 
 
 @pytest.mark.parametrize("labels", [np.zeros(100), np.ones(100)], ids=["no_positives",
                                                                           "no_negatives"])
 def test_careful_bias_needs_both_classes(labels: np.ndarray) -> None:
     with pytest.raises(PipelineError, match="both classes"):
-        M.careful_bias(labels)
+        keras_model.careful_bias(labels)
 
 
 def test_history_columns_are_exactly_monitorable(strategy_runs) -> None:
@@ -144,11 +146,12 @@ def test_history_columns_are_exactly_monitorable(strategy_runs) -> None:
 
 def test_save_model_is_byte_identical_and_loads_safely(tmp_path: Path, params, val_split,
                                                        train_split) -> None:
-    model = M.make_model(N_FEATURES, params.model, output_bias=M.careful_bias(train_split[1]))
+    model = keras_model.make_model(N_FEATURES, params.model,
+                                   output_bias=keras_model.careful_bias(train_split[1]))
     first, second = tmp_path / "a.keras", tmp_path / "b.keras"
-    M.save_model(model, first)
+    keras_model.save_model(model, first)
     time.sleep(1.1)  # the save time (to the second) must not reach the file
-    M.save_model(model, second)
+    keras_model.save_model(model, second)
     assert first.read_bytes() == second.read_bytes()
     assert not list(tmp_path.glob("*.rewrite"))
 
@@ -157,7 +160,7 @@ def test_save_model_is_byte_identical_and_loads_safely(tmp_path: Path, params, v
                                   model.predict(val_split[0], batch_size=512, verbose=0))
     for a, b in zip(loaded.get_weights(), model.get_weights(), strict=True):
         np.testing.assert_array_equal(a, b)
-    again = M.load_model(first, "train")
+    again = keras_model.load_model(first, "train")
     assert again.name == model.name
 
 
@@ -167,8 +170,8 @@ def test_saved_config_holds_no_memory_addresses(tmp_path: Path, params) -> None:
     import json
     import zipfile
 
-    model = M.make_model(N_FEATURES, params.model)
-    M.save_model(model, tmp_path / "m.keras")
+    model = keras_model.make_model(N_FEATURES, params.model)
+    keras_model.save_model(model, tmp_path / "m.keras")
     with zipfile.ZipFile(tmp_path / "m.keras") as archive:
         config = json.loads(archive.read("config.json"))
         assert "date_saved" not in json.loads(archive.read("metadata.json"))
@@ -186,25 +189,25 @@ def test_saved_config_holds_no_memory_addresses(tmp_path: Path, params) -> None:
     collect(config)
     assert ids, "the layers share a dtype policy"
     assert set(ids) == set(range(1, len(set(ids)) + 1))
-    assert M._renumber_shared_objects({"a": [{"shared_object_id": 99}, {"shared_object_id": 7},
-                                             {"shared_object_id": 99}]}) == {
+    shared = {"a": [{"shared_object_id": 99}, {"shared_object_id": 7}, {"shared_object_id": 99}]}
+    assert keras_model._renumber_shared_objects(shared) == {
         "a": [{"shared_object_id": 1}, {"shared_object_id": 2}, {"shared_object_id": 1}]}
 
 
 def test_load_model_errors(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match="model not found"):
-        M.load_model(tmp_path / "missing.keras", "train")
+        keras_model.load_model(tmp_path / "missing.keras", "train")
     junk = tmp_path / "junk.keras"
     junk.write_text("not a zip")
     with pytest.raises(PipelineError, match="junk.keras"):
-        M.load_model(junk, "train")
+        keras_model.load_model(junk, "train")
 
 
 # --- class weights and oversampling -------------------------------------------------------
 
 def test_class_weights_formula() -> None:
     labels = np.array([1] * 10 + [0] * 90, dtype=np.float32)
-    weights = T.class_weights(labels)
+    weights = training.class_weights(labels)
     assert weights == {0: pytest.approx(100 / 180), 1: pytest.approx(100 / 20)}
     # Both classes weigh the same in total, half the rows each.
     assert weights[0] * 90 == pytest.approx(50)
@@ -215,16 +218,16 @@ def test_class_weights_formula() -> None:
     (950, 50, 100, 19), (950, 50, 190, 10), (3880, 120, 256, 31), (1, 5, 2048, 1)])
 def test_oversample_steps(neg: int, pos: int, batch: int, steps: int) -> None:
     labels = np.array([0] * neg + [1] * pos, dtype=np.float32)
-    assert T.oversample_steps(labels, batch) == steps == math.ceil(2 * neg / batch)
+    assert training.oversample_steps(labels, batch) == steps == math.ceil(2 * neg / batch)
 
 
 def test_steps_per_execution_is_one_epoch(params) -> None:
     labels = np.array([0] * 950 + [1] * 50, dtype=np.float32)
-    assert T.steps_per_execution("baseline", labels, params.train) == math.ceil(1000 / 256)
-    assert T.steps_per_execution("weighted", labels, params.train) == math.ceil(1000 / 256)
-    assert T.steps_per_execution("oversample", labels, params.train) == math.ceil(1900 / 256)
+    assert training.steps_per_execution("baseline", labels, params.train) == math.ceil(1000 / 256)
+    assert training.steps_per_execution("weighted", labels, params.train) == math.ceil(1000 / 256)
+    assert training.steps_per_execution("oversample", labels, params.train) == math.ceil(1900 / 256)
     fixed = dataclasses.replace(params.train, oversample_steps_per_epoch=7)
-    assert T.steps_per_execution("oversample", labels, fixed) == 7
+    assert training.steps_per_execution("oversample", labels, fixed) == 7
 
 
 def take(dataset, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -233,9 +236,9 @@ def take(dataset, n: int) -> list[tuple[np.ndarray, np.ndarray]]:
 
 def test_balanced_batches_are_seeded(train_split) -> None:
     x, y = train_split
-    first = take(T.balanced_batches(x, y, 512, seed=7), 3)
-    again = take(T.balanced_batches(x, y, 512, seed=7), 3)
-    other = take(T.balanced_batches(x, y, 512, seed=8), 3)
+    first = take(training.balanced_batches(x, y, 512, seed=7), 3)
+    again = take(training.balanced_batches(x, y, 512, seed=7), 3)
+    other = take(training.balanced_batches(x, y, 512, seed=8), 3)
     for (xa, ya), (xb, yb) in zip(first, again, strict=True):
         np.testing.assert_array_equal(xa, xb)
         np.testing.assert_array_equal(ya, yb)
@@ -246,7 +249,7 @@ def test_balanced_batches_are_seeded(train_split) -> None:
 
 def test_balanced_batches_are_balanced_and_draw_real_rows(train_split) -> None:
     x, y = train_split
-    batches = take(T.balanced_batches(x, y, 512, seed=SEED), 20)
+    batches = take(training.balanced_batches(x, y, 512, seed=SEED), 20)
     positives = {row.tobytes() for row in x[y == 1]}
     negatives = {row.tobytes() for row in x[y == 0]}
     assert not positives & negatives
@@ -277,7 +280,7 @@ def test_balanced_batches_are_balanced_and_draw_real_rows(train_split) -> None:
 
 def test_steps_per_execution_gives_the_same_weights(params, train_split, val_split) -> None:
     weights = initial_weights(params, train_split[1])
-    epoch_steps = T.steps_for(len(train_split[1]), params.train.batch_size)
+    epoch_steps = training.steps_for(len(train_split[1]), params.train.batch_size)
     assert epoch_steps > 1
     one, w_one = run_strategy("baseline", params, train_split, val_split, weights, 1)
     whole, w_whole = run_strategy("baseline", params, train_split, val_split, weights,
@@ -305,11 +308,11 @@ def test_strategies_differ(strategy_runs) -> None:
 def test_oversample_starts_from_a_zero_bias(params, train_split, val_split) -> None:
     weights = initial_weights(params, train_split[1])
     assert weights[-1][0] < -2  # the careful bias
-    M.set_determinism(SEED)
-    model = M.make_model(N_FEATURES, params.model)
+    keras_model.set_determinism(SEED)
+    model = keras_model.make_model(N_FEATURES, params.model)
     model.set_weights(weights)
     short = dataclasses.replace(params.train, epochs=1, oversample_steps_per_epoch=1)
-    T.train_strategy("oversample", model, train_split, val_split, short, SEED)
+    training.train_strategy("oversample", model, train_split, val_split, short, SEED)
     # After a single Adam step from 0 the bias is about ±learning_rate, far from -3.5.
     assert abs(float(model.layers[-1].bias.numpy()[0])) < 0.01
 
@@ -332,11 +335,11 @@ def test_early_stopping_restores_the_best_weights(patience: int, stops_early: bo
     params = tiny_params(model={"learning_rate": 0.05},
                          train={"epochs": epochs, "patience": patience, "monitor": "val_loss"})
     val = drifting_val()
-    M.set_determinism(SEED)
-    model = M.make_model(N_FEATURES, params.model,
-                         output_bias=M.careful_bias(train_split[1]))
-    M.set_determinism(SEED)
-    result = T.train_strategy("baseline", model, train_split, val, params.train, SEED)
+    keras_model.set_determinism(SEED)
+    model = keras_model.make_model(N_FEATURES, params.model,
+                                   output_bias=keras_model.careful_bias(train_split[1]))
+    keras_model.set_determinism(SEED)
+    result = training.train_strategy("baseline", model, train_split, val, params.train, SEED)
     history = result.history
     epochs_run = len(history)
     # Preconditions: the best epoch is not the last one, and training stopped (or not).
@@ -360,10 +363,11 @@ def test_val_ap_is_exact_average_precision_and_drives_early_stopping(train_split
 
     params = tiny_params(model={"learning_rate": 0.05},
                          train={"epochs": 6, "patience": 20, "monitor": "val_ap"})
-    M.set_determinism(SEED)
-    model = M.make_model(N_FEATURES, params.model, output_bias=M.careful_bias(train_split[1]))
-    M.set_determinism(SEED)
-    result = T.train_strategy("baseline", model, train_split, val_split, params.train, SEED)
+    keras_model.set_determinism(SEED)
+    model = keras_model.make_model(N_FEATURES, params.model,
+                                   output_bias=keras_model.careful_bias(train_split[1]))
+    keras_model.set_determinism(SEED)
+    result = training.train_strategy("baseline", model, train_split, val_split, params.train, SEED)
     history = result.history
     assert "val_ap" in history.columns and "val_prc" in history.columns
     assert result.best_epoch == int(history["val_ap"].idxmax()) + 1
@@ -374,10 +378,10 @@ def test_val_ap_is_exact_average_precision_and_drives_early_stopping(train_split
 
 
 def test_fit_without_early_stopping_keeps_the_last_epoch(params, train_split, val_split) -> None:
-    M.set_determinism(SEED)
-    model = M.make_model(N_FEATURES, params.model)
-    result = T.fit(model, train_split, val_split, params.train, "plain", epochs=2,
-                   early_stopping=False)
+    keras_model.set_determinism(SEED)
+    model = keras_model.make_model(N_FEATURES, params.model)
+    two_epochs = dataclasses.replace(params.train, epochs=2)
+    result = training.fit(model, train_split, val_split, two_epochs, "plain", early_stopping=False)
     assert len(result.history) == 2 and result.best_epoch == 2
     assert len(result.epoch_seconds) == 2
 
@@ -387,36 +391,43 @@ def test_fit_without_early_stopping_keeps_the_last_epoch(params, train_split, va
     ("val_fp", "min"), ("val_brier", "min"), ("val_recall", "max"), ("loss", "min"),
     ("prc", "max")])
 def test_monitor_mode(monitor: str, mode: str) -> None:
-    assert T.monitor_mode(monitor) == mode
+    assert training.monitor_mode(monitor) == mode
 
 
-def test_every_monitorable_has_a_direction() -> None:
-    assert {T.monitor_mode(m) for m in MONITORABLE} == {"min", "max"}
+# Which way is better for each metric the model logs, stated here independently of train.py's
+# LOWER_IS_BETTER: a metric added to MONITORABLE must be added here too.
+BETTER = {"loss": "min", "cross_entropy": "min", "brier": "min", "fp": "min", "fn": "min",
+          "tp": "max", "tn": "max", "accuracy": "max", "precision": "max", "recall": "max",
+          "auc": "max", "prc": "max", "ap": "max"}
+
+
+def test_every_monitorable_stops_early_in_the_right_direction() -> None:
+    for monitor in MONITORABLE:
+        assert training.monitor_mode(monitor) == BETTER[monitor.removeprefix("val_")], monitor
 
 
 def test_best_epoch_takes_the_first_best() -> None:
     history = pd.DataFrame({"epoch": [1, 2, 3, 4], "val_loss": [0.5, 0.3, 0.3, 0.4],
                             "val_prc": [0.1, 0.4, 0.4, 0.2]})
-    assert T.best_epoch(history, "val_loss") == 2
-    assert T.best_epoch(history, "val_prc") == 2
-    with pytest.raises(PipelineError, match="val_bogus"):
-        T.best_epoch(history, "val_bogus")
+    assert training.best_epoch(history, "val_loss") == 2
+    assert training.best_epoch(history, "val_prc") == 2
 
 
 def test_fit_rejects_an_unknown_monitor(params, train_split, val_split) -> None:
     bad = dataclasses.replace(params.train, monitor="val_bogus")
-    model = M.make_model(N_FEATURES, params.model)
+    model = keras_model.make_model(N_FEATURES, params.model)
     with pytest.raises(PipelineError, match="val_prc"):
-        T.fit(model, train_split, val_split, bad, "bad")
+        training.fit(model, train_split, val_split, bad, "bad")
 
 
 def test_initial_loss_matches_the_base_rate(params, train_split) -> None:
-    model = M.make_model(N_FEATURES, params.model, output_bias=M.careful_bias(train_split[1]))
-    careful = T.initial_loss(model, train_split, 512)
+    model = keras_model.make_model(N_FEATURES, params.model,
+                                   output_bias=keras_model.careful_bias(train_split[1]))
+    careful = training.initial_loss(model, train_split, 512)
     model.layers[-1].bias.assign([0.0])
-    zero = T.initial_loss(model, train_split, 512)
+    zero = training.initial_loss(model, train_split, 512)
     assert careful < zero
-    assert careful == pytest.approx(T.expected_initial_loss(train_split[1]), rel=0.5)
+    assert careful == pytest.approx(training.expected_initial_loss(train_split[1]), rel=0.5)
 
 
 # --- load_split ---------------------------------------------------------------------------
@@ -431,7 +442,7 @@ def split_files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_load_split_reads_a_good_split(split_files) -> None:
-    features, labels = T.load_split(*split_files)
+    features, labels = training.load_split(*split_files)
     assert features.shape == (300, N_FEATURES) and features.dtype == np.float32
     assert labels.shape == (300,) and labels.dtype == np.float32
     np.testing.assert_array_equal(labels, np.load(split_files[1]))
@@ -479,7 +490,7 @@ def test_load_split_errors_name_the_file(case: str, split_files) -> None:
     bad = fpath if which == "features" else lpath
     np.save(bad, content())
     with pytest.raises(PipelineError) as error:
-        T.load_split(fpath, lpath)
+        training.load_split(fpath, lpath)
     assert str(bad) in str(error.value)
     assert words in str(error.value)
 
@@ -490,7 +501,7 @@ def test_load_split_missing_file(which: str, split_files) -> None:
     bad = fpath if which == "features" else lpath
     bad.unlink()
     with pytest.raises(PipelineError, match="not found") as error:
-        T.load_split(fpath, lpath)
+        training.load_split(fpath, lpath)
     assert str(bad) in str(error.value)
 
 
@@ -500,7 +511,7 @@ def test_load_split_not_an_npy_file(content: bytes, split_files) -> None:
     fpath, lpath = split_files
     fpath.write_bytes(content)
     with pytest.raises(PipelineError, match="not a readable .npy") as error:
-        T.load_split(fpath, lpath)
+        training.load_split(fpath, lpath)
     assert str(fpath) in str(error.value)
 
 
@@ -508,5 +519,5 @@ def test_load_split_pickled_object_array_is_refused(split_files) -> None:
     fpath, lpath = split_files
     np.save(fpath, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(PipelineError, match="not a readable .npy") as error:
-        T.load_split(fpath, lpath)
+        training.load_split(fpath, lpath)
     assert str(fpath) in str(error.value)

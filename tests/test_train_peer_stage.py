@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import pytest
 
-from src.fraud.arrays import N_FEATURES
 from src.fraud.peer import load_peer, peer_scores
+from src.fraud.schema import N_FEATURES
 from tests.conftest import REPO, check_stage_error, stage_env
 
 # Quick trees: small arrays, a high learning rate, a short patience.

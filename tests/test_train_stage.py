@@ -17,10 +17,11 @@ import pandas as pd
 import pytest
 import yaml
 
+from src.fraud.files import file_sha256
 from src.fraud.params import MONITORABLE
+from src.fraud.schema import N_FEATURES
 
 REPO = Path(__file__).resolve().parents[1]
-N_FEATURES = 29
 SEED = 42
 EPOCHS = 4
 COMPARE_EPOCHS = 3
@@ -274,7 +275,7 @@ def test_train_writes_the_network_and_detector_as_onnx(trained_twice, data) -> N
     columns; the scaler here is the identity, so raw = features except Amount, logged)."""
     import keras
 
-    from src.fraud import export as E
+    from src.fraud import export
     from src.fraud.onnx_scoring import load_onnx
 
     out = trained_twice[0]
@@ -288,12 +289,12 @@ def test_train_writes_the_network_and_detector_as_onnx(trained_twice, data) -> N
     raw = raw[raw[:, -1] > 0]
     detector = load_onnx(out["detector_onnx"], "train")
     keras_detector = keras.saving.load_model(out["detector"], safe_mode=True)
-    from src.fraud.detector import predict_raw
-    np.testing.assert_allclose(detector(raw), predict_raw(keras_detector, raw), rtol=0,
+    from src.predict import keras_probabilities
+    np.testing.assert_allclose(detector(raw), keras_probabilities(keras_detector, raw), rtol=0,
                                atol=1e-6)
-    info = E.read_detector_metadata(detector.metadata, "detector", "train")
+    info = export.read_detector_metadata(detector.metadata, "detector", "train")
     assert info.strategy == "baseline" and info.clip == 5.0 and info.eps == 0.001
-    assert info.keras_sha256 == E.file_sha256(out["detector"])
+    assert info.keras_sha256 == file_sha256(out["detector"])
 
 
 @pytest.mark.parametrize("output", ["model", "onnx", "detector", "detector_onnx", "history",

@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     for path in paths:
         if not path.is_file():
             parser.error(f"no such file: {path}")
-    packages = [Package(path, name) for path, name in zip(paths, EXPECTED_PACKAGES)]
+    packages = [Package(path, name) for path, name in zip(paths, EXPECTED_PACKAGES, strict=True)]
 
     text = build_template(packages, default_page_html())
     args.output.parent.mkdir(parents=True, exist_ok=True)

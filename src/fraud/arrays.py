@@ -12,9 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import PipelineError
-from .schema import FEATURES
-
-N_FEATURES = len(FEATURES)
+from .schema import N_FEATURES
 
 
 def load_split(features_path: str | Path, labels_path: str | Path,

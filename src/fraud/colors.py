@@ -8,6 +8,8 @@ list the models), so a new model needs a line here and `python -m tools.make_plo
 
 from __future__ import annotations
 
+from .params import STRATEGY_ALIASES
+
 MODEL_COLORS: dict[str, str] = {
     "baseline": "#0072B2",    # blue
     "weighted": "#E69F00",    # orange
@@ -18,9 +20,8 @@ MODEL_COLORS: dict[str, str] = {
 # The zero-vs-careful output bias comparison of init_bias: no model, so no model colour.
 BIAS_COLORS: dict[str, str] = {"zero bias": "#999999", "careful bias": "#000000"}
 UNKNOWN = "#7f7f7f"
-ALIASES = {"resampled": "oversample"}  # the stage is train_resampled, the model oversample
 
 
 def model_color(name: str) -> str:
     """The model's colour (grey for a name not in MODEL_COLORS)."""
-    return MODEL_COLORS.get(ALIASES.get(name, name), UNKNOWN)
+    return MODEL_COLORS.get(STRATEGY_ALIASES.get(name, name), UNKNOWN)

@@ -17,8 +17,16 @@ import pandas as pd
 from .errors import PipelineError
 from .params import SplitParams
 from .rawcsv import open_csv, read_frames
-from .schema import FEATURES, LABEL, LOG_AMOUNT, RAW_COLUMNS, TABLE_COLUMNS, TIME, \
-    check_header, validate_raw_frame
+from .schema import (
+    FEATURES,
+    LABEL,
+    LOG_AMOUNT,
+    RAW_COLUMNS,
+    TABLE_COLUMNS,
+    TIME,
+    check_header,
+    validate_raw_frame,
+)
 
 if TYPE_CHECKING:
     from sklearn.preprocessing import StandardScaler
@@ -121,7 +129,7 @@ def summarise(table: pd.DataFrame) -> dict[str, float | int]:
     """The data facts users check first (flat, for `dvc metrics show`). Duplicates are rows
     identical in every raw column, Time included."""
     labels = table[LABEL].to_numpy()
-    duplicated = duplicated_rows(table[[column for column in RAW_COLUMNS]])
+    duplicated = duplicated_rows(table[list(RAW_COLUMNS)])
     return {
         "rows": int(len(table)),
         "frauds": int(labels.sum()),

@@ -44,7 +44,7 @@ from onnx import TensorProto, helper, numpy_helper
 from .errors import PipelineError
 from .export import INPUT_DTYPE, INPUT_NAME, MODEL_NAME, OUTPUT_NAME, ScalerStats
 from .model import keras, tf
-from .schema import FEATURES, INPUT_COLUMNS, PREPROCESS_NAME, V_COLUMNS
+from .schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 
 # The ONNX operator set: pinned, so that a new tf2onnx default does not change the files.
 # 17 is read by ONNX Runtime 1.11 (2022) and later, in every language.
@@ -57,8 +57,8 @@ ROWS = "rows"  # the symbolic batch dimension
 def check_network(network: keras.Model, label: str | Path) -> None:
     """The trained network must take the 29 scaled features and return one probability."""
     inputs, outputs = network.inputs, network.outputs
-    if len(inputs) != 1 or tuple(inputs[0].shape) != (None, len(FEATURES)):
-        raise PipelineError(f"{label}: expected a model with one (rows, {len(FEATURES)}) input, "
+    if len(inputs) != 1 or tuple(inputs[0].shape) != (None, N_FEATURES):
+        raise PipelineError(f"{label}: expected a model with one (rows, {N_FEATURES}) input, "
                             f"got {[tuple(t.shape) for t in inputs]}; run the train stages again")
     if len(outputs) != 1 or tuple(outputs[0].shape) != (None, 1):
         raise PipelineError(f"{label}: expected a model with one (rows, 1) output, got "
@@ -102,20 +102,6 @@ def build_detector(network: keras.Model, stats: ScalerStats, eps: float) -> kera
     for layer in network.layers:
         x = layer(x)
     return keras.Model(raw, x, name=MODEL_NAME)
-
-
-def predict_raw(model: keras.Model, raw: np.ndarray, batch_size: int = 65536) -> np.ndarray:
-    """Fraud probabilities (float64, 1-D) for raw rows, calling the model on float64 batches.
-
-    `model.predict` would cast the input to float32 first; a direct call keeps float64 and
-    reproduces the pipeline's probabilities exactly.
-    """
-    raw = np.ascontiguousarray(raw, dtype=np.float64)
-    if raw.ndim != 2 or raw.shape[1] != len(INPUT_COLUMNS):
-        raise ValueError(f"expected a (rows, {len(INPUT_COLUMNS)}) array, got {raw.shape}")
-    parts = [np.asarray(model(raw[start:start + batch_size], training=False)).reshape(-1)
-             for start in range(0, len(raw), batch_size)]
-    return (np.concatenate(parts) if parts else np.empty(0)).astype(np.float64)
 
 
 # --- ONNX ---------------------------------------------------------------------------------
@@ -178,7 +164,7 @@ def canonical(model: onnx.ModelProto, graph_name: str, metadata: dict[str, str],
 
 def network_to_onnx(network: keras.Model, strategy: str) -> onnx.ModelProto:
     """The trained network (scaled float32 features in, probability out) as ONNX."""
-    signature = [tf.TensorSpec((None, len(FEATURES)), tf.float32, name=NETWORK_INPUT)]
+    signature = [tf.TensorSpec((None, N_FEATURES), tf.float32, name=NETWORK_INPUT)]
     # tf2onnx logs its versions and optimiser passes at INFO in the stage's output: not ours.
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
@@ -257,7 +243,8 @@ def save_all(network: keras.Model, strategy: str, stats: ScalerStats, eps: float
     """What a train stage writes besides its `.keras` network: the network as ONNX, and the
     detector as `.keras` and `.onnx`. The ONNX detector records the `.keras` detector's
     sha256, so export can tell that the pair it ships comes from one run."""
-    from .export import detector_metadata, file_sha256
+    from .export import detector_metadata
+    from .files import file_sha256
     from .model import save_model
 
     check_network(network, f"the {strategy} network")

@@ -21,14 +21,14 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 from .errors import PipelineError
+from .files import file_sha256
 from .params import SYNTHETIC_SOURCE, DownloadParams
-from .schema import printable, printable_names, sniff_not_csv
+from .schema import GZIP_MAGIC, printable, printable_names, sniff_not_csv
 
 log = logging.getLogger(__name__)
 
 MIRROR_ENV = "FRAUD_DATA_MIRROR"
 CHUNK = 1 << 20
-GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 OFFLINE_HINT = (f"to run without a network, point {MIRROR_ENV} (or download.url) at a local "
                 "copy (.csv, .csv.gz or Kaggle's creditcard.zip), or set "
@@ -270,11 +270,7 @@ def _synthetic(params: DownloadParams, out: Path, seed: int) -> DownloadResult:
              seed)
     frame = generate_creditcard(params.synthetic_rows, params.synthetic_fraud_rate, seed)
     write_creditcard_csv(frame, out)
-    digest = hashlib.sha256()
-    with open(out, "rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return DownloadResult(source=SYNTHETIC_SOURCE, sha256=digest.hexdigest(), checked=False)
+    return DownloadResult(source=SYNTHETIC_SOURCE, sha256=file_sha256(out), checked=False)
 
 
 def mirror_from_env(environ: Iterable[tuple[str, str]] | None = None) -> str | None:

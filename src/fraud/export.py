@@ -24,7 +24,6 @@ have changed since.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from dataclasses import dataclass
@@ -36,7 +35,7 @@ import numpy as np
 from .errors import PipelineError
 from .files import read_json_file
 from .params import STRATEGIES, STRATEGY_ALIASES
-from .schema import FEATURES, INPUT_COLUMNS
+from .schema import FEATURES, INPUT_COLUMNS, N_FEATURES
 
 INPUT_NAME = "transaction"
 INPUT_DTYPE = "float64"
@@ -65,7 +64,7 @@ class ScalerStats:
 
 
 def _check_stats(label: str, mean: np.ndarray, scale: np.ndarray, fix: str) -> None:
-    n = len(FEATURES)
+    n = N_FEATURES
     if mean.shape != (n,) or scale.shape != (n,):
         raise PipelineError(f"{label}: expected {n} means and {n} scales, got "
                             f"{mean.shape[0] if mean.ndim else 0} and "
@@ -77,14 +76,8 @@ def _check_stats(label: str, mean: np.ndarray, scale: np.ndarray, fix: str) -> N
 def read_scaler(path: str | Path, clip: float) -> ScalerStats:
     """Reads scaler.json; its clip must equal `scale.clip` (else it is stale)."""
     path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: not found; run the scale stage first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise PipelineError(f"{path}: not valid JSON ({error}); run the scale stage again") \
-            from None
-    if not isinstance(data, dict) or not {"features", "mean", "scale", "clip"} <= set(data):
+    data = read_json_file(path, "scale")
+    if not {"features", "mean", "scale", "clip"} <= set(data):
         raise PipelineError(f"{path}: expected an object with features, mean, scale and clip; "
                             "run the scale stage again")
     if data["features"] != FEATURES:
@@ -129,17 +122,6 @@ def read_choice(path: str | Path) -> tuple[str, dict[str, Any]]:
     return name, data
 
 
-def file_sha256(path: str | Path, what: str = "file") -> str:
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: {what} not found")
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --- what the `.onnx` detector carries about itself (ONNX metadata_props: strings) -----------
 
 @dataclass(frozen=True)
@@ -178,7 +160,8 @@ def read_detector_metadata(metadata: dict[str, str], label: str, stage: str) -> 
             versions=dict(json.loads(metadata["versions"])))
     except (KeyError, TypeError, ValueError) as error:
         raise PipelineError(f"{label}: not a fraud detector written by train_baseline, "
-                            f"train_weighted or train_resampled (metadata: {type(error).__name__} {error}); {fix}") from None
+                            f"train_weighted or train_resampled (metadata: "
+                            f"{type(error).__name__} {error}); {fix}") from None
     if columns != INPUT_COLUMNS:
         raise PipelineError(f"{label}: takes the columns {columns}, expected {INPUT_COLUMNS}; "
                             f"{fix}")

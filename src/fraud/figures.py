@@ -12,9 +12,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # no display on servers and CI
 
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
 from .colors import model_color
 
@@ -78,7 +78,8 @@ def feature_distribution_png(path: Path, features: np.ndarray, labels: np.ndarra
     """The tutorial's V5/V6 hexbin of frauds vs legitimate rows (scaled training split)."""
     ix, iy = names.index(x), names.index(y)
     fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharex=True, sharey=True)
-    for ax, (title, mask) in zip(axes, (("Fraud", labels == 1), ("Legitimate", labels == 0))):
+    panels = (("Fraud", labels == 1), ("Legitimate", labels == 0))
+    for ax, (title, mask) in zip(axes, panels, strict=True):
         ax.hexbin(features[mask, ix], features[mask, iy], gridsize=40, extent=(-5, 5, -5, 5),
                   mincnt=1, cmap="viridis", bins="log")
         ax.set_title(f"{title} ({int(mask.sum()):,} rows)")

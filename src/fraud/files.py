@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
@@ -150,6 +151,18 @@ def read_json_file(path: str | os.PathLike[str], stage_hint: str) -> dict[str, A
     if not isinstance(data, dict):
         raise PipelineError(f"{path}: expected a JSON object; run the {stage_hint} stage again")
     return data
+
+
+def file_sha256(path: str | os.PathLike[str], what: str = "file") -> str:
+    """The sha256 of a file's bytes, read 1 MiB at a time."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: {what} not found")
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while block := handle.read(1 << 20):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def write_json(path: Path, data: Any, sort_keys: bool = True) -> None:

@@ -196,6 +196,11 @@ def _check(name: str, value: Any, ok: bool, allowed: str) -> None:
         raise _fail(name, value, allowed)
 
 
+def check_monitor(monitor: str) -> None:
+    """`train.monitor` must be a value the model logs each epoch (MONITORABLE)."""
+    _check("train.monitor", monitor, monitor in MONITORABLE, "one of " + ", ".join(MONITORABLE))
+
+
 def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
     section = raw.get(name)
     if not isinstance(section, dict):
@@ -225,7 +230,8 @@ def normalise_strategy(value: Any, name: str = "train.strategy") -> str:
 
 def _split_params(s: dict[str, Any]) -> SplitParams:
     method = s["method"].strip().lower() if isinstance(s["method"], str) else s["method"]
-    _check("split.method", s["method"], method in SPLIT_METHODS, "one of " + ", ".join(SPLIT_METHODS))
+    _check("split.method", s["method"], method in SPLIT_METHODS,
+           "one of " + ", ".join(SPLIT_METHODS))
     split = SplitParams(method=method,
                         group_duplicates=_as_bool("split.group_duplicates", s["group_duplicates"]),
                         test_size=_as_float("split.test_size", s["test_size"]),
@@ -276,8 +282,20 @@ def parse_params(raw: Any) -> Params:
         raise PipelineError("params.yaml: missing key 'seed'")
     seed = _as_int("seed", raw["seed"])
     _check("seed", seed, 0 <= seed < 2**32, "a whole number from 0 to 2**32 - 1")
+    # Section by section, in this order: the first bad key is the one reported.
+    return Params(seed=seed,
+                  download=_download_params(_section(raw, "download", DownloadParams)),
+                  clean=_clean_params(_section(raw, "clean", CleanParams)),
+                  split=_split_params(_section(raw, "split", SplitParams)),
+                  scale=_scale_params(_section(raw, "scale", ScaleParams)),
+                  model=_model_params(_section(raw, "model", ModelParams)),
+                  init_bias=_init_bias_params(_section(raw, "init_bias", InitBiasParams)),
+                  train=_train_params(_section(raw, "train", TrainParams)),
+                  evaluate=_evaluate_params(_section(raw, "evaluate", EvaluateParams)),
+                  logreg=parse_logreg(raw), gbdt=parse_gbdt(raw))
 
-    d = _section(raw, "download", DownloadParams)
+
+def _download_params(d: dict[str, Any]) -> DownloadParams:
     sha = d["sha256"]
     if sha is not None:
         sha = _as_str("download.sha256", sha).lower()
@@ -306,32 +324,40 @@ def parse_params(raw: Any) -> Params:
            0 <= download.synthetic_seed < 2**32, "a whole number from 0 to 2**32 - 1")
     _check("download.synthetic_fraud_rate", download.synthetic_fraud_rate,
            0 < download.synthetic_fraud_rate < 0.5, "a fraction between 0 and 0.5")
+    return download
 
-    c = _section(raw, "clean", CleanParams)
+
+def _clean_params(c: dict[str, Any]) -> CleanParams:
     clean = CleanParams(eps=_as_float("clean.eps", c["eps"]))
     _check("clean.eps", c["eps"], clean.eps > 0, "a number > 0 (log(Amount + eps) needs it)")
+    return clean
 
-    split = _split_params(_section(raw, "split", SplitParams))
 
-    sc = _section(raw, "scale", ScaleParams)
+def _scale_params(sc: dict[str, Any]) -> ScaleParams:
     scale = ScaleParams(clip=_as_float("scale.clip", sc["clip"]))
     _check("scale.clip", sc["clip"], scale.clip > 0, "a number > 0 (features are clipped to ±clip)")
+    return scale
 
-    m = _section(raw, "model", ModelParams)
+
+def _model_params(m: dict[str, Any]) -> ModelParams:
     model = ModelParams(hidden_units=_as_int("model.hidden_units", m["hidden_units"]),
                         dropout=_as_float("model.dropout", m["dropout"]),
                         learning_rate=_as_float("model.learning_rate", m["learning_rate"]))
     _check("model.hidden_units", m["hidden_units"], model.hidden_units >= 1, "a whole number >= 1")
     _check("model.dropout", m["dropout"], 0 <= model.dropout < 1, "a number in [0, 1)")
     _check("model.learning_rate", m["learning_rate"], model.learning_rate > 0, "a number > 0")
+    return model
 
-    ib = _section(raw, "init_bias", InitBiasParams)
+
+def _init_bias_params(ib: dict[str, Any]) -> InitBiasParams:
     init_bias = InitBiasParams(compare_epochs=_as_int("init_bias.compare_epochs",
                                                       ib["compare_epochs"]))
     _check("init_bias.compare_epochs", ib["compare_epochs"], init_bias.compare_epochs >= 1,
            "a whole number >= 1")
+    return init_bias
 
-    t = _section(raw, "train", TrainParams)
+
+def _train_params(t: dict[str, Any]) -> TrainParams:
     steps = t["oversample_steps_per_epoch"]
     train = TrainParams(
         strategy=(AUTO if isinstance(t["strategy"], str) and t["strategy"].strip().lower() == AUTO
@@ -346,31 +372,38 @@ def parse_params(raw: Any) -> Params:
     _check("train.epochs", t["epochs"], train.epochs >= 1, "a whole number >= 1")
     _check("train.batch_size", t["batch_size"], train.batch_size >= 1, "a whole number >= 1")
     _check("train.patience", t["patience"], train.patience >= 0, "a whole number >= 0")
-    _check("train.monitor", train.monitor, train.monitor in MONITORABLE,
-           "one of " + ", ".join(MONITORABLE))
+    check_monitor(train.monitor)
     _check("train.oversample_steps_per_epoch", steps,
            train.oversample_steps_per_epoch is None or train.oversample_steps_per_epoch >= 1,
            "null (each negative once per epoch) or a whole number >= 1")
+    return train
 
-    e = _section(raw, "evaluate", EvaluateParams)
-    threshold: float | str
-    if isinstance(e["threshold"], str) and e["threshold"].strip() in THRESHOLD_RULES:
-        threshold = e["threshold"].strip()
-    else:
-        try:
-            threshold = _as_float("evaluate.threshold", e["threshold"])
-        except PipelineError:
-            raise _fail("evaluate.threshold", e["threshold"],
-                        "a number in (0, 1) or one of " + ", ".join(THRESHOLD_RULES)) from None
-        _check("evaluate.threshold", e["threshold"], 0 < threshold < 1,
-               "a number in (0, 1) or one of " + ", ".join(THRESHOLD_RULES))
-    cost_fn: float | str
-    if isinstance(e["cost_fn"], str) and e["cost_fn"].strip() == "amount":
-        cost_fn = "amount"
-    else:
-        cost_fn = _as_float("evaluate.cost_fn", e["cost_fn"])
-        _check("evaluate.cost_fn", e["cost_fn"], cost_fn >= 0,
-               "a number >= 0, or 'amount' (a missed fraud costs its amount)")
+
+def _evaluate_threshold(value: Any) -> float | str:
+    """A probability in (0, 1), or the name of a rule that chooses one on validation."""
+    if isinstance(value, str) and value.strip() in THRESHOLD_RULES:
+        return value.strip()
+    allowed = "a number in (0, 1) or one of " + ", ".join(THRESHOLD_RULES)
+    try:
+        threshold = _as_float("evaluate.threshold", value)
+    except PipelineError:
+        raise _fail("evaluate.threshold", value, allowed) from None
+    _check("evaluate.threshold", value, 0 < threshold < 1, allowed)
+    return threshold
+
+
+def _evaluate_cost_fn(value: Any) -> float | str:
+    if isinstance(value, str) and value.strip() == "amount":
+        return "amount"
+    cost_fn = _as_float("evaluate.cost_fn", value)
+    _check("evaluate.cost_fn", value, cost_fn >= 0,
+           "a number >= 0, or 'amount' (a missed fraud costs its amount)")
+    return cost_fn
+
+
+def _evaluate_params(e: dict[str, Any]) -> EvaluateParams:
+    threshold = _evaluate_threshold(e["threshold"])
+    cost_fn = _evaluate_cost_fn(e["cost_fn"])
     evaluate = EvaluateParams(
         threshold=threshold,
         target_recall=_as_float("evaluate.target_recall", e["target_recall"]),
@@ -389,10 +422,7 @@ def parse_params(raw: Any) -> Params:
     if threshold == "min_cost" and evaluate.cost_fp == 0 and cost_fn == 0:
         raise PipelineError("params.yaml: evaluate.threshold = 'min_cost' needs a cost: "
                             "evaluate.cost_fp and evaluate.cost_fn are both 0")
-
-    return Params(seed=seed, download=download, clean=clean, split=split, scale=scale,
-                  model=model, init_bias=init_bias, train=train, evaluate=evaluate,
-                  logreg=parse_logreg(raw), gbdt=parse_gbdt(raw))
+    return evaluate
 
 
 def _c_grid(value: Any) -> tuple[float, ...]:

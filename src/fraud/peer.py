@@ -29,7 +29,6 @@ from sklearn.metrics import average_precision_score
 from threadpoolctl import threadpool_limits
 
 from .errors import PipelineError
-from .metrics import binary_metrics
 from .params import GbdtParams, LogregParams, Params
 
 log = logging.getLogger(__name__)
@@ -300,7 +299,7 @@ def load_peer(path: str | Path, stage_hint: str) -> PeerModel:
             "unknown origin")
     try:
         model = sio.loads(data, trusted=list(TRUSTED_TYPES))
-    except Exception as error:  # noqa: BLE001  (skops raises many types for a damaged file)
+    except Exception as error:
         raise PipelineError(f"{path}: cannot load ({type(error).__name__}: {error}); run "
                             f"`dvc repro --force {stage_hint}` to rebuild it"
                             .replace("\n", " ")) from None
@@ -309,31 +308,3 @@ def load_peer(path: str | Path, stage_hint: str) -> PeerModel:
         raise PipelineError(f"{path}: holds a {type(model).__name__}, not a fitted peer model; "
                             f"run `dvc repro --force {stage_hint}` to rebuild it")
     return model
-
-
-# --- the older peer of compare_seeds (src/fraud/compare.py) ----------------------------------
-# Class-weighted logistic regression refitted per seed outside the DAG. Kept until compare
-# reads the peers from the DAG (train_logreg / train_gbdt); the stages above are the main path.
-
-def fit_logistic_peer(features: np.ndarray, labels: np.ndarray, seed: int
-                      ) -> tuple[LogisticRegression, float]:
-    """LogisticRegression(class_weight='balanced') fitted on (features, labels).
-
-    Returns the fitted model and the wall-clock seconds the fit took.
-    """
-    features, labels = _check(features, labels)
-    if len(np.unique(labels)) < 2:
-        raise PipelineError("peer: the training labels hold a single class; "
-                            "a classifier needs both frauds and non-frauds")
-    model = LogisticRegression(class_weight="balanced", max_iter=1000, random_state=seed)
-    start = time.perf_counter()
-    model.fit(features, labels)
-    return model, time.perf_counter() - start
-
-
-def peer_metrics(model: LogisticRegression, features: np.ndarray, labels: np.ndarray,
-                 threshold: float = 0.5) -> dict:
-    """The tutorial's metrics (as evaluate reports them) of `model` on (features, labels)."""
-    features, labels = _check(features, labels)
-    probabilities = model.predict_proba(features)[:, 1]
-    return binary_metrics(labels, probabilities, threshold)

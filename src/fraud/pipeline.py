@@ -10,8 +10,8 @@ DVC_YAML = "dvc.yaml"
 
 
 def stage_names(dvc_yaml: str | Path = DVC_YAML) -> list[str]:
-    """Every stage that runs, in dvc.yaml's order; each item of a stage with `foreach` as `name@key`, the
-    way DVC names (and prints) each of its items."""
+    """Every stage that runs, in dvc.yaml's order; each item of a stage with `foreach` as
+    `name@key`, the way DVC names (and prints) each of its items."""
     stages = yaml.safe_load(Path(dvc_yaml).read_text(encoding="utf-8"))["stages"]
     names: list[str] = []
     for name, stage in stages.items():

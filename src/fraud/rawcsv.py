@@ -34,13 +34,12 @@ import numpy as np
 import pandas as pd
 
 from .errors import PipelineError
-from .schema import printable, sniff_not_csv
+from .schema import GZIP_MAGIC, printable, sniff_not_csv
 
 # A row of this data set is under 1 KB; 64 KiB leaves room for long ID columns (predict)
 # while a runaway line is refused after reading 64 KiB of it.
 MAX_LINE_BYTES = 1 << 16
 BLOCK_BYTES = 1 << 20
-GZIP_MAGIC = b"\x1f\x8b"
 ZIP_MAGIC = b"PK\x03\x04"
 UTF16_BOMS = (b"\xff\xfe", b"\xfe\xff")
 STDIO = "-"

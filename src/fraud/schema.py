@@ -21,6 +21,7 @@ LABEL = "Class"
 LOG_AMOUNT = "Log Amount"
 # The model's 29 inputs, in this order everywhere (arrays, scaler, exported model).
 FEATURES = [*V_COLUMNS, LOG_AMOUNT]
+N_FEATURES = len(FEATURES)
 # The cleaned and split tables: the model's inputs plus Time (for the time split and audits)
 # and Amount (for amount-based costs), which `scale` drops.
 TIME = "Time"
@@ -30,6 +31,8 @@ TABLE_COLUMNS = [TIME, *V_COLUMNS, "Amount", LOG_AMOUNT, LABEL]
 # reading inputs needs neither TensorFlow nor onnxruntime.
 INPUT_COLUMNS = [*V_COLUMNS, "Amount"]
 PREPROCESS_NAME = "preprocess"
+# The first bytes of a gzip stream (what download and the CSV readers sniff for).
+GZIP_MAGIC = b"\x1f\x8b"
 # No time, amount or component of this data set comes near it (the largest are ~1.7e5 s,
 # ~2.6e4 and ~1.2e2); beyond about 1e154 the squares in the scaler's variance overflow to
 # inf, so a larger cell would pass clean and crash scale.

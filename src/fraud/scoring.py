@@ -22,7 +22,6 @@ from .errors import PipelineError
 from .rawcsv import STDIN_LABEL, STDIO, OpenedCsv, open_csv, read_frames
 from .schema import (
     LABEL,
-    V_COLUMNS,
     check_header,
     printable,
     printable_names,
@@ -32,7 +31,7 @@ from .schema import (
 __all__ = ["STDIN_LABEL", "STDIO"]  # re-exported: predict's names for stdin/stdout
 # The exported model's input columns, in order, and the name of its preprocessing part
 # (defined in schema.py, which the train stages depend on; predict imports them from here).
-from .schema import INPUT_COLUMNS, PREPROCESS_NAME  # noqa: F401, E402
+from .schema import INPUT_COLUMNS, PREPROCESS_NAME  # noqa: F401
 
 TIME = "Time"
 # Accepted in the input: Time is ignored (not an input of the model, its values are not
@@ -104,7 +103,7 @@ def _read_options(opened: OpenedInput) -> dict[str, object]:
     """Only the columns predict uses are converted; keys and Class are read as text."""
     has_label = LABEL in opened.columns
     text = [*opened.id_columns, *([LABEL] if has_label else [])]
-    na_values: dict[str, list[str]] = {column: NA_STRINGS for column in INPUT_COLUMNS}
+    na_values: dict[str, list[str]] = dict.fromkeys(INPUT_COLUMNS, NA_STRINGS)
     if has_label:
         na_values[LABEL] = [""]
     return {"usecols": [*INPUT_COLUMNS, *text], "dtype": dict.fromkeys(text, str),
@@ -154,7 +153,7 @@ def format_rows(probabilities: np.ndarray, threshold: float, labels: np.ndarray 
         labels = np.asarray(labels, dtype=np.float64)
         columns.append(np.where(np.isnan(labels), "",
                                 np.nan_to_num(labels).astype(np.int8).astype(str)))
-    text = "\n".join(map(",".join, zip(*columns)))
+    text = "\n".join(map(",".join, zip(*columns, strict=True)))
     return (text + "\n" if len(probabilities) else ""), int(flagged.sum())
 
 

@@ -145,7 +145,7 @@ def compare(per_seed: Mapping[str, Mapping[int, Mapping[str, Any]]], seeds: Sequ
                   for i, a in enumerate(rows) for b in rows[i + 1:]
                   if values[a][metric] is not None and values[b][metric] is not None]
         adjusted = holm([pair.p for pair in family])
-        paired += [replace(pair, p_holm=q) for pair, q in zip(family, adjusted)]
+        paired += [replace(pair, p_holm=q) for pair, q in zip(family, adjusted, strict=True)]
     return Comparison(seeds=list(seeds), level=level, summary=summary, paired=paired)
 
 

@@ -147,7 +147,7 @@ def expand(seeds: Sequence[int], grid: Mapping[str, Sequence[str]], fixed: Mappi
     keys = list(grid)
     points = []
     for values in itertools.product(*(grid[key] for key in keys)):
-        settings = tuple(zip(keys, values))
+        settings = tuple(zip(keys, values, strict=True))
         for seed in seeds:
             points.append(Point(seed=seed, settings=settings,
                                 name=experiment_name(prefix, code, seed, settings, fixed)))

@@ -31,11 +31,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from .schema import V_COLUMNS
+
 __all__ = ["COLUMNS", "HEADER", "TIME_MAX", "generate_creditcard", "write_creditcard_csv"]
 
 STATS_PATH = Path(__file__).with_name("creditcard_stats.json")
 
-V_COLUMNS: tuple[str, ...] = tuple(f"V{i}" for i in range(1, 29))
 COLUMNS: tuple[str, ...] = ("Time", *V_COLUMNS, "Amount", "Class")
 # The real file quotes every header name (and the Class values), but no number.
 HEADER = ",".join(f'"{name}"' for name in COLUMNS)
@@ -193,7 +194,8 @@ def write_creditcard_csv(frame: pd.DataFrame, path: str | os.PathLike[str]) -> N
     Raises ValueError if the frame does not have the real file's columns and values.
     """
     if list(frame.columns) != list(COLUMNS):
-        raise ValueError(f"frame columns must be exactly {list(COLUMNS)}, got {list(frame.columns)}")
+        raise ValueError(f"frame columns must be exactly {list(COLUMNS)}, "
+                         f"got {list(frame.columns)}")
     values = frame.to_numpy(dtype=np.float64, copy=True)
     if not np.isfinite(values).all():
         raise ValueError("frame has missing or infinite values")

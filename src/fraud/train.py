@@ -15,10 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .arrays import N_FEATURES, load_split  # noqa: F401  (re-exported: T.load_split)
+from .arrays import load_split  # noqa: F401  (re-exported: training.load_split)
 from .errors import PipelineError
 from .model import keras, tf
-from .params import MONITORABLE, TrainParams
+from .params import TrainParams, check_monitor
 
 log = logging.getLogger(__name__)
 
@@ -140,9 +140,6 @@ def history_frame(history: dict[str, list[float]]) -> pd.DataFrame:
 
 def best_epoch(history: pd.DataFrame, monitor: str) -> int:
     """The first epoch with the best monitored value (EarlyStopping's strict improvement)."""
-    if monitor not in history.columns:
-        raise PipelineError(f"train.monitor = {monitor!r} is not logged by the model; "
-                            f"choose one of {', '.join(MONITORABLE)}")
     values = history[monitor].to_numpy()
     index = int(np.argmin(values) if monitor_mode(monitor) == "min" else np.argmax(values))
     return int(history["epoch"].iloc[index])
@@ -150,7 +147,7 @@ def best_epoch(history: pd.DataFrame, monitor: str) -> int:
 
 def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
         val: tuple[np.ndarray, np.ndarray], params: TrainParams, label: str,
-        epochs: int | None = None, early_stopping: bool = True,
+        early_stopping: bool = True,
         class_weight: dict[int, float] | None = None,
         dataset: tf.data.Dataset | None = None, steps_per_epoch: int | None = None
         ) -> TrainResult:
@@ -161,9 +158,8 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     tests check it.
     """
     monitor = params.monitor
-    if early_stopping and monitor not in MONITORABLE:
-        raise PipelineError(f"train.monitor = {monitor!r} is not logged by the model; choose "
-                            f"one of {', '.join(MONITORABLE)}")
+    if early_stopping:
+        check_monitor(monitor)  # TrainParams built in code skip parse_params' check
     timer = EpochTimer(label, monitor)
     callbacks: list[keras.callbacks.Callback] = [timer]
     if early_stopping:
@@ -175,8 +171,8 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     x, y = train
     # Keras' cross-entropy metric wants labels shaped like the (rows, 1) output.
     val = (val[0], val[1].reshape(-1, 1))
-    common = dict(epochs=epochs or params.epochs, validation_data=val, callbacks=callbacks,
-                  validation_batch_size=params.batch_size, verbose=0)
+    common = {"epochs": params.epochs, "validation_data": val, "callbacks": callbacks,
+              "validation_batch_size": params.batch_size, "verbose": 0}
     if dataset is not None:
         history = model.fit(dataset, steps_per_epoch=steps_per_epoch, shuffle=False, **common)
     else:

@@ -23,6 +23,13 @@ def parser(description: str) -> argparse.ArgumentParser:
     return result
 
 
+def add_split_arguments(cli: argparse.ArgumentParser, *splits: str) -> None:
+    """`--<split>-features` and `--<split>-labels` (the scale stage's .npy files) per split."""
+    for split in splits:
+        cli.add_argument(f"--{split}-features", required=True, type=Path)
+        cli.add_argument(f"--{split}-labels", required=True, type=Path)
+
+
 def params_file(value: str) -> str:
     """An argparse type: a params file that exists must be a small UTF-8 text file (YAML and
     the meaning of its keys are load_params' to check; so is a missing file)."""

@@ -33,34 +33,35 @@ def main(argv: Sequence[str]) -> None:
 
     import shutil
 
-    from src.fraud import export as E
+    from src.fraud import export
     from src.fraud.errors import PipelineError
-    from src.fraud.files import outputs, remove_outputs, write_json
+    from src.fraud.files import file_sha256, outputs, remove_outputs, write_json
     from src.fraud.onnx_scoring import load_onnx
     from src.fraud.params import TRAIN_STAGES
 
     remove_outputs(args.out_keras, args.out_onnx, args.card)
-    model, choice = E.read_choice(args.choice)
+    model, choice = export.read_choice(args.choice)
     stage = TRAIN_STAGES[model]
     sources = {"keras": Path(args.keras.format(strategy=model)),
                "onnx": Path(args.onnx.format(strategy=model))}
     detector = load_onnx(sources["onnx"], stage)
     if (detector.input_name, detector.input_dtype, detector.columns) != \
-            (E.INPUT_NAME, E.INPUT_DTYPE, len(E.INPUT_COLUMNS)):
+            (export.INPUT_NAME, export.INPUT_DTYPE, len(export.INPUT_COLUMNS)):
         raise PipelineError(f"{sources['onnx']}: takes {detector.input_name!r} "
                             f"({detector.input_dtype}, {detector.columns} columns), not raw "
                             f"transactions; run the {stage} stage again")
-    info = E.read_detector_metadata(detector.metadata, str(sources["onnx"]), stage)
-    keras_sha256 = E.file_sha256(sources["keras"], f"detector (run the {stage} stage)")
+    info = export.read_detector_metadata(detector.metadata, str(sources["onnx"]), stage)
+    keras_sha256 = file_sha256(sources["keras"], f"detector (run the {stage} stage)")
     if info.strategy != model or info.keras_sha256 != keras_sha256:
         raise PipelineError(f"{sources['keras']} and {sources['onnx']} were not written by "
                             f"one run of {stage}; run it again (dvc repro {stage})")
     shipped = {"keras": args.out_keras, "onnx": args.out_onnx}
-    files = {"onnx": (args.out_onnx.name, E.file_sha256(sources["onnx"])),
+    files = {"onnx": (args.out_onnx.name, file_sha256(sources["onnx"])),
              "keras": (args.out_keras.name, keras_sha256)}
-    card = E.model_card(model=model, choice=choice, info=info, files=files,
-                        sources={fmt: str(path) for fmt, path in sources.items()},
-                        raw_csv=args.raw, raw_sha256=E.file_sha256(args.raw, "raw training CSV"))
+    card = export.model_card(model=model, choice=choice, info=info, files=files,
+                             sources={fmt: str(path) for fmt, path in sources.items()},
+                             raw_csv=args.raw,
+                             raw_sha256=file_sha256(args.raw, "raw training CSV"))
     with outputs() as out:
         for fmt, target in shipped.items():
             shutil.copyfile(sources[fmt], out.path(target))

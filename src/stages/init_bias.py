@@ -3,26 +3,30 @@ the zero-vs-careful bias comparison (loss curves)."""
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from src.stages._cli import parser, run
+from src.stages._cli import add_split_arguments, parser, run
 
 log = logging.getLogger("init_bias")
 
 
-def main(argv: Sequence[str]) -> None:
+def build_parser() -> argparse.ArgumentParser:
     cli = parser(__doc__)
-    cli.add_argument("--train-features", required=True, type=Path)
-    cli.add_argument("--train-labels", required=True, type=Path)
-    cli.add_argument("--val-features", required=True, type=Path)
-    cli.add_argument("--val-labels", required=True, type=Path)
-    cli.add_argument("--weights-out", required=True, type=Path, help="initial weights (.weights.h5)")
+    add_split_arguments(cli, "train", "val")
+    cli.add_argument("--weights-out", required=True, type=Path,
+                     help="initial weights (.weights.h5)")
     cli.add_argument("--metrics-out", required=True, type=Path)
     cli.add_argument("--curves-out", required=True, type=Path, help="loss per epoch (CSV)")
-    args = cli.parse_args(argv)
+    return cli
+
+
+def main(argv: Sequence[str]) -> None:
+    args = build_parser().parse_args(argv)
 
     from src.fraud.files import outputs, remove_outputs, write_json
     from src.fraud.params import load_params
@@ -31,23 +35,50 @@ def main(argv: Sequence[str]) -> None:
     remove_outputs(args.weights_out, args.metrics_out, args.curves_out)
     params = load_params(args.params)
 
-    from src.fraud import model as M
-    from src.fraud import train as T
+    from src.fraud import model as keras_model
+    from src.fraud import train as training
 
-    train = T.load_split(args.train_features, args.train_labels)
-    val = T.load_split(args.val_features, args.val_labels)
-    bias = M.careful_bias(train[1])
-    steps = T.steps_for(len(train[1]), params.train.batch_size)
-    M.set_determinism(params.seed)
+    train = training.load_split(args.train_features, args.train_labels)
+    val = training.load_split(args.val_features, args.val_labels)
+    bias = keras_model.careful_bias(train[1])
+    steps = training.steps_for(len(train[1]), params.train.batch_size)
+    keras_model.set_determinism(params.seed)
     # Loss curves only: compiled without the eleven metrics (same losses, ~5 s faster).
-    model = M.make_model(train[0].shape[1], params.model, output_bias=bias,
-                         steps_per_execution=steps, metrics=False)
-    loss_careful = T.initial_loss(model, train, params.train.batch_size)
+    model = keras_model.make_model(train[0].shape[1], params.model, output_bias=bias,
+                                   steps_per_execution=steps, metrics=False)
+    loss_careful = training.initial_loss(model, train, params.train.batch_size)
     initial = model.get_weights()
     model.layers[-1].bias.assign([0.0])
-    loss_zero = T.initial_loss(model, train, params.train.batch_size)
+    loss_zero = training.initial_loss(model, train, params.train.batch_size)
     log.info("careful bias %.4f; initial loss %.4f with it, %.4f with a zero bias "
-             "(expected %.4f)", bias, loss_careful, loss_zero, T.expected_initial_loss(train[1]))
+             "(expected %.4f)", bias, loss_careful, loss_zero,
+             training.expected_initial_loss(train[1]))
+    results = _compare_biases(model, initial, bias, train, val, params)
+
+    # Saved from a never-trained model: the checkpoint holds no optimizer state, so every
+    # strategy starts from the same weights and a fresh Adam.
+    fresh = keras_model.make_model(train[0].shape[1], params.model)
+    fresh.set_weights(initial)
+    with outputs() as out:
+        fresh.save_weights(out.path(args.weights_out))
+        write_json(out.path(args.metrics_out), {
+            "initial_bias": bias,
+            "initial_loss_careful_bias": loss_careful,
+            "initial_loss_zero_bias": loss_zero,
+            "expected_initial_loss": training.expected_initial_loss(train[1]),
+            "final_val_loss_careful_bias": float(results["careful"].history["val_loss"].iloc[-1]),
+            "final_val_loss_zero_bias": float(results["zero"].history["val_loss"].iloc[-1]),
+        })
+        training.bias_comparison_frame(results["zero"], results["careful"]).to_csv(
+            out.path(args.curves_out), index=False)
+
+
+def _compare_biases(model: Any, initial: list[Any], bias: float, train: Any, val: Any,
+                    params: Any) -> dict[str, Any]:
+    """The same start but for the output bias (zero, then careful), trained for
+    init_bias.compare_epochs each: the fit results by name."""
+    from src.fraud import model as keras_model
+    from src.fraud import train as training
 
     compare = dataclasses.replace(params.train, epochs=params.init_bias.compare_epochs)
     log.info("zero vs careful bias: %d epochs each, losses only (no metrics are compiled, "
@@ -56,25 +87,10 @@ def main(argv: Sequence[str]) -> None:
     for name, output_bias in (("zero", 0.0), ("careful", bias)):
         model.set_weights(initial)
         model.layers[-1].bias.assign([output_bias])
-        M.set_determinism(params.seed)
-        results[name] = T.fit(model, train, val, compare, f"{name} bias", early_stopping=False)
-
-    # Saved from a never-trained model: the checkpoint holds no optimizer state, so every
-    # strategy starts from the same weights and a fresh Adam.
-    fresh = M.make_model(train[0].shape[1], params.model)
-    fresh.set_weights(initial)
-    with outputs() as out:
-        fresh.save_weights(out.path(args.weights_out))
-        write_json(out.path(args.metrics_out), {
-            "initial_bias": bias,
-            "initial_loss_careful_bias": loss_careful,
-            "initial_loss_zero_bias": loss_zero,
-            "expected_initial_loss": T.expected_initial_loss(train[1]),
-            "final_val_loss_careful_bias": float(results["careful"].history["val_loss"].iloc[-1]),
-            "final_val_loss_zero_bias": float(results["zero"].history["val_loss"].iloc[-1]),
-        })
-        T.bias_comparison_frame(results["zero"], results["careful"]).to_csv(
-            out.path(args.curves_out), index=False)
+        keras_model.set_determinism(params.seed)
+        results[name] = training.fit(model, train, val, compare, f"{name} bias",
+                                     early_stopping=False)
+    return results
 
 
 if __name__ == "__main__":

@@ -9,23 +9,22 @@ anyway; the export stage then only copies the chosen one.
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from src.stages._cli import parser, run
+from src.stages._cli import add_split_arguments, parser, run
 
 log = logging.getLogger("train")
 
 
-def main(argv: Sequence[str]) -> None:
+def build_parser() -> argparse.ArgumentParser:
     cli = parser(__doc__)
     cli.add_argument("--strategy", required=True,
                      help="baseline | weighted | oversample (resampled is the same)")
-    cli.add_argument("--train-features", required=True, type=Path)
-    cli.add_argument("--train-labels", required=True, type=Path)
-    cli.add_argument("--val-features", required=True, type=Path)
-    cli.add_argument("--val-labels", required=True, type=Path)
+    add_split_arguments(cli, "train", "val")
     cli.add_argument("--initial-weights", required=True, type=Path)
     cli.add_argument("--scaler", required=True, type=Path,
                      help="scaler statistics (JSON), for the detector's preprocessing")
@@ -38,11 +37,14 @@ def main(argv: Sequence[str]) -> None:
                      help="the same detector as ONNX")
     cli.add_argument("--history-out", required=True, type=Path, help="per-epoch metrics (CSV)")
     cli.add_argument("--metrics-out", required=True, type=Path, help="best epoch's val metrics")
-    args = cli.parse_args(argv)
+    return cli
 
-    from src.fraud.errors import PipelineError
+
+def main(argv: Sequence[str]) -> None:
+    args = build_parser().parse_args(argv)
+
     from src.fraud.export import read_scaler
-    from src.fraud.files import outputs, remove_outputs, write_json
+    from src.fraud.files import remove_outputs
     from src.fraud.params import load_params, normalise_strategy
 
     # Stale outputs go first, so that any failure (bad params too) leaves none behind.
@@ -52,19 +54,39 @@ def main(argv: Sequence[str]) -> None:
     params = load_params(args.params)
     stats = read_scaler(args.scaler, params.scale.clip)  # a stale scaler fails before training
 
-    from src.fraud import detector as D
-    from src.fraud import model as M
-    from src.fraud import train as T
+    from src.fraud import model as keras_model
+    from src.fraud import train as training
 
-    train = T.load_split(args.train_features, args.train_labels)
-    val = T.load_split(args.val_features, args.val_labels)
+    train, val = _load_splits(args)
+    model = _initial_model(args, strategy, params, train)
+    keras_model.set_determinism(params.seed)
+    result = training.train_strategy(strategy, model, train, val, params.train, params.seed)
+    _log_result(strategy, result)
+    _write_outputs(args, strategy, params, stats, model, result)
+
+
+def _load_splits(args: argparse.Namespace) -> tuple[Any, Any]:
+    from src.fraud import train as training
+    from src.fraud.errors import PipelineError
+
+    train = training.load_split(args.train_features, args.train_labels)
+    val = training.load_split(args.val_features, args.val_labels)
     if val[0].shape[1] != train[0].shape[1]:
         raise PipelineError(f"{args.val_features}: {val[0].shape[1]} features, but the "
                             f"training split has {train[0].shape[1]}")
-    M.set_determinism(params.seed)
-    model = M.make_model(train[0].shape[1], params.model,
-                         steps_per_execution=T.steps_per_execution(strategy, train[1],
-                                                                   params.train))
+    return train, val
+
+
+def _initial_model(args: argparse.Namespace, strategy: str, params: Any, train: Any) -> Any:
+    """The compiled network with init_bias' weights (the same start for every strategy)."""
+    from src.fraud import model as keras_model
+    from src.fraud import train as training
+    from src.fraud.errors import PipelineError
+
+    keras_model.set_determinism(params.seed)
+    steps_per_execution = training.steps_per_execution(strategy, train[1], params.train)
+    model = keras_model.make_model(train[0].shape[1], params.model,
+                                   steps_per_execution=steps_per_execution)
     if not args.initial_weights.is_file():
         raise PipelineError(f"{args.initial_weights}: not found; run the init_bias stage first")
     try:
@@ -72,8 +94,10 @@ def main(argv: Sequence[str]) -> None:
     except Exception as error:  # h5py / Keras raise many types for a mismatched file
         raise PipelineError(f"{args.initial_weights}: cannot load into this model ({error}); "
                             "rerun init_bias with the same model.* params") from None
-    M.set_determinism(params.seed)
-    result = T.train_strategy(strategy, model, train, val, params.train, params.seed)
+    return model
+
+
+def _log_result(strategy: str, result: Any) -> None:
     epochs = len(result.history)
     seconds = sum(result.epoch_seconds)
     log.info("%s: %d epochs in %.1f s (%.3f s/epoch after the first); best epoch %d, val %s",
@@ -81,15 +105,24 @@ def main(argv: Sequence[str]) -> None:
              (sum(result.epoch_seconds[1:]) / max(epochs - 1, 1)), result.best_epoch,
              {k: round(v, 4) for k, v in result.best_val_metrics.items()
               if k in ("precision", "recall", "auc", "prc")})
+
+
+def _write_outputs(args: argparse.Namespace, strategy: str, params: Any, stats: Any,
+                   model: Any, result: Any) -> None:
+    from src.fraud import detector
+    from src.fraud import model as keras_model
+    from src.fraud.files import outputs, write_json
+
     with outputs() as out:
-        M.save_model(model, out.path(args.model_out))
-        D.save_all(model, strategy, stats, params.clean.eps,
-                   network_onnx_path=out.path(args.onnx_out),
-                   detector_path=out.path(args.detector_out),
-                   detector_onnx_path=out.path(args.detector_onnx_out))
+        keras_model.save_model(model, out.path(args.model_out))
+        detector.save_all(model, strategy, stats, params.clean.eps,
+                          network_onnx_path=out.path(args.onnx_out),
+                          detector_path=out.path(args.detector_out),
+                          detector_onnx_path=out.path(args.detector_onnx_out))
         result.history.to_csv(out.path(args.history_out), index=False)
         write_json(out.path(args.metrics_out), {
-            "strategy": strategy, "best_epoch": result.best_epoch, "epochs_run": epochs,
+            "strategy": strategy, "best_epoch": result.best_epoch,
+            "epochs_run": len(result.history),
             **{f"val_{k}": v for k, v in result.best_val_metrics.items()},
         })
 

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.stages._cli import parser, run
+from src.stages._cli import add_split_arguments, parser, run
 
 log = logging.getLogger("train_peer")
 
@@ -17,10 +17,7 @@ def main(argv: Sequence[str]) -> None:
 
     cli = parser(__doc__)
     cli.add_argument("--model", required=True, choices=PEERS)
-    cli.add_argument("--train-features", required=True, type=Path)
-    cli.add_argument("--train-labels", required=True, type=Path)
-    cli.add_argument("--val-features", required=True, type=Path)
-    cli.add_argument("--val-labels", required=True, type=Path)
+    add_split_arguments(cli, "train", "val")
     cli.add_argument("--model-out", required=True, type=Path, help="fitted model (.skops)")
     cli.add_argument("--metrics-out", required=True, type=Path,
                      help="what tuning chose, and the validation average precision (JSON)")
