@@ -49,7 +49,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(1)
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
     for row in table:
-        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        cells = zip(row, widths, strict=True)
+        print("  ".join(cell.ljust(width) for cell, width in cells).rstrip())
     print("* chosen by evaluate (metrics/evaluate.json)")
 
 
