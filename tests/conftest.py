@@ -199,3 +199,17 @@ def set_cell(line_no: int, column: str, value: str) -> Callable[[list[str]], byt
         return join(lines)
 
     return make
+
+
+def save_scaled_splits(folder: Path, make_split: Callable[[int, int], tuple[Any, Any]],
+                       sizes: dict[str, tuple[int, int]]) -> dict[str, Path]:
+    """`{name}_features.npy` / `{name}_labels.npy` as `scale` writes them, for each
+    `name: (rows, seed)`, drawn by `make_split(rows, seed)`; returns the paths by key."""
+    import numpy as np
+
+    paths = {}
+    for name, (rows, seed) in sizes.items():
+        for kind, array in zip(("features", "labels"), make_split(rows, seed), strict=True):
+            paths[f"{name}_{kind}"] = folder / f"{name}_{kind}.npy"
+            np.save(paths[f"{name}_{kind}"], array)
+    return paths

@@ -13,7 +13,7 @@ import pytest
 
 from src.fraud.peer import load_peer, peer_scores
 from src.fraud.schema import N_FEATURES
-from tests.conftest import REPO, check_stage_error, stage_env
+from tests.conftest import REPO, check_stage_error, save_scaled_splits, stage_env
 
 # Quick trees: small arrays, a high learning rate, a short patience.
 QUICK = {"gbdt.max_iter": 60, "gbdt.learning_rate": 0.3, "gbdt.n_iter_no_change": 5}
@@ -30,14 +30,7 @@ def make_split(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def arrays(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("scaled")
-    paths = {}
-    for name, rows, seed in (("train", 1500, 1), ("val", 500, 2)):
-        features, labels = make_split(rows, seed)
-        paths[f"{name}_features"] = folder / f"{name}_features.npy"
-        paths[f"{name}_labels"] = folder / f"{name}_labels.npy"
-        np.save(paths[f"{name}_features"], features)
-        np.save(paths[f"{name}_labels"], labels)
-    return paths
+    return save_scaled_splits(folder, make_split, {"train": (1500, 1), "val": (500, 2)})
 
 
 def stage_args(model: str, arrays: dict[str, Path], out: Path, params: Path) -> list[Any]:

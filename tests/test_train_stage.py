@@ -20,6 +20,7 @@ import yaml
 from src.fraud.files import file_sha256
 from src.fraud.params import MONITORABLE
 from src.fraud.schema import N_FEATURES
+from tests.conftest import save_scaled_splits
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 42
@@ -85,13 +86,7 @@ def assert_clean_failure(result: subprocess.CompletedProcess, *words: str) -> st
 @pytest.fixture(scope="module")
 def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("stage_data")
-    paths = {}
-    for name, rows, seed in (("train", 4_000, 1), ("val", 1_500, 2)):
-        features, labels = make_split(rows, seed)
-        paths[f"{name}_features"] = folder / f"{name}_features.npy"
-        paths[f"{name}_labels"] = folder / f"{name}_labels.npy"
-        np.save(paths[f"{name}_features"], features)
-        np.save(paths[f"{name}_labels"], labels)
+    paths = save_scaled_splits(folder, make_split, {"train": (4_000, 1), "val": (1_500, 2)})
     paths["params"] = write_params(folder / "params.yaml")
     paths["scaler"] = write_scaler(folder / "scaler.json", clip=5.0)
     return paths
