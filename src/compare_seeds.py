@@ -1,4 +1,4 @@
-"""Compare the models over several seeds: the sweep of src/sweep.py without a grid.
+"""Compare the models over several seeds: src/sweep.py under its older name.
 
     python -m src.compare_seeds --seeds 5                 # seeds 42..46 (params.yaml's seed on)
     python -m src.compare_seeds --seed-list 1,2,3 --set train.epochs=20 --jobs 2

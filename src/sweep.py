@@ -78,7 +78,8 @@ def parser(description: str = __doc__, out_dir: str = "reports/sweeps", stem: st
     cli.add_argument("--rerun", action="store_true",
                      help="run every experiment again, stages and all (dvc exp run -f)")
     cli.add_argument("--prefix", default=prefix, help=f"experiment names' prefix ({prefix})")
-    cli.add_argument("--out-dir", type=Path, default=Path(out_dir))
+    cli.add_argument("--out-dir", type=Path, default=Path(out_dir),
+                     help=f"where the report and failed experiments' logs go ({out_dir})")
     cli.add_argument("--stem", default=stem, help=f"report file names (<stem>.md; {stem})")
     cli.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     cli.add_argument("--params", default="params.yaml", help="the params file")
