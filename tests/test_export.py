@@ -115,8 +115,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
                        detector_onnx_path=root / "models/detector/baseline.onnx")
     write_json(root / "metrics/evaluate.json", CHOICE)
     paths = {"choice": root / "metrics/evaluate.json",
-             "keras": root / "models/detector/{strategy}.keras",
-             "onnx": root / "models/detector/{strategy}.onnx", "raw": raw_csv,
+             "keras": root / "models/detector/{model}.keras",
+             "onnx": root / "models/detector/{model}.onnx", "raw": raw_csv,
              "out_keras": root / "models/fraud_detector.keras",
              "out_onnx": root / "models/fraud_detector.onnx",
              "card": root / "models/fraud_detector.json"}
@@ -161,7 +161,7 @@ def test_stage_succeeds_quietly_without_tensorflow(project: Project) -> None:
 
 def test_ships_the_chosen_detectors_unchanged(project: Project) -> None:
     for fmt in ("keras", "onnx"):
-        source = Path(str(project.paths[fmt]).format(strategy="baseline"))
+        source = Path(str(project.paths[fmt]).format(model="baseline"))
         assert project.paths[f"out_{fmt}"].read_bytes() == source.read_bytes(), fmt
 
 
@@ -280,7 +280,7 @@ def test_card(project: Project) -> None:
         shipped = project.paths[f"out_{fmt}"]
         assert entry["file"] == shipped.name
         assert entry["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
-        assert entry["source"] == str(project.paths[fmt]).format(strategy="baseline")
+        assert entry["source"] == str(project.paths[fmt]).format(model="baseline")
         assert entry["load"] and entry["predict"]
     assert "onnxruntime" in card["files"]["onnx"]["load"]
     assert "keras.saving.load_model" in card["files"]["keras"]["load"]
@@ -375,7 +375,7 @@ def test_stage_fails_cleanly(case: str, project: Project, tmp_path: Path,
         fmt, spoil = damage
         folder = tmp_path / "detector"
         shutil.copytree(project.root / "models/detector", folder)
-        paths = {**paths, "keras": folder / "{strategy}.keras", "onnx": folder / "{strategy}.onnx"}
+        paths = {**paths, "keras": folder / "{model}.keras", "onnx": folder / "{model}.onnx"}
         spoil(folder / f"baseline.{fmt}")
     line = run_in_process(export_args(paths), capsys)
     for fragment in fragments:

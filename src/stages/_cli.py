@@ -62,13 +62,6 @@ def params_file(value: str) -> str:
     return value
 
 
-def strategy_pattern(value: str) -> str:
-    """An argparse type: a path with `{strategy}` in it, one file per strategy."""
-    if "{strategy}" not in value:
-        raise argparse.ArgumentTypeError(f"{value!r} must contain {{strategy}}")
-    return value
-
-
 def model_pattern(value: str) -> str:
     """An argparse type: a path with `{model}` in it, one file per model."""
     if "{model}" not in value:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.stages._cli import parser, run, strategy_pattern
+from src.stages._cli import model_pattern, parser, run
 
 log = logging.getLogger("export")
 
@@ -20,10 +20,10 @@ def main(argv: Sequence[str]) -> None:
     cli = parser(__doc__)
     cli.add_argument("--choice", required=True, type=Path,
                      help="evaluate's choice and its metrics (metrics/evaluate.json)")
-    cli.add_argument("--keras", required=True, type=strategy_pattern,
-                     help="the detectors, e.g. models/detector/{strategy}.keras")
-    cli.add_argument("--onnx", required=True, type=strategy_pattern,
-                     help="the same as ONNX, e.g. models/detector/{strategy}.onnx")
+    cli.add_argument("--keras", required=True, type=model_pattern,
+                     help="the detectors, e.g. models/detector/{model}.keras")
+    cli.add_argument("--onnx", required=True, type=model_pattern,
+                     help="the same as ONNX, e.g. models/detector/{model}.onnx")
     cli.add_argument("--raw", required=True, type=Path,
                      help="the raw training CSV (its sha256 goes into the card)")
     cli.add_argument("--out-keras", required=True, type=Path, help="the shipped .keras model")
@@ -42,8 +42,8 @@ def main(argv: Sequence[str]) -> None:
     remove_outputs(args.out_keras, args.out_onnx, args.card)
     model, choice = export.read_choice(args.choice)
     stage = TRAIN_STAGES[model]
-    sources = {"keras": Path(args.keras.format(strategy=model)),
-               "onnx": Path(args.onnx.format(strategy=model))}
+    sources = {"keras": Path(args.keras.format(model=model)),
+               "onnx": Path(args.onnx.format(model=model))}
     detector = load_onnx(sources["onnx"], stage)
     if (detector.input_name, detector.input_dtype, detector.columns) != \
             (export.INPUT_NAME, export.INPUT_DTYPE, len(export.INPUT_COLUMNS)):
