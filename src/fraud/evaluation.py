@@ -48,11 +48,18 @@ def load_scorer(path: str | Path, stage_hint: str, batch_size: int) -> Scorer:
                         ".skops or .keras")
 
 
-def evaluate_scores(val: Scored, test: Scored, params: EvaluateParams, seed: int
-                    ) -> dict[str, float]:
+def validation_table(val: Scored) -> metrics.ThresholdTable:
+    """Every candidate threshold's outcomes on validation: the threshold rule reads it, and
+    so does the Threshold/Cost plot."""
+    return metrics.threshold_table(val.labels, val.scores, val.amounts)
+
+
+def evaluate_scores(val: Scored, test: Scored, params: EvaluateParams, seed: int,
+                    table: metrics.ThresholdTable | None = None) -> dict[str, float]:
     """The flat metrics of one model: threshold and validation figures (exact), test metrics
-    at that threshold, and 95 % bootstrap intervals on test."""
-    table = metrics.threshold_table(val.labels, val.scores, val.amounts)
+    at that threshold, and 95 % bootstrap intervals on test. `table`: `validation_table(val)`
+    when the caller has it already."""
+    table = table if table is not None else validation_table(val)
     threshold = metrics.choose_threshold(params.threshold, table, params.target_recall,
                                          params.cost_fp, params.cost_fn)
     val_metrics = metrics.binary_metrics(val.labels, val.scores, threshold)

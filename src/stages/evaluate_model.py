@@ -48,9 +48,9 @@ def main(argv: Sequence[str]) -> None:
         if settings.cost_fn == "amount":
             amounts = read_table(getattr(args, f"{split}_table"), "split")["Amount"].to_numpy()
         scored[split] = evaluation.Scored(labels, scorer(features), amounts)
-    result = evaluation.evaluate_scores(scored["val"], scored["test"], settings, params.seed)
-    val_table = metrics.threshold_table(scored["val"].labels, scored["val"].scores,
-                                        scored["val"].amounts)
+    val_table = evaluation.validation_table(scored["val"])
+    result = evaluation.evaluate_scores(scored["val"], scored["test"], settings, params.seed,
+                                        val_table)
     test = scored["test"]
     with outputs() as out:
         write_json(out.path(args.metrics), result)
