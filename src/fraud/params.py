@@ -8,6 +8,7 @@ string. A bad value fails with its dotted name, the value and what is allowed.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -228,10 +229,16 @@ def normalise_strategy(value: Any, name: str = "train.strategy") -> str:
     return text
 
 
+def _as_choice(name: str, value: Any, choices: Sequence[str], lower: bool = False) -> str:
+    """One of `choices`, surrounding spaces ignored (and case, with `lower`)."""
+    text = value.strip() if isinstance(value, str) else value
+    text = text.lower() if lower and isinstance(text, str) else text
+    _check(name, value, isinstance(text, str) and text in choices, "one of " + ", ".join(choices))
+    return text
+
+
 def _split_params(s: dict[str, Any]) -> SplitParams:
-    method = s["method"].strip().lower() if isinstance(s["method"], str) else s["method"]
-    _check("split.method", s["method"], method in SPLIT_METHODS,
-           "one of " + ", ".join(SPLIT_METHODS))
+    method = _as_choice("split.method", s["method"], SPLIT_METHODS, lower=True)
     split = SplitParams(method=method,
                         group_duplicates=_as_bool("split.group_duplicates", s["group_duplicates"]),
                         test_size=_as_float("split.test_size", s["test_size"]),
@@ -259,9 +266,7 @@ def _as_names(name: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...
 def _evaluate_selection(e: dict[str, Any]) -> dict[str, Any]:
     """evaluate.candidates / select_by / bootstrap: what `train.strategy: auto` chooses
     among, on which validation figure, and how many resamples the test intervals use."""
-    select_by = e["select_by"].strip() if isinstance(e["select_by"], str) else e["select_by"]
-    _check("evaluate.select_by", e["select_by"], select_by in SELECT_BY,
-           "one of " + ", ".join(SELECT_BY))
+    select_by = _as_choice("evaluate.select_by", e["select_by"], tuple(SELECT_BY))
     bootstrap = _as_int("evaluate.bootstrap", e["bootstrap"])
     _check("evaluate.bootstrap", e["bootstrap"], 100 <= bootstrap <= 100_000,
            "a whole number of resamples from 100 to 100000")
@@ -441,12 +446,10 @@ def parse_logreg(raw: dict[str, Any]) -> LogregParams:
     """Section `logreg`: plain logistic regression, C chosen on validation average precision."""
     section = _section(raw, "logreg", LogregParams)
     weight = section["class_weight"]
-    weight = "none" if weight is None else weight
-    _check("logreg.class_weight", section["class_weight"],
-           isinstance(weight, str) and weight.strip().lower() in LOGREG_CLASS_WEIGHTS,
-           "one of " + ", ".join(LOGREG_CLASS_WEIGHTS))
+    weight = _as_choice("logreg.class_weight", "none" if weight is None else weight,
+                        LOGREG_CLASS_WEIGHTS, lower=True)
     result = LogregParams(c_grid=_c_grid(section["c_grid"]),
-                          class_weight=weight.strip().lower(),
+                          class_weight=weight,
                           max_iter=_as_int("logreg.max_iter", section["max_iter"]))
     _check("logreg.max_iter", section["max_iter"], result.max_iter >= 1, "a whole number >= 1")
     return result
@@ -455,9 +458,7 @@ def parse_logreg(raw: dict[str, Any]) -> LogregParams:
 def parse_gbdt(raw: dict[str, Any]) -> GbdtParams:
     """Section `gbdt`: HistGradientBoostingClassifier, early-stopped on the validation split."""
     g = _section(raw, "gbdt", GbdtParams)
-    scoring = g["scoring"].strip() if isinstance(g["scoring"], str) else g["scoring"]
-    _check("gbdt.scoring", g["scoring"], scoring in GBDT_SCORINGS,
-           "one of " + ", ".join(GBDT_SCORINGS))
+    scoring = _as_choice("gbdt.scoring", g["scoring"], GBDT_SCORINGS)
     result = GbdtParams(
         learning_rate=_as_float("gbdt.learning_rate", g["learning_rate"]),
         l2_regularization=_as_float("gbdt.l2_regularization", g["l2_regularization"]),
