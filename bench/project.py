@@ -125,7 +125,7 @@ def stage_name(argv: list[str]) -> str:
     for script, flag in (("train", "--strategy"), ("train_peer", "--model")):
         if name == script and flag in argv:
             model = argv[argv.index(flag) + 1]
-            return TRAIN_STAGES.get(model, f"train_{model}")
+            return TRAIN_STAGES[model]
     if name == "evaluate_model" and "--name" in argv:
         return f"evaluate_model@{argv[argv.index('--name') + 1]}"
     return name
