@@ -1,10 +1,17 @@
-"""The benchmark's results as Markdown tables (printed, and written beside the JSON)."""
+"""The benchmark's results as Markdown tables (printed, and written beside the JSON), and the
+result files themselves."""
 
 from __future__ import annotations
 
+import json
+import shutil
+import time
+from pathlib import Path
 from typing import Any
 
 from bench.project import STAGES, TRAIN_STAGE
+from bench.records import ratio, without_download
+from bench.runner import DETECTOR, PREDICT_FORMATS
 from src.fraud.params import STRATEGIES
 
 
@@ -27,10 +34,6 @@ def table(header: list[str], rows: list[list[Any]]) -> str:
              "| " + " | ".join("---" if i == 0 else "---:" for i in range(len(header))) + " |"]
     lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
     return "\n".join(lines)
-
-
-def ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
 
 
 def section_goals(result: dict[str, Any]) -> str:
@@ -135,13 +138,13 @@ def section_predict(result: dict[str, Any]) -> str:
     if not predict:
         return "## `python -m src.predict`\n\nnot measured"
     rows = []
-    for name in ("onnx", "keras"):
+    for name in PREDICT_FORMATS:
         v = predict[name]
-        rows.append([f"`models/fraud_detector.{name}`", fmt(predict["rows"]),
+        rows.append([f"`{DETECTOR.format(format=name)}`", fmt(predict["rows"]),
                      fmt(v["median_wall_s"]), fmt(v["max_rss_mb"], 0), len(v["runs"])])
     scale = predict.get("scale")
     if scale:
-        rows.append([f"`models/fraud_detector.onnx`, {scale['factor']}× rows (synthetic)",
+        rows.append([f"`{DETECTOR.format(format='onnx')}`, {scale['factor']}× rows (synthetic)",
                      fmt(scale["rows"]), fmt(scale["wall_s"]), fmt(scale["max_rss_mb"], 0),
                      f"1 (RSS {fmt(scale['rss_ratio'], 2, '×')} of 1×)"])
     return ("## `python -m src.predict`: the exported model scoring the raw CSV\n\n"
@@ -227,8 +230,7 @@ def section_scale(result: dict[str, Any]) -> str:
             ["whole `dvc repro` s", fmt(one["wall_s"]), fmt(many["wall_s"]),
              fmt(sc["time_ratio"], 2, "×")],
             ["… without the download stage (generating the data)",
-             fmt(one["wall_s"] - one["stages"].get("download", {}).get("wall_s", 0.0)),
-             fmt(many["wall_s"] - many["stages"].get("download", {}).get("wall_s", 0.0)),
+             fmt(without_download(one)), fmt(without_download(many)),
              fmt(sc["time_ratio_without_download"], 2, "×")],
             ["peak RSS MB (process tree)", fmt(one["peak_tree_rss_mb"], 0),
              fmt(many["peak_tree_rss_mb"], 0), fmt(sc["peak_rss_ratio"], 2, "×")]]
@@ -266,3 +268,17 @@ def markdown(result: dict[str, Any]) -> str:
              section_scoring(result),
              section_quality(result), section_tutorial(result), section_scale(result)]
     return "\n\n".join(parts) + "\n"
+
+
+def write_results(result: dict[str, Any], out_dir: Path) -> dict[str, Path]:
+    """bench-<mode>-<time>.json / .md in `out_dir`, each copied to latest.json / latest.md."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    paths = {}
+    for suffix, text in (("json", json.dumps(result, indent=2) + "\n"),
+                         ("md", markdown(result))):
+        path = out_dir / f"bench-{result['mode']}-{stamp}.{suffix}"
+        path.write_text(text, encoding="utf-8")
+        shutil.copyfile(path, out_dir / f"latest.{suffix}")
+        paths[suffix] = path
+    return paths

@@ -15,8 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from bench import report
+from bench import goals, report
 from bench.project import STAGES, DataSource, default_source, stage_name
+from bench.records import epochs_from_log, summarise_runs, without_download
 from src.fraud.download import MIRROR_ENV
 from src.fraud.params import STRATEGIES
 
@@ -187,3 +188,54 @@ def test_stage_names_from_commands() -> None:
 def test_report_formats_missing_values() -> None:
     assert report.fmt(None) == "–" and report.fmt(False) == "**no**"
     assert report.fmt(1234.5) == "1,234" and report.fmt(0.1234, 3) == "0.123"
+
+
+def test_goals_from_a_result() -> None:
+    result = {"repro": {"median_wall_s": 50.0, "max_peak_rss_mb": 3000.0,
+                        "train_epochs": {"baseline": {"median_steady_epoch_s": 0.1}}},
+              "epochs": {"strategies": {"baseline": {"pipeline": {"steady_epoch_s": 9.0}},
+                                        "oversample": {"pipeline": {"steady_epoch_s": 0.5}}}},
+              "exp_run": {"median_wall_s": 6.0}, "noop": {"median_wall_s": 1.0},
+              "predict": {"onnx": {"median_wall_s": 2.0, "max_rss_mb": 200.0}},
+              "tutorial": {"comparison": {"speedup_end_to_end": 4.0}}}
+    found = {g["goal"]: g for g in goals.goals(result)}
+    assert list(found) == list(goals.GOALS)
+    assert found["repro_clean_s"]["met"] is True
+    assert found["repro_peak_rss_mb"]["met"] is False
+    assert found["exp_run_s"]["met"] is True  # "max": the target itself is met
+    assert found["tutorial_speedup_end_to_end"]["met"] is False  # "min": 4× < 5×
+    # s/epoch: what the train stage logged in dvc repro, else the in-process measurement.
+    assert found["baseline_s_per_epoch"]["measured"] == 0.1
+    assert found["oversample_s_per_epoch"] | {"measured": 0.5, "met": False} == \
+        found["oversample_s_per_epoch"]
+    # Not measured (--skip-scale): no value, neither met nor missed.
+    for name in ("scale_time_ratio", "scale_peak_rss_mb", "predict_scale_rss_ratio"):
+        assert found[name]["measured"] is None and found[name]["met"] is None
+
+
+def test_epochs_from_the_train_stage_log() -> None:
+    stderr = ("baseline epoch 1: loss 0.12345 val_loss 0.01000 (1.25 s)\n"
+              "baseline epoch 2: loss 0.01 val_loss 0.01 (0.20 s)\n"
+              "train: baseline: 3 epochs in 1.7 s (0.225 s/epoch after the first); best epoch 2\n"
+              "weighted epoch 1: loss 0.5 val_loss 0.4 (2.00 s)\n")
+    assert epochs_from_log(stderr) == {"baseline": {"epochs": 3, "total_s": 1.7,
+                                                    "steady_epoch_s": 0.225,
+                                                    "first_epoch_s": 1.25}}
+
+
+def test_summarise_runs_orders_stages_and_takes_medians() -> None:
+    def run(wall: float, stages: dict[str, float]) -> dict:
+        return {"wall_s": wall, "peak_tree_rss_mb": wall * 10, "dvc_overhead_s": 1.0,
+                "stages": {name: {"wall_s": s, "max_rss_mb": s * 100}
+                           for name, s in stages.items()}}
+
+    runs = [run(10.0, {"extra": 1.0, "b": 2.0, "a": 3.0}), run(14.0, {"b": 4.0}),
+            run(12.0, {"b": 3.0, "a": 1.0})]
+    summary = summarise_runs(runs, ["a", "b"])
+    assert list(summary["stages"]) == ["a", "b", "extra"]
+    assert summary["stages"]["b"] == {"median_wall_s": 3.0, "min_wall_s": 2.0,
+                                      "max_wall_s": 4.0, "max_rss_mb": 400.0}
+    assert summary["median_wall_s"] == 12.0 and summary["max_peak_rss_mb"] == 140.0
+    assert summary["repeats"] == 3 and summary["train_epochs"] == {}
+    assert without_download({"wall_s": 10.0, "stages": {"download": {"wall_s": 2.5}}}) == 7.5
+    assert without_download({"wall_s": 10.0, "stages": {}}) == 10.0

@@ -1,0 +1,49 @@
+"""What the results' header records about the machine and the checkout being measured."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from typing import Any
+
+from bench.project import ROOT
+
+# Import name: distribution name, where they differ.
+VERSIONED = {"dvc": "dvc", "keras": "keras", "tensorflow": "tensorflow-cpu", "numpy": "numpy",
+             "pandas": "pandas", "sklearn": "scikit-learn"}
+
+
+def load_averages() -> list[float]:
+    return [round(v, 2) for v in os.getloadavg()]
+
+
+def versions() -> dict[str, str | None]:
+    from importlib.metadata import version
+
+    out: dict[str, str | None] = {}
+    for module, distribution in VERSIONED.items():
+        try:
+            out[module] = version(distribution)
+        except Exception:
+            out[module] = None
+    return out
+
+
+def machine() -> dict[str, Any]:
+    import psutil
+
+    found = versions()
+    uptime = subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip()
+    return {"cpus": os.cpu_count(), "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+            "platform": platform.platform(), "python": platform.python_version(),
+            "versions": found, "load_start": load_averages(), "uptime_start": uptime}
+
+
+def project_info() -> dict[str, Any]:
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+    status = git("status", "--porcelain", "--", "src", "dvc.yaml", "params.yaml")
+    return {"root": str(ROOT), "git_head": git("rev-parse", "--short", "HEAD"),
+            "pipeline_files_modified": bool(status)}
