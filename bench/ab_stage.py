@@ -28,19 +28,21 @@ import tempfile
 import time
 from pathlib import Path
 
+from bench.shim import wait_measured
+
 
 def run_once(root: Path, stage: str, args: list[str], params: Path) -> tuple[float, float, float]:
+    """One run of the stage with `root`'s src/: wall seconds, CPU seconds, peak RSS MB."""
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": str(root)}
     start = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", f"src.stages.{stage}", *args,
                              "--params", str(params)], cwd=root, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - start
+    code, wall, max_rss_mb, cpu_s = wait_measured(proc, start)
     stderr = proc.stderr.read() if proc.stderr else ""
-    if status:
+    if code:
         raise SystemExit(f"{root}: stage {stage} failed:\n{stderr[-3000:]}")
-    return wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+    return wall, cpu_s, max_rss_mb
 
 
 def digest(folder: Path) -> dict[str, str]:

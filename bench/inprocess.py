@@ -42,11 +42,18 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 from bench.reference import tight_loop
 from src.fraud.params import STRATEGIES
 
+PARAMS = "params.yaml"
 SCALED = Path("data/scaled")
-INITIAL_WEIGHTS = "models/initial.weights.h5"  # the init_bias stage's, for every path
+MODELS = "models"  # the train stages' models/<strategy>.{keras,onnx}
+INITIAL_WEIGHTS = f"{MODELS}/initial.weights.h5"  # the init_bias stage's, for every path
 # Defaults of --epochs and --tutorial-epochs (also bench.run's, without --smoke).
 EPOCHS = 10
 TUTORIAL_EPOCHS = 3
+
+
+def _params():
+    from src.fraud.params import load_params
+    return load_params(PARAMS)
 
 
 def _split(name: str):
@@ -102,9 +109,7 @@ def pipeline_epochs(strategy: str, params, train, val, epochs: int) -> dict:
 
 
 def run_epochs(args: argparse.Namespace) -> dict:
-    from src.fraud.params import load_params
-
-    params = load_params("params.yaml")
+    params = _params()
     train, val = _split("train"), _split("val")
     out: dict = {"epochs": args.epochs, "tutorial_epochs": args.tutorial_epochs,
                  "train_rows": int(len(train[1])), "val_rows": int(len(val[1])),
@@ -132,9 +137,7 @@ def run_scoring(args: argparse.Namespace) -> dict:
     test): a first (cold) call that traces the predict function, then `repeats` timed calls."""
     import numpy as np
 
-    from src.fraud.params import load_params
-
-    params = load_params("params.yaml")
+    params = _params()
     rows = np.concatenate([_split(name)[0] for name in ("train", "val", "test")])
     return {"batch_size": params.evaluate.batch_size, "rows": int(len(rows)),
             "strategies": {strategy: keras_scoring(strategy, rows, params.evaluate.batch_size,
@@ -145,29 +148,28 @@ def run_scoring(args: argparse.Namespace) -> dict:
 def keras_scoring(strategy: str, rows, batch_size: int, repeats: int) -> dict:
     from src.fraud import model as keras_model
 
-    model, load_s = _timed(lambda: keras_model.load_model(f"models/{strategy}.keras", "train"))
+    model, load_s = _timed(lambda: keras_model.load_model(f"{MODELS}/{strategy}.keras",
+                                                           "train"))
 
-    def score() -> None:
-        keras_model.predict_proba(model, rows, batch_size)
+    def score():
+        return keras_model.predict_proba(model, rows, batch_size)
 
     _, first_s = _timed(score)
-    seconds, _ = _timed_calls(score, repeats)
+    seconds, scores = _timed_calls(score, repeats)
     median = statistics.median(seconds)
     return {"load_s": load_s, "first_call_s": first_s, "seconds": seconds,
             "rows_per_s": len(rows) / median, "first_call_rows_per_s": len(rows) / first_s,
-            "onnx": onnx_scoring(strategy, rows, repeats)}
+            "onnx": onnx_scoring(strategy, rows, repeats, scores)}
 
 
-def onnx_scoring(strategy: str, rows, repeats: int) -> dict:
+def onnx_scoring(strategy: str, rows, repeats: int, keras_scores) -> dict:
     """The same rows scored by the train stage's ONNX twin with onnxruntime (what the
-    TensorFlow-free evaluate scores with), and the largest difference from Keras."""
-    from src.fraud import model as keras_model
+    TensorFlow-free evaluate scores with), and the largest difference from Keras'
+    `keras_scores`."""
     from src.fraud.onnx_scoring import load_onnx
 
-    model, load_s = _timed(lambda: load_onnx(f"models/{strategy}.onnx", "train"))
+    model, load_s = _timed(lambda: load_onnx(f"{MODELS}/{strategy}.onnx", "train"))
     seconds, scores = _timed_calls(lambda: model(rows), repeats)
-    network = keras_model.load_model(f"models/{strategy}.keras", "train")
-    keras_scores = keras_model.predict_proba(network, rows, 8192)
     return {"load_s": load_s, "seconds": seconds,
             "rows_per_s": len(rows) / statistics.median(seconds),
             "max_abs_diff_vs_keras": float(abs(scores - keras_scores).max())}
@@ -178,15 +180,13 @@ def onnx_scoring(strategy: str, rows, repeats: int) -> dict:
 def run_peer(args: argparse.Namespace) -> dict:
     """Class-weighted logistic regression (not the DAG's train_logreg, which tunes C on
     validation): one fit on train, the tutorial's metrics on test at 0.5."""
-    from src.fraud.params import load_params
-
     try:
         from sklearn.linear_model import LogisticRegression
 
         from src.fraud.metrics import binary_metrics
     except ImportError as error:
         return {"available": False, "error": str(error)}
-    params = load_params("params.yaml")
+    params = _params()
     train, test = _split("train"), _split("test")
     model = LogisticRegression(class_weight="balanced", max_iter=1000, random_state=params.seed)
     _, fit_s = _timed(lambda: model.fit(train[0], train[1].reshape(-1)))

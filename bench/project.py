@@ -256,7 +256,7 @@ class Project:
                         r"src\.stages\.|src\.predict", " ".join(record["argv"]))):
                     continue
                 stages.append(StageRun(stage_name(record["argv"]), record["wall_s"],
-                                       record["max_rss_mb"], record["user_s"] + record["sys_s"],
+                                       record["max_rss_mb"], record["cpu_s"],
                                        record["returncode"]))
         result = CommandRun(list(args), wall, peak, stages, stdout, stderr, load_before,
                             os.getloadavg()[0])

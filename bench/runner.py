@@ -220,24 +220,23 @@ class Bench:
         log(f"  tutorial {run.wall_s:.1f} s vs pipeline {fixed_run['wall_s']:.1f} s")
         return result
 
+    def scale_run(self, label: str, factor: int) -> tuple[Project, dict[str, Any]]:
+        """`dvc repro` on the synthetic source at `factor` × the rows, fixed epochs."""
+        source = DataSource("synthetic", self.source.rows * factor,
+                            fraud_rate=self.source.fraud_rate)
+        log(f"scale: {factor}× synthetic ({source.rows:,} rows), {self.args.epochs} epochs")
+        project = self.project(label, source, self.fixed_params())
+        return project, run_record(project.run("dvc", "repro"))
+
     def scale_big(self) -> dict[str, Any]:
         """The same pipeline on --scale-factor × the rows (synthetic source), fixed epochs."""
-        big = DataSource("synthetic", self.source.rows * self.args.scale_factor,
-                         fraud_rate=self.source.fraud_rate)
-        log(f"scale: {self.args.scale_factor}× synthetic ({big.rows:,} rows), "
-            f"{self.args.epochs} epochs")
-        project = self.project("scale-big", big, self.fixed_params())
-        self.big_project = project
-        run = run_record(project.run("dvc", "repro"))
+        self.big_project, run = self.scale_run("scale-big", self.args.scale_factor)
         log(f"  {self.args.scale_factor}×: {run['wall_s']:.1f} s, "
             f"peak {run['peak_tree_rss_mb']:.0f} MB")
         return run
 
     def scale_small(self) -> dict[str, Any]:
-        small = DataSource("synthetic", self.source.rows, fraud_rate=self.source.fraud_rate)
-        log(f"scale: 1× synthetic ({small.rows:,} rows), {self.args.epochs} epochs")
-        project = self.project("scale-1x", small, self.fixed_params())
-        return run_record(project.run("dvc", "repro"))
+        return self.scale_run("scale-1x", 1)[1]
 
     def scale(self, one: dict[str, Any], many: dict[str, Any]) -> dict[str, Any]:
         factor = self.args.scale_factor

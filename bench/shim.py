@@ -14,12 +14,11 @@ import subprocess
 import sys
 import time
 
-REAL = os.environ["BENCH_REAL_PYTHON"]
 
-
-def main() -> int:
-    start = time.perf_counter()
-    child = subprocess.Popen([REAL, *sys.argv[1:]])
+def wait_measured(child: subprocess.Popen, start: float) -> tuple[int, float, float, float]:
+    """Waits for `child` (started at perf_counter `start`) with wait4: its exit code, wall
+    seconds, peak RSS in MB (the kernel's high-water mark) and CPU seconds (user + system).
+    Also used by bench/ab_stage.py."""
     try:
         _, status, usage = os.wait4(child.pid, 0)
     except KeyboardInterrupt:
@@ -28,11 +27,17 @@ def main() -> int:
     wall = time.perf_counter() - start
     code = os.waitstatus_to_exitcode(status)
     child.returncode = code  # already reaped
+    return code, wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
+
+
+def main() -> int:
+    start = time.perf_counter()
+    child = subprocess.Popen([os.environ["BENCH_REAL_PYTHON"], *sys.argv[1:]])
+    code, wall, max_rss_mb, cpu_s = wait_measured(child, start)
     log = os.environ.get("BENCH_STAGE_LOG")
     if log:
-        record = {"argv": sys.argv[1:], "wall_s": wall, "max_rss_mb": usage.ru_maxrss / 1024,
-                  "user_s": usage.ru_utime, "sys_s": usage.ru_stime, "returncode": code,
-                  "end": time.time()}
+        record = {"argv": sys.argv[1:], "wall_s": wall, "max_rss_mb": max_rss_mb,
+                  "cpu_s": cpu_s, "returncode": code, "end": time.time()}
         with open(log, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
     return code
