@@ -1,4 +1,5 @@
-"""Shared fixtures: the repo's params as a dict, params files in tmp_path, stage subprocesses."""
+"""Shared fixtures: the repo's params as a dict, params files in tmp_path, stage subprocesses,
+the end-to-end tests' built project; and the order test files are handed to xdist workers."""
 
 from __future__ import annotations
 
@@ -14,6 +15,31 @@ import pytest
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+
+# The slowest files first, longest first (each runs `dvc repro`s or trains), so that the two
+# workers share them and the many quick files fill the gaps; `--no-loadscope-reorder` in
+# pytest.ini keeps this order (xdist would otherwise start with the files of most tests).
+SLOW_FILES_FIRST = ["test_sweep_e2e.py", "test_bench.py", "test_pipeline_e2e.py",
+                    "test_kill_recovery.py", "test_sweep_queue_e2e.py",
+                    "test_evaluate_stage.py", "test_train_stage.py"]
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    def rank(item: pytest.Item) -> int:
+        name = item.path.name
+        return SLOW_FILES_FIRST.index(name) if name in SLOW_FILES_FIRST \
+            else len(SLOW_FILES_FIRST)
+    items.sort(key=rank)  # stable: within a file, and among the rest, collection order
+
+
+@pytest.fixture(scope="session")
+def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The synthetic project after one `dvc repro`, built once per session (shared by the
+    xdist workers: their temporary folders have one parent). Read-only: copy it."""
+    from tests.synthetic_project import built_project as build_once
+
+    base = tmp_path_factory.getbasetemp()
+    return build_once(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
 
 
 @pytest.fixture(scope="session")

@@ -29,11 +29,7 @@ import pytest
 import yaml
 
 from src.fraud.files import TEMP_PREFIX
-
-try:  # `python -m pytest` (the project's command) puts the root on sys.path...
-    from tests.test_pipeline_e2e import dvc, env, new_project, sh
-except ModuleNotFoundError:  # ...plain `pytest` puts tests/ there (no tests/__init__.py)
-    from test_pipeline_e2e import dvc, env, new_project, sh
+from tests.synthetic_project import copy_project, dvc, env, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -107,13 +103,10 @@ class Project:
 
 
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
-    repo = new_project(tmp_path_factory.mktemp("killed"))
+def project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Project:
+    repo = copy_project(built_project, tmp_path_factory.mktemp("killed") / "repo")
     hook = tmp_path_factory.mktemp("hook")
     (hook / "sitecustomize.py").write_text(KILL_HOOK, encoding="utf-8")
-    dvc(repo, "repro")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-q", "-m", "first run")
     return Project(repo=repo, hook=hook, reference=outputs_snapshot(repo))
 
 

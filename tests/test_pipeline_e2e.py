@@ -4,20 +4,16 @@ repository, on small synthetic data (no network)."""
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-import yaml
 
-from bench.project import PROJECT_FILES
-from src.fraud.download import MIRROR_ENV
 from src.fraud.params import STRATEGIES
 from src.fraud.pipeline import stage_names
+from tests.synthetic_project import BUILD_LOG, copy_project, dvc, env, ran_stages, sh
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -25,72 +21,21 @@ ROOT = Path(__file__).resolve().parents[1]
 pytestmark = pytest.mark.e2e
 
 
-def env() -> dict[str, str]:
-    result = dict(os.environ)
-    result.update({"DVC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "2",
-                   "GIT_AUTHOR_NAME": "test", "GIT_AUTHOR_EMAIL": "test@example.com",
-                   "GIT_COMMITTER_NAME": "test", "GIT_COMMITTER_EMAIL": "test@example.com"})
-    result.pop(MIRROR_ENV, None)
-    # `python` in dvc.yaml's commands must be this interpreter.
-    result["PATH"] = str(Path(sys.executable).parent) + os.pathsep + result.get("PATH", "")
-    return result
-
-
-def sh(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True)
-    if done.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} failed ({done.returncode}):\n"
-                             f"{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return done
-
-
-def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return sh(cwd, sys.executable, "-m", "dvc", *args)
-
-
-def small_params(path: Path) -> None:
-    """Tiny synthetic data and few epochs: the whole pipeline in well under a minute."""
-    params = yaml.safe_load(path.read_text())
-    params["download"]["url"] = "synthetic"
-    params["download"]["synthetic_rows"] = 12000
-    params["download"]["synthetic_fraud_rate"] = 0.01
-    params["train"].update(epochs=4, batch_size=512, patience=2)
-    params["init_bias"]["compare_epochs"] = 2
-    params["evaluate"]["curve_points"] = 200
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def new_project(repo: Path) -> Path:
-    """Copies the project's files into `repo` with small params, as one git commit."""
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, repo / name)
-    small_params(repo / "params.yaml")
-    sh(repo, "git", "init", "-q", "-b", "main")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-q", "-m", "project")
-    return repo
-
-
 @pytest.fixture(scope="module")
-def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A fresh git + DVC repository holding the project, after one `dvc repro`."""
-    repo = new_project(tmp_path_factory.mktemp("project"))
-    done = dvc(repo, "repro")
-    ran = re.findall(r"Running stage '([\w@-]+)'", done.stdout)
-    assert sorted(ran) == sorted(stage_names(ROOT / "dvc.yaml")), ran
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-q", "-m", "first run")
-    return repo
+def project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the session's synthetic project, after its one `dvc repro`."""
+    return copy_project(built_project, tmp_path_factory.mktemp("project") / "repo")
 
 
 def read_json(path: Path) -> dict:
     return json.loads(path.read_text())
+
+
+def test_repro_runs_every_stage_once(built_project: Path) -> None:
+    first_run = (built_project.parent / BUILD_LOG).read_text(encoding="utf-8")
+    ran = ran_stages(first_run)
+    assert sorted(ran) == sorted(stage_names(ROOT / "dvc.yaml")), first_run
+    assert len(ran) == len(set(ran))
 
 
 def test_repro_writes_every_artefact(project: Path) -> None:
@@ -132,7 +77,7 @@ def test_exp_run_strategy_reruns_only_evaluate(project: Path) -> None:
     chosen = read_json(project / "metrics/evaluate.json")["model"]
     other = next(name for name in ("oversample", "weighted") if name != chosen)
     done = dvc(project, "exp", "run", "-S", f"train.strategy={other}")
-    ran = re.findall(r"Running stage '([\w@-]+)'", done.stdout)
+    ran = ran_stages(done.stdout)
     assert ran == ["evaluate", "export"], done.stdout  # export ships the champion
     selected = read_json(project / "metrics/evaluate.json")
     assert selected["model"] == other and selected["chosen_by"] == "train.strategy"

@@ -1,8 +1,8 @@
 """End to end, no network: a sweep shared by machines through a git remote (a local bare
 repository) and a DVC remote (a local folder), on the small synthetic data of
-tests/test_pipeline_e2e.py.
+tests/synthetic_project.py.
 
-  origin   dvc repro (seed 42), commit, dvc push, git push
+  origin   the session's built project (seed 42) with the DVC remote, dvc push, git push
   whole    git clone, dvc pull, dvc repro (runs no stage), then the whole sweep (42, 43),
            2 queue workers
   share2   git clone, share 2/2 (seed 43) from scratch, dvc exp push
@@ -21,14 +21,10 @@ import sys
 from pathlib import Path
 
 import pytest
-import yaml
-
-try:  # `python -m pytest` (the project's command) puts the root on sys.path...
-    from tests.test_pipeline_e2e import STRATEGIES, dvc, env, new_project, sh
-except ModuleNotFoundError:  # ...plain `pytest` puts tests/ there (no tests/__init__.py)
-    from test_pipeline_e2e import STRATEGIES, dvc, env, new_project, sh
 
 from src.fraud.exp_show import MODELS
+from src.fraud.params import STRATEGIES
+from tests.synthetic_project import copy_project, dvc, env, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -36,25 +32,13 @@ pytestmark = pytest.mark.e2e
 SWEEP = [sys.executable, "-m", "src.sweep", "--seed-list", "42,43", "--poll", "2"]
 
 
-def _fewer_epochs(repo: Path) -> None:
-    params = yaml.safe_load((repo / "params.yaml").read_text())
-    params["train"].update(epochs=2, patience=1)
-    params["init_bias"]["compare_epochs"] = 1
-    if "bootstrap" in params["evaluate"]:  # the per-model intervals: the fewest allowed
-        params["evaluate"]["bootstrap"] = 100
-    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-
-
-def _origin(root: Path) -> tuple[Path, Path]:
+def _origin(root: Path, built: Path) -> tuple[Path, Path]:
     """The bare git remote and the DVC remote, holding a committed, pushed `dvc repro`."""
     bare, store = root / "origin.git", root / "dvc-store"
     sh(root, "git", "init", "-q", "--bare", "-b", "main", str(bare))
-    repo = new_project(root / "seed-repo")
-    _fewer_epochs(repo)
+    repo = copy_project(built, root / "seed-repo")
     dvc(repo, "remote", "add", "-d", "shared", str(store))
-    dvc(repo, "repro")
-    sh(repo, "git", "add", "-A")
-    sh(repo, "git", "commit", "-q", "-m", "first run, shared remote")
+    sh(repo, "git", "commit", "-q", "-am", "shared remote")
     dvc(repo, "push")
     sh(repo, "git", "remote", "add", "origin", str(bare))
     sh(repo, "git", "push", "-q", "origin", "main")
@@ -84,9 +68,9 @@ def _per_seed(repo: Path) -> dict:
 
 
 @pytest.fixture(scope="module")
-def shared(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def shared(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("sweeps")
-    bare, seed_repo = _origin(root)
+    bare, seed_repo = _origin(root, built_project)
     whole = _clone(bare, root / "whole")
     dvc(whole, "pull")
     fresh = dvc(whole, "repro")
