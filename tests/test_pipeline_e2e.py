@@ -101,15 +101,6 @@ def test_exp_run_rejects_unknown_strategy(project: Path) -> None:
     sh(project, "git", "checkout", "--", ".")
 
 
-def test_forced_repro_is_deterministic(project: Path) -> None:
-    before = (project / "dvc.lock").read_text()
-    metrics_before = {p.name: p.read_bytes() for p in (project / "metrics").glob("*.json")}
-    dvc(project, "repro", "--force")
-    assert (project / "dvc.lock").read_text() == before
-    assert {p.name: p.read_bytes() for p in (project / "metrics").glob("*.json")} == \
-        metrics_before
-
-
 def test_plots_show_writes_an_offline_page(project: Path) -> None:
     dvc(project, "plots", "show", "-o", "page")
     page = (project / "page" / "index.html").read_text()

@@ -106,6 +106,26 @@ def test_shares_pushed_then_pulled_equal_one_machine(shared) -> None:
     assert "| model | validation PR-AUC (AP) | test PR-AUC |" in markdown
 
 
+def _experiment_file(repo: Path, seed: int, path: str) -> str:
+    """`path` as the experiment of `seed` committed it (its ref under refs/exps)."""
+    refs = sh(repo, "git", "for-each-ref", "--format=%(refname)", "refs/exps").stdout.split()
+    [ref] = [r for r in refs if re.search(rf"-s{seed}-[0-9a-f]{{8}}$", r)]
+    return sh(repo, "git", "show", f"{ref}:{path}").stdout
+
+
+def test_two_machines_running_a_seed_get_identical_outputs(shared) -> None:
+    """Seed 43 ran from scratch in `whole` and in `share2`: every stage of the pipeline twice,
+    in two clones. Same seed, same bytes: dvc.lock (the hash of every output, models and
+    plots included) and every metrics file."""
+    lock = _experiment_file(shared["whole"], 43, "dvc.lock")
+    assert lock == _experiment_file(shared["share2"], 43, "dvc.lock")
+    assert lock != (shared["seed"] / "dvc.lock").read_text()  # seed 42's: another run
+    for metrics in sorted((shared["seed"] / "metrics").glob("*.json")):
+        name = f"metrics/{metrics.name}"
+        assert _experiment_file(shared["whole"], 43, name) == \
+            _experiment_file(shared["share2"], 43, name), name
+
+
 def test_the_report_clone_computed_nothing(shared) -> None:
     report = shared["report"]
     data = json.loads((report / "reports/sweeps/sweep.json").read_text())
