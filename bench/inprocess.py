@@ -57,7 +57,7 @@ def _params():
 
 
 def _split(name: str):
-    from src.fraud.train import load_split
+    from src.fraud.arrays import load_split
     return load_split(SCALED / f"{name}_features.npy", SCALED / f"{name}_labels.npy")
 
 

@@ -19,6 +19,7 @@ import yaml
 
 from src.fraud import model as keras_model
 from src.fraud import train as training
+from src.fraud.arrays import load_split
 from src.fraud.errors import PipelineError
 from src.fraud.params import MONITORABLE, STRATEGIES, Params, parse_params
 from src.fraud.schema import N_FEATURES
@@ -442,7 +443,7 @@ def split_files(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def test_load_split_reads_a_good_split(split_files) -> None:
-    features, labels = training.load_split(*split_files)
+    features, labels = load_split(*split_files)
     assert features.shape == (300, N_FEATURES) and features.dtype == np.float32
     assert labels.shape == (300,) and labels.dtype == np.float32
     np.testing.assert_array_equal(labels, np.load(split_files[1]))
@@ -490,7 +491,7 @@ def test_load_split_errors_name_the_file(case: str, split_files) -> None:
     bad = fpath if which == "features" else lpath
     np.save(bad, content())
     with pytest.raises(PipelineError) as error:
-        training.load_split(fpath, lpath)
+        load_split(fpath, lpath)
     assert str(bad) in str(error.value)
     assert words in str(error.value)
 
@@ -501,7 +502,7 @@ def test_load_split_missing_file(which: str, split_files) -> None:
     bad = fpath if which == "features" else lpath
     bad.unlink()
     with pytest.raises(PipelineError, match="not found") as error:
-        training.load_split(fpath, lpath)
+        load_split(fpath, lpath)
     assert str(bad) in str(error.value)
 
 
@@ -511,7 +512,7 @@ def test_load_split_not_an_npy_file(content: bytes, split_files) -> None:
     fpath, lpath = split_files
     fpath.write_bytes(content)
     with pytest.raises(PipelineError, match="not a readable .npy") as error:
-        training.load_split(fpath, lpath)
+        load_split(fpath, lpath)
     assert str(fpath) in str(error.value)
 
 
@@ -519,5 +520,5 @@ def test_load_split_pickled_object_array_is_refused(split_files) -> None:
     fpath, lpath = split_files
     np.save(fpath, np.array([{"a": 1}], dtype=object), allow_pickle=True)
     with pytest.raises(PipelineError, match="not a readable .npy") as error:
-        training.load_split(fpath, lpath)
+        load_split(fpath, lpath)
     assert str(fpath) in str(error.value)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PipelineError
+from .errors import PipelineError, require_file
 from .schema import N_FEATURES
 
 
@@ -20,8 +20,7 @@ def load_split(features_path: str | Path, labels_path: str | Path,
     """Loads and checks a scaled split written by `scale`: float features, 0/1 labels."""
     arrays = []
     for path in (Path(features_path), Path(labels_path)):
-        if not path.is_file():
-            raise PipelineError(f"{path}: not found; run the scale stage first")
+        require_file(path, "scale")
         try:
             arrays.append(np.load(path, allow_pickle=False))
         except (ValueError, OSError, EOFError) as error:

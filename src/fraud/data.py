@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from .errors import PipelineError
+from .errors import PipelineError, require_file
 from .params import SplitParams
 from .rawcsv import open_csv, read_frames
 from .schema import (
@@ -149,9 +149,7 @@ def clean(raw: pd.DataFrame, eps: float) -> pd.DataFrame:
 
 def read_table(path: str | Path, stage_hint: str) -> pd.DataFrame:
     """Reads a Parquet table written by an earlier stage, checking its columns."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: file not found; run the {stage_hint} stage first")
+    path = require_file(path, stage_hint, "file")
     try:
         frame = pd.read_parquet(path)
     except Exception as error:  # pyarrow raises several types for a corrupt file

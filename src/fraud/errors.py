@@ -4,6 +4,8 @@ and how its messages quote what the user gave."""
 from __future__ import annotations
 
 import reprlib
+from os import PathLike
+from pathlib import Path
 
 # How much of a value or a name a message echoes, and how many names it lists: a 10 MB cell,
 # a header of a million fields or a YAML alias bomb must not make a huge (or endless) line.
@@ -16,6 +18,17 @@ class PipelineError(Exception):
 
     Stage scripts print it as one line and exit non-zero, without a traceback.
     """
+
+
+def require_file(path: str | PathLike[str], stage_hint: str, what: str = "") -> Path:
+    """`path`, if it is a file; else the one-line error naming the stage that writes it.
+    Stages check their inputs this way before importing anything slow (TensorFlow: ~5 s),
+    so that a missing input fails at once."""
+    path = Path(path)
+    if not path.is_file():
+        raise PipelineError(f"{path}: {what + ' ' if what else ''}not found; run the "
+                            f"{stage_hint} stage first")
+    return path
 
 
 def _bounded_repr(limit: int) -> reprlib.Repr:

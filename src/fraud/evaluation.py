@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .errors import PipelineError
+from .errors import PipelineError, require_file
 from .params import AUTO, SELECT_BY, EvaluateParams
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -41,6 +41,7 @@ def load_scorer(path: str | Path, stage_hint: str, batch_size: int) -> Scorer:
         peer = load_peer(path, stage_hint)
         return lambda features: peer_scores(peer, features)
     if path.suffix == ".keras":
+        require_file(path, stage_hint, "model")  # before TensorFlow's ~5 s import
         from . import model as keras_model
         network = keras_model.load_model(path, stage_hint)
         return lambda features: keras_model.predict_proba(network, features, batch_size)

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PipelineError
+from .errors import PipelineError, require_file
 
 # Every temporary file starts with this: .gitignore and .dvcignore ignore the pattern, so a
 # killed stage's leftovers never show in `git status` (nor get committed by `git add -A`).
@@ -140,9 +140,7 @@ def json_dumps(data: Any, sort_keys: bool = True) -> str:
 
 def read_json_file(path: str | os.PathLike[str], stage_hint: str) -> dict[str, Any]:
     """A JSON object written by an earlier stage; a clear error names the stage to rerun."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: not found; run the {stage_hint} stage first")
+    path = require_file(path, stage_hint)
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (ValueError, UnicodeDecodeError) as error:

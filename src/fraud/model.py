@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PipelineError
+from .errors import PipelineError, require_file
 from .params import ModelParams
 from .quiet import filtered_stderr, set_log_level
 
@@ -151,9 +151,7 @@ def save_model(model: keras.Model, path: Path) -> None:
 
 
 def load_model(path: str | Path, stage_hint: str) -> keras.Model:
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: model not found; run the {stage_hint} stage first")
+    path = require_file(path, stage_hint, "model")
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as error:  # Keras raises many types for a corrupt archive

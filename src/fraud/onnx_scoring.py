@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .errors import PipelineError
+from .errors import PipelineError, require_file
 
 # One thread: the network is two small matrix products per row, so a second thread mostly
 # adds hand-offs on these shared 2-core machines, and one setting gives the same numbers on
@@ -76,9 +76,7 @@ def _first_line(error: BaseException) -> str:
 def load_onnx(path: str | Path, stage_hint: str) -> OnnxModel:
     """Loads an `.onnx` model for scoring; a missing or corrupt file is a PipelineError that
     names the stage to (re)run. The result is a Callable[[np.ndarray], np.ndarray]."""
-    path = Path(path)
-    if not path.is_file():
-        raise PipelineError(f"{path}: model not found; run the {stage_hint} stage first")
+    path = require_file(path, stage_hint, "model")
     try:
         session = ort.InferenceSession(path.read_bytes(), sess_options=session_options(),
                                        providers=["CPUExecutionProvider"])

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from .arrays import load_split  # noqa: F401  (re-exported: training.load_split)
 from .errors import PipelineError
 from .model import keras, tf
 from .params import TrainParams, check_monitor

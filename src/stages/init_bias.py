@@ -35,11 +35,15 @@ def main(argv: Sequence[str]) -> None:
     remove_outputs(args.weights_out, args.metrics_out, args.curves_out)
     params = load_params(args.params)
 
+    from src.fraud.arrays import load_split
+
+    # Read and checked before TensorFlow's ~5 s import: bad inputs fail at once.
+    train = load_split(args.train_features, args.train_labels)
+    val = load_split(args.val_features, args.val_labels)
+
     from src.fraud import model as keras_model
     from src.fraud import train as training
 
-    train = training.load_split(args.train_features, args.train_labels)
-    val = training.load_split(args.val_features, args.val_labels)
     bias = keras_model.careful_bias(train[1])
     steps = training.steps_for(len(train[1]), params.train.batch_size)
     keras_model.set_determinism(params.seed)

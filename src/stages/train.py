@@ -43,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
 
+    from src.fraud.errors import require_file
     from src.fraud.export import read_scaler
     from src.fraud.files import remove_outputs
     from src.fraud.params import load_params, normalise_strategy
@@ -54,10 +55,13 @@ def main(argv: Sequence[str]) -> None:
     params = load_params(args.params)
     stats = read_scaler(args.scaler, params.scale.clip)  # a stale scaler fails before training
 
+    # The inputs are read and checked before TensorFlow's ~5 s import: bad ones fail at once.
+    train, val = _load_splits(args)
+    require_file(args.initial_weights, "init_bias")
+
     from src.fraud import model as keras_model
     from src.fraud import train as training
 
-    train, val = _load_splits(args)
     model = _initial_model(args, strategy, params, train)
     keras_model.set_determinism(params.seed)
     result = training.train_strategy(strategy, model, train, val, params.train, params.seed)
@@ -66,11 +70,11 @@ def main(argv: Sequence[str]) -> None:
 
 
 def _load_splits(args: argparse.Namespace) -> tuple[Any, Any]:
-    from src.fraud import train as training
+    from src.fraud.arrays import load_split
     from src.fraud.errors import PipelineError
 
-    train = training.load_split(args.train_features, args.train_labels)
-    val = training.load_split(args.val_features, args.val_labels)
+    train = load_split(args.train_features, args.train_labels)
+    val = load_split(args.val_features, args.val_labels)
     if val[0].shape[1] != train[0].shape[1]:
         raise PipelineError(f"{args.val_features}: {val[0].shape[1]} features, but the "
                             f"training split has {train[0].shape[1]}")
@@ -87,8 +91,6 @@ def _initial_model(args: argparse.Namespace, strategy: str, params: Any, train: 
     steps_per_execution = training.steps_per_execution(strategy, train[1], params.train)
     model = keras_model.make_model(train[0].shape[1], params.model,
                                    steps_per_execution=steps_per_execution)
-    if not args.initial_weights.is_file():
-        raise PipelineError(f"{args.initial_weights}: not found; run the init_bias stage first")
     try:
         model.load_weights(args.initial_weights)
     except Exception as error:  # h5py / Keras raise many types for a mismatched file
