@@ -48,6 +48,20 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_once(base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base)
 
 
+# `python -c HEAVY_IMPORTS_PROBE MODULE ARGS...` runs `python -m MODULE ARGS...` and, at exit,
+# prints which of TensorFlow and Keras it imported as its last stderr line: for what must work,
+# or fail, without TensorFlow's ~5 s import.
+HEAVY_IMPORTS_PROBE = """
+import atexit, runpy, sys
+atexit.register(lambda: print("heavy modules:", sorted(m for m in ("tensorflow", "keras")
+                                                       if m in sys.modules), file=sys.stderr))
+module = sys.argv[1]
+sys.argv = [module, *sys.argv[2:]]
+runpy.run_module(module, run_name="__main__", alter_sys=True)
+"""
+NO_HEAVY_IMPORTS = "heavy modules: []"
+
+
 @pytest.fixture(scope="session")
 def repo_root() -> Path:
     return REPO

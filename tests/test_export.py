@@ -42,6 +42,7 @@ from src.fraud.params import ModelParams, SplitParams
 from src.fraud.schema import FEATURES, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
 from src.predict import keras_probabilities
+from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS
 
 REPO = Path(__file__).resolve().parents[1]
 ROWS, RATE, SEED = 4000, 0.02, 7
@@ -52,16 +53,6 @@ METRICS = {"accuracy": 0.99, "auc": 0.93, "prc": 0.61, "precision": 0.7, "recall
            "val_prc": 0.66, "val_recall": 0.6}
 CHOICE = {"model": "baseline", "chosen_by": "train.strategy", "select_by": "val_prc", **METRICS}
 # Runs a module as `python -m` does and reports, at exit, whether TensorFlow or Keras was loaded.
-WITHOUT_TF = """
-import atexit, runpy, sys
-atexit.register(lambda: print("heavy modules:", sorted(m for m in ("tensorflow", "keras")
-                                                       if m in sys.modules), file=sys.stderr))
-module = sys.argv[1]
-sys.argv = [module, *sys.argv[2:]]
-runpy.run_module(module, run_name="__main__", alter_sys=True)
-"""
-
-
 @dataclass
 class Project:
     root: Path
@@ -82,8 +73,8 @@ def export_args(paths: dict[str, Path]) -> list[str]:
 
 
 def run_without_tf(module: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", WITHOUT_TF, module, *args], cwd=REPO, env=ENV,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run([sys.executable, "-c", HEAVY_IMPORTS_PROBE, module, *args], cwd=REPO,
+                          env=ENV, capture_output=True, text=True, timeout=300)
 
 
 @pytest.fixture(scope="module")
@@ -153,7 +144,7 @@ def edge_rows(raw: pd.DataFrame) -> pd.DataFrame:
 def test_stage_succeeds_quietly_without_tensorflow(project: Project) -> None:
     assert project.stage.returncode == 0, project.stage.stderr
     assert "Traceback" not in project.stage.stderr
-    assert "heavy modules: []" in project.stage.stderr, project.stage.stderr
+    assert NO_HEAVY_IMPORTS in project.stage.stderr, project.stage.stderr
     for name in ("out_keras", "out_onnx", "card"):
         assert project.paths[name].is_file(), name
     assert project.seconds < 30  # a few seconds at most even on a loaded machine; TF alone ~5

@@ -36,13 +36,11 @@ from src.fraud.params import ModelParams
 from src.fraud.schema import FEATURES, N_FEATURES
 from src.fraud.synthetic import generate_creditcard, write_creditcard_csv
 from src.predict import keras_probabilities
+from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS
 
 REPO = Path(__file__).resolve().parents[1]
 EPS, CLIP, SEED = 0.001, 5.0, 11
 ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
-WITHOUT_TF = (REPO / "tests" / "test_export.py").read_text(encoding="utf-8")
-WITHOUT_TF = WITHOUT_TF[WITHOUT_TF.index('WITHOUT_TF = """') + 16:]
-WITHOUT_TF = WITHOUT_TF[:WITHOUT_TF.index('"""')]
 
 
 @pytest.fixture(scope="module")
@@ -215,12 +213,12 @@ def shipped(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
 def test_predict_scores_the_onnx_model_without_tensorflow(shipped: dict[str, Any],
                                                          tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
-    done = subprocess.run([sys.executable, "-c", WITHOUT_TF, "src.predict",
+    done = subprocess.run([sys.executable, "-c", HEAVY_IMPORTS_PROBE, "src.predict",
                            str(shipped["models"]["onnx"]), str(shipped["csv"]), "-o", str(out)],
                           cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     lines = done.stderr.strip().splitlines()
-    assert lines[-1] == "heavy modules: []" and len(lines) == 2, done.stderr
+    assert lines[-1] == NO_HEAVY_IMPORTS and len(lines) == 2, done.stderr
     scores = pd.read_csv(out)
     assert len(scores) == len(shipped["expected"])
     np.testing.assert_allclose(scores["probability"], shipped["expected"], rtol=0, atol=1e-6)

@@ -20,7 +20,7 @@ import yaml
 from src.fraud.files import file_sha256
 from src.fraud.params import MONITORABLE
 from src.fraud.schema import N_FEATURES
-from tests.conftest import save_scaled_splits
+from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS, save_scaled_splits
 
 REPO = Path(__file__).resolve().parents[1]
 SEED = 42
@@ -52,8 +52,12 @@ def write_params(path: Path, **overrides: dict) -> Path:
     return path
 
 
-def start_stage(stage: str, *args: str | Path) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", f"src.stages.{stage}", *map(str, args)],
+def start_stage(stage: str, *args: str | Path, probed: bool = False) -> subprocess.Popen:
+    """`python -m src.stages.STAGE ARGS`; `probed`: through HEAVY_IMPORTS_PROBE, which adds
+    a last stderr line naming TensorFlow and Keras if the stage imported them."""
+    run = ["-c", HEAVY_IMPORTS_PROBE, f"src.stages.{stage}"] if probed \
+        else ["-m", f"src.stages.{stage}"]
+    return subprocess.Popen([sys.executable, *run, *map(str, args)],
                             cwd=REPO, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
 
@@ -148,7 +152,8 @@ def assert_no_outputs(out: dict[str, Path]) -> None:
 
 @pytest.fixture(scope="module")
 def slow_runs(data, tmp_path_factory) -> dict:
-    """Every stage run that imports TensorFlow, two or three at a time (~5 s of import each).
+    """Every stage run that imports TensorFlow (~5 s each), side by side, and the three failures
+    that get past params.yaml (they must fail before that import).
 
     init_bias runs beside the three failures that get past params.yaml; then the train
     stage runs twice, side by side, from init_bias's weights.
@@ -179,7 +184,8 @@ def slow_runs(data, tmp_path_factory) -> dict:
     for name, (bad, out, replace) in failing.items():
         # The weights don't exist yet, but these runs fail before they are read.
         weights = bad if name == "missing_weights" else init["weights"]
-        processes[name] = start_stage("train", *train_args(data, weights, out, **replace))
+        processes[name] = start_stage("train", *train_args(data, weights, out, **replace),
+                                      probed=True)
     init_result = finish(init_process)
     assert init_result.returncode == 0, init_result.stderr
     assert "Traceback" not in init_result.stderr
@@ -362,6 +368,11 @@ SLOW_FAILURES = {
 
 @pytest.mark.parametrize("case", SLOW_FAILURES)
 def test_train_bad_inputs(case: str, slow_runs) -> None:
+    """Bad inputs fail before TensorFlow is imported (~5 s): at once, and cheaply."""
     result, bad_file, out = slow_runs["failures"][case]
+    *stderr, probe = result.stderr.rstrip("\n").split("\n")
+    assert probe == NO_HEAVY_IMPORTS, result.stderr
+    result = subprocess.CompletedProcess(result.args, result.returncode, result.stdout,
+                                         "\n".join(stderr))
     assert_clean_failure(result, str(bad_file), *SLOW_FAILURES[case])
     assert_no_outputs(out)
