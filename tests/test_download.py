@@ -67,8 +67,7 @@ def sources(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def params(url: str | Path, sha256: str | None, retries: int = 0,
            timeout: float = 2.0) -> DownloadParams:
-    return DownloadParams(url=str(url), sha256=sha256, timeout=timeout, retries=retries,
-                          synthetic_rows=500, synthetic_fraud_rate=0.02)
+    return bounded(url, sha256=sha256, retries=retries, timeout=timeout)
 
 
 def closed_port() -> int:
@@ -469,10 +468,12 @@ def trickle(sources: dict[str, Any]) -> Iterator[str]:
 
 
 def bounded(url: str | Path, deadline: float = 1800.0, max_bytes: int = 10 ** 9,
-            retries: int = 0, timeout: float = 2.0) -> DownloadParams:
-    return DownloadParams(url=str(url), sha256=None, timeout=timeout, retries=retries,
-                          synthetic_rows=500, synthetic_fraud_rate=0.02, deadline=deadline,
-                          max_bytes=max_bytes)
+            retries: int = 0, timeout: float = 2.0, sha256: str | None = None
+            ) -> DownloadParams:
+    """Download params for the tests: a small synthetic source, and the bounds given."""
+    return DownloadParams(url=str(url), sha256=sha256, timeout=timeout, retries=retries,
+                          synthetic_rows=500, synthetic_fraud_rate=0.02, synthetic_seed=0,
+                          deadline=deadline, max_bytes=max_bytes)
 
 
 @pytest.mark.parametrize("path", ["/slow.csv", "/chunked/slow.csv"])

@@ -56,12 +56,12 @@ class DownloadParams:
     synthetic_fraud_rate: float
     # Not `seed`: the data must stay the same when `seed` varies the split and training
     # (and the download stage must not rerun for every seed).
-    synthetic_seed: int = 0
+    synthetic_seed: int
     # Bounds on a download, whatever the server does: `timeout` alone lets a server that
     # trickles a byte at a time run forever. Seconds for all attempts and waits together,
     # and bytes both fetched and unpacked (a zip bomb); generated data is not bounded.
-    deadline: float = 1800.0
-    max_bytes: int = 1_000_000_000
+    deadline: float
+    max_bytes: int
 
     @property
     def raw_sha256(self) -> str | None:
