@@ -82,6 +82,8 @@ def parser(description: str = __doc__, out_dir: str = "reports/sweeps", stem: st
                      help=f"where the report and failed experiments' logs go ({out_dir})")
     cli.add_argument("--stem", default=stem, help=f"report file names (<stem>.md; {stem})")
     cli.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
+    cli.add_argument("--status-every", type=float, default=dvc_exp.STATUS_EVERY,
+                     help=argparse.SUPPRESS)
     cli.add_argument("--params", default="params.yaml", help="the params file")
     return cli
 
@@ -144,7 +146,8 @@ def _report_failure(sweep: Sweep, point: Point, logs: Path) -> None:
     sweep.failed.append(f"{point.name} (seed {point.seed}): {dvc_exp.error_line(log)}")
 
 
-def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path) -> None:
+def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path,
+              status_every: float = dvc_exp.STATUS_EVERY) -> None:
     """Queue this machine's experiments that have no result yet, run them on DVC's workers,
     wait, and report each failure with its log."""
     known = dvc_exp.show(sweep.env, sweep.commit)
@@ -172,7 +175,7 @@ def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path) -> 
         _say(f"{jobs - started} queue worker(s) of this repository were already running: they "
              "keep the environment of the shell that started them (FRAUD_DATA_MIRROR too); "
              "`dvc queue stop` first to use this one")
-    dvc_exp.wait(sweep.env, [p.name for p in waiting], jobs, poll, _say, refs)
+    dvc_exp.wait(sweep.env, [p.name for p in waiting], jobs, poll, _say, refs, status_every)
     done = dvc_exp.show(sweep.env, sweep.commit)
     states, _ = dvc_exp.queue_status(sweep.env)
     for point in waiting:
@@ -236,7 +239,8 @@ def main(argv: Sequence[str], cli: argparse.ArgumentParser | None = None) -> Non
     if args.pull:
         dvc_exp.pull(sweep.env, args.pull, sweep.commit)
     if not args.report_only:
-        run_share(sweep, args.jobs, args.rerun, args.poll, args.out_dir / "logs")
+        run_share(sweep, args.jobs, args.rerun, args.poll, args.out_dir / "logs",
+                  args.status_every)
     if args.push:
         names = [p.name for p in sweep.mine if p.name in sweep.ran or p.name in sweep.reused]
         dvc_exp.push(sweep.env, args.push, names)

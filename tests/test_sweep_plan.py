@@ -207,7 +207,8 @@ def test_resume_reuses_finished_waits_for_queued_and_reruns_failed(monkeypatch,
     monkeypatch.setattr(sweep_cli.dvc_exp, "start", lambda env, jobs:
                         calls.append(("dvc", "queue", "start", "-j", str(jobs))) or jobs)
     monkeypatch.setattr(sweep_cli.dvc_exp, "experiment_refs", dict)
-    monkeypatch.setattr(sweep_cli.dvc_exp, "wait", lambda env, names, jobs, poll, say, before:
+    monkeypatch.setattr(sweep_cli.dvc_exp, "wait", lambda env, names, jobs, poll, say, before,
+                        status_every:
                         calls.append(("wait", tuple(names))))
     sweep = sweep_cli.Sweep(points=points, mine=points, fixed={"t.e": "2"}, env={}, commit="c" * 40)
     sweep_cli.run_share(sweep, jobs=2, rerun=False, poll=0.0, logs=tmp_path)

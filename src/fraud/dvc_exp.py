@@ -151,6 +151,11 @@ def queue_status(env: Mapping[str, str]) -> tuple[dict[str, str], int]:
     return states, workers
 
 
+# Seconds between two `dvc queue status` calls while waiting (each costs ~0.5 s of CPU): how
+# soon a failed experiment, which writes no ref, is noticed.
+STATUS_EVERY = 15.0
+
+
 def experiment_refs() -> dict[str, str]:
     """{experiment name: commit} of every experiment ref (`refs/exps/<baseline>/<name>`):
     one cheap git call, where `dvc queue status` costs a DVC process (~0.5 s of CPU)."""
@@ -172,11 +177,13 @@ def _check_queue(env: Mapping[str, str], pending: Sequence[str], reported: dict[
 
 
 def wait(env: Mapping[str, str], names: Sequence[str], jobs: int, poll: float,
-         say: Callable[[str], None], before: Mapping[str, str] | None = None) -> None:
+         say: Callable[[str], None], before: Mapping[str, str] | None = None,
+         status_every: float = STATUS_EVERY) -> None:
     """Until none of `names` is queued or running. An experiment is done when its ref is
-    (re)written (checked every `poll` s, cheaply); the queue itself is asked every ~15 s (what
-    failed, what runs). DVC's workers stop after ~10 s idle; if ours are gone while our
-    experiments still wait (a worker was killed), start them again."""
+    (re)written (checked every `poll` s, cheaply); the queue itself is asked every
+    `status_every` s, at least every poll (what failed, what runs). DVC's workers stop after
+    ~10 s idle; if ours are gone while our experiments still wait (a worker was killed),
+    start them again."""
     before = dict(before if before is not None else experiment_refs())
     reported: dict[str, str] = {}
     next_status, idle = 0.0, 0
@@ -199,7 +206,7 @@ def wait(env: Mapping[str, str], names: Sequence[str], jobs: int, poll: float,
                     f"dvc queue start -j {jobs}")
                 start(env, jobs)
                 idle = 0
-            next_status = time.monotonic() + max(poll, 15.0)
+            next_status = time.monotonic() + max(poll, status_every)
         time.sleep(poll)
 
 
