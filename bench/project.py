@@ -1,7 +1,7 @@
 """Temporary copies of the project, and DVC commands run in them under measurement.
 
 The benchmark never touches the user's workspace: each measured run works in a fresh copy
-of the project's pipeline files (as tests/test_pipeline_e2e.py does), with its own git
+of the project's pipeline files (as tests/synthetic_project.py does), with its own git
 repository and DVC cache, so "from a clean workspace" really starts from nothing (no
 outputs, no run cache).
 """
@@ -29,7 +29,7 @@ from src.fraud.params import STRATEGIES, TRAIN_STAGES
 from src.fraud.pipeline import stage_names
 
 ROOT = Path(__file__).resolve().parents[1]
-# What `dvc repro` needs (tests/test_pipeline_e2e.py copies these too).
+# What `dvc repro` needs (copy_project_files; tests/synthetic_project.py uses it too).
 PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvc/plots",
                  ".dvcignore",
                  ".gitignore", "plots/template"]
@@ -79,6 +79,22 @@ def install_shim(folder: Path) -> Path:
     return folder
 
 
+def copy_project_files(dest: Path, root: Path = ROOT) -> None:
+    """The pipeline's files (PROJECT_FILES) from `root` into `dest`, without bytecode."""
+    for name in PROJECT_FILES:
+        src, dst = root / name, dest / name
+        if src.is_dir():
+            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        elif src.is_file():
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(src, dst)
+
+
+def ran_stages(stdout: str) -> list[str]:
+    """The stages a `dvc repro` / `dvc exp run` ran, in order, from its output."""
+    return re.findall(r"Running stage '([\w@-]+)'", stdout)
+
+
 def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
     *sections, key = dotted.split(".")
     node = raw
@@ -111,7 +127,7 @@ class CommandRun:
 
     @property
     def ran(self) -> list[str]:
-        return re.findall(r"Running stage '([\w@-]+)'", self.stdout)
+        return ran_stages(self.stdout)
 
     @property
     def stage_seconds(self) -> float:
@@ -173,14 +189,7 @@ class Project:
         self.source = source
         self.shim = install_shim(path.parent / f".{path.name}-bin")
         self.stage_log = path.parent / f".{path.name}-stages.jsonl"
-        for name in PROJECT_FILES:
-            src = root / name
-            dst = path / name
-            if src.is_dir():
-                shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-            elif src.is_file():
-                dst.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copy(src, dst)
+        copy_project_files(path, root)
         self.set_params({**source.params(), **(params or {})})
         self.git("init", "-q", "-b", "main")
         self.commit("project")

@@ -79,16 +79,10 @@ def raw_params(repo_params_raw: dict[str, Any]) -> dict[str, Any]:
     return copy.deepcopy(repo_params_raw)
 
 
-def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    *sections, key = dotted.split(".")
-    node = raw
-    for name in sections:
-        node = node[name]
-    node[key] = value
-
-
 def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
     """Sets `section.key` (or a top-level key) in the params dict; returns the dict."""
+    from bench.project import set_dotted
+
     set_dotted(raw, dotted, value)
     return raw
 
@@ -111,6 +105,8 @@ def write_params(tmp_path: Path, repo_params_raw: dict[str, Any]
                  ) -> Callable[..., Path]:
     """write_params({"clean.eps": "1e-08"}) -> a params file in tmp_path, repo's values
     otherwise."""
+
+    from bench.project import set_dotted
 
     def write(overrides: dict[str, Any] | None = None, name: str = "params.yaml") -> Path:
         raw = copy.deepcopy(repo_params_raw)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import fcntl
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from bench.project import PROJECT_FILES
+from bench.project import copy_project_files
 from src.fraud.download import MIRROR_ENV
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,11 +49,6 @@ def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return sh(cwd, sys.executable, "-m", "dvc", *args)
 
 
-def ran_stages(stdout: str) -> list[str]:
-    """The stages a `dvc repro` / `dvc exp run` ran, in order, from its output."""
-    return re.findall(r"Running stage '([\w@-]+)'", stdout)
-
-
 def small_params(path: Path) -> None:
     """Tiny synthetic data and few epochs: the whole pipeline in about a minute."""
     params = yaml.safe_load(path.read_text())
@@ -69,14 +63,7 @@ def small_params(path: Path) -> None:
 
 def new_project(repo: Path) -> Path:
     """Copies the project's files into `repo` with small params, as one git commit."""
-    for name in PROJECT_FILES:
-        source = ROOT / name
-        if source.is_dir():
-            shutil.copytree(source, repo / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        else:
-            (repo / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(source, repo / name)
+    copy_project_files(repo)
     small_params(repo / "params.yaml")
     sh(repo, "git", "init", "-q", "-b", "main")
     sh(repo, "git", "add", "-A")

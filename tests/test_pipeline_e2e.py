@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from bench.project import ran_stages
 from src.fraud.params import STRATEGIES
 from src.fraud.pipeline import stage_names
-from tests.synthetic_project import BUILD_LOG, copy_project, dvc, env, ran_stages, sh
+from tests.synthetic_project import BUILD_LOG, copy_project, dvc, env, sh
 
 ROOT = Path(__file__).resolve().parents[1]
 
