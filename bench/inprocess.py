@@ -166,9 +166,11 @@ def onnx_scoring(strategy: str, rows, repeats: int, keras_scores) -> dict:
     """The same rows scored by the train stage's ONNX twin with onnxruntime (what the
     TensorFlow-free evaluate scores with), and the largest difference from Keras'
     `keras_scores`."""
+    from src.fraud.onnx_contract import NETWORK
     from src.fraud.onnx_scoring import load_onnx
 
-    model, load_s = _timed(lambda: load_onnx(f"{MODELS}/{strategy}.onnx", "train"))
+    model, load_s = _timed(lambda: load_onnx(f"{MODELS}/{strategy}.onnx", "train",
+                                                      NETWORK))
     seconds, scores = _timed_calls(lambda: model(rows), repeats)
     return {"load_s": load_s, "seconds": seconds,
             "rows_per_s": len(rows) / statistics.median(seconds),

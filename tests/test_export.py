@@ -37,6 +37,7 @@ from src.fraud.data import (
     split,
 )
 from src.fraud.files import write_json
+from src.fraud.onnx_contract import DETECTOR, NETWORK
 from src.fraud.onnx_scoring import load_onnx
 from src.fraud.params import ModelParams, SplitParams
 from src.fraud.schema import FEATURES, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
@@ -161,13 +162,14 @@ def test_both_formats_match_the_pipeline_path(project: Project, detector: Any) -
     features, expected = pipeline_probabilities(project, raw)
     inputs = raw[export.INPUT_COLUMNS].to_numpy(np.float64)
     for got in (keras_probabilities(detector, inputs),
-                load_onnx(project.paths["out_onnx"], "export")(inputs)):
+                load_onnx(project.paths["out_onnx"], "export", DETECTOR)(inputs)):
         assert got.shape == expected.shape == (len(raw),)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     # The ONNX detector on raw rows scores what the ONNX network scores on the pipeline's
     # features (what evaluate scores).
-    network = load_onnx(project.root / "models/baseline.onnx", "train_baseline")
-    np.testing.assert_allclose(load_onnx(project.paths["out_onnx"], "export")(inputs),
+    network = load_onnx(project.root / "models/baseline.onnx", "train_baseline",
+                        NETWORK)
+    np.testing.assert_allclose(load_onnx(project.paths["out_onnx"], "export", DETECTOR)(inputs),
                                network(features), rtol=0, atol=1e-6)
     # The Keras preprocessing alone: the features the network was trained on.
     computed = np.asarray(detector.get_layer(PREPROCESS_NAME)(inputs))
@@ -186,7 +188,7 @@ def test_input_is_raw_columns_in_order(project: Project, detector: Any) -> None:
     assert tuple(detector.outputs[0].shape) == (None, 1)
     assert [layer.name for layer in detector.layers] == \
         ["transaction", "preprocess", "hidden", "dropout", "output"]
-    onnx_model = load_onnx(project.paths["out_onnx"], "export")
+    onnx_model = load_onnx(project.paths["out_onnx"], "export", DETECTOR)
     (given,) = onnx_model.session.get_inputs()
     (output,) = onnx_model.session.get_outputs()
     assert (given.name, given.type, given.shape) == ("transaction", "tensor(double)", ["rows", 29])

@@ -31,6 +31,7 @@ from src.fraud.data import (
 )
 from src.fraud.errors import PipelineError
 from src.fraud.files import write_json
+from src.fraud.onnx_contract import DETECTOR, NETWORK
 from src.fraud.onnx_scoring import BATCH_ROWS, load_onnx
 from src.fraud.params import ModelParams
 from src.fraud.schema import FEATURES, N_FEATURES
@@ -75,7 +76,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def test_network_parity(trained: dict[str, Any]) -> None:
     """ONNX vs Keras on the scaled features: what evaluate scores."""
     features = trained["features"]
-    got = load_onnx(trained["network_onnx_path"], "train")(features)
+    got = load_onnx(trained["network_onnx_path"], "train", NETWORK)(features)
     assert got.dtype == np.float64 and got.shape == (len(features),)
     for expected in (keras_model.predict_proba(trained["network"], features, 8192),
                      np.asarray(trained["network"](features, training=False))[:, 0]):
@@ -85,21 +86,21 @@ def test_network_parity(trained: dict[str, Any]) -> None:
 def test_detector_parity(trained: dict[str, Any]) -> None:
     """ONNX detector vs Keras detector on raw rows, and vs the pipeline's path."""
     inputs = trained["inputs"]
-    got = load_onnx(trained["detector_onnx_path"], "train")(inputs)
+    got = load_onnx(trained["detector_onnx_path"], "train", DETECTOR)(inputs)
     keras_detector = keras_model.keras.saving.load_model(trained["detector_path"])
     assert np.abs(got - keras_probabilities(keras_detector, inputs)).max() <= 1e-6
     pipeline = keras_model.predict_proba(trained["network"], trained["features"], 8192)
     assert np.abs(got - pipeline).max() <= 1e-6
     # Preprocessing in float64 ONNX ops: the features come out as the pipeline's, so the
     # detector scores exactly what the network scores on them.
-    network = load_onnx(trained["network_onnx_path"], "train")
+    network = load_onnx(trained["network_onnx_path"], "train", NETWORK)
     np.testing.assert_array_equal(got, network(trained["features"]))
 
 
 def test_batches_do_not_change_the_scores(trained: dict[str, Any]) -> None:
     inputs = np.concatenate([trained["inputs"]] * 3)  # 150,012 rows: three batches
     assert len(inputs) > 2 * BATCH_ROWS
-    model = load_onnx(trained["detector_onnx_path"], "train")
+    model = load_onnx(trained["detector_onnx_path"], "train", DETECTOR)
     whole = model(inputs)
     np.testing.assert_array_equal(whole[:len(trained["inputs"])], model(trained["inputs"]))
     assert model(inputs[:0]).shape == (0,)
@@ -147,7 +148,7 @@ def test_corrupt_file_is_one_line_naming_the_stage(content: bytes, tmp_path: Pat
     path = tmp_path / "baseline.onnx"
     path.write_bytes(content)
     with pytest.raises(PipelineError) as error:
-        load_onnx(path, "train_baseline")
+        load_onnx(path, "train_baseline", DETECTOR)
     message = str(error.value)
     assert "\n" not in message and message.startswith(f"{path}: not a loadable ONNX model")
     assert message.endswith("run the train_baseline stage again")
@@ -157,17 +158,17 @@ def test_truncated_file(trained: dict[str, Any], tmp_path: Path) -> None:
     path = tmp_path / "cut.onnx"
     path.write_bytes(trained["detector_onnx_path"].read_bytes()[:-40])
     with pytest.raises(PipelineError, match="not a loadable ONNX model"):
-        load_onnx(path, "train_baseline")
+        load_onnx(path, "train_baseline", DETECTOR)
 
 
 def test_missing_file(tmp_path: Path) -> None:
     with pytest.raises(PipelineError, match="model not found; run the train_weighted stage"):
-        load_onnx(tmp_path / "weighted.onnx", "train_weighted")
+        load_onnx(tmp_path / "weighted.onnx", "train_weighted", NETWORK)
 
 
 def test_wrong_width(trained: dict[str, Any]) -> None:
     with pytest.raises(ValueError, match=r"expected a \(rows, 29\) array"):
-        load_onnx(trained["network_onnx_path"], "train")(np.zeros((3, 30)))
+        load_onnx(trained["network_onnx_path"], "train", NETWORK)(np.zeros((3, 30)))
 
 
 # --- no TensorFlow where nothing trains ----------------------------------------------------
@@ -197,7 +198,7 @@ def shipped(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
     csv = root / "transactions.csv.gz"
     csv.write_bytes(gzip.compress(plain.read_bytes()))
     inputs = read_raw_csv(plain)[export.INPUT_COLUMNS].to_numpy(np.float64)
-    expected = load_onnx(trained["detector_onnx_path"], "train")(inputs)
+    expected = load_onnx(trained["detector_onnx_path"], "train", DETECTOR)(inputs)
     threshold = float(np.float32(np.quantile(expected, 0.99)))
     models = {}
     for fmt, source in (("onnx", "detector_onnx_path"), ("keras", "detector_path")):

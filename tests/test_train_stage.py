@@ -277,18 +277,19 @@ def test_train_writes_the_network_and_detector_as_onnx(trained_twice, data) -> N
     import keras
 
     from src.fraud import export
+    from src.fraud.onnx_contract import DETECTOR, NETWORK
     from src.fraud.onnx_scoring import load_onnx
 
     out = trained_twice[0]
     network = keras.saving.load_model(out["model"], safe_mode=True)
     val_x = np.load(data["val_features"])
     expected = network.predict(val_x, batch_size=4096, verbose=0)[:, 0]
-    np.testing.assert_allclose(load_onnx(out["onnx"], "train")(val_x), expected, rtol=0,
+    np.testing.assert_allclose(load_onnx(out["onnx"], "train", NETWORK)(val_x), expected, rtol=0,
                                atol=1e-6)
     raw = val_x.astype(np.float64)
     raw[:, -1] = np.exp(raw[:, -1]) - 0.001  # Amount with log(Amount + eps) = the feature
     raw = raw[raw[:, -1] > 0]
-    detector = load_onnx(out["detector_onnx"], "train")
+    detector = load_onnx(out["detector_onnx"], "train", DETECTOR)
     keras_detector = keras.saving.load_model(out["detector"], safe_mode=True)
     from src.predict import keras_probabilities
     np.testing.assert_allclose(detector(raw), keras_probabilities(keras_detector, raw), rtol=0,

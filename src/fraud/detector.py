@@ -42,7 +42,7 @@ import onnx
 from onnx import TensorProto, helper, numpy_helper
 
 from .errors import PipelineError
-from .export import INPUT_DTYPE, INPUT_NAME, MODEL_NAME, OUTPUT_NAME, ScalerStats
+from .export import INPUT_DTYPE, INPUT_NAME, MODEL_NAME, NETWORK_INPUT, OUTPUT_NAME, ScalerStats
 from .model import keras, tf
 from .schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 
@@ -50,7 +50,6 @@ from .schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 # 17 is read by ONNX Runtime 1.11 (2022) and later, in every language.
 OPSET = 17
 NETWORK_NAME = "fraud_classifier"
-NETWORK_INPUT = "features"
 ROWS = "rows"  # the symbolic batch dimension
 
 

@@ -34,8 +34,9 @@ def load_scorer(path: str | Path, stage_hint: str, batch_size: int) -> Scorer:
     (ONNX Runtime), `.skops` (a scikit-learn peer) or `.keras` (imports TensorFlow)."""
     path = Path(path)
     if path.suffix == ".onnx":
+        from .onnx_contract import NETWORK
         from .onnx_scoring import load_onnx
-        return load_onnx(path, stage_hint)
+        return load_onnx(path, stage_hint, NETWORK)
     if path.suffix == ".skops":
         from .peer import load_peer, peer_scores
         peer = load_peer(path, stage_hint)

@@ -38,6 +38,7 @@ from .params import STRATEGIES, STRATEGY_ALIASES
 from .schema import FEATURES, INPUT_COLUMNS, N_FEATURES
 
 INPUT_NAME = "transaction"
+NETWORK_INPUT = "features"  # the trained network's input: scaled features, float32
 INPUT_DTYPE = "float64"
 OUTPUT_NAME = "probability"
 MODEL_NAME = "fraud_detector"

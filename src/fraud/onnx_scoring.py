@@ -6,9 +6,10 @@ Importing onnxruntime and loading a model takes ~0.1 s and ~60 MB; TensorFlow ~5
 `models/detector/<strategy>.onnx` (shipped as models/fraud_detector.onnx) the 29 raw float64
 columns; both return the probability, shape (rows, 1).
 
-Loading is safe for files from elsewhere too: an ONNX file is a protobuf (no pickle, no
-code); the session is made from the file's bytes, so it cannot pull in external data files,
-and no custom-operator library is registered.
+Loading is safe for files from elsewhere too: before ONNX Runtime sees a file, it must pass
+`onnx_contract.check_model_bytes` (no external data, no loops, only the operators our models
+use, the expected input and a (rows, 1) output); no custom-operator library is registered;
+and every score it returns must be a probability, or scoring stops with an error.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from .errors import PipelineError, require_file
+from .onnx_contract import MAX_MODEL_BYTES, Contract, check_model_bytes
 
 # One thread: the network is two small matrix products per row, so a second thread mostly
 # adds hand-offs on these shared 2-core machines, and one setting gives the same numbers on
@@ -33,9 +35,10 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 class OnnxModel:
     """A loaded model: call it on a (rows, columns) array for float64 (rows,) probabilities."""
 
-    def __init__(self, session: ort.InferenceSession, label: str) -> None:
+    def __init__(self, session: ort.InferenceSession, label: str, fix: str) -> None:
         self.session = session
         self.label = label
+        self.fix = fix
         (given,) = session.get_inputs()
         self.input_name: str = given.name
         self.input_dtype = np.dtype(_DTYPES[given.type])
@@ -48,11 +51,29 @@ class OnnxModel:
         if features.ndim != 2 or features.shape[1] != self.columns:
             raise ValueError(f"{self.label}: expected a (rows, {self.columns}) array, got "
                              f"{features.shape}")
-        parts = [self.session.run([self.output_name], {
-                     self.input_name: np.ascontiguousarray(features[start:start + BATCH_ROWS],
-                                                           dtype=self.input_dtype)})[0]
-                 .reshape(-1) for start in range(0, len(features), BATCH_ROWS)]
-        return (np.concatenate(parts) if parts else np.empty(0)).astype(np.float64)
+        parts = [self._run(features[start:start + BATCH_ROWS], start)
+                 for start in range(0, len(features), BATCH_ROWS)]
+        return np.concatenate(parts) if parts else np.empty(0)
+
+    def _run(self, batch: np.ndarray, first_row: int) -> np.ndarray:
+        """One session call; its output must be one probability per row."""
+        try:
+            (scores,) = self.session.run([self.output_name], {
+                self.input_name: np.ascontiguousarray(batch, dtype=self.input_dtype)})
+        except Exception as error:  # onnxruntime's own Fail/RuntimeException types
+            raise PipelineError(f"{self.label}: scoring failed ({_first_line(error)}); "
+                                f"{self.fix}") from None
+        if np.shape(scores) != (len(batch), 1):
+            raise PipelineError(f"{self.label}: returned scores of shape {np.shape(scores)} "
+                                f"for {len(batch)} rows, not (rows, 1); {self.fix}")
+        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+        bad = np.flatnonzero(~((scores >= 0) & (scores <= 1)))  # NaN fails both
+        if len(bad):
+            raise PipelineError(f"{self.label}: returned {scores[bad[0]]!r} for row "
+                                f"{first_row + bad[0] + 1:,} ({len(bad):,} of {len(batch):,} "
+                                f"in its batch outside [0, 1]); a fraud model returns "
+                                f"probabilities; {self.fix}")
+        return scores
 
 
 def session_options(threads: int = ONNX_THREADS) -> ort.SessionOptions:
@@ -73,20 +94,22 @@ def _first_line(error: BaseException) -> str:
     return line if len(line) <= 300 else line[:297] + "..."
 
 
-def load_onnx(path: str | Path, stage_hint: str) -> OnnxModel:
-    """Loads an `.onnx` model for scoring; a missing or corrupt file is a PipelineError that
-    names the stage to (re)run. The result is a Callable[[np.ndarray], np.ndarray]."""
+def load_onnx(path: str | Path, stage_hint: str, contract: Contract) -> OnnxModel:
+    """Loads an `.onnx` model for scoring once it has passed the contract's checks; a
+    missing, corrupt or foreign file is a one-line PipelineError that names the stage to
+    (re)run. The result is a Callable[[np.ndarray], np.ndarray]."""
     path = require_file(path, stage_hint, "model")
+    fix = f"run the {stage_hint} stage again"
+    size = path.stat().st_size
+    if size > MAX_MODEL_BYTES:
+        raise PipelineError(f"{path}: {size:,} bytes, over the {MAX_MODEL_BYTES:,} a fraud "
+                            f"model may have; {fix}")
+    content = path.read_bytes()
+    check_model_bytes(content, path, contract, fix)
     try:
-        session = ort.InferenceSession(path.read_bytes(), sess_options=session_options(),
+        session = ort.InferenceSession(content, sess_options=session_options(),
                                        providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises several types for a file that is no model
         raise PipelineError(f"{path}: not a loadable ONNX model ({_first_line(error)}); "
-                            f"run the {stage_hint} stage again") from None
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if (len(inputs) != 1 or len(outputs) != 1 or inputs[0].type not in _DTYPES
-            or len(inputs[0].shape) != 2 or not isinstance(inputs[0].shape[1], int)):
-        raise PipelineError(f"{path}: expected one (rows, columns) float input and one output, "
-                            f"got inputs {[(i.name, i.type, i.shape) for i in inputs]} and "
-                            f"{len(outputs)} output(s); run the {stage_hint} stage again")
-    return OnnxModel(session, str(path))
+                            f"{fix}") from None
+    return OnnxModel(session, str(path), fix)

@@ -36,6 +36,7 @@ def main(argv: Sequence[str]) -> None:
     from src.fraud import export
     from src.fraud.errors import PipelineError
     from src.fraud.files import file_sha256, outputs, remove_outputs, write_json
+    from src.fraud.onnx_contract import DETECTOR
     from src.fraud.onnx_scoring import load_onnx
     from src.fraud.params import TRAIN_STAGES
 
@@ -44,12 +45,7 @@ def main(argv: Sequence[str]) -> None:
     stage = TRAIN_STAGES[model]
     sources = {"keras": Path(args.keras.format(model=model)),
                "onnx": Path(args.onnx.format(model=model))}
-    detector = load_onnx(sources["onnx"], stage)
-    if (detector.input_name, detector.input_dtype, detector.columns) != \
-            (export.INPUT_NAME, export.INPUT_DTYPE, len(export.INPUT_COLUMNS)):
-        raise PipelineError(f"{sources['onnx']}: takes {detector.input_name!r} "
-                            f"({detector.input_dtype}, {detector.columns} columns), not raw "
-                            f"transactions; run the {stage} stage again")
+    detector = load_onnx(sources["onnx"], stage, DETECTOR)
     info = export.read_detector_metadata(detector.metadata, str(sources["onnx"]), stage)
     keras_sha256 = file_sha256(sources["keras"], f"detector (run the {stage} stage)")
     if info.strategy != model or info.keras_sha256 != keras_sha256:
