@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 from src.fraud.download import MIRROR_ENV
+from src.fraud.params import UPPER_BOUNDS
 
 DELETE = object()  # as a value: remove the key
 
@@ -68,7 +69,7 @@ BAD_PARAMS: dict[str, tuple[Any, tuple[str, ...]]] = {
                                 ("download.synthetic_seed = -1",)),
     "synthetic-seed-too-big": ({"download.synthetic_seed": 2 ** 32},
                                ("download.synthetic_seed = 4294967296",)),
-    "download-unknown-key": ({"download.mirror": "x"}, ("unknown key(s) download.mirror",)),
+    "download-unknown-key": ({"download.mirror": "x"}, ("unknown key(s) 'download.mirror'",)),
     "download-missing-deadline": ({"download.deadline": DELETE},
                                   ("missing key(s) download.deadline",)),
     "download-not-a-mapping": ({"download": "fast"}, ("section 'download'", "not a mapping")),
@@ -81,8 +82,8 @@ BAD_PARAMS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "seed-bool": ({"seed": True}, ("seed = True",)),
     "seed-list": ({"seed": [1, 2]}, ("seed = [1, 2]",)),
     "seed-10k-characters": ({"seed": "x" * 10_000}, ("seed = 'xxxx", "(10,000 characters)")),
-    "unknown-top-level-key": ({"bogus": 1}, ("unknown key(s) bogus",)),
-    "numeric-top-level-key": ({7: 1}, ("unknown key(s) 7",)),
+    "unknown-top-level-key": ({"bogus": 1}, ("unknown key(s) 'bogus'",)),
+    "numeric-top-level-key": ({7: 1}, ("unknown key(s) '7'",)),
     "missing-seed": ({"seed": DELETE}, ("missing key 'seed'",)),
     "clean-eps-zero": ({"clean.eps": 0}, ("clean.eps = 0",)),
     "clean-not-a-mapping": ({"clean": 5}, ("section 'clean'",)),
@@ -106,7 +107,23 @@ BAD_PARAMS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "alias-bomb": (("a: &a [1, 1, 1, 1, 1, 1, 1, 1, 1]\nb: &b [*a, *a, *a, *a, *a, *a, *a, *a]\n"
                     "c: &c [*b, *b, *b, *b, *b, *b, *b, *b]\nd: &d [*c, *c, *c, *c, *c, *c, *c]\n"
                     "seed: [*d, *d, *d, *d, *d, *d, *d, *d, *d]\n"),
-                   ("unknown key(s) a, b, c, d",)),
+                   ("line 2, column", "aliases (*name) are not allowed")),
+    "duplicate-key": ("seed: 1\nseed: 2\n", ("line 2, column 1: duplicate key 'seed'",)),
+    "duplicate-nested-key": ("train:\n  epochs: 1\n  epochs: 5\n",
+                             ("line 3, column 3: duplicate key 'epochs'",)),
+    # types a YAML edit can give any key
+    "strategy-list": ({"train.strategy": []}, ("train.strategy = []", "one of auto")),
+    "strategy-mapping": ({"train.strategy": {}}, ("train.strategy = {}", "one of auto")),
+    "candidates-of-mappings": ({"evaluate.candidates": [{}]}, ("evaluate.candidates = [{}]",)),
+    "c-grid-of-1000": ({"logreg.c_grid": list(range(1, 1001))}, ("of at most 100 values",)),
+    # what an unknown key echoes: cut, control characters escaped
+    "ansi-newline-key": ({"train.\x1b[31mred\nline": 1}, ("unknown key(s) 'train.\\x1b[31mred"
+                                                         "\\nline'",)),
+    "600k-key": ({"train." + "k" * 600_000: 1}, ("(600,006 characters)",)),
+    # every upper bound: one over it is refused before any work
+    **{f"over-{key}": ({key: int(high) + 1}, (f"{key} = {int(high) + 1}",
+                                             f"at most {int(high):,}"))
+       for key, high in UPPER_BOUNDS.items()},
 }
 
 
@@ -168,3 +185,46 @@ def test_bad_params_subprocess(case: str, tmp_path: Path, repo_params_raw: dict[
     proc = run_stage("download", "--out", out, "--params", params)
     check_one_error_line(proc.returncode, proc.stderr, BAD_PARAMS[case][1])
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+# Any value a hand edit or `dvc exp run -S` can put under any key: accepted, or one short line.
+HOSTILE_VALUES = [[], {}, None, "", " ", "x" * 100_000, "\x1b[2J\n", -1e308, 1e308, 10 ** 400,
+                  True, [[[]]], "nan", {"a": [1]}, [None], -0.0, 2 ** 63, "1e999"]
+
+
+def leaf_keys(raw: dict[str, Any], prefix: str = "") -> list[str]:
+    return [key for name, value in raw.items()
+            for key in (leaf_keys(value, f"{prefix}{name}.") if isinstance(value, dict)
+                        else [f"{prefix}{name}"])]
+
+
+def test_every_key_with_any_value_is_accepted_or_one_short_line(
+        repo_params_raw: dict[str, Any]) -> None:
+    from src.fraud.errors import PipelineError
+    from src.fraud.params import parse_params
+
+    keys = leaf_keys(repo_params_raw)
+    assert len(keys) >= 40
+    refused = 0
+    for dotted in keys:
+        for value in HOSTILE_VALUES:
+            raw = copy.deepcopy(repo_params_raw)
+            edit(raw, dotted, value)
+            try:
+                parse_params(raw)
+            except PipelineError as error:
+                message = str(error)
+                assert "\n" not in message and len(message) < 400, (dotted, value, message)
+                refused += 1
+    assert refused >= len(keys) * (len(HOSTILE_VALUES) - 6)  # most of them are refused
+
+
+def test_every_upper_bound_names_a_numeric_param(repo_params_raw: dict[str, Any]) -> None:
+    from src.fraud.params import parse_params
+
+    keys = set(leaf_keys(repo_params_raw))
+    assert set(UPPER_BOUNDS) <= keys
+    for key, high in UPPER_BOUNDS.items():  # the bound itself is a valid value
+        raw = copy.deepcopy(repo_params_raw)
+        edit(raw, key, int(high))
+        parse_params(raw)

@@ -93,13 +93,13 @@ def test_split_stage_params_with_unknown_key(few_frauds: tuple[Path, pd.DataFram
     proc = run_stage("split", "--cleaned", few_frauds[0], "--train", out / "train.parquet",
                      "--val", out / "val.parquet", "--test", out / "test.parquet",
                      "--summary", out / "data.json", "--params", params_file)
-    stage_error(proc, "error: params.yaml: unknown key(s) split.shuffle")
+    stage_error(proc, "error: params.yaml: unknown key(s) 'split.shuffle'")
     assert not out.exists() or list(out.iterdir()) == []
 
 
 @pytest.mark.parametrize(("content", "fragments"), [
     ({"clean.eps": "0"}, ("clean.eps = '0'", "expected a number > 0")),
-    ({"bogus": 1}, ("unknown key(s) bogus",)),
+    ({"bogus": 1}, ("unknown key(s) 'bogus'",)),
     ({"download.sha256": "abc"}, ("download.sha256 = 'abc'", "64 hexadecimal")),
     ("seed: [1\n", ("not valid YAML",)),
     (None, ("not found",)),

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from .errors import PipelineError, printable
+from .errors import PipelineError, printable, printable_names
 
 PARAMS_FILE = "params.yaml"
 SYNTHETIC_SOURCE = "synthetic"
@@ -44,6 +44,34 @@ MONITORABLE = tuple(
     for name in ("loss", "cross_entropy", "brier", "tp", "fp", "tn", "fn", "accuracy",
                  "precision", "recall", "auc", "prc")
 ) + ("val_ap",)  # exact average precision on the whole validation split (train.py)
+
+
+# The largest value of each number that costs time or memory as it grows, checked before any
+# work: each keeps a run within this machine class (2 cores, 24 GB) and a sane time, at several
+# times what anyone has needed. Without them, `model.hidden_units: 1e8` ran TensorFlow out of
+# memory, `gbdt.min_samples_leaf: 1e30` overflowed, and 1e9 steps or epochs ran for ever.
+UPPER_BOUNDS: dict[str, float] = {
+    "download.timeout": 3_600,             # seconds without data
+    "download.retries": 10,
+    "download.deadline": 86_400,           # a day for the whole download
+    "download.max_bytes": 1 << 34,         # 16 GiB (the real CSV: 150 MB)
+    "download.synthetic_rows": 5_000_000,  # ~17x the real data: ~1.2 GB of float64 in memory
+    "model.hidden_units": 4_096,           # the tutorial's network has 16
+    "init_bias.compare_epochs": 1_000,
+    "train.epochs": 10_000,
+    "train.batch_size": 1 << 20,
+    "train.patience": 10_000,
+    "train.oversample_steps_per_epoch": 100_000,  # the real data's epoch is 178 steps
+    "evaluate.batch_size": 1 << 20,
+    "evaluate.curve_points": 100_000,
+    "evaluate.bootstrap": 100_000,
+    "logreg.max_iter": 100_000,
+    "gbdt.max_iter": 100_000,
+    "gbdt.max_leaf_nodes": 65_536,
+    "gbdt.min_samples_leaf": 10_000_000,
+    "gbdt.n_iter_no_change": 10_000,
+}
+MAX_C_GRID = 100  # logreg fits one model per value
 
 
 @dataclass(frozen=True)
@@ -160,7 +188,8 @@ def _fail(name: str, value: Any, allowed: str) -> PipelineError:
 
 
 def _as_float(name: str, value: Any) -> float:
-    if isinstance(value, bool):
+    """A finite number, at most UPPER_BOUNDS[name] where the param has a bound."""
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise _fail(name, value, "a number")
     try:
         result = float(value)
@@ -168,6 +197,10 @@ def _as_float(name: str, value: Any) -> float:
         raise _fail(name, value, "a number") from None
     if not math.isfinite(result):
         raise _fail(name, value, "a finite number")
+    high = UPPER_BOUNDS.get(name)
+    if high is not None and result > high:
+        raise _fail(name, value, f"at most {int(high):,} (a larger value would exhaust this "
+                                 "machine's memory or time)")
     return result
 
 
@@ -210,7 +243,7 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
     unknown = sorted(map(str, set(section) - expected))  # str: YAML keys may be numbers
     if unknown:
         raise PipelineError(
-            f"params.yaml: unknown key(s) {', '.join(f'{name}.{k}' for k in unknown)}; "
+            f"params.yaml: unknown key(s) {printable_names([f'{name}.{k}' for k in unknown])}; "
             f"'{name}' takes {', '.join(sorted(expected))}")
     missing = sorted(expected - set(section))
     if missing:
@@ -221,8 +254,8 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
 
 def normalise_strategy(value: Any, name: str = "train.strategy") -> str:
     """`resampled` is accepted for `oversample` (the stage is called train_resampled)."""
-    text = str(value).strip().lower() if isinstance(value, str) else value
-    text = STRATEGY_ALIASES.get(text, text)
+    text = STRATEGY_ALIASES.get(value.strip().lower(), value.strip().lower()) \
+        if isinstance(value, str) else None
     if text not in STRATEGIES:
         raise _fail(name, value, "one of " + ", ".join((AUTO,) + STRATEGIES
                                                         + tuple(STRATEGY_ALIASES)))
@@ -253,10 +286,10 @@ def _split_params(s: dict[str, Any]) -> SplitParams:
 def _as_names(name: str, value: Any, allowed: tuple[str, ...]) -> tuple[str, ...]:
     """A YAML list or a comma-separated string of names (`-S evaluate.candidates=a,b`)."""
     items = value.split(",") if isinstance(value, str) else value
-    if not isinstance(items, list | tuple) or not items:
+    if not isinstance(items, list | tuple) or not items or len(items) > len(allowed):
         raise _fail(name, value, "a non-empty list of " + ", ".join(allowed))
-    names = tuple(STRATEGY_ALIASES.get(str(item).strip().lower(), str(item).strip().lower())
-                  for item in items)
+    names = tuple(STRATEGY_ALIASES.get(item.strip().lower(), item.strip().lower())
+                  if isinstance(item, str) else "" for item in items)
     bad = [item for item in names if item not in allowed]
     _check(name, value, not bad and len(set(names)) == len(names),
            "a list of distinct names among " + ", ".join(allowed))
@@ -281,7 +314,7 @@ def parse_params(raw: Any) -> Params:
     sections = {f.name: f.type for f in fields(Params)}
     unknown = sorted(map(str, set(raw) - set(sections)))  # str: YAML keys may be numbers
     if unknown:
-        raise PipelineError(f"params.yaml: unknown key(s) {', '.join(unknown)}; "
+        raise PipelineError(f"params.yaml: unknown key(s) {printable_names(unknown)}; "
                             f"top-level keys are {', '.join(sections)}")
     if "seed" not in raw:
         raise PipelineError("params.yaml: missing key 'seed'")
@@ -434,8 +467,8 @@ def _c_grid(value: Any) -> tuple[float, ...]:
     """A list of distinct numbers > 0; a single number (`-S logreg.c_grid=1`) is a grid of one."""
     allowed = "a list of distinct numbers > 0 (values of C to try), e.g. [0.01, 0.1, 1, 10]"
     items = value if isinstance(value, list) else [value]
-    if not items:
-        raise _fail("logreg.c_grid", value, allowed)
+    if not items or len(items) > MAX_C_GRID:
+        raise _fail("logreg.c_grid", value, allowed + f", of at most {MAX_C_GRID} values")
     grid = tuple(_as_float(f"logreg.c_grid[{i}]", item) for i, item in enumerate(items))
     _check("logreg.c_grid", value, all(c > 0 for c in grid) and len(set(grid)) == len(grid),
            allowed)
@@ -482,14 +515,52 @@ def parse_gbdt(raw: dict[str, Any]) -> GbdtParams:
     return result
 
 
+class _StrictLoader(yaml.SafeLoader):
+    """YAML's safe loader without two things params.yaml never needs: aliases (a "billion
+    laughs" file of a few lines expands to gigabytes when walked: 49 s and 2.9 GB before a
+    MemoryError) and duplicate keys (the stages would take the last one; DVC refuses the
+    file). Both are refused, with the line."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            raise yaml.MarkedYAMLError(problem="aliases (*name) are not allowed in a params file; "
+                                       "write the value out", problem_mark=
+                                       self.peek_event().start_mark)
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = (key_node.tag, key_node.value) if isinstance(key_node, yaml.ScalarNode) \
+                else id(key_node)
+            if key in seen:
+                raise yaml.MarkedYAMLError(problem=f"duplicate key {printable(key_node.value)}",
+                                           problem_mark=key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep)
+
+
+def parse_yaml(text: str, label: str) -> Any:
+    """params.yaml's text as data, or a one-line PipelineError with the line that is wrong."""
+    try:
+        return yaml.load(text, Loader=_StrictLoader)  # a SafeLoader subclass: no arbitrary objects
+    except yaml.MarkedYAMLError as error:
+        mark = error.problem_mark or error.context_mark
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        problem = " ".join(part for part in (error.context, error.problem) if part)
+        raise PipelineError(f"{label}: not valid YAML: {where}{printable(problem, 200)[1:-1]}"
+                            ) from None
+    except yaml.YAMLError as error:
+        raise PipelineError(f"{label}: not valid YAML: {printable(str(error), 200)}") from None
+    except (ValueError, RecursionError) as error:  # an int of 5,000 digits, [[[[...]]]]
+        reason = printable(str(error) or type(error).__name__)
+        raise PipelineError(f"{label}: not usable YAML ({reason})") from None
+
+
 def load_params(path: str | Path = PARAMS_FILE) -> Params:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise PipelineError(f"{path}: not found; run from the project's root folder") from None
-    try:
-        raw = yaml.safe_load(text)
-    except yaml.YAMLError as error:
-        raise PipelineError(f"{path}: not valid YAML: {error}".replace("\n", " ")) from None
-    return parse_params(raw)
+    return parse_params(parse_yaml(text, str(path)))

@@ -8,9 +8,8 @@ import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-import yaml
-
-from src.fraud.errors import PipelineError, printable
+from src.fraud.errors import PipelineError
+from src.fraud.params import parse_yaml
 
 # params.yaml is a few KB; a larger file is not one (and is not read whole into memory).
 MAX_PARAMS_BYTES = 1 << 20
@@ -52,13 +51,7 @@ def params_file(value: str) -> str:
         line = data.count(b"\n", 0, error.start) + 1
         raise PipelineError(f"{value}: line {line}: not UTF-8 text (byte "
                             f"0x{data[error.start]:02x}); save it as UTF-8") from None
-    try:
-        yaml.safe_load(text)
-    except yaml.YAMLError:
-        pass  # load_params reports it, with the line
-    except (ValueError, RecursionError) as error:  # an int of 5,000 digits, [[[[...]]]]
-        reason = printable(str(error) or type(error).__name__)
-        raise PipelineError(f"{value}: not usable YAML ({reason})") from None
+    parse_yaml(text, value)
     return value
 
 
