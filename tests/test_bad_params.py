@@ -117,8 +117,8 @@ BAD_PARAMS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "candidates-of-mappings": ({"evaluate.candidates": [{}]}, ("evaluate.candidates = [{}]",)),
     "c-grid-of-1000": ({"logreg.c_grid": list(range(1, 1001))}, ("of at most 100 values",)),
     # what an unknown key echoes: cut, control characters escaped
-    "ansi-newline-key": ({"train.\x1b[31mred\nline": 1}, ("unknown key(s) 'train.\\x1b[31mred"
-                                                         "\\nline'",)),
+    "ansi-newline-key": ({"train.\x1b[31mred\nline": 1},
+                         ("unknown key(s) 'train.\\x1b[31mred\\nline'",)),
     "600k-key": ({"train." + "k" * 600_000: 1}, ("(600,006 characters)",)),
     # every upper bound: one over it is refused before any work
     **{f"over-{key}": ({key: int(high) + 1}, (f"{key} = {int(high) + 1}",
