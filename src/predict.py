@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from src.fraud.errors import PipelineError
+from src.fraud.errors import PipelineError, printable, printable_names
 from src.fraud.files import outputs
 from src.fraud.scoring import (
     DEFAULT_CHUNK_ROWS,
@@ -53,10 +53,16 @@ from src.fraud.scoring import (
     open_input,
     score,
 )
+from src.stages._cli import OneLineParser, stop_cleanly
 
 if TYPE_CHECKING:
     import numpy as np
 
+# A card is ~3 KB; a 1 GB one is not a card (and is not read whole).
+MAX_CARD_BYTES = 1 << 20
+# Rows read at a time: a million rows of 30 columns is ~250 MB of float64 (more would defeat
+# the point of reading in chunks on a 24 GB machine shared with the model's own work).
+MAX_CHUNK_ROWS = 1_000_000
 # Rows per model call: large batches are what make scoring fast (Keras' default of 32 is
 # 26x slower); 65,536 rows of 29 float64 are 15 MB.
 SCORE_BATCH = 65_536
@@ -67,8 +73,9 @@ def _positive_int(text: str) -> int:
         value = int(text.replace("_", "").replace(",", ""))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a whole number >= 1, got {text!r}")
+    if not 1 <= value <= MAX_CHUNK_ROWS:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to "
+                                         f"{MAX_CHUNK_ROWS:,}, got {text!r}")
     return value
 
 
@@ -82,13 +89,8 @@ def _probability(text: str) -> float:
     return value
 
 
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # one `error:` line, exit 1 (argparse: 2 + usage)
-        raise PipelineError(f"{self.prog}: {message}")
-
-
 def build_parser() -> argparse.ArgumentParser:
-    cli = _Parser(prog="python -m src.predict", description=__doc__,
+    cli = OneLineParser(prog="python -m src.predict", description=__doc__,
                   formatter_class=argparse.RawDescriptionHelpFormatter)
     cli.add_argument("model", type=Path, help="the exported model (models/fraud_detector.keras)")
     cli.add_argument("input", help="transactions CSV (.csv or .csv.gz); - for stdin")
@@ -113,16 +115,19 @@ def read_card(path: Path, required: bool) -> dict[str, Any] | None:
             raise PipelineError(f"{path}: model card not found; pass --card CARD.json, or "
                                 "--threshold to score without a card")
         return None
+    if path.stat().st_size > MAX_CARD_BYTES:
+        raise PipelineError(f"{path}: over {MAX_CARD_BYTES:,} bytes; not a model card")
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as error:
-        raise PipelineError(f"{path}: not a valid model card ({error})") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise PipelineError(f"{path}: not a valid model card "
+                            f"({printable(str(error) or type(error).__name__, 200)})") from None
     if not isinstance(card, dict):
         raise PipelineError(f"{path}: not a valid model card (expected a JSON object)")
     columns = card.get("input_columns")
     if columns is not None and columns != INPUT_COLUMNS:
-        raise PipelineError(f"{path}: the model expects the columns {columns}; this command "
-                            f"sends {INPUT_COLUMNS}")
+        raise PipelineError(f"{path}: the model expects the columns {printable(columns)}; this "
+                            f"command sends {printable_names(INPUT_COLUMNS, 3)}")
     threshold = card.get("threshold")
     if required and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
                      or not 0 <= threshold <= 1):
@@ -154,10 +159,14 @@ def _load_onnx(path: Path) -> Any:
     return load_onnx(path, "export", DETECTOR)
 
 
-def load_model(path: Path) -> Any:
+def require_model(path: Path) -> None:
     if not path.is_file():
         raise PipelineError(f"{path}: model not found; run `dvc repro export` (or pass the "
                             "path of an exported model)")
+
+
+def load_model(path: Path) -> Any:
+    require_model(path)
     if path.suffix == ".onnx":
         return _load_onnx(path)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
@@ -214,6 +223,7 @@ def _text_output(path: Path) -> Iterator[TextIO]:
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
+    require_model(args.model)  # before its card: the model is what is missing
     card_path = args.card or args.model.with_suffix(".json")
     card = read_card(card_path, required=args.threshold is None)
     threshold = args.threshold if args.threshold is not None else float(card["threshold"])
@@ -239,7 +249,8 @@ def main(argv: Sequence[str]) -> None:
 
 def run(argv: Sequence[str] | None = None) -> None:
     try:
-        main(sys.argv[1:] if argv is None else argv)
+        with stop_cleanly():
+            main(sys.argv[1:] if argv is None else argv)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
@@ -247,9 +258,11 @@ def run(argv: Sequence[str] | None = None) -> None:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
+    except OSError as error:  # writing stdout to a full disk (`> /dev/full`), a closed pipe
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        print(f"error: writing the scores failed ({error.strerror or error})", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

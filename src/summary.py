@@ -8,28 +8,46 @@ and marks the model `evaluate` chose.
 
 from __future__ import annotations
 
-import argparse
-import sys
+import math
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from src.fraud.errors import PipelineError
+from src.fraud.errors import PipelineError, printable
 from src.fraud.files import read_json_file
 from src.fraud.params import MODELS
+from src.stages._cli import OneLineParser, run
 
 HEADER = ("model", "val PR-AUC", "test PR-AUC [95 %]", "ROC-AUC [95 %]", "recall [95 %]",
           "precision [95 %]", "threshold", "cost")
 
 
-def _with_interval(metrics: dict, name: str) -> str:
+class _Metrics:
+    """One metrics file's numbers; a missing key or a value that is not a finite number is
+    the one-line error naming the file, the key and the stage to rerun."""
+
+    def __init__(self, path: Path, stage: str) -> None:
+        self.path, self.stage = path, stage
+        self.data: dict[str, Any] = read_json_file(path, stage)
+
+    def __getitem__(self, key: str) -> float:
+        value = self.data.get(key)
+        if isinstance(value, bool) or not isinstance(value, int | float) \
+                or not math.isfinite(value):
+            raise PipelineError(f"{self.path}: {key!r} is {printable(value)}, not a number; "
+                                f"run the {self.stage} stage again")
+        return float(value)
+
+
+def _with_interval(metrics: _Metrics, name: str) -> str:
     return f"{metrics[name]:.3f} [{metrics[f'{name}_low']:.3f}, {metrics[f'{name}_high']:.3f}]"
 
 
 def rows(folder: Path) -> list[tuple[str, ...]]:
-    chosen = read_json_file(folder / "evaluate.json", "evaluate")["model"]
+    chosen = read_json_file(folder / "evaluate.json", "evaluate").get("model")
     table = []
     for name in MODELS:
-        metrics = read_json_file(folder / f"{name}.json", f"evaluate_model@{name}")
+        metrics = _Metrics(folder / f"{name}.json", f"evaluate_model@{name}")
         table.append((f"{name} *" if name == chosen else name, f"{metrics['val_prc']:.3f}",
                       *(_with_interval(metrics, key) for key in
                         ("prc", "auc", "recall", "precision")),
@@ -37,16 +55,12 @@ def rows(folder: Path) -> list[tuple[str, ...]]:
     return table
 
 
-def main(argv: Sequence[str] | None = None) -> None:
-    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def main(argv: Sequence[str]) -> None:
+    cli = OneLineParser(prog="python -m src.summary", description=__doc__.splitlines()[0])
     cli.add_argument("--metrics-dir", type=Path, default=Path("metrics"),
                      help="where evaluate_model and evaluate wrote their files")
     args = cli.parse_args(argv)
-    try:
-        table = [HEADER, *rows(args.metrics_dir)]
-    except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
+    table = [HEADER, *rows(args.metrics_dir)]
     widths = [max(len(row[i]) for row in table) for i in range(len(HEADER))]
     for row in table:
         cells = zip(row, widths, strict=True)
@@ -55,4 +69,4 @@ def main(argv: Sequence[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    run(main)

@@ -203,8 +203,16 @@ class PredictRun(NamedTuple):
     @property
     def error_line(self) -> str:
         """The one stderr line of a failed run."""
+        return self.error_line_with(status=1)
+
+    @property
+    def usage_error_line(self) -> str:
+        """The one stderr line of a command line argparse refused (exit status 2)."""
+        return self.error_line_with(status=2)
+
+    def error_line_with(self, status: int) -> str:
         lines = self.stderr.strip().splitlines()
-        assert self.code == 1, (self.code, self.stderr)
+        assert self.code == status, (self.code, self.stderr)
         assert len(lines) == 1 and lines[0].startswith("error: "), self.stderr
         return lines[0]
 

@@ -263,6 +263,7 @@ def fake_model(monkeypatch: pytest.MonkeyPatch) -> Callable[[np.ndarray], np.nda
         return 1 / (1 + np.exp(-np.clip(features.sum(axis=1) / 30, -30, 30)))
 
     monkeypatch.setattr(predict_cli, "load_model", lambda path: "stand-in")
+    monkeypatch.setattr(predict_cli, "require_model", lambda path: None)
     monkeypatch.setattr(predict_cli, "make_predict", lambda model: predict)
     return predict
 

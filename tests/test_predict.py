@@ -266,9 +266,9 @@ def test_rejects_a_network_that_takes_scaled_features(tmp_path: Path, exported: 
 def test_bad_options(exported: Exported, capsys: pytest.CaptureFixture[str],
                      monkeypatch: pytest.MonkeyPatch) -> None:
     result = predict(capsys, monkeypatch, exported.model, exported.csv, "--threshold", "1.5")
-    assert "--threshold" in result.error_line
+    assert "--threshold" in result.usage_error_line
     result = predict(capsys, monkeypatch, exported.model, exported.csv, "--chunk-size", "0")
-    assert "--chunk-size" in result.error_line
+    assert "--chunk-size" in result.usage_error_line
 
 
 # --- as a user runs it: a subprocess (TensorFlow's start-up notices must not show) ---------

@@ -9,6 +9,7 @@ import pytest
 
 from src import summary
 from src.fraud.params import MODELS
+from src.stages._cli import run
 
 
 def write_metrics(folder: Path, chosen: str) -> None:
@@ -36,8 +37,38 @@ def test_a_missing_file_is_one_line_naming_the_stage(tmp_path: Path,
                                                      capsys: pytest.CaptureFixture[str]) -> None:
     write_metrics(tmp_path, "baseline")
     (tmp_path / "gbdt.json").unlink()
+    err = summary_error(tmp_path, capsys)
+    assert "gbdt.json" in err and "evaluate_model@gbdt" in err
+
+
+def summary_error(folder: Path, capsys: pytest.CaptureFixture[str], *args: str,
+                  status: int = 1) -> str:
     with pytest.raises(SystemExit) as info:
-        summary.main(["--metrics-dir", str(tmp_path)])
-    assert info.value.code == 1
+        run(summary.main, ["--metrics-dir", str(folder), *args])
+    assert info.value.code == status
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "gbdt.json" in err[0] and "evaluate_model@gbdt" in err[0]
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize(("key", "value", "shown"), [
+    ("prc_low", None, "'prc_low' is None"), ("cost", "12", "'cost' is '12'"),
+    ("val_prc", float("nan"), "'val_prc' is nan"), ("threshold", [0.5], "'threshold' is [0.5]"),
+    ("auc", True, "'auc' is True")])
+def test_a_missing_key_or_a_non_number_is_one_line(tmp_path: Path, key: str, value: object,
+                                                   shown: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    write_metrics(tmp_path, "baseline")
+    data = json.loads((tmp_path / "logreg.json").read_text())
+    data[key] = value
+    if value is None:
+        del data[key]
+    (tmp_path / "logreg.json").write_text(json.dumps(data))
+    err = summary_error(tmp_path, capsys)
+    assert "logreg.json" in err and shown in err and "run the evaluate_model@logreg" in err
+
+
+def test_a_bad_argument_is_one_line_and_status_2(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    err = summary_error(tmp_path, capsys, "--bogus", status=2)
+    assert "unrecognized arguments: --bogus" in err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -69,9 +70,14 @@ class OutputSet:
         self._scratch: list[Path] = []
 
     def _temporary(self, final: Path, suffix: str) -> Path:
-        final.parent.mkdir(parents=True, exist_ok=True)
-        sweep_temporaries(final)
-        fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=suffix, dir=final.parent)
+        try:
+            final.parent.mkdir(parents=True, exist_ok=True)
+            sweep_temporaries(final)
+            fd, tmp = tempfile.mkstemp(prefix=_temp_prefix(final), suffix=suffix,
+                                       dir=final.parent)
+        except OSError as error:  # read-only, /proc, no such device, permissions
+            raise PipelineError(f"{final}: cannot be written there "
+                                f"({error.strerror or error})") from None
         os.close(fd)
         os.unlink(tmp)  # writers that refuse to overwrite still work
         return Path(tmp)
@@ -79,6 +85,7 @@ class OutputSet:
     def path(self, final: str | os.PathLike[str]) -> Path:
         """A temporary path to write `final`'s content to (same folder, same suffix)."""
         final = Path(final)
+        check_replaceable(final)
         # Keep the full suffix (".weights.h5", ".csv.gz"): some writers insist on it.
         tmp = self._temporary(final, "".join(final.suffixes) or ".tmp")
         self._pending.append((tmp, final))
@@ -110,6 +117,25 @@ class OutputSet:
         for tmp in self._scratch:
             tmp.unlink(missing_ok=True)
         self._scratch.clear()
+
+
+def check_replaceable(final: Path) -> None:
+    """An output path must name a regular file, or nothing yet: publishing renames a
+    temporary file over it, which would replace a device (`-o /dev/null` as root), a FIFO or
+    a symlink, and fails on a folder after all the work is done."""
+    try:
+        mode = final.lstat().st_mode
+    except FileNotFoundError:
+        mode = None
+    except OSError as error:
+        raise PipelineError(f"{final}: cannot be written ({error.strerror or error})") from None
+    kinds = {stat.S_ISDIR: "a folder", stat.S_ISLNK: "a symbolic link", stat.S_ISFIFO: "a FIFO",
+             stat.S_ISCHR: "a device", stat.S_ISBLK: "a device", stat.S_ISSOCK: "a socket"}
+    kind = next((name for test, name in kinds.items() if mode is not None and test(mode)),
+                None)
+    if kind:
+        raise PipelineError(f"{final}: is {kind}; an output must be a regular file path (it is "
+                            "written beside, then renamed over)")
 
 
 @contextmanager

@@ -249,9 +249,15 @@ def open_csv(source: str | Path, stdin: BinaryIO | None = None, missing_hint: st
         label, raw, owned = STDIN_LABEL, stdin if stdin is not None else sys.stdin.buffer, None
     else:
         label = str(source)
-        if not Path(source).is_file():
+        # Not is_file(): a pipe (`<(zcat day.csv.gz)`, a FIFO) is a fine input, read once.
+        if not Path(source).exists():
             raise PipelineError(f"{label}: file not found{missing_hint}")
-        owned = raw = open(source, "rb")  # noqa: SIM115 (closed by `close`, with the input)
+        if Path(source).is_dir():
+            raise PipelineError(f"{label}: is a folder; expected a CSV file")
+        try:
+            owned = raw = open(source, "rb")  # noqa: SIM115 (closed by `close`, with the input)
+        except OSError as error:
+            raise PipelineError(f"{label}: cannot be read ({error.strerror or error})") from None
     closers: list[Callable[[], None]] = [owned.close] if owned is not None else []
 
     def close() -> None:

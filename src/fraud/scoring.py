@@ -86,6 +86,10 @@ def check_id_columns(label: str, columns: list[str], id_columns: Sequence[str]) 
                                 "copied anyway; a key column is another one (an ID)")
         if list(id_columns).count(name) > 1:
             raise PipelineError(f"--id-column {printable(name)} is given twice")
+        if columns.count(name) > 1:
+            raise PipelineError(f"{label}: the header names {printable(name)} "
+                                f"{columns.count(name)} times; a key column (--id-column) "
+                                "must be named once")
         if name not in columns:
             raise PipelineError(f"{label}: no column {printable(name)} (from --id-column); "
                                 f"the header has {printable_names(columns, 35)}")

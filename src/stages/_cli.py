@@ -3,20 +3,69 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
+import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from src.fraud.errors import PipelineError
+from src.fraud.errors import PipelineError, printable
 from src.fraud.params import parse_yaml
 
 # params.yaml is a few KB; a larger file is not one (and is not read whole into memory).
 MAX_PARAMS_BYTES = 1 << 20
 
 
+# Exit statuses: 1 for an expected failure (PipelineError), 2 for a command line argparse
+# cannot read (its own convention), 128 + N for signal N (the shell's).
+USAGE_STATUS = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one `error:` line (argparse prints its usage, two
+    lines and more, before it) and exit status 2; `--help` still shows the usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog}: {printable(message, 300)[1:-1]}; see --help",
+              file=sys.stderr)
+        sys.exit(USAGE_STATUS)
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C (KeyboardInterrupt), so that every
+    `outputs()` block deletes its temporaries on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_cleanly() -> Iterator[None]:
+    """Inside: SIGTERM and SIGHUP raise Stopped (Python's default for them is to die at once,
+    leaving temporaries behind); one line and exit 128 + N for them and for Ctrl-C."""
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM,
+                                                                     signal.SIGHUP)}
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+    except Stopped as stopped:
+        print(f"error: stopped by {stopped}", file=sys.stderr)
+        sys.exit(128 + stopped.signum)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
 def parser(description: str) -> argparse.ArgumentParser:
-    result = argparse.ArgumentParser(description=description)
+    result = OneLineParser(description=description)
     result.add_argument("--params", default="params.yaml", type=params_file,
                         help="the params file")
     return result
@@ -76,7 +125,8 @@ def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None
     handler.setFormatter(_ShortNames("%(short_name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
-        main(sys.argv[1:] if argv is None else argv)
+        with stop_cleanly():
+            main(sys.argv[1:] if argv is None else argv)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
@@ -84,6 +134,3 @@ def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None
         print(f"error: a file is not UTF-8 text (byte 0x{error.object[error.start]:02x} at "
               f"offset {error.start:,}); save it as UTF-8", file=sys.stderr)
         sys.exit(1)
-    except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        sys.exit(130)
