@@ -141,13 +141,24 @@ def test_auto_never_scores_a_row_it_was_fitted_on() -> None:
     assert set().union(*(scored for _, scored in seen)) == set(logits.tolist())
 
 
-def test_auto_picks_the_least_cross_fitted_log_loss_and_records_all() -> None:
+def test_auto_picks_the_simplest_method_within_one_standard_error_of_the_best() -> None:
     logits, labels = generated()
     chosen = calibration.fit_calibrator("auto", logits, labels, beta=BETA, seed=1)
     losses = chosen.details["cross_fitted_log_loss"]
+    errors = chosen.details["standard_error_vs_best"]
     assert set(losses) == set(calibration.METHODS)
-    assert chosen.method == min(losses, key=losses.get)
-    assert losses["none"] > losses["prior"]
+    best = chosen.details["best"]
+    assert losses[best] == min(losses.values()) and errors[best] == 0
+    assert losses[chosen.method] - losses[best] <= errors[chosen.method]
+    simpler = calibration.METHODS[:calibration.METHODS.index(chosen.method)]
+    assert all(losses[name] - losses[best] > errors[name] for name in simpler)
+    assert losses["none"] > losses["prior"] and chosen.method != "none"
+
+
+def test_auto_keeps_the_model_as_is_when_it_is_calibrated_already() -> None:
+    logits, labels = generated()
+    honest = logits + np.log(BETA)  # the true logits: nothing to correct
+    assert calibration.fit_calibrator("auto", honest, labels, seed=1).method == "none"
 
 
 def test_fitting_refuses_single_class_and_bad_names() -> None:
@@ -203,9 +214,20 @@ def test_onnx_calibration_equals_numpy(output: str) -> None:
         assert calibration.Calibrator.from_dict(json.loads(meta["calibration"])) == fitted
 
 
-def test_onnx_refuses_an_output_that_is_not_a_final_sigmoid() -> None:
+def test_onnx_refuses_an_output_that_is_not_a_final_sigmoid_or_not_a_column() -> None:
     with pytest.raises(PipelineError, match="Sigmoid"):
         calibration.calibrated_onnx(tiny_network("logit"), calibration.identity(), "sigmoid")
+    flat = tiny_network("logit")
+    flat.graph.output[0].type.tensor_type.shape.dim.pop()
+    with pytest.raises(PipelineError, match=r"\(rows, 1\)"):
+        calibration.calibrated_onnx(flat, calibration.identity(), "logit", "probability")
+
+
+def test_onnx_calibration_uses_only_the_contracts_operators() -> None:
+    from src.fraud.onnx_contract import ALLOWED_OPS
+
+    model = calibration.calibrated_onnx(tiny_network("sigmoid"), calibration.identity())
+    assert {node.op_type for node in model.graph.node} <= ALLOWED_OPS
 
 
 def test_expected_cost_flags_by_row_amount() -> None:
