@@ -7,8 +7,9 @@ stage's scaler.json, the split tables (raw V1..V28, Amount), the scaled feature 
 model's metrics/<model>.json threshold, and models/fraud_detector.onnx (the network's
 detector, for speed). Prints one JSON object: for each peer and split, the largest
 |p_onnx - p_sklearn| and |logit_onnx - logit_sklearn| (scikit-learn scores the scaled float32
-arrays, as evaluate does), the decisions that differ at the threshold, and rows per second
-of each detector with the session options predict uses (onnx_scoring.session_options).
+arrays, as evaluate does), the decisions that differ at the threshold, and the CPU and wall
+time of each detector on the test rows with the session options and batches predict uses
+(onnx_scoring).
 """
 
 from __future__ import annotations
@@ -70,17 +71,26 @@ def _parity(model: Any, stats: Any, eps: float, raw: np.ndarray, features: np.nd
 
 def _speed(sessions: dict[str, ort.InferenceSession], raw: np.ndarray,
            repeats: int) -> dict[str, Any]:
-    """Rows per second, runs interleaved (A, B, C, A, B, C, ...) on the same rows; median."""
-    times: dict[str, list[float]] = {name: [] for name in sessions}
+    """Rows per second of CPU time (this process's, so other load on a shared machine counts
+    less than in wall time) and wall time; runs interleaved (A, B, C, A, ...); medians."""
+    times: dict[str, dict[str, list[float]]] = {name: {"cpu": [], "wall": []}
+                                                for name in sessions}
     for session in sessions.values():  # warm-up
         _score(session, raw[:BATCH_ROWS])
     for _ in range(repeats):
         for name, session in sessions.items():
-            start = time.perf_counter()
+            wall, cpu = time.perf_counter(), time.process_time()
             _score(session, raw)
-            times[name].append(time.perf_counter() - start)
-    return {name: {"median_s": statistics.median(t), "rows_per_s": len(raw) / statistics.median(t)}
-            for name, t in times.items()}
+            times[name]["cpu"].append(time.process_time() - cpu)
+            times[name]["wall"].append(time.perf_counter() - wall)
+    result: dict[str, Any] = {}
+    for name, measured in times.items():
+        cpu, wall = statistics.median(measured["cpu"]), statistics.median(measured["wall"])
+        result[name] = {"cpu_s": cpu, "wall_s": wall, "rows_per_cpu_s": len(raw) / cpu}
+    network = result["network"]["cpu_s"]
+    for name in result:
+        result[name]["cpu_vs_network"] = result[name]["cpu_s"] / network
+    return result
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -94,6 +94,7 @@ def test_structure_is_the_detector_contract(name: str, models: dict[str, Any],
             assert dims[0].dim_param == "rows" and dims[1].dim_value == width
         assert not any(onnx.external_data_helper.uses_external_data(t)
                        for t in detector.graph.initializer)
+        assert detector.ir_version == (8 if name == "logreg" else 10)
     path = tmp_path / f"{name}.onnx"
     path.write_bytes(detector.SerializeToString())
     loaded = load_onnx(path, "export")

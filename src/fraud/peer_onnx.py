@@ -36,8 +36,8 @@ from .export import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, ScalerStats
 from .schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 
 # The operator sets: the default domain as the network's detector (src/fraud/detector.py
-# OPSET); ai.onnx.ml 5 is the first with a float64 tree ensemble (ONNX 1.16, ONNX Runtime
-# 1.18 and later).
+# OPSET); ai.onnx.ml 5 is the first with a float64 tree ensemble (ONNX 1.16; its ONNX
+# Runtime kernel came with microsoft/onnxruntime#22333, in the 2025 releases).
 OPSET = 17
 ML_OPSET = 5
 ML_DOMAIN = "ai.onnx.ml"
@@ -59,10 +59,11 @@ def _const(name: str, value: Any, dtype: Any) -> onnx.TensorProto:
     return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
 
 
-def preprocess_graph(stats: ScalerStats, eps: float) -> Graph:
-    """Raw V1..V28, Amount (float64) → `FEATURES64`: log(Amount + eps), standardise, clip in
-    float64 (export.py PREPROCESSING_STEPS), rounded to float32 as the scale stage stores the
-    features, then widened back to float64 (what scikit-learn computes in)."""
+def preprocess_graph(stats: ScalerStats, eps: float, features32: str) -> Graph:
+    """Raw V1..V28, Amount (float64) → `features32`: log(Amount + eps), standardise and clip
+    in float64 (export.py PREPROCESSING_STEPS), then float32, as the scale stage stores the
+    features. Node for node detector.py's `_preprocess_graph` when `features32` is the
+    network's input name, so that one can call this one."""
     n_v = len(V_COLUMNS)
     p = f"{PREPROCESS_NAME}/"
     constants = [_const(p + "v_start", [0], np.int64), _const(p + "v_end", [n_v], np.int64),
@@ -78,14 +79,23 @@ def preprocess_graph(stats: ScalerStats, eps: float) -> Graph:
                                   p + "axis"], {}),
              ("Add", "amount_plus_eps", [p + "amount", p + "eps"], {}),
              ("Log", "log_amount", [p + "amount_plus_eps"], {}),
-             ("Concat", "features_raw", [p + "v1_v28", p + "log_amount"], {"axis": 1}),
-             ("Sub", "standardise_centre", [p + "features_raw", p + "mean"], {}),
+             ("Concat", "features64", [p + "v1_v28", p + "log_amount"], {"axis": 1}),
+             ("Sub", "standardise_centre", [p + "features64", p + "mean"], {}),
              ("Div", "standardise_scale", [p + "standardise_centre", p + "scale"], {}),
-             ("Clip", "clip", [p + "standardise_scale", p + "clip_min", p + "clip_max"], {}),
-             ("Cast", "features32", [p + "clip"], {"to": TensorProto.FLOAT}),
-             ("Cast", "features", [FEATURES32], {"to": TensorProto.DOUBLE})]
+             ("Clip", "clip", [p + "standardise_scale", p + "clip_min", p + "clip_max"], {})]
     nodes = [helper.make_node(op, inputs, [p + name], name=p + name, **attributes)
              for op, name, inputs, attributes in steps]
+    nodes.append(helper.make_node("Cast", [p + "clip"], [features32], name=p + "to_float32",
+                                  to=TensorProto.FLOAT))
+    return nodes, constants
+
+
+def _peer_features(stats: ScalerStats, eps: float) -> Graph:
+    """`preprocess_graph`, then the float32 features widened to float64 (`FEATURES64`), as
+    scikit-learn widens them before comparing them with its float64 thresholds."""
+    nodes, constants = preprocess_graph(stats, eps, FEATURES32)
+    nodes.append(helper.make_node("Cast", [FEATURES32], [FEATURES64],
+                                  name=f"{PREPROCESS_NAME}/to_float64", to=TensorProto.DOUBLE))
     return nodes, constants
 
 
@@ -231,7 +241,7 @@ def peer_detector(model: PeerModel, stats: ScalerStats, eps: float,
     if int(model.n_features_in_) != N_FEATURES:
         raise PipelineError(f"{name}: expected a model of {N_FEATURES} features, got "
                             f"{model.n_features_in_}")
-    pre_nodes, pre_constants = preprocess_graph(stats, eps)
+    pre_nodes, pre_constants = _peer_features(stats, eps)
     nodes, constants = _logreg_graph(model) if name == "logreg" else _gbdt_graph(model)
     nodes = [*pre_nodes, *nodes]
     result = LOGIT_NAME
@@ -249,7 +259,11 @@ def peer_detector(model: PeerModel, stats: ScalerStats, eps: float,
     opsets = [helper.make_opsetid("", OPSET)]
     if name == "gbdt":
         opsets.append(helper.make_opsetid(ML_DOMAIN, ML_OPSET))
+    # The oldest IR version that has these operator sets (8 for logreg, as the network's
+    # detector; 10 with ai.onnx.ml 5), not the onnx package's newest (14), which older
+    # runtimes in other languages refuse.
     detector = helper.make_model(graph, opset_imports=opsets, producer_name="fraud.peer_onnx",
+                                 ir_version=helper.find_min_ir_version_for(opsets),
                                  doc_string=f"fraud detector ({name}): raw V1..V28, Amount "
                                             f"(float64) in, fraud {output} out; see the "
                                             "model card")
