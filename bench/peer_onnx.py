@@ -59,6 +59,11 @@ def _parity(model: Any, stats: Any, eps: float, raw: np.ndarray, features: np.nd
     sk_probability = peer_scores(model, features)
     sk_logit = np.asarray(model.decision_function(features), dtype=np.float64)
     flips = (probability >= threshold) != (sk_probability >= threshold)
+    extra = {}
+    if hasattr(model, "coef_"):  # logistic regression: against its decision in float64
+        reference = features.astype(np.float64) @ model.coef_.astype(np.float64).ravel() \
+            + float(model.intercept_[0])
+        extra["max_abs_logit_vs_float64"] = float(np.abs(logit - reference).max())
     return {"rows": len(raw), "max_abs_p": float(np.abs(probability - sk_probability).max()),
             "max_abs_logit": float(np.abs(logit - sk_logit).max()),
             "identical_p_share": float(np.mean(probability == sk_probability)),
@@ -66,7 +71,8 @@ def _parity(model: Any, stats: Any, eps: float, raw: np.ndarray, features: np.nd
             "nearest_to_threshold": float(np.abs(sk_probability - threshold).min()),
             "probability_zero_or_one": int(np.sum((probability == 0) | (probability == 1))),
             "max_rel_p_vs_expit_of_logit": float(
-                np.max(np.abs(probability - expit(logit)) / expit(logit)))}
+                np.max(np.abs(probability - expit(logit)) / expit(logit))),
+            "min_logit": float(logit.min()), **extra}
 
 
 def _speed(sessions: dict[str, ort.InferenceSession], raw: np.ndarray,
