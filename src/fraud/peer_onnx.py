@@ -32,7 +32,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from .errors import PipelineError
-from .export import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, ScalerStats
+from .export import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, ScalerStats, detector_metadata
 from .schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 
 # The operator sets: the default domain as the network's detector (src/fraud/detector.py
@@ -220,8 +220,6 @@ def versions() -> dict[str, str]:
 def peer_metadata(name: str, stats: ScalerStats, eps: float) -> dict[str, str]:
     """What the detector says about itself: export.detector_metadata's keys, with no
     `.keras` twin (its sha256 is empty) and the scikit-learn versions."""
-    from .export import detector_metadata
-
     return detector_metadata(name, stats, eps, "", versions())
 
 
