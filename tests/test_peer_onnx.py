@@ -7,11 +7,13 @@ detector is checked against what evaluate scores: scikit-learn on the scaled flo
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pandas as pd
 import pytest
 from scipy.special import expit
 from sklearn.ensemble import HistGradientBoostingClassifier
@@ -37,6 +39,7 @@ from src.fraud.peer_onnx import (
 )
 from src.fraud.schema import INPUT_COLUMNS
 from src.fraud.synthetic import generate_creditcard
+from tests.conftest import run_predict
 
 EPS = 0.001
 CLIP = 5.0
@@ -102,6 +105,21 @@ def test_structure_is_the_detector_contract(name: str, models: dict[str, Any],
     info = read_detector_metadata(loaded.metadata, str(path), "export")
     assert info.strategy == name and info.eps == EPS and info.clip == CLIP
     np.testing.assert_array_equal(info.mean, data["stats"].mean)
+
+
+def test_predict_scores_with_a_peer_detector(models: dict[str, Any], data: dict[str, Any],
+                                             tmp_path: Any, capsys: Any) -> None:
+    """`python -m src.predict gbdt.onnx rows.csv`: the command line ships a peer as it ships
+    the network (probabilities printed in float32, as for the network)."""
+    path, rows = tmp_path / "gbdt.onnx", tmp_path / "rows.csv"
+    path.write_bytes(peer_detector(models["gbdt"], data["stats"], EPS).SerializeToString())
+    pd.DataFrame(data["raw"]["test"], columns=INPUT_COLUMNS).to_csv(rows, index=False)
+    result = run_predict([path, rows, "--threshold", "0.5", "-q"], capsys)
+    assert result.code == 0, result.stderr
+    scores = pd.read_csv(io.StringIO(result.stdout))
+    expected = peer_scores(models["gbdt"], data["features"]["test"])
+    np.testing.assert_allclose(scores["probability"], expected, rtol=1e-6, atol=1e-12)
+    assert np.array_equal(scores["flagged"], (expected >= 0.5).astype(int))
 
 
 def test_preprocessing_gives_the_pipelines_features_exactly(models: dict[str, Any],
