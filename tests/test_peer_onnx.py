@@ -24,6 +24,7 @@ from threadpoolctl import threadpool_limits
 from src.fraud.data import clean, features_and_labels, fit_scaler, scale, split
 from src.fraud.errors import PipelineError
 from src.fraud.export import INPUT_NAME, OUTPUT_NAME, ScalerStats, read_detector_metadata
+from src.fraud.onnx_contract import DETECTOR
 from src.fraud.onnx_scoring import load_onnx
 from src.fraud.params import SplitParams
 from src.fraud.peer import peer_scores
@@ -99,8 +100,9 @@ def test_structure_is_the_detector_contract(name: str, models: dict[str, Any],
                        for t in detector.graph.initializer)
         assert detector.ir_version == (8 if name == "logreg" else 10)
     path = tmp_path / f"{name}.onnx"
-    path.write_bytes(detector.SerializeToString())
-    loaded = load_onnx(path, "export")
+    path.write_bytes(peer_detector(models[name], data["stats"], EPS, "probability")
+                     .SerializeToString())
+    loaded = load_onnx(path, "export", DETECTOR)
     assert loaded(data["raw"]["test"]).shape == (len(data["raw"]["test"]),)
     info = read_detector_metadata(loaded.metadata, str(path), "export")
     assert info.strategy == name and info.eps == EPS and info.clip == CLIP

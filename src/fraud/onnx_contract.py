@@ -31,15 +31,19 @@ from .errors import PipelineError, printable
 from .export import INPUT_DTYPE, INPUT_NAME, NETWORK_INPUT
 from .schema import INPUT_COLUMNS, N_FEATURES
 
-# The operators the exported models are made of (network: MatMul, Add, Relu, Sigmoid;
-# detector preprocessing: Slice, Add, Log, Concat, Sub, Div, Clip, Cast), and the few
-# element-wise ones a calibration or a linear model needs. Nothing that loops, branches, makes
-# a shape from data or reads anything but its inputs.
-ALLOWED_OPS = frozenset({
-    "Add", "Cast", "Clip", "Concat", "Div", "Exp", "Gemm", "Identity", "Log", "MatMul", "Max",
-    "Min", "Mul", "Neg", "Relu", "Sigmoid", "Slice", "Sub",
-})
-ALLOWED_DOMAINS = frozenset({"", "ai.onnx", "ai.onnx.ml"})
+# The operators the exported models are made of, by domain (network: MatMul, Add, Relu,
+# Sigmoid; detector preprocessing: Slice, Add, Log, Concat, Sub, Div, Clip, Cast; the trees:
+# ai.onnx.ml's TreeEnsemble), and the few element-wise ones a calibration or a linear model
+# needs. Nothing that loops, branches, makes a shape from data or reads anything but its
+# inputs.
+ALLOWED_OPS: dict[str, frozenset[str]] = {
+    "": frozenset({"Add", "Cast", "Clip", "Concat", "Div", "Exp", "Gemm", "Identity", "Log",
+                   "MatMul", "Max", "Min", "Mul", "Neg", "Reciprocal", "Relu", "Sigmoid", "Slice",
+                   "Sub"}),
+    "ai.onnx.ml": frozenset({"TreeEnsemble"}),
+}
+ALLOWED_OPS["ai.onnx"] = ALLOWED_OPS[""]  # the default domain's other name
+ALLOWED_DOMAINS = frozenset(ALLOWED_OPS)
 # A detector is ~7 KB; a gradient-boosted tree ensemble a few MB. Anything much larger is not
 # one of ours, and reading it whole into memory is the first thing loading does.
 MAX_MODEL_BYTES = 64 * 1024 * 1024
@@ -82,11 +86,21 @@ def _stored_elements(tensor: TensorProto) -> int:
     return sum(len(getattr(tensor, name)) for name in _TYPED_FIELDS)
 
 
+def _stored_tensors(graph: onnx.GraphProto) -> list[tuple[str, TensorProto]]:
+    """Every tensor the file stores: initializers, and tensor attributes (TreeEnsemble keeps
+    its thresholds and leaf weights there)."""
+    found = [(tensor.name, tensor) for tensor in graph.initializer]
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.type == onnx.AttributeProto.TENSOR:
+                found.append((f"{node.name}.{attribute.name}", attribute.t))
+            found += [(f"{node.name}.{attribute.name}", t) for t in attribute.tensors]
+    return found
+
+
 def _check_tensors(graph: onnx.GraphProto, path: Path, fix: str) -> None:
     total = 0
-    # Initializers are the only stored tensors: `Constant` is not an allowed operator.
-    for tensor in graph.initializer:
-        name = tensor.name
+    for name, tensor in _stored_tensors(graph):
         if tensor.data_location == TensorProto.EXTERNAL or tensor.external_data:
             where = {entry.key: entry.value for entry in tensor.external_data}.get("location", "")
             raise _fail(path, f"tensor {printable(name)} is stored outside the file "
@@ -115,10 +129,13 @@ def _check_nodes(model: onnx.ModelProto, path: Path, fix: str) -> None:
     if len(graph.node) > MAX_NODES:
         raise _fail(path, f"{len(graph.node):,} operators, over the {MAX_NODES:,} allowed", fix)
     for node in graph.node:
-        if node.op_type not in ALLOWED_OPS or node.domain not in ALLOWED_DOMAINS:
+        if node.op_type not in ALLOWED_OPS.get(node.domain, ()):
+            allowed = sorted(f"{domain + '.' if domain else ''}{op}"
+                             for domain, ops in ALLOWED_OPS.items() if domain != "ai.onnx"
+                             for op in ops)
             raise _fail(path, f"operator {printable(node.op_type)} (node "
                               f"{printable(node.name)}) is not one a fraud model uses "
-                              f"(allowed: {', '.join(sorted(ALLOWED_OPS))})", fix)
+                              f"(allowed: {', '.join(allowed)})", fix)
         if any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                for a in node.attribute):
             raise _fail(path, f"node {printable(node.name)} holds a sub-graph", fix)
