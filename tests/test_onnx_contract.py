@@ -117,6 +117,9 @@ HOSTILE: dict[str, tuple[Callable[[], onnx.ModelProto], str]] = {
     "too many weights": (lambda: network(initializers=[numpy_helper.from_array(
         np.zeros(onnx_contract.MAX_TENSOR_ELEMENTS + 1, np.uint8), "big")]),
         "weights hold over"),
+    "external data in a tree's attribute": (lambda: network(extra_nodes=[
+        _tree_reading("params.yaml"), helper.make_node("Identity", ["score"], ["probability"])],
+        domains=[("ai.onnx.ml", 5)]), "tensor 'trees.leaf_weights' is stored outside the file"),
     "sparse initializer": (lambda: _with_sparse(network()), "sparse initializers"),
     "fixed batch of 1": (lambda: network(input_shape=[1, N_FEATURES]),
                          "its input is 'features' (float32, shape [1, 29])"),
@@ -129,6 +132,15 @@ HOSTILE: dict[str, tuple[Callable[[], onnx.ModelProto], str]] = {
                          "its output has shape ['rows', 2]"),
     "scalar output": (lambda: network(output_shape=[]), "its output has shape []"),
 }
+
+
+def _tree_reading(location: str) -> onnx.NodeProto:
+    """A TreeEnsemble whose leaf weights (a tensor attribute) live in another file."""
+    weights = TensorProto(name="leaf_weights", data_type=TensorProto.DOUBLE, dims=[64],
+                          data_location=TensorProto.EXTERNAL)
+    weights.external_data.add(key="location", value=location)
+    return helper.make_node("TreeEnsemble", ["features"], ["tree_out"], domain="ai.onnx.ml",
+                            name="trees", leaf_weights=weights)
 
 
 def _with_sparse(model: onnx.ModelProto) -> onnx.ModelProto:
