@@ -309,3 +309,62 @@ def test_a_missing_file_names_the_stage(tmp_path) -> None:
 def test_peer_scores_checks_the_feature_count(fits, splits) -> None:
     with pytest.raises(PipelineError, match=r"\(rows, 29\)"):
         peer_scores(fits["logreg"].model, splits["test"][0][:, :28])
+
+
+# === tampered files: trusted types, hostile values ===========================================
+
+def _tampered(fits, name: str, change) -> bytes:
+    """A copy of a fitted peer with `change` applied to it, saved as skops saves it."""
+    import copy
+
+    model = copy.deepcopy(fits[name].model)
+    change(model)
+    return sio.dumps(model)
+
+
+def _backwards_child(model) -> None:
+    nodes = model._predictors[0][0].nodes
+    inner = int(np.flatnonzero(nodes["is_leaf"] == 0)[0])
+    nodes["left"][inner] = inner  # a loop: scoring would never leave this node
+
+
+def _zip_bomb() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("schema.json", b" " * (300 << 20))  # 300 MB unpacked, ~300 KB packed
+    return buffer.getvalue()
+
+
+TAMPERED = {
+    "coef-wrong-shape": (lambda fits: _tampered(
+        fits, "logreg", lambda m: setattr(m, "coef_", np.zeros((1, 3)))), "coef_ is float64"),
+    "coef-nan": (lambda fits: _tampered(
+        fits, "logreg", lambda m: m.coef_.__setitem__((0, 0), np.nan)), "coef_ holds NaN"),
+    "coef-strings": (lambda fits: _tampered(
+        fits, "logreg", lambda m: setattr(m, "coef_", np.array([["x"] * 29]))), "coef_ is <U1"),
+    "intercept-inf": (lambda fits: _tampered(
+        fits, "logreg", lambda m: setattr(m, "intercept_", np.array([np.inf]))),
+        "intercept_ holds NaN or infinite"),
+    "three-classes": (lambda fits: _tampered(
+        fits, "logreg", lambda m: setattr(m, "classes_", np.array([0, 1, 2]))),
+        "its classes are"),
+    "30-features": (lambda fits: _tampered(
+        fits, "logreg", lambda m: setattr(m, "n_features_in_", 30)), "it takes 30 features"),
+    "tree-loop": (lambda fits: _tampered(fits, "gbdt", _backwards_child),
+                  "tree 0: child or feature indices out of range"),
+    "tree-feature-99": (lambda fits: _tampered(fits, "gbdt", lambda m: m._predictors[0][0].nodes[
+        "feature_idx"].__setitem__(0, 99)), "tree 0: child or feature indices"),
+    "zip-bomb": (lambda fits: _zip_bomb(), "unpacks to 314,572,800 bytes"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_a_tampered_peer_is_one_line_before_it_scores(case, fits, tmp_path) -> None:
+    make, fragment = TAMPERED[case]
+    path = tmp_path / "peer.skops"
+    path.write_bytes(make(fits))
+    with pytest.raises(PipelineError) as error:
+        load_peer(path, "train_gbdt")
+    message = str(error.value)
+    assert message.startswith(f"{path}: ") and fragment in message, message
+    assert "\n" not in message and len(message) < 400 and "train_gbdt" in message

@@ -6,6 +6,7 @@ from __future__ import annotations
 import reprlib
 from os import PathLike
 from pathlib import Path
+from typing import Any
 
 # How much of a value or a name a message echoes, and how many names it lists: a 10 MB cell,
 # a header of a million fields or a YAML alias bomb must not make a huge (or endless) line.
@@ -41,8 +42,10 @@ def _bounded_repr(limit: int) -> reprlib.Repr:
 def printable(value: object, limit: int = ECHO_CHARS) -> str:
     """`repr(value)` for an error message: about `limit` characters at most, control and
     binary characters escaped, nested data cut short (reprlib)."""
-    if type(value).__module__ == "numpy" and hasattr(value, "item"):
+    if type(value).__module__ == "numpy" and getattr(value, "ndim", None) == 0:
         value = value.item()  # 'nan', not 'np.float64(nan)' (numpy 2 repr)
+    elif type(value).__module__ == "numpy" and hasattr(value, "reshape"):
+        value = value.reshape(-1)[:2 * ECHO_NAMES].tolist()  # an array: its first values
     if isinstance(value, (bytes, bytearray)):
         value = bytes(value).decode("utf-8", errors="backslashreplace")
     if isinstance(value, str):
@@ -50,6 +53,25 @@ def printable(value: object, limit: int = ECHO_CHARS) -> str:
         return shown + f"… ({len(value):,} characters)" if len(value) > limit else shown
     shown = _bounded_repr(limit).repr(value)
     return shown if len(shown) <= limit else shown[:limit] + "…"
+
+
+def check_probabilities(scores: Any, label: str, fix: str, first_row: int = 0) -> Any:
+    """`scores` (a float array) if every one is a probability; else the one-line error with
+    the first offending row. A model file can return anything: NaN, 7, -inf."""
+    bad = (~((scores >= 0) & (scores <= 1))).nonzero()[0]  # NaN fails both comparisons
+    if len(bad):
+        raise PipelineError(f"{label}: returned {printable(scores[bad[0]])} for row "
+                            f"{first_row + bad[0] + 1:,} ({len(bad):,} of {len(scores):,} in "
+                            f"its batch outside [0, 1]); a fraud model returns probabilities; "
+                            f"{fix}")
+    return scores
+
+
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An exception's first line, cut: libraries (Keras, ONNX Runtime) raise messages of many
+    lines, with stack dumps, where ours are one."""
+    text = str(error).strip().splitlines()
+    return printable(text[0] if text else type(error).__name__, limit)[1:-1]
 
 
 def printable_names(names: list[str], limit: int = ECHO_NAMES) -> str:

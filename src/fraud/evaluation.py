@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import metrics
-from .errors import PipelineError, require_file
+from .errors import PipelineError, check_probabilities, require_file
 from .params import AUTO, SELECT_BY, EvaluateParams
 
 Scorer = Callable[[np.ndarray], np.ndarray]
@@ -40,12 +40,15 @@ def load_scorer(path: str | Path, stage_hint: str, batch_size: int) -> Scorer:
     if path.suffix == ".skops":
         from .peer import load_peer, peer_scores
         peer = load_peer(path, stage_hint)
-        return lambda features: peer_scores(peer, features)
+        return lambda features: check_probabilities(peer_scores(peer, features), str(path),
+                                                    f"run the {stage_hint} stage again")
     if path.suffix == ".keras":
         require_file(path, stage_hint, "model")  # before TensorFlow's ~5 s import
         from . import model as keras_model
         network = keras_model.load_model(path, stage_hint)
-        return lambda features: keras_model.predict_proba(network, features, batch_size)
+        return lambda features: check_probabilities(
+            keras_model.predict_proba(network, features, batch_size), str(path),
+            f"run the {stage_hint} stage again")
     raise PipelineError(f"{path}: unknown model type {path.suffix!r}; expected .onnx, "
                         ".skops or .keras")
 

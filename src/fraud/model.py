@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import PipelineError, require_file
+from .errors import PipelineError, first_line, printable, require_file
 from .params import ModelParams
 from .quiet import filtered_stderr, set_log_level
+from .schema import N_FEATURES
 
 # Before the import: TensorFlow's C++ logging reads the level once (quiet.py says why 3).
 with filtered_stderr(set_log_level()):
@@ -153,10 +154,17 @@ def save_model(model: keras.Model, path: Path) -> None:
 def load_model(path: str | Path, stage_hint: str) -> keras.Model:
     path = require_file(path, stage_hint, "model")
     try:
-        return keras.saving.load_model(path, safe_mode=True)
-    except Exception as error:  # Keras raises many types for a corrupt archive
-        raise PipelineError(f"{path}: not a loadable Keras model ({error}); "
+        model = keras.saving.load_model(path, safe_mode=True)
+    except Exception as error:  # Keras raises many types, of many lines, for a corrupt archive
+        raise PipelineError(f"{path}: not a loadable Keras model ({first_line(error)}); "
                             f"run the {stage_hint} stage again") from None
+    shapes = ([tuple(t.shape) for t in model.inputs], [tuple(t.shape) for t in model.outputs]) \
+        if isinstance(model, keras.Model) else None
+    if shapes != ([(None, N_FEATURES)], [(None, 1)]):
+        raise PipelineError(f"{path}: expected a network of one (rows, {N_FEATURES}) input and "
+                            f"one (rows, 1) output, got {printable(shapes)}; run the "
+                            f"{stage_hint} stage again")
+    return model
 
 
 def predict_proba(model: keras.Model, features: np.ndarray, batch_size: int) -> np.ndarray:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from .errors import PipelineError, require_file
+from .errors import PipelineError, check_probabilities, first_line, require_file
 from .onnx_contract import MAX_MODEL_BYTES, Contract, check_model_bytes
 
 # One thread: the network is two small matrix products per row, so a second thread mostly
@@ -61,19 +61,13 @@ class OnnxModel:
             (scores,) = self.session.run([self.output_name], {
                 self.input_name: np.ascontiguousarray(batch, dtype=self.input_dtype)})
         except Exception as error:  # onnxruntime's own Fail/RuntimeException types
-            raise PipelineError(f"{self.label}: scoring failed ({_first_line(error)}); "
+            raise PipelineError(f"{self.label}: scoring failed ({first_line(error)}); "
                                 f"{self.fix}") from None
         if np.shape(scores) != (len(batch), 1):
             raise PipelineError(f"{self.label}: returned scores of shape {np.shape(scores)} "
                                 f"for {len(batch)} rows, not (rows, 1); {self.fix}")
-        scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-        bad = np.flatnonzero(~((scores >= 0) & (scores <= 1)))  # NaN fails both
-        if len(bad):
-            raise PipelineError(f"{self.label}: returned {scores[bad[0]]!r} for row "
-                                f"{first_row + bad[0] + 1:,} ({len(bad):,} of {len(batch):,} "
-                                f"in its batch outside [0, 1]); a fraud model returns "
-                                f"probabilities; {self.fix}")
-        return scores
+        return check_probabilities(np.asarray(scores, dtype=np.float64).reshape(-1),
+                                   self.label, self.fix, first_row)
 
 
 def session_options(threads: int = ONNX_THREADS) -> ort.SessionOptions:
@@ -86,12 +80,6 @@ def session_options(threads: int = ONNX_THREADS) -> ort.SessionOptions:
     options.enable_cpu_mem_arena = False
     options.log_severity_level = 3  # errors only: warnings would clutter the stage logs
     return options
-
-
-def _first_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()
-    line = text[0] if text else type(error).__name__
-    return line if len(line) <= 300 else line[:297] + "..."
 
 
 def load_onnx(path: str | Path, stage_hint: str, contract: Contract) -> OnnxModel:
@@ -110,6 +98,6 @@ def load_onnx(path: str | Path, stage_hint: str, contract: Contract) -> OnnxMode
         session = ort.InferenceSession(content, sess_options=session_options(),
                                        providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises several types for a file that is no model
-        raise PipelineError(f"{path}: not a loadable ONNX model ({_first_line(error)}); "
+        raise PipelineError(f"{path}: not a loadable ONNX model ({first_line(error)}); "
                             f"{fix}") from None
     return OnnxModel(session, str(path), fix)

@@ -24,12 +24,14 @@ from typing import Any
 
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble._hist_gradient_boosting.common import PREDICTOR_RECORD_DTYPE
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from threadpoolctl import threadpool_limits
 
-from .errors import PipelineError
+from .errors import PipelineError, printable
 from .params import GbdtParams, LogregParams, Params
+from .schema import N_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -285,7 +287,8 @@ def load_peer(path: str | Path, stage_hint: str) -> PeerModel:
     path = Path(path)
     if not path.is_file():
         raise PipelineError(f"{path}: not found; run `dvc repro {stage_hint}` first")
-    data = path.read_bytes()
+    fix = f"run `dvc repro --force {stage_hint}` to rebuild it"
+    data = _bounded_read(path, fix)
     try:
         untrusted = _untrusted_nodes(data)
     except (zipfile.BadZipFile, KeyError, ValueError, RecursionError) as error:
@@ -307,4 +310,68 @@ def load_peer(path: str | Path, stage_hint: str) -> PeerModel:
             or not hasattr(model, "n_features_in_"):
         raise PipelineError(f"{path}: holds a {type(model).__name__}, not a fitted peer model; "
                             f"run `dvc repro --force {stage_hint}` to rebuild it")
+    problem = _fitted_problem(model)
+    if problem:
+        raise PipelineError(f"{path}: {problem}; not loaded: {fix}")
     return model
+
+
+# A saved peer is ~1 KB (logistic regression) to ~1 MB (a thousand trees); a file or an
+# unpacked size far beyond is not one, and a 3 MB zip can unpack to gigabytes.
+MAX_PEER_BYTES = 64 << 20
+MAX_PEER_UNPACKED_BYTES = 256 << 20
+
+
+def _bounded_read(path: Path, fix: str) -> bytes:
+    """The file's bytes, once its size and its zip entries' declared sizes are in bounds."""
+    size = path.stat().st_size
+    if size > MAX_PEER_BYTES:
+        raise PipelineError(f"{path}: {size:,} bytes, over the {MAX_PEER_BYTES:,} a peer model "
+                            f"may have; {fix}")
+    data = path.read_bytes()
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(entry.file_size for entry in archive.infolist())
+    except (zipfile.BadZipFile, ValueError, OSError) as error:
+        raise PipelineError(f"{path}: not a readable skops file ({type(error).__name__}); "
+                            f"{fix}") from None
+    if unpacked > MAX_PEER_UNPACKED_BYTES:
+        raise PipelineError(f"{path}: unpacks to {unpacked:,} bytes, over the "
+                            f"{MAX_PEER_UNPACKED_BYTES:,} a peer model may have; {fix}")
+    return data
+
+
+def _finite_floats(name: str, array: Any, shape: tuple[int, ...] | None) -> str | None:
+    array = np.asarray(array)
+    if array.dtype.kind != "f" or (shape is not None and array.shape != shape):
+        return f"{name} is {array.dtype} of shape {array.shape}, expected float of shape {shape}"
+    return None if np.isfinite(array).all() else f"{name} holds NaN or infinite values"
+
+
+def _fitted_problem(model: PeerModel) -> str | None:
+    """What is wrong with a loaded peer's fitted state, or None. skops checks types, not
+    values: a tampered file can hold a coef_ of the wrong shape, NaN or strings (a crash at
+    scoring), or trees whose child indices point backwards (scoring never ends)."""
+    features = model.n_features_in_
+    if not isinstance(features, int) or features != N_FEATURES:
+        return f"it takes {printable(features)} features, not {N_FEATURES}"
+    if list(np.asarray(model.classes_).tolist()) != [0, 1]:
+        return f"its classes are {printable(model.classes_)}, not [0, 1]"
+    if isinstance(model, LogisticRegression):
+        return (_finite_floats("coef_", model.coef_, (1, features))
+                or _finite_floats("intercept_", model.intercept_, (1,)))
+    problem = _finite_floats("the baseline prediction", model._baseline_prediction, None)
+    for number, (predictor,) in enumerate(model._predictors):
+        nodes = predictor.nodes
+        if problem or nodes.dtype != PREDICTOR_RECORD_DTYPE or not len(nodes):
+            return problem or f"tree {number}: its nodes are not scikit-learn's tree records"
+        inner = np.flatnonzero(nodes["is_leaf"] == 0)
+        order = np.arange(len(nodes))[inner]
+        if ((nodes["left"][inner] <= order) | (nodes["right"][inner] <= order)
+                | (nodes["left"][inner] >= len(nodes)) | (nodes["right"][inner] >= len(nodes))
+                | (nodes["feature_idx"][inner] < 0)
+                | (nodes["feature_idx"][inner] >= features)).any() \
+                or not np.isfinite(nodes["value"]).all() \
+                or not np.isfinite(nodes["num_threshold"][inner]).all():
+            return f"tree {number}: child or feature indices out of range, or values not finite"
+    return problem
