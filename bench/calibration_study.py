@@ -2,7 +2,7 @@
 
     python -m bench.calibration_study --project <checkout with a finished real-data run>
 
-For each model and each method of `src/fraud/calibration.py` (fitted on validation only,
+For each model and each method of `src/fraud/evaluation/calibration.py` (fitted on validation only,
 `auto` chosen there by cross-fitted log loss): test log loss, Brier, ECE (15 equal-width
 bins; equal-mass beside it), expected vs observed fraud count, ROC-AUC and PR-AUC, rows of
 probability exactly 0; beside them the probabilities shipped today. Then the ONNX parity of
@@ -26,16 +26,17 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from src.fraud import calibration, metrics
-from src.fraud.evaluation import load_scorer
-from src.fraud.onnx_contract import DETECTOR
-from src.fraud.onnx_scoring import load_onnx
-from src.fraud.params import PEERS, STRATEGIES, TRAIN_STAGES, Params, load_params
-from src.fraud.peer import GBDT_THREADS, load_peer
+from src.fraud.evaluation import calibration, metrics
+from src.fraud.evaluation.choice import load_scorer
+from src.fraud.models import PEERS, STRATEGIES, TRAIN_STAGES
+from src.fraud.params import Params, load_params
 from src.fraud.schema import INPUT_COLUMNS
+from src.fraud.serving.onnx_contract import DETECTOR
+from src.fraud.serving.onnx_scoring import load_onnx
+from src.fraud.training.peers import GBDT_THREADS, load_peer
 
 METHODS = (*calibration.METHODS, calibration.AUTO)
-# The fraud fraction of every oversampled batch: src/fraud/train.py balanced_batches draws
+# The fraud fraction of every oversampled batch: src/fraud/training/fit.py balanced_batches draws
 # each row as a fraud with probability ½ (a literal there; a named constant would be its home).
 OVERSAMPLE_BATCH_FRAUD_FRACTION = 0.5
 TARGETS = {"log_loss": 0.006, "brier": 0.0009, "ece15_width": 0.001}
@@ -67,7 +68,7 @@ def prior_beta(name: str, train_labels: np.ndarray, params: Params) -> float | N
         return calibration.prior_beta_from_oversampling(OVERSAMPLE_BATCH_FRAUD_FRACTION,
                                                         fraud_fraction)
     if name == "weighted" or (name == "logreg" and params.logreg.class_weight == "balanced"):
-        from src.fraud.train import class_weights  # TensorFlow: only for these two models
+        from src.fraud.training.fit import class_weights  # TensorFlow: only for these two models
 
         weights = class_weights(train_labels)  # logreg 'balanced' gives the same weights
         return calibration.prior_beta_from_class_weights(weights[0], weights[1])

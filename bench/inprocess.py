@@ -19,9 +19,9 @@ strategy so that they share the machine's load:
     machinery and metrics cost on top of the arithmetic.
 The tutorial and floor paths are frozen reference code, in bench/reference/tight_loop.py.
 `scoring`: rows per second of `model.predict_proba` (Keras) and of the ONNX twin with
-onnxruntime (src/fraud/onnx_scoring.py), and their largest difference.
+onnxruntime (src/fraud/serving/onnx_scoring.py), and their largest difference.
 `peer`: scikit-learn's class-weighted logistic regression on the same splits (one fit, no
-tuning: a floor beside the train_logreg stage of src/fraud/peer.py).
+tuning: a floor beside the train_logreg stage of src/fraud/training/peers.py).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.reference import tight_loop
-from src.fraud.params import STRATEGIES
+from src.fraud.models import STRATEGIES
 
 PARAMS = "params.yaml"
 SCALED = Path("data/scaled")
@@ -57,7 +57,7 @@ def _params():
 
 
 def _split(name: str):
-    from src.fraud.arrays import load_split
+    from src.fraud.data.arrays import load_split
     return load_split(SCALED / f"{name}_features.npy", SCALED / f"{name}_labels.npy")
 
 
@@ -92,8 +92,8 @@ def _summary(seconds: list[float]) -> dict:
 # --- the pipeline's code path --------------------------------------------------------------
 
 def pipeline_epochs(strategy: str, params, train, val, epochs: int) -> dict:
-    from src.fraud import model as keras_model
-    from src.fraud import train as training
+    from src.fraud.training import fit as training
+    from src.fraud.training import network as keras_model
 
     fixed = dataclasses.replace(params.train, epochs=epochs, patience=epochs)
     keras_model.set_determinism(params.seed)
@@ -146,7 +146,7 @@ def run_scoring(args: argparse.Namespace) -> dict:
 
 
 def keras_scoring(strategy: str, rows, batch_size: int, repeats: int) -> dict:
-    from src.fraud import model as keras_model
+    from src.fraud.training import network as keras_model
 
     model, load_s = _timed(lambda: keras_model.load_model(f"{MODELS}/{strategy}.keras",
                                                            "train"))
@@ -166,8 +166,8 @@ def onnx_scoring(strategy: str, rows, repeats: int, keras_scores) -> dict:
     """The same rows scored by the train stage's ONNX twin with onnxruntime (what the
     TensorFlow-free evaluate scores with), and the largest difference from Keras'
     `keras_scores`."""
-    from src.fraud.onnx_contract import NETWORK
-    from src.fraud.onnx_scoring import load_onnx
+    from src.fraud.serving.onnx_contract import NETWORK
+    from src.fraud.serving.onnx_scoring import load_onnx
 
     model, load_s = _timed(lambda: load_onnx(f"{MODELS}/{strategy}.onnx", "train",
                                                       NETWORK))
@@ -185,7 +185,7 @@ def run_peer(args: argparse.Namespace) -> dict:
     try:
         from sklearn.linear_model import LogisticRegression
 
-        from src.fraud.metrics import binary_metrics
+        from src.fraud.evaluation.metrics import binary_metrics
     except ImportError as error:
         return {"available": False, "error": str(error)}
     params = _params()

@@ -1,4 +1,4 @@
-"""Parity and speed of the peers' ONNX detectors (src/fraud/peer_onnx.py) on a finished run.
+"""Parity and speed of the peers' ONNX detectors (src/fraud/serving/peer_onnx.py) on a finished run.
 
     python -m bench.peer_onnx [--project DIR] [--repeats 7]
 
@@ -28,11 +28,11 @@ import yaml
 from scipy.special import expit
 
 from bench.machine import load_averages
-from src.fraud.export import read_scaler
-from src.fraud.onnx_scoring import BATCH_ROWS, session_options
-from src.fraud.peer import load_peer, peer_scores
-from src.fraud.peer_onnx import peer_detector
 from src.fraud.schema import INPUT_COLUMNS
+from src.fraud.serving.contract import read_scaler
+from src.fraud.serving.onnx_scoring import BATCH_ROWS, session_options
+from src.fraud.serving.peer_onnx import peer_detector
+from src.fraud.training.peers import load_peer, peer_scores
 
 PEERS = ("logreg", "gbdt")
 SPLITS = ("train", "val", "test")

@@ -24,15 +24,10 @@ from typing import Any
 import psutil
 import yaml
 
-from src.fraud.download import MIRROR_ENV
-from src.fraud.params import STRATEGIES, TRAIN_STAGES
-from src.fraud.pipeline import stage_names
+from src.fraud.data.download import MIRROR_ENV
+from src.fraud.models import STRATEGIES, TRAIN_STAGES
+from src.fraud.project import ROOT, copy_project_files, ran_stages, set_dotted, stage_names
 
-ROOT = Path(__file__).resolve().parents[1]
-# What `dvc repro` needs (copy_project_files; tests/synthetic_project.py uses it too).
-PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvc/plots",
-                 ".dvcignore",
-                 ".gitignore", "plots/template"]
 # The stages this benchmark was written against; dvc.yaml may hold more (they are timed too).
 STAGES = stage_names(ROOT / "dvc.yaml")  # foreach items as name@key
 TRAIN_STAGE = {strategy: TRAIN_STAGES[strategy] for strategy in STRATEGIES}  # the networks'
@@ -77,30 +72,6 @@ def install_shim(folder: Path) -> Path:
         path.write_text(f"#!{sys.executable} -SE\n{source}", encoding="utf-8")
         path.chmod(0o755)
     return folder
-
-
-def copy_project_files(dest: Path, root: Path = ROOT) -> None:
-    """The pipeline's files (PROJECT_FILES) from `root` into `dest`, without bytecode."""
-    for name in PROJECT_FILES:
-        src, dst = root / name, dest / name
-        if src.is_dir():
-            shutil.copytree(src, dst, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-        elif src.is_file():
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy(src, dst)
-
-
-def ran_stages(stdout: str) -> list[str]:
-    """The stages a `dvc repro` / `dvc exp run` ran, in order, from its output."""
-    return re.findall(r"Running stage '([\w@-]+)'", stdout)
-
-
-def set_dotted(raw: dict[str, Any], dotted: str, value: Any) -> None:
-    *sections, key = dotted.split(".")
-    node = raw
-    for name in sections:
-        node = node[name]
-    node[key] = value
 
 
 @dataclass

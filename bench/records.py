@@ -8,9 +8,9 @@ import statistics
 from typing import Any
 
 from bench.project import STAGES, CommandRun
-from src.fraud.params import STRATEGIES
+from src.fraud.models import STRATEGIES
 
-# What the train stage logs (src/stages/train.py, src/fraud/train.py's EpochTimer).
+# What the train stage logs (src/stages/train.py, src/fraud/training/fit.py's EpochTimer).
 EPOCHS_LINE = re.compile(r"train: (\w+): (\d+) epochs in ([\d.]+) s \(([\d.]+) s/epoch after "
                          r"the first\)")
 FIRST_EPOCH_LINE = re.compile(r"(\w+) epoch 1: .*\(([\d.]+) s\)")

@@ -12,7 +12,7 @@ from typing import Any
 from bench.project import STAGES, TRAIN_STAGE
 from bench.records import ratio, without_download
 from bench.runner import DETECTOR, PREDICT_FORMATS
-from src.fraud.params import STRATEGIES
+from src.fraud.models import STRATEGIES
 
 
 def fmt(value: Any, digits: int = 2, unit: str = "") -> str:
@@ -126,7 +126,7 @@ def section_scoring(result: dict[str, Any]) -> str:
                      f"{onnx['max_abs_diff_vs_keras']:.1e}" if onnx else "–"])
     return (f"## Scoring throughput\n\nKeras `predict_proba` (the scorer of the evaluate "
             f"stage with TensorFlow) and the ONNX twin `models/<strategy>.onnx` with "
-            f"onnxruntime (src/fraud/onnx_scoring.py, 1 thread) on all {scoring['rows']:,} "
+            f"onnxruntime (src/fraud/serving/onnx_scoring.py, 1 thread) on all {scoring['rows']:,} "
             f"rows: median of the calls after the first (Keras: batch "
             f"{scoring['batch_size']}; its first call traces the predict function).\n\n"
             + table(["model", "Keras rows/s", "Keras first call s", "Keras load s",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from src.stages._cli import run
+from src.fraud.cli import run
 from src.sweep import main as sweep_main
 from src.sweep import parser
 

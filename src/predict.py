@@ -43,9 +43,10 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
+from src.fraud.cli import OneLineParser, stop_cleanly
 from src.fraud.errors import PipelineError, printable, printable_names
 from src.fraud.files import outputs
-from src.fraud.scoring import (
+from src.fraud.serving.csv_scoring import (
     DEFAULT_CHUNK_ROWS,
     INPUT_COLUMNS,
     PREPROCESS_NAME,
@@ -53,7 +54,6 @@ from src.fraud.scoring import (
     open_input,
     score,
 )
-from src.stages._cli import OneLineParser, stop_cleanly
 
 if TYPE_CHECKING:
     import numpy as np
@@ -153,8 +153,8 @@ def _quiet_stderr() -> Iterator[None]:
 
 def _load_onnx(path: Path) -> Any:
     """ONNX Runtime, no TensorFlow: ~0.1 s and ~60 MB instead of ~5 s and ~850 MB."""
-    from src.fraud.onnx_contract import DETECTOR
-    from src.fraud.onnx_scoring import load_onnx
+    from src.fraud.serving.onnx_contract import DETECTOR
+    from src.fraud.serving.onnx_scoring import load_onnx
 
     return load_onnx(path, "export", DETECTOR)
 
@@ -202,7 +202,7 @@ def keras_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
 
 
 def make_predict(model: Any) -> Callable[[np.ndarray], np.ndarray]:
-    from src.fraud.onnx_scoring import OnnxModel
+    from src.fraud.serving.onnx_scoring import OnnxModel
 
     if isinstance(model, OnnxModel):  # batched, float64 in, float64 probabilities out
         return model

@@ -13,10 +13,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from src.fraud.cli import OneLineParser, run
 from src.fraud.errors import PipelineError, printable
 from src.fraud.files import read_json_file
-from src.fraud.params import MODELS
-from src.stages._cli import OneLineParser, run
+from src.fraud.models import MODELS
 
 HEADER = ("model", "val PR-AUC", "test PR-AUC [95 %]", "ROC-AUC [95 %]", "recall [95 %]",
           "precision [95 %]", "threshold", "cost")

@@ -31,10 +31,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from src.fraud import dvc_exp
+from src.fraud.cli import run
 from src.fraud.errors import PipelineError
-from src.fraud.exp_show import finished
-from src.fraud.sweep_plan import (
+from src.fraud.experiments import queue as dvc_exp
+from src.fraud.experiments.plan import (
     Point,
     code_key,
     expand,
@@ -44,7 +44,7 @@ from src.fraud.sweep_plan import (
     seed_list,
     shard,
 )
-from src.stages._cli import run
+from src.fraud.experiments.show import finished
 
 LOG_TAIL = 15
 
@@ -198,8 +198,8 @@ def _missing(sweep: Sweep, experiments: dict[str, Any], shards: int) -> list[str
 
 def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
            grid: dict[str, list[str]], seconds: Callable[[], float]) -> None:
-    from src.fraud.compare import compare_sweep
-    from src.fraud.compare_report import to_json, to_markdown
+    from src.fraud.experiments.compare import compare_sweep
+    from src.fraud.experiments.report import to_json, to_markdown
     from src.fraud.files import json_dumps, outputs
 
     shown = dvc_exp.show(sweep.env, sweep.commit)

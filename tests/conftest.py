@@ -1,5 +1,6 @@
 """Shared fixtures: the repo's params as a dict, params files in tmp_path, stage subprocesses,
-the end-to-end tests' built project; and the order test files are handed to xdist workers."""
+the end-to-end tests' built project; the e2e marker by folder and the order test files are
+handed to xdist workers."""
 
 from __future__ import annotations
 
@@ -22,19 +23,27 @@ REPO = Path(__file__).resolve().parent.parent
 for _pool in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_pool, "1")
 
-# The slowest files first, longest first (each runs `dvc repro`s or trains), so that the two
+# Tests are grouped by what they run: unit/ (the library, in-process), stages/ (one stage as a
+# subprocess), e2e/ (real dvc commands in a temporary repository; marker `e2e`, so that
+# `pytest -m "not e2e"` is the fast loop). The slow folders go first, so that the two xdist
 # workers share them and the many quick files fill the gaps; `--no-loadscope-reorder` in
-# pytest.ini keeps this order (xdist would otherwise start with the files of most tests).
-SLOW_FILES_FIRST = ["test_sweep_e2e.py", "test_bench.py", "test_pipeline_e2e.py",
-                    "test_kill_recovery.py", "test_sweep_queue_e2e.py",
-                    "test_evaluate_stage.py", "test_train_stage.py"]
+# pytest.ini keeps this order. Within e2e/, the two longest files lead.
+FOLDERS_SLOW_FIRST = ("e2e", "stages", "unit")
+LONGEST_E2E_FILES = ("test_sweep_e2e.py", "test_bench.py")
 
 
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by marker
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    def rank(item: pytest.Item) -> int:
-        name = item.path.name
-        return SLOW_FILES_FIRST.index(name) if name in SLOW_FILES_FIRST \
-            else len(SLOW_FILES_FIRST)
+    def rank(item: pytest.Item) -> tuple[int, int]:
+        folder, name = item.path.parent.name, item.path.name
+        return (FOLDERS_SLOW_FIRST.index(folder) if folder in FOLDERS_SLOW_FIRST
+                else len(FOLDERS_SLOW_FIRST),
+                LONGEST_E2E_FILES.index(name) if name in LONGEST_E2E_FILES
+                else len(LONGEST_E2E_FILES))
+
+    for item in items:
+        if item.path.parent.name == "e2e":
+            item.add_marker(pytest.mark.e2e)
     items.sort(key=rank)  # stable: within a file, and among the rest, collection order
 
 
@@ -81,7 +90,7 @@ def raw_params(repo_params_raw: dict[str, Any]) -> dict[str, Any]:
 
 def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
     """Sets `section.key` (or a top-level key) in the params dict; returns the dict."""
-    from bench.project import set_dotted
+    from src.fraud.project import set_dotted
 
     set_dotted(raw, dotted, value)
     return raw
@@ -106,7 +115,7 @@ def write_params(tmp_path: Path, repo_params_raw: dict[str, Any]
     """write_params({"clean.eps": "1e-08"}) -> a params file in tmp_path, repo's values
     otherwise."""
 
-    from bench.project import set_dotted
+    from src.fraud.project import set_dotted
 
     def write(overrides: dict[str, Any] | None = None, name: str = "params.yaml") -> Path:
         raw = copy.deepcopy(repo_params_raw)

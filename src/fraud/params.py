@@ -16,22 +16,13 @@ from typing import Any
 import yaml
 
 from .errors import PipelineError, printable, printable_names
+from .models import AUTO, STRATEGIES, STRATEGY_ALIASES
 
 PARAMS_FILE = "params.yaml"
 SYNTHETIC_SOURCE = "synthetic"
-STRATEGIES = ("baseline", "weighted", "oversample")
-# The scikit-learn peers (stages train_logreg / train_gbdt), trained on the same scaled splits.
-PEERS = ("logreg", "gbdt")
-MODELS = STRATEGIES + PEERS
-STRATEGY_ALIASES = {"resampled": "oversample"}
-AUTO = "auto"  # train.strategy: the candidate with the best validation figure
 LOGREG_CLASS_WEIGHTS = ("none", "balanced")
 # What HistGradientBoostingClassifier's early stopping reads on the validation split.
 GBDT_SCORINGS = ("average_precision", "loss")
-# dvc.yaml's stage that trains each strategy (oversample's is train_resampled): name it in
-# messages from here, never as f"train_{strategy}".
-TRAIN_STAGES = {"baseline": "train_baseline", "weighted": "train_weighted",
-                "oversample": "train_resampled", "logreg": "train_logreg", "gbdt": "train_gbdt"}
 THRESHOLD_RULES = ("target_recall", "min_cost")
 SPLIT_METHODS = ("stratified", "random", "time")
 # What `evaluate.select_by` may rank candidates on (validation, exact) and which way is better.

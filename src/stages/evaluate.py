@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.stages._cli import model_pattern, parser, run
+from src.fraud.cli import model_pattern, parser, run
 
 log = logging.getLogger("evaluate")
 
@@ -35,25 +35,26 @@ def main(argv: Sequence[str]) -> None:
 
     import pandas as pd
 
-    from src.fraud import evaluation, figures
+    from src.fraud.evaluation import choice, figures
     from src.fraud.params import load_params
 
     params = load_params(args.params)
     per_model = {name: read_json_file(args.metrics.format(model=name), f"evaluate_model@{name}")
                  for name in args.models}
-    choice = evaluation.choose_model(per_model, params.train.strategy,
-                                     params.evaluate.candidates, params.evaluate.select_by)
-    chosen = choice["model"]
+    selection = choice.choose_model(per_model, params.train.strategy,
+                                    params.evaluate.candidates, params.evaluate.select_by)
+    chosen = selection["model"]
     curves = {kind: {name: pd.read_csv(pattern.format(model=name)) for name in args.models}
               for kind, pattern in (("roc", args.roc), ("prc", args.prc))}
     with outputs() as out:
         write_json(out.path(args.selected_metrics),
-                   evaluation.selected_metrics(per_model, choice, params.train.strategy),
+                   choice.selected_metrics(per_model, selection, params.train.strategy),
                    sort_keys=False)
         figures.roc_png(out.path(args.roc_png), curves["roc"], chosen)
         figures.pr_png(out.path(args.prc_png), curves["prc"], chosen)
     log.info("%s, chosen by %s (%s %.4f); test prc %.4f [%.4f, %.4f]", chosen,
-             choice["chosen_by"], choice["select_by"], per_model[chosen][choice["select_by"]],
+             selection["chosen_by"], selection["select_by"],
+             per_model[chosen][selection["select_by"]],
              per_model[chosen]["prc"], per_model[chosen]["prc_low"], per_model[chosen]["prc_high"])
 
 

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.stages._cli import parser, run
+from src.fraud.cli import parser, run
 
 log = logging.getLogger("evaluate_model")
 
@@ -32,14 +32,14 @@ def main(argv: Sequence[str]) -> None:
 
     remove_outputs(args.metrics, args.roc, args.prc, args.thresholds, args.confusion_png)
 
-    from src.fraud import evaluation, figures, metrics
-    from src.fraud.arrays import load_split
-    from src.fraud.data import read_table
+    from src.fraud.data.arrays import load_split
+    from src.fraud.data.prepare import read_table
+    from src.fraud.evaluation import choice, figures, metrics
     from src.fraud.params import load_params
 
     params = load_params(args.params)
     settings = params.evaluate
-    scorer = evaluation.load_scorer(args.model, args.trained_by, settings.batch_size)
+    scorer = choice.load_scorer(args.model, args.trained_by, settings.batch_size)
     scored = {}
     for split in ("val", "test"):
         features, labels = load_split(getattr(args, f"{split}_features"),
@@ -47,9 +47,9 @@ def main(argv: Sequence[str]) -> None:
         amounts = None
         if settings.cost_fn == "amount":
             amounts = read_table(getattr(args, f"{split}_table"), "split")["Amount"].to_numpy()
-        scored[split] = evaluation.Scored(labels, scorer(features), amounts)
-    val_table = evaluation.validation_table(scored["val"])
-    result = evaluation.evaluate_scores(scored["val"], scored["test"], settings, params.seed,
+        scored[split] = choice.Scored(labels, scorer(features), amounts)
+    val_table = choice.validation_table(scored["val"])
+    result = choice.evaluate_scores(scored["val"], scored["test"], settings, params.seed,
                                         val_table)
     test = scored["test"]
     with outputs() as out:

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.stages._cli import model_pattern, parser, run
+from src.fraud.cli import model_pattern, parser, run
 
 log = logging.getLogger("export")
 
@@ -33,12 +33,12 @@ def main(argv: Sequence[str]) -> None:
 
     import shutil
 
-    from src.fraud import export
     from src.fraud.errors import PipelineError
     from src.fraud.files import file_sha256, outputs, remove_outputs, write_json
-    from src.fraud.onnx_contract import DETECTOR
-    from src.fraud.onnx_scoring import load_onnx
-    from src.fraud.params import TRAIN_STAGES
+    from src.fraud.models import TRAIN_STAGES
+    from src.fraud.serving import contract, export
+    from src.fraud.serving.onnx_contract import DETECTOR
+    from src.fraud.serving.onnx_scoring import load_onnx
 
     remove_outputs(args.out_keras, args.out_onnx, args.card)
     model, choice = export.read_choice(args.choice)
@@ -46,7 +46,7 @@ def main(argv: Sequence[str]) -> None:
     sources = {"keras": Path(args.keras.format(model=model)),
                "onnx": Path(args.onnx.format(model=model))}
     detector = load_onnx(sources["onnx"], stage, DETECTOR)
-    info = export.read_detector_metadata(detector.metadata, str(sources["onnx"]), stage)
+    info = contract.read_detector_metadata(detector.metadata, str(sources["onnx"]), stage)
     keras_sha256 = file_sha256(sources["keras"], f"detector (run the {stage} stage)")
     if info.strategy != model or info.keras_sha256 != keras_sha256:
         raise PipelineError(f"{sources['keras']} and {sources['onnx']} were not written by "

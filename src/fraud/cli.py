@@ -1,0 +1,136 @@
+"""What every stage script shares: argument parsing conventions and error handling."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+from .errors import PipelineError, printable
+from .params import parse_yaml
+
+# params.yaml is a few KB; a larger file is not one (and is not read whole into memory).
+MAX_PARAMS_BYTES = 1 << 20
+
+
+# Exit statuses: 1 for an expected failure (PipelineError), 2 for a command line argparse
+# cannot read (its own convention), 128 + N for signal N (the shell's).
+USAGE_STATUS = 2
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """argparse, but a bad command line is one `error:` line (argparse prints its usage, two
+    lines and more, before it) and exit status 2; `--help` still shows the usage."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        print(f"error: {self.prog}: {printable(message, 300)[1:-1]}; see --help",
+              file=sys.stderr)
+        sys.exit(USAGE_STATUS)
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived: unwinds like Ctrl-C (KeyboardInterrupt), so that every
+    `outputs()` block deletes its temporaries on the way out."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, _frame: object) -> None:
+    raise Stopped(signum)
+
+
+@contextlib.contextmanager
+def stop_cleanly() -> Iterator[None]:
+    """Inside: SIGTERM and SIGHUP raise Stopped (Python's default for them is to die at once,
+    leaving temporaries behind); one line and exit 128 + N for them and for Ctrl-C."""
+    previous = {signum: signal.signal(signum, _stop) for signum in (signal.SIGTERM,
+                                                                     signal.SIGHUP)}
+    try:
+        yield
+    except KeyboardInterrupt:
+        print("error: interrupted", file=sys.stderr)
+        sys.exit(128 + signal.SIGINT)
+    except Stopped as stopped:
+        print(f"error: stopped by {stopped}", file=sys.stderr)
+        sys.exit(128 + stopped.signum)
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    result = OneLineParser(description=description)
+    result.add_argument("--params", default="params.yaml", type=params_file,
+                        help="the params file")
+    return result
+
+
+def add_split_arguments(cli: argparse.ArgumentParser, *splits: str) -> None:
+    """`--<split>-features` and `--<split>-labels` (the scale stage's .npy files) per split."""
+    for split in splits:
+        cli.add_argument(f"--{split}-features", required=True, type=Path)
+        cli.add_argument(f"--{split}-labels", required=True, type=Path)
+
+
+def params_file(value: str) -> str:
+    """An argparse type: a params file that exists must be a small UTF-8 text file (YAML and
+    the meaning of its keys are load_params' to check; so is a missing file)."""
+    path = Path(value)
+    if not path.exists():
+        return value
+    try:
+        if not path.is_file():
+            raise PipelineError(f"{value}: not a file; expected the params file (YAML)")
+        with open(path, "rb") as handle:
+            data = handle.read(MAX_PARAMS_BYTES + 1)
+    except OSError as error:
+        raise PipelineError(f"{value}: cannot be read ({error.strerror or error})") from None
+    if len(data) > MAX_PARAMS_BYTES:
+        raise PipelineError(f"{value}: larger than {MAX_PARAMS_BYTES:,} bytes; not a params "
+                            "file")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as error:
+        line = data.count(b"\n", 0, error.start) + 1
+        raise PipelineError(f"{value}: line {line}: not UTF-8 text (byte "
+                            f"0x{data[error.start]:02x}); save it as UTF-8") from None
+    parse_yaml(text, value)
+    return value
+
+
+def model_pattern(value: str) -> str:
+    """An argparse type: a path with `{model}` in it, one file per model."""
+    if "{model}" not in value:
+        raise argparse.ArgumentTypeError(f"{value!r} must contain {{model}}")
+    return value
+
+
+class _ShortNames(logging.Formatter):
+    """`fit: baseline epoch 1: …`, not `src.fraud.training.fit: …`: the module name is enough."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        record.short_name = record.name.rsplit(".", 1)[-1]
+        return super().format(record)
+
+
+def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> None:
+    """Runs a stage: an expected failure prints one line and exits 1, with no traceback."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_ShortNames("%(short_name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
+    try:
+        with stop_cleanly():
+            main(sys.argv[1:] if argv is None else argv)
+    except PipelineError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(1)
+    except UnicodeDecodeError as error:  # a text file that is not UTF-8, missed by a check
+        print(f"error: a file is not UTF-8 text (byte 0x{error.object[error.start]:02x} at "
+              f"offset {error.start:,}); save it as UTF-8", file=sys.stderr)
+        sys.exit(1)

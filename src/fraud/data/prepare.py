@@ -1,0 +1,293 @@
+"""The data stages' logic: read and validate the raw CSV, clean, split, scale.
+
+No TensorFlow here: these stages must start fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pandas as pd
+
+from ..errors import PipelineError, require_file
+from ..params import SplitParams
+from ..schema import (
+    FEATURES,
+    LABEL,
+    LOG_AMOUNT,
+    RAW_COLUMNS,
+    TABLE_COLUMNS,
+    TIME,
+    check_header,
+    validate_raw_frame,
+)
+from .rawcsv import open_csv, read_frames
+
+if TYPE_CHECKING:
+    from sklearn.preprocessing import StandardScaler
+
+# scikit-learn loads on first use (PEP 562): importing it costs ~0.8 s, which the clean stage
+# does not need (bench/NOTES.md). `data.train_test_split` still works, and can be patched.
+_LAZY = {"train_test_split": "sklearn.model_selection", "StandardScaler": "sklearn.preprocessing"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _lazy(name: str):
+    return globals()[name] if name in globals() else __getattr__(name)
+
+
+def read_raw_csv(path: str | Path, sha256: str | None = None) -> pd.DataFrame:
+    """Reads and validates the raw Credit Card Fraud CSV (columns in RAW_COLUMNS order).
+
+    With `sha256` (download.sha256) the file must still be the one downloaded: DVC re-hashes
+    a file only when its size, mtime or inode changes, so an edit in place could otherwise
+    flow into every later stage. The hash is taken while reading, not in a second pass.
+    """
+    path = Path(path)
+    opened = open_csv(path, missing_hint="; run the download stage first",
+                      hashing=sha256 is not None)
+    try:
+        check_header(path, opened.columns, RAW_COLUMNS)
+        try:
+            frame = next(read_frames(opened, dtype=np.float64))
+        except ValueError:
+            # A non-numeric cell: read again as text, for validation to say exactly where.
+            opened.close()
+            opened = open_csv(path, hashing=sha256 is not None)
+            frame = next(read_frames(opened, dtype=str, keep_default_na=False,
+                                     na_values=[""]))
+        if sha256 is not None:
+            check_raw_sha256(path, opened.rows.hexdigest(), sha256)
+    finally:
+        opened.close()
+    if frame.empty:
+        raise PipelineError(f"{path}: has a header but no data rows")
+    # No .copy(): pandas' copy-on-write keeps the read frame safe from validate's column
+    # writes; the copy cost ~2 s and ~0.5 GB peak memory at 2.8 M rows (bench/NOTES.md).
+    frame = validate_raw_frame(path, frame[RAW_COLUMNS])
+    if int(frame[LABEL].sum()) == 0:
+        raise PipelineError(f"{path}: no fraud rows (Class = 1) among {len(frame):,} rows; "
+                            "a fraud model needs positive examples")
+    return frame
+
+
+def check_raw_sha256(path: Path, digest: str, expected: str) -> None:
+    if digest != expected:
+        raise PipelineError(f"{path}: sha256 is {digest}, download.sha256 expects {expected}: "
+                            "the file changed after the download (edited in place? DVC misses "
+                            "an edit that keeps size and mtime); run `dvc repro --force "
+                            "download`, or set download.sha256 to the new checksum (or null) "
+                            "if the change is meant")
+
+
+def _row_hashes(frame: pd.DataFrame) -> np.ndarray:
+    """A 64-bit hash of each row's values (pandas' value hash: -0.0 as 0.0, NaNs alike)."""
+    hashes = np.zeros(len(frame), dtype=np.uint64)
+    for column in frame.columns:
+        hashes = hashes * np.uint64(0x100000001B3) ^ pd.util.hash_array(frame[column].to_numpy())
+    return hashes
+
+
+def duplicated_rows(frame: pd.DataFrame) -> np.ndarray:
+    """Exactly `frame.duplicated(keep="first")`, without its superlinear cost on millions of
+    rows (0.4 s at 284,807 rows, 11 s at 10×; bench/NOTES.md): rows are first told apart by a
+    64-bit hash of their values, and only rows whose hash repeats are compared for real."""
+    candidates = pd.Series(_row_hashes(frame)).duplicated(keep=False).to_numpy()
+    duplicated = np.zeros(len(frame), dtype=bool)
+    if candidates.any():
+        duplicated[candidates] = frame[candidates].duplicated(keep="first").to_numpy()
+    return duplicated
+
+
+def duplicate_groups(frame: pd.DataFrame) -> np.ndarray:
+    """Per row, the position of the first row with exactly the same values (itself if none).
+
+    Hashes first, exact comparison only among rows whose hash repeats (as `duplicated_rows`).
+    """
+    groups = np.arange(len(frame))
+    candidates = pd.Series(_row_hashes(frame)).duplicated(keep=False).to_numpy()
+    if candidates.any():
+        rows = np.nonzero(candidates)[0]
+        exact = frame.iloc[rows].groupby(list(frame.columns), sort=False, dropna=False).ngroup()
+        groups[rows] = pd.Series(rows).groupby(exact.to_numpy()).transform("min").to_numpy()
+    return groups
+
+
+def summarise(table: pd.DataFrame) -> dict[str, float | int]:
+    """The data facts users check first (flat, for `dvc metrics show`). Duplicates are rows
+    identical in every raw column, Time included."""
+    labels = table[LABEL].to_numpy()
+    duplicated = duplicated_rows(table[list(RAW_COLUMNS)])
+    return {
+        "rows": int(len(table)),
+        "frauds": int(labels.sum()),
+        "fraud_rate": float(labels.mean()),
+        "duplicate_rows": int(duplicated.sum()),
+        "duplicate_frauds": int((duplicated & (labels == 1)).sum()),
+        "amount_zero_rows": int((table["Amount"].to_numpy() == 0).sum()),
+    }
+
+
+def clean(raw: pd.DataFrame, eps: float) -> pd.DataFrame:
+    """Adds `Log Amount = log(Amount + eps)` (the tutorial's input). Time stays for the time
+    split and audits, Amount for amount-based costs; `scale` keeps only FEATURES."""
+    cleaned = raw.assign(**{LOG_AMOUNT: np.log(raw["Amount"].to_numpy() + eps)})
+    return cleaned[TABLE_COLUMNS]
+
+
+def read_table(path: str | Path, stage_hint: str) -> pd.DataFrame:
+    """Reads a Parquet table written by an earlier stage, checking its columns."""
+    path = require_file(path, stage_hint, "file")
+    try:
+        frame = pd.read_parquet(path)
+    except Exception as error:  # pyarrow raises several types for a corrupt file
+        raise PipelineError(f"{path}: not a readable Parquet table ({error}); "
+                            f"run the {stage_hint} stage again") from None
+    check_header(path, list(frame.columns), TABLE_COLUMNS)
+    return frame
+
+
+def write_table(path: Path, frame: pd.DataFrame) -> None:
+    # Dictionary encoding only for the label: on the float features, whose values hardly
+    # repeat, pyarrow's attempt at it made writing 3× slower and the files larger.
+    dictionary = [LABEL] if LABEL in frame.columns else False
+    frame.to_parquet(path, index=False, engine="pyarrow", compression="snappy",
+                     use_dictionary=dictionary)
+
+
+SPLIT_NAMES = ("train", "val", "test")
+
+
+@dataclass(frozen=True)
+class Splits:
+    train: pd.DataFrame
+    val: pd.DataFrame
+    test: pd.DataFrame
+    summary: dict[str, int]  # rows and frauds per split, duplicates across / dropped
+
+
+def _split_sizes(rows: int, test_size: float, val_size: float) -> tuple[int, int]:
+    """(train, val) sizes as train_test_split counts them: test first, val of what remains."""
+    test = math.ceil(test_size * rows)
+    val = math.ceil(val_size * (rows - test))
+    return rows - test - val, val
+
+
+def _random_assignment(groups: np.ndarray, labels: np.ndarray, settings: SplitParams,
+                       seed: int) -> np.ndarray:
+    """Split index (0 train, 1 val, 2 test) per row, drawn per duplicate group: a group goes
+    whole to one split, stratified by whether it holds a fraud when `method: stratified`."""
+    train_test_split = _lazy("train_test_split")
+    firsts, inverse = np.unique(groups, return_inverse=True)
+    group_labels = np.zeros(len(firsts), dtype=np.int8)
+    np.maximum.at(group_labels, inverse, labels)
+    stratify = settings.method == "stratified"
+    positions = np.arange(len(firsts))
+    rest, test = train_test_split(positions, test_size=settings.test_size, random_state=seed,
+                                  stratify=group_labels if stratify else None)
+    train, val = train_test_split(rest, test_size=settings.val_size, random_state=seed,
+                                  stratify=group_labels[rest] if stratify else None)
+    of_group = np.zeros(len(firsts), dtype=np.int8)
+    of_group[val], of_group[test] = 1, 2
+    return of_group[inverse]
+
+
+def _time_assignment(times: np.ndarray, groups: np.ndarray, settings: SplitParams
+                     ) -> np.ndarray:
+    """Earliest rows to train, then val, then test; a tie in Time never straddles a cut.
+
+    With grouping, a later copy of a row lands in the split of its earliest copy's, or is
+    dropped (-1) when that split is an earlier one: keeping it would put a past row in the
+    future or a future row in the past.
+    """
+    order = np.argsort(times, kind="stable")
+    n_train, n_val = _split_sizes(len(times), settings.test_size, settings.val_size)
+    sorted_times = times[order]
+    first_val = sorted_times[min(n_train, len(times) - 1)]
+    first_test = sorted_times[min(n_train + n_val, len(times) - 1)]
+    assignment = np.where(times < first_val, 0, np.where(times < first_test, 1, 2))
+    assignment = assignment.astype(np.int8)
+    if settings.group_duplicates:
+        of_first = assignment[groups]  # groups[i] is the group's earliest row (data sorted)
+        assignment = np.where(assignment == of_first, assignment, -1).astype(np.int8)
+    return assignment
+
+
+def _across_splits(groups: np.ndarray, assignment: np.ndarray) -> int:
+    """Rows of val or test whose input has an identical copy in another split."""
+    kept = assignment >= 0
+    frame = pd.DataFrame({"group": groups[kept], "split": assignment[kept]})
+    splits_per_group = frame.groupby("group")["split"].transform("nunique").to_numpy()
+    return int(((splits_per_group > 1) & (frame["split"].to_numpy() > 0)).sum())
+
+
+def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int) -> Splits:
+    """Train / val / test (val is a fraction of what test leaves), as `split.method` says.
+
+    Duplicates are rows identical in every model input (Time is no input); with
+    `split.group_duplicates` they never straddle two splits. Rows keep their table order.
+    """
+    labels = cleaned[LABEL].to_numpy()
+    frauds = int(labels.sum())
+    if settings.method == "time":
+        cleaned = cleaned.sort_values(TIME, kind="stable").reset_index(drop=True)
+        labels = cleaned[LABEL].to_numpy()
+    groups = duplicate_groups(cleaned[FEATURES])
+    draw_groups = groups if settings.group_duplicates else np.arange(len(cleaned))
+    try:
+        if settings.method == "time":
+            assignment = _time_assignment(cleaned[TIME].to_numpy(), draw_groups, settings)
+        else:
+            assignment = _random_assignment(draw_groups, labels, settings, seed)
+    except ValueError as error:
+        raise PipelineError(f"cannot split {len(cleaned):,} rows with {frauds} frauds "
+                            f"(split.test_size={settings.test_size}, split.val_size="
+                            f"{settings.val_size}): {error}") from None
+    parts = {name: cleaned[assignment == index].reset_index(drop=True)
+             for index, name in enumerate(SPLIT_NAMES)}
+    for name, part in parts.items():
+        if int(part[LABEL].sum()) == 0:
+            raise PipelineError(
+                f"the {name} split would hold no fraud rows ({len(part):,} rows; {frauds} "
+                f"frauds in all): use more data, set split.method: stratified, or change "
+                f"split.test_size / split.val_size")
+    summary = {f"{name}_{what}": int(len(part) if what == "rows" else part[LABEL].sum())
+               for name, part in parts.items() for what in ("rows", "frauds")}
+    summary["duplicates_across_splits"] = _across_splits(groups, assignment)
+    summary["duplicates_dropped"] = int((assignment < 0).sum())
+    return Splits(**parts, summary=summary)
+
+
+def features_and_labels(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    return table[FEATURES].to_numpy(dtype=np.float64), table[LABEL].to_numpy(dtype=np.uint8)
+
+
+def fit_scaler(train_features: np.ndarray) -> StandardScaler:
+    """Fitted on train alone: the model must not peek at val or test statistics."""
+    return _lazy("StandardScaler")().fit(train_features)
+
+
+def scale(features: np.ndarray, scaler: StandardScaler, clip: float) -> np.ndarray:
+    """Standardise, clip to ±clip, float32 (what Keras computes in anyway)."""
+    return np.clip(scaler.transform(features), -clip, clip).astype(np.float32)
+
+
+def scaler_to_json(scaler: StandardScaler, clip: float) -> dict:
+    return {
+        "features": list(FEATURES),
+        "mean": [float(v) for v in scaler.mean_],
+        "scale": [float(v) for v in scaler.scale_],
+        "clip": float(clip),
+    }

@@ -1,0 +1,173 @@
+"""The Vega-Lite templates of `dvc plots show`: one colour per model in every chart.
+
+DVC's own templates colour by revision, so in a normal run every model had the same colour
+(issue 11). These colour by model, the name read from the file each row comes from (DVC
+adds `filename` to every row; `plots/roc/weighted.csv` is `weighted`), with the hex values
+of colors.py, so a model has the same colour here as in the matplotlib PNGs. A revision
+(`dvc plots diff`) gets its own dash. Series of one file that mean different things (loss
+and val_loss, precision and recall) go to side-by-side panels, named in their headers.
+
+DVC looks templates up by name in `.dvc/plots/` (works from any folder of the repository,
+unlike a path) and fills the `<DVC_METRIC_...>` anchors. These use no optional anchor:
+with one, DVC rewrites the rows and drops `filename`. `python -m tools.make_plot_templates`
+writes the files; a test checks they are up to date.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from ..models import STRATEGIES
+from .colors import BIAS_COLORS, MODEL_COLORS
+
+Spec = dict[str, Any]
+
+SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
+WIDTH, HEIGHT = 460, 320          # one chart
+PANEL_WIDTH, PANEL_HEIGHT = 300, 240  # one panel of a row of panels
+# File name without folders or extension: "plots/roc/gbdt.csv" and "gbdt.csv" give "gbdt".
+MODEL_FROM_FILENAME = "replace(datum.filename, regexp('^.*[\\\\\\\\/]|[.][^.]*$', 'g'), '')"
+# Panel headers for the columns DVC passes as `field`.
+FIELD_LABELS = {
+    "loss": "training", "val_loss": "validation",
+    "zero_bias_loss": "training", "careful_bias_loss": "training",
+    "zero_bias_val_loss": "validation", "careful_bias_val_loss": "validation",
+    "val_prc": "PR-AUC (Keras, 200 bins)", "val_ap": "average precision (exact)",
+    "val_precision": "precision at 0.5", "val_recall": "recall at 0.5",
+    "val_auc": "ROC-AUC (Keras, 200 bins)", "precision": "precision", "recall": "recall",
+}
+X, Y = "<DVC_METRIC_X>", "<DVC_METRIC_Y>"
+
+
+def _label_expression(labels: dict[str, str], field: str = "datum.field") -> str:
+    """A Vega expression mapping `field`'s value through `labels` (unknown: itself)."""
+    expression = field
+    for value, label in reversed(list(labels.items())):
+        expression = f"{field} === '{value}' ? '{label}' : ({expression})"
+    return expression
+
+
+def _color(field: str, colors: dict[str, str], title: str) -> Spec:
+    return {"field": field, "type": "nominal", "title": title,
+            "scale": {"domain": list(colors), "range": list(colors.values())},
+            "legend": {"symbolType": "stroke", "symbolStrokeWidth": 3}}
+
+
+REVISION_DASH: Spec = {"field": "rev", "type": "nominal", "title": "Revision",
+                       "legend": {"symbolType": "stroke", "symbolStrokeWidth": 2,
+                                  "symbolStrokeColor": "#444444"}}
+
+
+def _axis(anchor: str, scale: Spec | None = None) -> Spec:
+    field = X if anchor == "x" else Y
+    result: Spec = {"field": field, "type": "quantitative",
+                    "title": f"<DVC_METRIC_{anchor.upper()}_LABEL>"}
+    if scale:
+        result["scale"] = scale
+    return result
+
+
+def _base(transform: list[Spec]) -> Spec:
+    """What every template shares: data, title, the row order, model names."""
+    return {
+        "$schema": SCHEMA,
+        "data": {"values": "<DVC_METRIC_DATA>"},
+        "title": {"text": "<DVC_METRIC_TITLE>", "anchor": "start"},
+        "transform": [
+            # Curves are drawn in file order (a ROC step is vertical: same x, rising y);
+            # panels come in the order dvc.yaml lists the columns.
+            {"window": [{"op": "row_number", "as": "seen"}]},
+            {"window": [{"op": "row_number", "as": "row"}],
+             "groupby": ["rev", "filename", "field"]},
+            *transform,
+        ],
+    }
+
+
+def curve_template(models: dict[str, str], x_scale: Spec | None = None,
+                   y_scale: Spec | None = None, x_positive: bool = False) -> Spec:
+    """One chart, one line per model (and revision); zoom and pan with the mouse.
+
+    `x_positive` leaves out x <= 0, which a log x axis cannot place (ROC's fpr = 0).
+    """
+    transform: list[Spec] = [{"calculate": MODEL_FROM_FILENAME, "as": "model"}]
+    if x_positive:
+        transform.append({"filter": f"datum['{X}'] > 0"})
+    spec = _base(transform)
+    spec.update({
+        "width": WIDTH, "height": HEIGHT,
+        "params": [{"name": "zoom", "select": "interval", "bind": "scales"}],
+        "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"}},
+        "encoding": {
+            "x": _axis("x", x_scale), "y": _axis("y", y_scale),
+            "color": _color("model", models, "Model"),
+            "strokeDash": REVISION_DASH,
+            "order": {"field": "row", "type": "quantitative"},
+        },
+    })
+    return spec
+
+
+def panels_template(colors: dict[str, str], color_title: str, y_scale: Spec | None = None,
+                    shared_y: bool = True, by_bias: bool = False) -> Spec:
+    """A row of panels, one per column DVC read (`field`): loss | val_loss, or precision |
+    recall | PR-AUC. Colour is the model (or, for init_bias' single file, the bias)."""
+    color_of = ("(indexof(datum.field, 'zero_') === 0 ? 'zero bias' : 'careful bias')"
+                if by_bias else MODEL_FROM_FILENAME)
+    spec = _base([
+        {"calculate": color_of, "as": "color_key"},
+        {"calculate": _label_expression(FIELD_LABELS), "as": "panel"},
+    ])
+    spec.update({
+        "facet": {"column": {"field": "panel", "type": "nominal", "title": None,
+                             "sort": {"field": "seen", "op": "min"},
+                             "header": {"labelFontSize": 13, "labelFontWeight": "bold"}}},
+        "spec": {
+            "width": PANEL_WIDTH, "height": PANEL_HEIGHT,
+            "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"}},
+            "encoding": {
+                "x": _axis("x"), "y": _axis("y", y_scale),
+                "color": _color("color_key", colors, color_title),
+                "strokeDash": REVISION_DASH,
+                "order": {"field": "row", "type": "quantitative"},
+            },
+        },
+        "resolve": {"scale": {"y": "shared" if shared_y else "independent"}},
+    })
+    return spec
+
+
+def templates() -> dict[str, Spec]:
+    """Every template, by the name dvc.yaml gives in `template:`."""
+    every_model = dict(MODEL_COLORS)
+    trained_per_epoch = {name: MODEL_COLORS[name] for name in STRATEGIES}
+    log = {"type": "log"}
+    return {
+        # fpr on a log axis: the low false-alarm rates where a fraud model is used get the
+        # width, and the whole curve stays in view (the tutorial's zoom cuts it at 20 %).
+        "model_roc": curve_template(every_model, x_scale=log, y_scale={"zero": False},
+                                    x_positive=True),
+        "model_curve": curve_template(every_model, y_scale={"zero": False}),
+        # Cost spans orders of magnitude (flag everything: every legitimate row is a false
+        # alarm); a log y keeps the minimum readable.
+        "model_cost": curve_template(every_model, y_scale=log),
+        "model_threshold": panels_template(every_model, "Model"),
+        # Loss spans orders of magnitude between strategies (weighted starts near 3): log y.
+        "model_loss": panels_template(trained_per_epoch, "Model", y_scale=log),
+        "model_epochs": panels_template(trained_per_epoch, "Model", y_scale={"zero": False},
+                                        shared_y=False),
+        "bias_loss": panels_template(BIAS_COLORS, "Output bias", y_scale=log, by_bias=True),
+    }
+
+
+def write_templates(directory: Path) -> list[Path]:
+    """Writes each template as `<name>.json` (sorted keys: stable diffs)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for name, spec in templates().items():
+        path = directory / f"{name}.json"
+        path.write_text(json.dumps(spec, indent=2, sort_keys=True) + "\n", encoding="utf8")
+        written.append(path)
+    return written

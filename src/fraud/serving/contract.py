@@ -1,0 +1,129 @@
+"""The detector's ONNX input/output contract, and what its `.onnx` file carries.
+
+Shared by the train stages (which write the detectors: serving/detector.py) and the export
+stage (which ships one), so that neither imports the other.
+
+The detector takes raw transactions and returns the fraud probability:
+
+    transaction (rows, 29) float64: V1 … V28, Amount, in that order
+      → preprocess, in float64:
+          log_amount = log(Amount + eps)                        (clean.eps)
+          features   = [V1 … V28, log_amount]
+          standardise: (features - mean) / scale                (training split, scaler.json)
+          clip to ±clip                                         (scale.clip)
+          cast to float32
+      → hidden → output: the trained network's weights (dropout is off when scoring)
+      → probability (rows, 1) float32
+
+The preprocessing facts (eps, clip, mean, scale) travel inside the `.onnx` file as metadata
+(`DETECTOR_METADATA`), written by its train_* stage beside the weights they belong to; the card
+repeats them from there, so the card describes the file it ships, not a params file that may
+have changed since.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import PipelineError
+from ..files import read_json_file
+from ..schema import FEATURES, INPUT_COLUMNS, N_FEATURES
+
+INPUT_NAME = "transaction"
+NETWORK_INPUT = "features"  # the trained network's input: scaled features, float32
+INPUT_DTYPE = "float64"
+OUTPUT_NAME = "probability"
+MODEL_NAME = "fraud_detector"
+
+
+@dataclass(frozen=True)
+class ScalerStats:
+    """The training split's standardisation, as the scale stage wrote it (scaler.json)."""
+    mean: np.ndarray   # float64, one per FEATURES entry
+    scale: np.ndarray  # float64, > 0
+    clip: float
+
+
+def _check_stats(label: str, mean: np.ndarray, scale: np.ndarray, fix: str) -> None:
+    n = N_FEATURES
+    if mean.shape != (n,) or scale.shape != (n,):
+        raise PipelineError(f"{label}: expected {n} means and {n} scales, got "
+                            f"{mean.shape[0] if mean.ndim else 0} and "
+                            f"{scale.shape[0] if scale.ndim else 0}; {fix}")
+    if not (np.isfinite(mean).all() and np.isfinite(scale).all() and (scale > 0).all()):
+        raise PipelineError(f"{label}: means must be finite and scales finite and > 0; {fix}")
+
+
+def read_scaler(path: str | Path, clip: float) -> ScalerStats:
+    """Reads scaler.json; its clip must equal `scale.clip` (else it is stale)."""
+    path = Path(path)
+    data = read_json_file(path, "scale")
+    if not {"features", "mean", "scale", "clip"} <= set(data):
+        raise PipelineError(f"{path}: expected an object with features, mean, scale and clip; "
+                            "run the scale stage again")
+    if data["features"] != FEATURES:
+        raise PipelineError(f"{path}: features are {data['features']}, expected {FEATURES}; "
+                            "run the scale stage again")
+    try:
+        mean = np.asarray(data["mean"], dtype=np.float64)
+        scale = np.asarray(data["scale"], dtype=np.float64)
+        stored_clip = float(data["clip"])
+    except (TypeError, ValueError):
+        raise PipelineError(f"{path}: mean, scale and clip must be numbers; run the scale "
+                            "stage again") from None
+    _check_stats(str(path), mean, scale, "run the scale stage again")
+    if stored_clip != clip:
+        raise PipelineError(f"{path}: written with clip {stored_clip:g}, but scale.clip is "
+                            f"{clip:g}; run the scale stage again (dvc repro)")
+    return ScalerStats(mean=mean, scale=scale, clip=clip)
+
+
+# --- what the `.onnx` detector carries about itself (ONNX metadata_props: strings) -----------
+
+@dataclass(frozen=True)
+class DetectorInfo:
+    strategy: str
+    eps: float
+    clip: float
+    mean: np.ndarray
+    scale: np.ndarray
+    keras_sha256: str          # the `.keras` detector written with it, by the same train run
+    versions: dict[str, str]   # the libraries that wrote it
+
+
+def detector_metadata(strategy: str, stats: ScalerStats, eps: float, keras_sha256: str,
+                      versions: dict[str, str]) -> dict[str, str]:
+    """The `.onnx` detector's metadata (JSON strings; floats round-trip exactly)."""
+    return {"model_name": MODEL_NAME, "strategy": strategy,
+            "input_columns": json.dumps(INPUT_COLUMNS), "eps": json.dumps(float(eps)),
+            "clip": json.dumps(float(stats.clip)),
+            "mean": json.dumps([float(v) for v in stats.mean]),
+            "scale": json.dumps([float(v) for v in stats.scale]),
+            "keras_sha256": keras_sha256, "versions": json.dumps(versions, sort_keys=True)}
+
+
+def read_detector_metadata(metadata: dict[str, str], label: str, stage: str) -> DetectorInfo:
+    """Parses `detector_metadata`; anything missing or malformed means a stale or foreign file."""
+    fix = f"run the {stage} stage again"
+    try:
+        columns = json.loads(metadata["input_columns"])
+        info = DetectorInfo(
+            strategy=metadata["strategy"], eps=float(json.loads(metadata["eps"])),
+            clip=float(json.loads(metadata["clip"])),
+            mean=np.asarray(json.loads(metadata["mean"]), dtype=np.float64),
+            scale=np.asarray(json.loads(metadata["scale"]), dtype=np.float64),
+            keras_sha256=metadata["keras_sha256"],
+            versions=dict(json.loads(metadata["versions"])))
+    except (KeyError, TypeError, ValueError) as error:
+        raise PipelineError(f"{label}: not a fraud detector written by train_baseline, "
+                            f"train_weighted or train_resampled (metadata: "
+                            f"{type(error).__name__} {error}); {fix}") from None
+    if columns != INPUT_COLUMNS:
+        raise PipelineError(f"{label}: takes the columns {columns}, expected {INPUT_COLUMNS}; "
+                            f"{fix}")
+    _check_stats(label, info.mean, info.scale, fix)
+    return info

@@ -1,0 +1,205 @@
+"""Scoring raw transaction CSVs in chunks: the logic of `python -m src.predict`.
+
+No TensorFlow here: the caller passes the scoring function, so a bad input file is reported
+before (or without) the seconds TensorFlow takes to import, and the reader is testable alone.
+
+Memory stays flat: the input is read `chunk_size` rows at a time through the same guarded
+reader as clean (rawcsv.py: bounded lines, every row's field count), each chunk validated
+with the checks `clean` applies (schema.py), scored, written, and dropped.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, TextIO
+
+import numpy as np
+
+from ..data.rawcsv import STDIN_LABEL, STDIO, OpenedCsv, open_csv, read_frames
+from ..errors import PipelineError
+from ..schema import (
+    LABEL,
+    check_header,
+    printable,
+    printable_names,
+    validate_raw_frame,
+)
+
+__all__ = ["STDIN_LABEL", "STDIO"]  # re-exported: predict's names for stdin/stdout
+# The exported model's input columns, in order, and the name of its preprocessing part
+# (defined in schema.py, which the train stages depend on; predict imports them from here).
+from ..schema import INPUT_COLUMNS, PREPROCESS_NAME  # noqa: F401
+
+TIME = "Time"
+# Accepted in the input: Time is ignored (not an input of the model, its values are not
+# checked); Class, if present, is checked like clean checks it (0 or 1, or blank for an
+# unlabelled row) and copied to the output so users can compare, never used for scoring.
+OPTIONAL_COLUMNS = (TIME, LABEL)
+OUTPUT_COLUMNS = ["probability", "flagged"]
+# Rows read at a time: memory grows with the chunk (the real file with the ONNX model:
+# 20,000 rows 219 MB, 50,000 271 MB, 100,000 286 MB; a 10x file at 100,000: ~320 MB) and
+# speed does not (1.5-1.6 s each); bench/NOTES.md.
+DEFAULT_CHUNK_ROWS = 20_000
+# pandas' default NA strings (read_csv's documentation): feature cells keep them, so "NaN"
+# is reported as NaN, while key columns are copied verbatim (an ID "NA" stays "NA").
+NA_STRINGS = ["", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+              "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null"]
+
+
+ID_HINT = "to copy a key column to the output, pass --id-column NAME (repeatable)"
+
+
+@dataclass
+class OpenedInput:
+    label: str              # what error messages call the input (its path, or <stdin>)
+    csv: OpenedCsv          # the header read, the rows guarded (rawcsv.py)
+    columns: list[str]      # the header's column names
+    id_columns: list[str]   # key columns copied to the output, in the order asked
+    close: Callable[[], None]
+
+
+def open_input(source: str | Path, stdin: BinaryIO | None = None,
+               id_columns: Sequence[str] = ()) -> OpenedInput:
+    """Opens a CSV (plain or gzip, told by its magic bytes, not its name; `-` = stdin) and
+    checks what can be checked before reading rows: not empty, not HTML, the header's
+    columns (key columns named by `id_columns` are allowed, and copied to the output)."""
+    opened = open_csv(source, stdin)
+    try:
+        check_id_columns(opened.label, opened.columns, id_columns)
+        check_header(Path(opened.label), [c for c in opened.columns if c not in id_columns],
+                     INPUT_COLUMNS, OPTIONAL_COLUMNS, extra_hint=ID_HINT)
+    except BaseException:
+        opened.close()
+        raise
+    return OpenedInput(label=opened.label, csv=opened, columns=opened.columns,
+                       id_columns=list(id_columns), close=opened.close)
+
+
+def check_id_columns(label: str, columns: list[str], id_columns: Sequence[str]) -> None:
+    """Key columns must be in the header, named once, and not be what predict reads."""
+    for name in id_columns:
+        if name in (*INPUT_COLUMNS, LABEL):
+            raise PipelineError(f"--id-column {printable(name)}: the model reads it, or it is "
+                                "copied anyway; a key column is another one (an ID)")
+        if list(id_columns).count(name) > 1:
+            raise PipelineError(f"--id-column {printable(name)} is given twice")
+        if columns.count(name) > 1:
+            raise PipelineError(f"{label}: the header names {printable(name)} "
+                                f"{columns.count(name)} times; a key column (--id-column) "
+                                "must be named once")
+        if name not in columns:
+            raise PipelineError(f"{label}: no column {printable(name)} (from --id-column); "
+                                f"the header has {printable_names(columns, 35)}")
+
+
+@dataclass
+class Chunk:
+    first_line: int                 # file line of the first row (the header is line 1)
+    features: np.ndarray            # (rows, 29) float64, INPUT_COLUMNS order
+    labels: np.ndarray | None       # 0.0 / 1.0, NaN when blank (unlabelled); None: no Class
+    keys: list[np.ndarray]          # the key columns' cells as text, in --id-column order
+
+
+def _read_options(opened: OpenedInput) -> dict[str, object]:
+    """Only the columns predict uses are converted; keys and Class are read as text."""
+    has_label = LABEL in opened.columns
+    text = [*opened.id_columns, *([LABEL] if has_label else [])]
+    na_values: dict[str, list[str]] = dict.fromkeys(INPUT_COLUMNS, NA_STRINGS)
+    if has_label:
+        na_values[LABEL] = [""]
+    return {"usecols": [*INPUT_COLUMNS, *text], "dtype": dict.fromkeys(text, str),
+            "keep_default_na": False, "na_values": na_values}
+
+
+def read_chunks(opened: OpenedInput, chunk_size: int = DEFAULT_CHUNK_ROWS) -> Iterator[Chunk]:
+    """Validated chunks of raw rows; errors name the input, the absolute line and column."""
+    label = Path(opened.label)
+    has_label = LABEL in opened.columns
+    checked = [*INPUT_COLUMNS, *([LABEL] if has_label else [])]
+    line = 2
+    for frame in read_frames(opened.csv, chunk_size, **_read_options(opened)):
+        if frame.empty:
+            continue
+        valid = validate_raw_frame(label, frame[checked].copy(), first_line=line,
+                                   require_label=has_label, blank_labels=True)
+        yield Chunk(first_line=line,
+                    features=valid[INPUT_COLUMNS].to_numpy(dtype=np.float64),
+                    labels=valid[LABEL].to_numpy(dtype=np.float64) if has_label else None,
+                    keys=[frame[name].to_numpy(dtype=object) for name in opened.id_columns])
+        line += len(frame)
+    if line == 2:
+        raise PipelineError(f"{label}: has a header but no data rows")
+
+
+def _csv_cells(values: np.ndarray) -> list[str]:
+    """Text cells as CSV writes them: quoted when they hold a comma, a quote or a space at
+    an end (so the key reads back exactly)."""
+    return [f'"{v.replace(chr(34), chr(34) * 2)}"'
+            if ("," in v or '"' in v or v != v.strip()) else v for v in values]
+
+
+def format_rows(probabilities: np.ndarray, threshold: float, labels: np.ndarray | None,
+                keys: Sequence[np.ndarray] = ()) -> tuple[str, int]:
+    """CSV lines for one chunk and its count of flagged rows.
+
+    `probability` is the model's float32 value in its shortest round-trip form; `flagged` is
+    decided on that exact value (probability >= threshold, as evaluate counts). Key columns
+    come first, copied; a blank Class stays blank.
+    """
+    probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1)
+    flagged = (probabilities.astype(np.float64) >= threshold).astype(np.int8)
+    columns: list[Sequence[str]] = [_csv_cells(column) for column in keys]
+    columns += [probabilities.astype(str), flagged.astype(str)]
+    if labels is not None:
+        labels = np.asarray(labels, dtype=np.float64)
+        columns.append(np.where(np.isnan(labels), "",
+                                np.nan_to_num(labels).astype(np.int8).astype(str)))
+    text = "\n".join(map(",".join, zip(*columns, strict=True)))
+    return (text + "\n" if len(probabilities) else ""), int(flagged.sum())
+
+
+def header_line(has_label: bool, id_columns: Sequence[str] = ()) -> str:
+    names = [*id_columns, *OUTPUT_COLUMNS, *([LABEL] if has_label else [])]
+    return ",".join(_csv_cells(np.array(names, dtype=object))) + "\n"
+
+
+@dataclass(frozen=True)
+class ScoreSummary:
+    rows: int
+    flagged: int
+    seconds: float
+    threshold: float
+
+    @property
+    def rows_per_second(self) -> float:
+        return self.rows / self.seconds if self.seconds > 0 else float("inf")
+
+    def line(self, source: str, target: str) -> str:
+        share = 100.0 * self.flagged / self.rows if self.rows else 0.0
+        return (f"{source}: {self.rows:,} rows scored, {self.flagged:,} flagged "
+                f"({share:.3f} %) at threshold {self.threshold:g}; {self.seconds:.2f} s, "
+                f"{self.rows_per_second:,.0f} rows/s -> {target}")
+
+
+def score(opened: OpenedInput, out: TextIO, predict: Callable[[np.ndarray], np.ndarray],
+          threshold: float, chunk_size: int = DEFAULT_CHUNK_ROWS) -> ScoreSummary:
+    """Reads, validates, scores and writes chunk by chunk: one output row per input row, in
+    order. `predict` maps a (rows, 29) float64 array to (rows,) probabilities."""
+    start = time.perf_counter()
+    rows = flagged = 0
+    for chunk in read_chunks(opened, chunk_size):
+        probabilities = np.asarray(predict(chunk.features)).reshape(-1)
+        if len(probabilities) != len(chunk.features):
+            raise RuntimeError(f"the model returned {len(probabilities)} probabilities for "
+                               f"{len(chunk.features)} rows")
+        if rows == 0:
+            out.write(header_line(chunk.labels is not None, opened.id_columns))
+        text, count = format_rows(probabilities, threshold, chunk.labels, chunk.keys)
+        out.write(text)
+        rows += len(chunk.features)
+        flagged += count
+    return ScoreSummary(rows=rows, flagged=flagged, seconds=time.perf_counter() - start,
+                        threshold=threshold)

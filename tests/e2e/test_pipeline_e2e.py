@@ -1,0 +1,125 @@
+"""End to end: the real `dvc repro`, `dvc exp run` and `dvc metrics diff` in a temporary git
+repository, on small synthetic data (no network)."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from src.fraud.models import STRATEGIES
+from src.fraud.project import ran_stages, stage_names
+from tests.synthetic_project import BUILD_LOG, copy_project, dvc, env, sh
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+
+@pytest.fixture(scope="module")
+def project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A private copy of the session's synthetic project, after its one `dvc repro`."""
+    return copy_project(built_project, tmp_path_factory.mktemp("project") / "repo")
+
+
+def read_json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_repro_runs_every_stage_once(built_project: Path) -> None:
+    first_run = (built_project.parent / BUILD_LOG).read_text(encoding="utf-8")
+    ran = ran_stages(first_run)
+    assert sorted(ran) == sorted(stage_names(ROOT / "dvc.yaml")), first_run
+    assert len(ran) == len(set(ran))
+
+
+def test_repro_writes_every_artefact(project: Path) -> None:
+    data = read_json(project / "metrics/data.json")
+    assert data["rows"] == 12000 and data["frauds"] == 120
+    for strategy in STRATEGIES:
+        metrics = read_json(project / f"metrics/{strategy}.json")
+        for key in ("loss", "tp", "fp", "tn", "fn", "accuracy", "precision", "recall", "auc",
+                    "prc", "brier", "threshold"):
+            assert key in metrics, (strategy, key)
+        assert metrics["tp"] + metrics["fn"] == data["test_frauds"]
+        assert abs(data["test_frauds"] - 24) <= 2  # 20 % of 120, stratified (by group)
+        assert metrics["prc_low"] <= metrics["prc"] <= metrics["prc_high"]
+        assert 0.5 < metrics["auc"] <= 1
+        assert (project / f"models/{strategy}.keras").is_file()
+        history = (project / f"plots/history/{strategy}.csv").read_text().splitlines()
+        assert history[0].startswith("epoch,") and 2 <= len(history) - 1 <= 4
+        roc = (project / f"plots/roc/{strategy}.csv").read_text()
+        assert "inf" not in roc and len(roc.splitlines()) - 1 <= 200
+    assert data["duplicates_across_splits"] == 0
+    selected = read_json(project / "metrics/evaluate.json")
+    per_model = {name: read_json(project / f"metrics/{name}.json") for name in STRATEGIES}
+    assert selected["model"] == max(STRATEGIES, key=lambda name: per_model[name]["val_prc"])
+    assert selected["chosen_by"] == "validation"
+    choice_keys = ("model", "strategy", "chosen_by", "select_by")
+    assert {k: v for k, v in selected.items() if k not in choice_keys} \
+        == per_model[selected["model"]]
+    assert dvc(project, "status").stdout.strip().endswith("up to date.")
+
+
+def test_metrics_show_has_a_row_per_strategy(project: Path) -> None:
+    shown = dvc(project, "metrics", "show").stdout
+    for strategy in STRATEGIES:
+        assert f"metrics/{strategy}.json" in shown
+    assert "metrics/evaluate.json" in shown
+
+
+def test_exp_run_strategy_reruns_only_evaluate(project: Path) -> None:
+    chosen = read_json(project / "metrics/evaluate.json")["model"]
+    other = next(name for name in ("oversample", "weighted") if name != chosen)
+    done = dvc(project, "exp", "run", "-S", f"train.strategy={other}")
+    ran = ran_stages(done.stdout)
+    assert ran == ["evaluate", "export"], done.stdout  # export ships the champion
+    selected = read_json(project / "metrics/evaluate.json")
+    assert selected["model"] == other and selected["chosen_by"] == "train.strategy"
+    diff = dvc(project, "metrics", "diff", "--json").stdout
+    changed = json.loads(diff)["metrics/evaluate.json"]
+    assert "model" in changed and "prc" in changed, changed
+    # The named strategy's numbers are what evaluate.json now reports.
+    assert selected["prc"] == read_json(project / f"metrics/{other}.json")["prc"]
+    # Back to the committed workspace for the next tests.
+    sh(project, "git", "checkout", "--", ".")
+    dvc(project, "checkout", "-q")
+
+
+def test_exp_run_rejects_unknown_strategy(project: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "-S",
+                           "train.strategy=bogus"], cwd=project, env=env(),
+                          capture_output=True, text=True)
+    assert done.returncode != 0
+    output = done.stdout + done.stderr
+    assert "train.strategy" in output and "baseline, weighted, oversample" in output
+    sh(project, "git", "checkout", "--", ".")
+
+
+def test_plots_show_writes_an_offline_page(project: Path) -> None:
+    dvc(project, "plots", "show", "-o", "page")
+    page = (project / "page" / "index.html").read_text()
+    assert not re.search(r"<script[^>]+src=[\"']https?:", page)
+    specs = {plot_id: spec for spec, plot_id in
+             re.findall(r"var spec = (.*?);\s*vegaEmbed\('#([\w-]+)'", page, re.S)}
+    for plot_id in ("ROC", "Precision-Recall", "Loss", "Metrics", "Threshold", "Cost"):
+        assert plot_id in specs, (plot_id, sorted(specs))
+        for strategy in STRATEGIES:  # each compares the three strategies
+            assert f"{strategy}.csv" in specs[plot_id], (plot_id, strategy)
+    assert "careful_bias_loss" in specs["Bias-Init"]
+    for image in ("roc", "prc", "v5_v6", *(f"confusion_{s}" for s in STRATEGIES)):
+        assert f"plots_images_{image}_png" in page, image
+
+
+def test_repro_exports_the_champion_model(project: Path) -> None:
+    card = read_json(project / "models/fraud_detector.json")
+    chosen = read_json(project / "metrics/evaluate.json")["model"]
+    assert card["model"] == chosen
+    for fmt in ("keras", "onnx"):
+        shipped = project / f"models/fraud_detector.{fmt}"
+        assert shipped.read_bytes() == (project / f"models/detector/{chosen}.{fmt}").read_bytes()
+        assert card["files"][fmt]["file"] == shipped.name
+    assert card["threshold"] == read_json(project / f"metrics/{chosen}.json")["threshold"]

@@ -1,0 +1,99 @@
+"""End to end on DVC's real queue, in a tiny repository whose one stage writes metrics files
+from params.yaml in a blink (no TensorFlow): a failed experiment is reported with its log's
+error line and does not stop the others; the report compares what finished; --report-only
+names what is missing."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from src.fraud.data.download import MIRROR_ENV
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.e2e
+
+SCORE = """
+import json, os, sys, yaml
+p = yaml.safe_load(open("params.yaml"))
+if p["seed"] == 3:
+    print("error: seed 3 cannot be scored (a stand-in for a stage's one-line error)",
+          file=sys.stderr)
+    sys.exit(1)
+os.makedirs("metrics", exist_ok=True)
+for i, name in enumerate(["baseline", "logreg"]):
+    value = p["seed"] / 100 + i / 10 + p["model"]["hidden_units"] / 1000
+    json.dump({"val_prc": value, "prc": value + 0.01, "auc": 0.9, "recall": 0.5,
+               "precision": 0.25}, open(f"metrics/{name}.json", "w"))
+json.dump({"model": "logreg", "prc": 0.0}, open("metrics/evaluate.json", "w"))
+"""
+
+
+def _env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != MIRROR_ENV}
+    env.update(DVC_NO_ANALYTICS="1", PYTHONPATH=str(ROOT), GIT_AUTHOR_NAME="t",
+               GIT_AUTHOR_EMAIL="t@example.com", GIT_COMMITTER_NAME="t",
+               GIT_COMMITTER_EMAIL="t@example.com")
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    return env
+
+
+def _run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(args, cwd=cwd, env=_env(), capture_output=True, text=True)
+    assert not check or done.returncode == 0, (args, done.stdout, done.stderr)
+    return done
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("tiny")
+    (repo / "score.py").write_text(SCORE)
+    (repo / "params.yaml").write_text("seed: 1\nmodel:\n  hidden_units: 16\n")
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"score": {
+        "cmd": "python score.py", "deps": ["score.py"], "params": ["seed", "model"],
+        "metrics": [{f"metrics/{n}.json": {"cache": False}}
+                    for n in ("baseline", "logreg", "evaluate")]}}}))
+    (repo / ".gitignore").write_text("/reports/\n")
+    _run(repo, "git", "init", "-q", "-b", "main")
+    _run(repo, sys.executable, "-m", "dvc", "init", "-q")
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-q", "-m", "tiny")
+    return repo
+
+
+# --status-every 2: the failed experiment writes no ref; the queue's status tells (default
+# every 15 s, to spare DVC processes on a long sweep; this one lasts seconds).
+SWEEP = (sys.executable, "-m", "src.sweep", "--seed-list", "1,2,3", "--jobs", "2",
+         "--poll", "0.5", "--status-every", "2")
+
+
+def test_a_failure_is_reported_and_the_others_are_compared(tiny: Path) -> None:
+    done = _run(tiny, *SWEEP, check=False)
+    assert done.returncode == 1, done.stderr
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: 1 experiment(s) failed: sweep-") and \
+        "(seed 3): error: seed 3 cannot be scored" in last, done.stderr
+    assert "Traceback" not in done.stderr
+    # The tail of `dvc queue logs` is printed, and the whole log saved.
+    assert "    error: seed 3 cannot be scored" in done.stderr
+    logs = list((tiny / "reports/sweeps/logs").glob("sweep-*-s3-*.log"))
+    assert len(logs) == 1 and "Running stage 'score'" in logs[0].read_text()
+    report = json.loads((tiny / "reports/sweeps/sweep.json").read_text())
+    group = report["groups"][0]
+    assert group["seeds"] == [1, 2]
+    assert group["ranking"] == ["logreg", "baseline"]  # on val_prc
+    assert group["per_seed"]["baseline"]["2"]["val_prc"] == pytest.approx(0.036)
+    assert report["ran"] == 2 and len(report["failed"]) == 1
+    assert "## Failed experiments" in done.stdout
+
+    # Nothing is run again for --report-only, and it names what is missing.
+    again = _run(tiny, *SWEEP, "--report-only", check=False)
+    assert again.returncode == 1
+    assert "1 of 3 experiments are not here: sweep-" in again.stderr
+    assert "(seed 3)" in again.stderr

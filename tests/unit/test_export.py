@@ -1,0 +1,383 @@
+"""The export stage: ships the detector evaluate chose, as `.keras` and `.onnx`, with a card.
+
+One module fixture builds a small project on generated data with the library functions (the
+pipeline path: read_raw_csv → clean → split → fit the scaler on train → scale → a briefly
+trained network → the train stage's detectors), then runs the export stage once as DVC runs
+it, recording whether it imported TensorFlow.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from src.fraud.data.prepare import (
+    clean,
+    features_and_labels,
+    fit_scaler,
+    read_raw_csv,
+    scale,
+    scaler_to_json,
+    split,
+)
+from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+from src.fraud.files import write_json
+from src.fraud.params import ModelParams, SplitParams
+from src.fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
+from src.fraud.serving import contract
+from src.fraud.serving import detector as detectors
+from src.fraud.serving.onnx_contract import DETECTOR, NETWORK
+from src.fraud.serving.onnx_scoring import load_onnx
+from src.fraud.training import network as keras_model
+from src.predict import keras_probabilities
+from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS
+
+REPO = Path(__file__).resolve().parents[2]
+ROWS, RATE, SEED = 4000, 0.02, 7
+EPS, CLIP = 0.001, 5.0
+ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"}
+METRICS = {"accuracy": 0.99, "auc": 0.93, "prc": 0.61, "precision": 0.7, "recall": 0.55,
+           "threshold": 0.3725, "tp": 11, "fp": 5, "tn": 780, "fn": 9, "loss": 0.05,
+           "val_prc": 0.66, "val_recall": 0.6}
+CHOICE = {"model": "baseline", "chosen_by": "train.strategy", "select_by": "val_prc", **METRICS}
+# Runs a module as `python -m` does and reports, at exit, whether TensorFlow or Keras was loaded.
+@dataclass
+class Project:
+    root: Path
+    raw_csv: Path
+    raw: pd.DataFrame             # read_raw_csv of raw_csv: the pipeline's own reading
+    scaler: Any                   # fitted on the training split
+    network_path: Path
+    paths: dict[str, Path]        # the export stage's arguments
+    stage: subprocess.CompletedProcess
+    seconds: float
+
+
+def export_args(paths: dict[str, Path]) -> list[str]:
+    return ["--choice", str(paths["choice"]), "--keras", str(paths["keras"]),
+            "--onnx", str(paths["onnx"]), "--raw", str(paths["raw"]),
+            "--out-keras", str(paths["out_keras"]), "--out-onnx", str(paths["out_onnx"]),
+            "--card", str(paths["card"])]
+
+
+def run_without_tf(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", HEAVY_IMPORTS_PROBE, module, *args], cwd=REPO,
+                          env=ENV, capture_output=True, text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    root = tmp_path_factory.mktemp("export")
+    for folder in ("data/raw", "data/scaled", "models/detector", "metrics"):
+        (root / folder).mkdir(parents=True)
+    raw_csv = root / "data/raw/creditcard.csv"
+    write_creditcard_csv(generate_creditcard(ROWS, RATE, SEED), raw_csv)
+    raw = read_raw_csv(raw_csv)
+    splits = split(clean(raw, EPS),
+                  SplitParams("stratified", True, 0.2, 0.2), SEED)
+    train_x, train_y = features_and_labels(splits.train)
+    scaler = fit_scaler(train_x)
+    write_json(root / "data/scaled/scaler.json", scaler_to_json(scaler, CLIP))
+    keras_model.set_determinism(SEED)
+    network = keras_model.make_model(N_FEATURES, ModelParams(hidden_units=8, dropout=0.5,
+                                                                learning_rate=1e-2),
+                                     output_bias=keras_model.careful_bias(train_y))
+    network.fit(scale(train_x, scaler, CLIP), train_y.reshape(-1, 1), epochs=3, batch_size=256,
+                verbose=0)
+    network_path = root / "models/baseline.keras"
+    keras_model.save_model(network, network_path)
+    # What the train stage writes (src/stages/train.py).
+    stats = contract.read_scaler(root / "data/scaled/scaler.json", CLIP)
+    detectors.save_all(network, "baseline", stats, EPS,
+                       network_onnx_path=root / "models/baseline.onnx",
+                       detector_path=root / "models/detector/baseline.keras",
+                       detector_onnx_path=root / "models/detector/baseline.onnx")
+    write_json(root / "metrics/evaluate.json", CHOICE)
+    paths = {"choice": root / "metrics/evaluate.json",
+             "keras": root / "models/detector/{model}.keras",
+             "onnx": root / "models/detector/{model}.onnx", "raw": raw_csv,
+             "out_keras": root / "models/fraud_detector.keras",
+             "out_onnx": root / "models/fraud_detector.onnx",
+             "card": root / "models/fraud_detector.json"}
+    started = time.perf_counter()
+    stage = run_without_tf("src.stages.export", *export_args(paths))
+    return Project(root=root, raw_csv=raw_csv, raw=raw, scaler=scaler, network_path=network_path,
+                   paths=paths, stage=stage, seconds=time.perf_counter() - started)
+
+
+@pytest.fixture(scope="module")
+def detector(project: Project) -> Any:
+    assert project.stage.returncode == 0, project.stage.stderr
+    # safe_mode=True by default
+    return keras_model.keras.saving.load_model(project.paths["out_keras"])
+
+
+def pipeline_probabilities(project: Project, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """What the pipeline computes for raw rows: clean → scale with the fitted scaler →
+    the trained network (as evaluate scores). Returns (features, probabilities)."""
+    features = scale(clean(raw, EPS)[FEATURES].to_numpy(np.float64), project.scaler, CLIP)
+    network = keras_model.load_model(project.network_path, "train_baseline")
+    return features, keras_model.predict_proba(network, features, 8192)
+
+
+def edge_rows(raw: pd.DataFrame) -> pd.DataFrame:
+    """Rows the clipping and the log must handle: zero and huge amounts, extreme V values."""
+    rows = raw.iloc[:4].copy()
+    rows["Amount"] = [0.0, 0.01, 1e7, 25691.16]
+    rows["V1"] = [-1e3, 1e3, 0.0, -56.4]
+    rows["V28"] = [0.0, -40.0, 40.0, 1e-9]
+    return pd.concat([raw, rows], ignore_index=True)
+
+
+def test_stage_succeeds_quietly_without_tensorflow(project: Project) -> None:
+    assert project.stage.returncode == 0, project.stage.stderr
+    assert "Traceback" not in project.stage.stderr
+    assert NO_HEAVY_IMPORTS in project.stage.stderr, project.stage.stderr
+    for name in ("out_keras", "out_onnx", "card"):
+        assert project.paths[name].is_file(), name
+    assert project.seconds < 30  # a few seconds at most even on a loaded machine; TF alone ~5
+
+
+def test_ships_the_chosen_detectors_unchanged(project: Project) -> None:
+    for fmt in ("keras", "onnx"):
+        source = Path(str(project.paths[fmt]).format(model="baseline"))
+        assert project.paths[f"out_{fmt}"].read_bytes() == source.read_bytes(), fmt
+
+
+def test_both_formats_match_the_pipeline_path(project: Project, detector: Any) -> None:
+    raw = edge_rows(project.raw)
+    features, expected = pipeline_probabilities(project, raw)
+    inputs = raw[INPUT_COLUMNS].to_numpy(np.float64)
+    for got in (keras_probabilities(detector, inputs),
+                load_onnx(project.paths["out_onnx"], "export", DETECTOR)(inputs)):
+        assert got.shape == expected.shape == (len(raw),)
+        np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    # The ONNX detector on raw rows scores what the ONNX network scores on the pipeline's
+    # features (what evaluate scores).
+    network = load_onnx(project.root / "models/baseline.onnx", "train_baseline",
+                        NETWORK)
+    np.testing.assert_allclose(load_onnx(project.paths["out_onnx"], "export", DETECTOR)(inputs),
+                               network(features), rtol=0, atol=1e-6)
+    # The Keras preprocessing alone: the features the network was trained on.
+    computed = np.asarray(detector.get_layer(PREPROCESS_NAME)(inputs))
+    assert computed.dtype == np.float32
+    np.testing.assert_allclose(computed, features, rtol=0, atol=1e-6)
+    assert np.abs(computed).max() == CLIP  # the edge rows were clipped
+    # Keras' predict casts the input to float32 first: close, not exact (the card says so).
+    np.testing.assert_allclose(detector.predict(inputs, batch_size=8192, verbose=0)[:, 0],
+                               expected, rtol=0, atol=1e-5)
+
+
+def test_input_is_raw_columns_in_order(project: Project, detector: Any) -> None:
+    assert [*V_COLUMNS, "Amount"] == INPUT_COLUMNS
+    (tensor,) = detector.inputs
+    assert tuple(tensor.shape) == (None, 29) and tensor.dtype == "float64"
+    assert tuple(detector.outputs[0].shape) == (None, 1)
+    assert [layer.name for layer in detector.layers] == \
+        ["transaction", "preprocess", "hidden", "dropout", "output"]
+    onnx_model = load_onnx(project.paths["out_onnx"], "export", DETECTOR)
+    (given,) = onnx_model.session.get_inputs()
+    (output,) = onnx_model.session.get_outputs()
+    assert (given.name, given.type, given.shape) == ("transaction", "tensor(double)", ["rows", 29])
+    assert (output.name, output.type, output.shape) == ("probability", "tensor(float)",
+                                                        ["rows", 1])
+
+
+def _walk(node: Any) -> Any:
+    if isinstance(node, dict):
+        yield node
+        for value in node.values():
+            yield from _walk(value)
+    elif isinstance(node, list):
+        for value in node:
+            yield from _walk(value)
+
+
+def test_keras_graph_uses_only_built_in_keras_objects(project: Project) -> None:
+    with zipfile.ZipFile(project.paths["out_keras"]) as archive:
+        config = json.loads(archive.read("config.json"))
+    modules = {node["module"] for node in _walk(config) if "module" in node}
+    classes = {node["class_name"] for node in _walk(config) if "class_name" in node}
+    assert modules and all(m == "keras" or m.startswith("keras.") for m in modules), modules
+    assert "Lambda" not in classes and "TFOpLambda" not in classes, classes
+    assert {"Log", "Subtract", "Divide", "Clip", "Cast"} <= classes, classes
+    assert not any(str(node.get("registered_name", "")).startswith("Custom>")
+                   for node in _walk(config))
+
+
+FRESH_KERAS = """
+import json, sys
+import numpy as np
+import keras
+model = keras.saving.load_model(sys.argv[1])
+x = np.load(sys.argv[2], allow_pickle=False)
+np.save(sys.argv[3], np.asarray(model(x, training=False))[:, 0].astype(np.float64))
+print(json.dumps(sorted(m for m in sys.modules if m == "src" or m.startswith("src."))))
+"""
+
+# As the card's usage says: onnxruntime alone (no TensorFlow, no project code).
+FRESH_ONNX = """
+import json, sys
+import numpy as np
+import onnxruntime as ort
+session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
+x = np.load(sys.argv[2], allow_pickle=False)
+p = session.run(["probability"], {"transaction": x.astype("float64")})[0][:, 0]
+np.save(sys.argv[3], p.astype(np.float64))
+print(json.dumps(sorted(m for m in sys.modules if m in ("src", "tensorflow", "keras")
+                        or m.startswith("src."))))
+"""
+
+
+@pytest.mark.parametrize("fmt", ["keras", "onnx"])
+def test_loads_in_a_fresh_process_without_project_code(fmt: str, project: Project, detector: Any,
+                                                       tmp_path: Path) -> None:
+    inputs = project.raw[INPUT_COLUMNS].to_numpy(np.float64)
+    np.save(tmp_path / "x.npy", inputs)
+    # -I: isolated (no PYTHONPATH, no user site, the script's folder not on sys.path); the
+    # working folder holds no project code either.
+    done = subprocess.run([sys.executable, "-I", "-c", FRESH_KERAS if fmt == "keras" else
+                           FRESH_ONNX, str(project.paths[f"out_{fmt}"]), str(tmp_path / "x.npy"),
+                           str(tmp_path / "p.npy")],
+                          cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == []
+    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), keras_probabilities(detector, inputs),
+                               rtol=0, atol=1e-6)
+
+
+def test_card(project: Project) -> None:
+    card = json.loads(project.paths["card"].read_text(encoding="utf-8"))
+    assert card["model"] == "baseline" and card["chosen_by"] == "train.strategy"
+    assert card["threshold"] == METRICS["threshold"]
+    assert card["test_metrics"] == {k: v for k, v in METRICS.items() if not k.startswith("val_")}
+    assert card["validation_metrics"] == {"val_prc": 0.66, "val_recall": 0.6}
+    assert card["training_data"] == {
+        "file": str(project.raw_csv),
+        "sha256": hashlib.sha256(project.raw_csv.read_bytes()).hexdigest()}
+    assert set(card["files"]) == {"keras", "onnx"}
+    for fmt, entry in card["files"].items():
+        shipped = project.paths[f"out_{fmt}"]
+        assert entry["file"] == shipped.name
+        assert entry["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
+        assert entry["source"] == str(project.paths[fmt]).format(model="baseline")
+        assert entry["load"] and entry["predict"]
+    assert "onnxruntime" in card["files"]["onnx"]["load"]
+    assert "keras.saving.load_model" in card["files"]["keras"]["load"]
+    assert card["input_columns"] == [*V_COLUMNS, "Amount"]
+    assert card["input_name"] == "transaction" and card["input_dtype"] == "float64"
+    assert card["output_name"] == "probability"
+    assert card["eps"] == EPS and card["clip"] == CLIP
+    assert card["standardisation"]["features"] == FEATURES
+    assert card["standardisation"]["mean"] == [float(v) for v in project.scaler.mean_]
+    assert card["standardisation"]["scale"] == [float(v) for v in project.scaler.scale_]
+    assert card["versions"]["tensorflow"] == keras_model.tf.__version__
+    assert card["versions"]["keras"] == keras_model.keras.__version__
+    assert card["versions"]["onnx_opset"] == str(detectors.OPSET)
+    assert {"input", "decide", "command_line", "onnx_other_languages"} <= set(card["usage"])
+    assert "fraud_detector.onnx" in card["usage"]["command_line"]
+
+
+def run_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    from src.fraud.cli import run
+    from src.stages import export as export_stage
+
+    with pytest.raises(SystemExit) as info:
+        run(export_stage.main, argv)
+    assert info.value.code == 1
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    return lines[0]
+
+
+def out_paths(project: Project, folder: Path) -> dict[str, Path]:
+    return {**project.paths, "out_keras": folder / "fraud_detector.keras",
+            "out_onnx": folder / "fraud_detector.onnx", "card": folder / "fraud_detector.json"}
+
+
+def test_export_is_byte_identical(project: Project, tmp_path: Path) -> None:
+    """Run again in this process (TensorFlow loaded, other models built): the same bytes."""
+    from src.stages import export as export_stage
+
+    paths = out_paths(project, tmp_path)
+    export_stage.main(export_args(paths))
+    for name in ("out_keras", "out_onnx", "card"):
+        assert paths[name].read_bytes() == project.paths[name].read_bytes(), name
+
+
+def test_the_strategy_key_is_accepted(project: Project, tmp_path: Path) -> None:
+    """evaluate.json from before the per-model evaluate: the name under `strategy`."""
+    from src.stages import export as export_stage
+
+    choice = tmp_path / "evaluate.json"
+    write_json(choice, {"strategy": "baseline", **METRICS})
+    paths = {**out_paths(project, tmp_path), "choice": choice}
+    export_stage.main(export_args(paths))
+    assert json.loads(paths["card"].read_text())["model"] == "baseline"
+
+
+def corrupt(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def swap_keras(path: Path) -> None:
+    path.write_bytes(path.read_bytes() + b"\0")
+
+
+# id -> (evaluate.json content or None to leave it, what to do to the detectors, fragments)
+BAD = {
+    "peer-chosen": ({"model": "logreg", **METRICS}, None,
+                    ["'logreg' has no deployable detector", "baseline, weighted, oversample"]),
+    "no-name": (dict(METRICS), None, ["no 'model'", "run the evaluate stage again"]),
+    "bad-threshold": ({"model": "baseline", **METRICS, "threshold": 1.5}, None,
+                      ["'threshold' between 0 and 1"]),
+    "missing-detector": ({"model": "oversample", **METRICS}, None,
+                         ["oversample.onnx: model not found; run the train_resampled stage"]),
+    "corrupt-onnx": (None, ("onnx", corrupt),
+                     ["not a loadable ONNX model", "run the train_baseline stage again"]),
+    "keras-from-another-run": (None, ("keras", swap_keras),
+                               ["were not written by one run of train_baseline"]),
+}
+
+
+@pytest.mark.parametrize("case", BAD)
+def test_stage_fails_cleanly(case: str, project: Project, tmp_path: Path,
+                             capsys: pytest.CaptureFixture[str]) -> None:
+    content, damage, fragments = BAD[case]
+    out = tmp_path / "out"
+    out.mkdir()
+    paths = out_paths(project, out)
+    paths["out_onnx"].write_bytes(b"stale")  # an earlier run's output goes first
+    if content is not None:
+        write_json(tmp_path / "evaluate.json", content)
+        paths["choice"] = tmp_path / "evaluate.json"
+    if damage is not None:
+        fmt, spoil = damage
+        folder = tmp_path / "detector"
+        shutil.copytree(project.root / "models/detector", folder)
+        paths = {**paths, "keras": folder / "{model}.keras", "onnx": folder / "{model}.onnx"}
+        spoil(folder / f"baseline.{fmt}")
+    line = run_in_process(export_args(paths), capsys)
+    for fragment in fragments:
+        assert fragment in line, (fragment, line)
+    assert list(out.iterdir()) == []
+
+
+def test_missing_choice(project: Project, tmp_path: Path,
+                        capsys: pytest.CaptureFixture[str]) -> None:
+    paths = {**out_paths(project, tmp_path), "choice": tmp_path / "metrics/evaluate.json"}
+    line = run_in_process(export_args(paths), capsys)
+    assert "metrics/evaluate.json: not found; run the evaluate stage first" in line

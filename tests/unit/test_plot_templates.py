@@ -1,0 +1,138 @@
+"""The charts of `dvc plots show`: colour is the model (the same colour everywhere, from
+src/fraud/evaluation/colors.py), every axis has a title, the templates on disk are the generated
+ones.
+
+The specs checked are the ones DVC itself fills: `dvc plots show --json` runs on a small
+repository holding the project's `plots:` section, its templates and tiny CSVs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path, PurePosixPath
+
+import pytest
+import yaml
+
+from src.fraud.evaluation.colors import BIAS_COLORS, MODEL_COLORS, model_color
+from src.fraud.evaluation.plot_templates import MODEL_FROM_FILENAME, templates
+from src.fraud.models import STRATEGIES
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE_DIR = ROOT / ".dvc" / "plots"
+ANCHOR = re.compile(r"<DVC_METRIC_[A-Z_]+>")
+RAW_NAMES = {"y", "x", "step", "dvc_inferred_y_value", "dvc_inferred_x_value"}
+
+
+def project_plots() -> list[tuple[str, dict]]:
+    """The data-series plots of dvc.yaml's top-level `plots:` (id, definition)."""
+    plots = yaml.safe_load((ROOT / "dvc.yaml").read_text())["plots"]
+    return [next(iter(entry.items())) for entry in plots if isinstance(entry, dict)]
+
+
+def test_templates_on_disk_are_the_generated_ones() -> None:
+    expected = templates()
+    on_disk = {path.stem: json.loads(path.read_text()) for path in TEMPLATE_DIR.glob("*.json")}
+    assert on_disk == expected, "run `python -m tools.make_plot_templates` and commit .dvc/plots"
+
+
+def test_every_plot_uses_a_project_template_with_titled_axes() -> None:
+    for plot_id, plot in project_plots():
+        assert plot.get("template") in templates(), (plot_id, plot.get("template"))
+        for key in ("title", "x_label", "y_label"):
+            assert plot.get(key), f"plot {plot_id!r} has no {key}"
+
+
+def test_model_name_comes_from_the_file_name() -> None:
+    """The Vega expression's pattern, applied as Vega applies it (global replace)."""
+    pattern = re.search(r"regexp\('(.*)', 'g'\)", MODEL_FROM_FILENAME).group(1)
+    pattern = pattern.encode().decode("unicode_escape")  # the expression's string literal
+    for filename in ("plots/roc/gbdt.csv", "gbdt.csv", "roc\\gbdt.csv", "a.b/gbdt.csv"):
+        assert re.sub(pattern, "", filename) == "gbdt", filename
+
+
+def test_model_colour_is_one_map_for_pngs_and_charts() -> None:
+    assert set(STRATEGIES) <= set(MODEL_COLORS)
+    assert len(set(MODEL_COLORS.values())) == len(MODEL_COLORS)
+    assert not set(BIAS_COLORS.values()) & set(MODEL_COLORS.values())
+    assert model_color("resampled") == model_color("oversample") == MODEL_COLORS["oversample"]
+
+
+def _fixture_rows(columns: list[str]) -> str:
+    rows = [",".join(columns)]
+    for i in range(1, 6):  # positive values: log axes drop zeros
+        rows.append(",".join(str(i if c == "epoch" else round(0.15 * i, 2)) for c in columns))
+    return "\n".join(rows) + "\n"
+
+
+@pytest.fixture(scope="module")
+def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
+    """`dvc plots show --json` on the project's plots, with tiny data: {plot id: spec}."""
+    repo = tmp_path_factory.mktemp("plots_repo")
+    env = dict(os.environ, DVC_NO_ANALYTICS="1", GIT_TERMINAL_PROMPT="0")
+    dvc = [sys.executable, "-m", "dvc"]
+    subprocess.run(["git", "init", "-q"], cwd=repo, env=env, check=True)
+    subprocess.run([*dvc, "init", "-q"], cwd=repo, env=env, check=True)
+    shutil.copytree(TEMPLATE_DIR, repo / ".dvc" / "plots")
+    columns: dict[str, list[str]] = {}
+    for _, plot in project_plots():
+        for path, fields in plot["y"].items():
+            fields = fields if isinstance(fields, list) else [fields]
+            columns.setdefault(path, [plot["x"]])
+            columns[path] += [f for f in fields if f not in columns[path]]
+    for path, names in columns.items():
+        (repo / path).parent.mkdir(parents=True, exist_ok=True)
+        (repo / path).write_text(_fixture_rows(names))
+    plots = [{plot_id: plot} for plot_id, plot in project_plots()]
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"plots": plots}, sort_keys=False))
+    # From a subfolder: templates named in .dvc/plots are found from anywhere in the repo.
+    (repo / "sub").mkdir()
+    done = subprocess.run([*dvc, "plots", "show", "--json"], cwd=repo / "sub", env=env,
+                          capture_output=True, text=True, check=False, timeout=120)
+    assert done.returncode == 0, done.stderr
+    shown = json.loads(done.stdout)
+    assert not shown.get("errors"), shown["errors"]
+    return {plot_id: entries[0]["content"] for plot_id, entries in shown["data"].items()
+            if entries and entries[0]["type"] == "vega"}
+
+
+def _units(spec: dict) -> list[dict]:
+    """The views that draw marks: the spec itself, or its faceted `spec`."""
+    return [spec["spec"]] if "spec" in spec else [spec]
+
+
+def test_every_project_plot_is_rendered(specs: dict[str, dict]) -> None:
+    assert set(specs) == {plot_id for plot_id, _ in project_plots()}
+
+
+def test_colour_is_the_model_in_every_chart(specs: dict[str, dict]) -> None:
+    for plot_id, plot in project_plots():
+        for unit in _units(specs[plot_id]):
+            color = unit["encoding"]["color"]
+            scale = dict(zip(color["scale"]["domain"], color["scale"]["range"], strict=True))
+            if plot_id == "Bias-Init":
+                assert scale == BIAS_COLORS
+                continue
+            assert color["title"] == "Model", plot_id
+            assert all(scale[name] == model_color(name) for name in scale), plot_id
+            # Every file's model has a colour (a model missing from the domain is not drawn).
+            models = {PurePosixPath(path).stem for path in plot["y"]}
+            assert models <= set(scale), (plot_id, models - set(scale))
+            assert unit["encoding"]["strokeDash"]["field"] == "rev", plot_id
+
+
+def test_every_axis_has_a_title(specs: dict[str, dict]) -> None:
+    for plot_id, plot in project_plots():
+        spec = specs[plot_id]
+        assert not ANCHOR.search(json.dumps(spec)), f"{plot_id}: unfilled anchor"
+        assert spec["title"]["text"] == plot["title"]
+        for unit in _units(spec):
+            for axis in ("x", "y"):
+                title = unit["encoding"][axis].get("title")
+                assert title and title not in RAW_NAMES, (plot_id, axis, title)
+                assert title == plot[f"{axis}_label"], (plot_id, axis)

@@ -1,0 +1,141 @@
+"""dvc.yaml's code deps are each stage's real imports.
+
+A module that a stage's command imports, directly or through other modules under src/, can
+change what the stage writes; if it is not a dep, editing it leaves `dvc repro` saying "up to
+date" over stale outputs. So each stage's import closure (read with `ast`, lazy imports in
+functions included) must be covered by its deps (a folder dep covers what is under it), and
+each code dep must be imported (a stale path would rerun the stage for nothing).
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+SRC = REPO / "src"
+# Modules that cannot change an output, so that editing them reruns nothing:
+NOT_OUTPUT_CHANGING = {
+    "src/fraud/errors.py",  # the exception type and message helpers: a failure, not an output
+    "src/fraud/cli.py",     # argument parsing, logging and the one-line error of a stage run
+}
+# Package __init__ files are not deps either: test_package_inits_hold_no_code keeps them empty.
+
+
+def module_file(dotted: str) -> Path | None:
+    """`src.fraud.x` -> src/fraud/x.py (or its package's __init__.py), if it is in src/."""
+    base = REPO.joinpath(*dotted.split("."))
+    for path in (base.with_suffix(".py"), base / "__init__.py"):
+        if path.is_file() and path.is_relative_to(SRC):
+            return path
+    return None
+
+
+def _dotted(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported_files(path: Path) -> set[Path]:
+    """The files under src/ that `path` imports: modules, and data files it names."""
+    package = _dotted(path) if path.name == "__init__.py" else _dotted(path).rpartition(".")[0]
+    found: set[Path] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                anchor = package.split(".")[:len(package.split(".")) - node.level + 1]
+                base = ".".join([*anchor, *([base] if base else [])])
+            # `from package import module` imports the module; `from module import name`, it
+            names = [f"{base}.{alias.name}" if module_file(f"{base}.{alias.name}") else base
+                     for alias in node.names]
+        else:
+            continue
+        found |= {file for name in names if (file := module_file(name))}
+    text = path.read_text(encoding="utf-8")
+    found |= {data for data in SRC.rglob("*") if data.is_file() and data.suffix != ".py"
+              and "__pycache__" not in data.parts and data.name in text}
+    return found
+
+
+def import_closure(module: str) -> set[Path]:
+    """Every file under src/ that running `python -m module` may import or read."""
+    start = module_file(module)
+    assert start is not None, f"{module}: not a module under src/"
+    seen, todo = {start}, [start]
+    while todo:
+        for file in imported_files(todo.pop()):
+            if file not in seen:
+                seen.add(file)
+                if file.suffix == ".py":
+                    todo.append(file)
+    return seen
+
+
+def stages(dvc_yaml: Path = REPO / "dvc.yaml") -> dict[str, dict[str, Any]]:
+    """dvc.yaml's stages as YAML reads them (anchors resolved), a foreach stage by its `do`."""
+    raw = yaml.safe_load(dvc_yaml.read_text(encoding="utf-8"))["stages"]
+    return {name: stage.get("do", stage) for name, stage in raw.items()}
+
+
+def stage_module(stage: dict[str, Any]) -> str:
+    words = stage["cmd"].split()
+    return words[words.index("-m") + 1]
+
+
+def code_deps(stage: dict[str, Any]) -> set[str]:
+    return {str(dep).rstrip("/") for dep in stage.get("deps", []) if str(dep).startswith("src/")}
+
+
+def missing_deps(stage: dict[str, Any]) -> list[str]:
+    """What the stage imports or reads under src/ that no dep covers."""
+    deps = code_deps(stage)
+    needed = {str(file.relative_to(REPO)) for file in import_closure(stage_module(stage))
+              if file.name != "__init__.py"} - NOT_OUTPUT_CHANGING
+    return sorted(path for path in needed
+                  if not any(path == dep or path.startswith(dep + "/") for dep in deps))
+
+
+def unused_deps(stage: dict[str, Any]) -> list[str]:
+    """Code deps that the stage neither imports nor reads: stale paths."""
+    used = {str(file.relative_to(REPO)) for file in import_closure(stage_module(stage))}
+    return sorted(dep for dep in code_deps(stage)
+                  if not any(path == dep or path.startswith(dep + "/") for path in used))
+
+
+STAGES = stages()
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_every_imported_module_is_a_dep(name: str) -> None:
+    assert missing_deps(STAGES[name]) == [], f"{name}: add these to its deps in dvc.yaml"
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_every_code_dep_is_imported(name: str) -> None:
+    assert unused_deps(STAGES[name]) == [], f"{name}: not imported; remove from its deps"
+
+
+def test_package_inits_hold_no_code() -> None:
+    """So that leaving them out of the deps is safe."""
+    for init in SRC.rglob("__init__.py"):
+        body = ast.parse(init.read_text(encoding="utf-8")).body
+        assert all(isinstance(node, ast.Expr) and isinstance(node.value, ast.Constant)
+                   for node in body), f"{init.relative_to(REPO)}: keep package inits empty"
+
+
+def test_a_module_missing_from_the_deps_is_found(tmp_path: Path) -> None:
+    """The check itself: drop one real dep of a stage and it is reported."""
+    stage = dict(STAGES["evaluate"])
+    dropped = "src/fraud/evaluation/colors.py"
+    assert any(dropped == dep or dropped.startswith(dep + "/") for dep in code_deps(stage))
+    stage["deps"] = [dep for dep in stage["deps"] if dep != dropped]
+    if code_deps(stage) == code_deps(STAGES["evaluate"]):  # covered by a folder dep
+        stage["deps"] = [dep for dep in stage["deps"] if not dropped.startswith(dep + "/")]
+    assert dropped in missing_deps(stage)

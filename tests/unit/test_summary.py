@@ -1,0 +1,74 @@
+"""python -m src.summary: one row per model, the chosen one marked, one-line errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from src import summary
+from src.fraud.cli import run
+from src.fraud.models import MODELS
+
+
+def write_metrics(folder: Path, chosen: str) -> None:
+    for number, name in enumerate(MODELS):
+        values = {"val_prc": 0.5 + number / 100, "threshold": 0.5, "cost": 1000.0 + number}
+        for key in ("prc", "auc", "recall", "precision"):
+            values |= {key: 0.6, f"{key}_low": 0.5, f"{key}_high": 0.7 + number / 1000}
+        (folder / f"{name}.json").write_text(json.dumps(values))
+    (folder / "evaluate.json").write_text(json.dumps({"model": chosen}))
+
+
+def test_one_row_per_model_and_the_chosen_one_marked(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    write_metrics(tmp_path, "weighted")
+    summary.main(["--metrics-dir", str(tmp_path)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("model") and "test PR-AUC [95 %]" in lines[0]
+    body = lines[1:1 + len(MODELS)]
+    assert [line.split()[0] for line in body] == list(MODELS)
+    assert [line for line in body if " * " in line + " "] == [body[MODELS.index("weighted")]]
+    assert "0.600 [0.500, 0.704]" in body[4] and "1,004" in body[4]  # gbdt, 5th model
+
+
+def test_a_missing_file_is_one_line_naming_the_stage(tmp_path: Path,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    write_metrics(tmp_path, "baseline")
+    (tmp_path / "gbdt.json").unlink()
+    err = summary_error(tmp_path, capsys)
+    assert "gbdt.json" in err and "evaluate_model@gbdt" in err
+
+
+def summary_error(folder: Path, capsys: pytest.CaptureFixture[str], *args: str,
+                  status: int = 1) -> str:
+    with pytest.raises(SystemExit) as info:
+        run(summary.main, ["--metrics-dir", str(folder), *args])
+    assert info.value.code == status
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: "), err
+    return err[0]
+
+
+@pytest.mark.parametrize(("key", "value", "shown"), [
+    ("prc_low", None, "'prc_low' is None"), ("cost", "12", "'cost' is '12'"),
+    ("val_prc", float("nan"), "'val_prc' is nan"), ("threshold", [0.5], "'threshold' is [0.5]"),
+    ("auc", True, "'auc' is True")])
+def test_a_missing_key_or_a_non_number_is_one_line(tmp_path: Path, key: str, value: object,
+                                                   shown: str,
+                                                   capsys: pytest.CaptureFixture[str]) -> None:
+    write_metrics(tmp_path, "baseline")
+    data = json.loads((tmp_path / "logreg.json").read_text())
+    data[key] = value
+    if value is None:
+        del data[key]
+    (tmp_path / "logreg.json").write_text(json.dumps(data))
+    err = summary_error(tmp_path, capsys)
+    assert "logreg.json" in err and shown in err and "run the evaluate_model@logreg" in err
+
+
+def test_a_bad_argument_is_one_line_and_status_2(tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    err = summary_error(tmp_path, capsys, "--bogus", status=2)
+    assert "unrecognized arguments: --bogus" in err

@@ -1,0 +1,225 @@
+"""The sweep's plan: seeds, --grid and --set parsing, shards, deterministic names (what
+resuming and sharing between machines rest on), the mirror check, and the parsing of what
+DVC's queue prints (status table, failed run's log)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from src.fraud.errors import PipelineError
+from src.fraud.experiments import queue as dvc_exp
+from src.fraud.experiments.plan import (
+    code_key,
+    expand,
+    experiment_name,
+    groups,
+    parse_grid,
+    parse_set,
+    parse_shard,
+    seed_list,
+    shard,
+)
+
+COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_seed_list_counts_from_the_committed_seed() -> None:
+    assert seed_list(5, None, 42) == [42, 43, 44, 45, 46]
+    assert seed_list(None, "3, 1,2", 42) == [3, 1, 2]
+
+
+@pytest.mark.parametrize("count, listed, fragment", [
+    (None, None, "either"), (3, "1,2", "either"), (1, None, "at least 2"),
+    (None, "7", "at least 2"), (None, "1,1", "repeated"), (None, "1,x", "'x'"),
+    (None, "1,-2", "0 to 2\\*\\*32"),
+])
+def test_seed_list_errors(count, listed, fragment) -> None:
+    with pytest.raises(PipelineError, match=fragment):
+        seed_list(count, listed, 42)
+
+
+def test_parse_set_and_grid() -> None:
+    assert parse_set(["train.epochs=20", " evaluate.threshold = min_cost"]) == \
+        {"train.epochs": "20", "evaluate.threshold": "min_cost"}
+    assert parse_grid(["model.hidden_units=16, 32,64", "split.method=stratified,time"]) == \
+        {"model.hidden_units": ["16", "32", "64"], "split.method": ["stratified", "time"]}
+    for bad in ("train.epochs", "=3", "train.epochs="):
+        with pytest.raises(PipelineError, match="KEY=VALUE"):
+            parse_set([bad])
+        with pytest.raises(PipelineError, match="KEY=VALUE"):
+            parse_grid([bad])
+    with pytest.raises(PipelineError, match="--seeds"):
+        parse_set(["seed=3"])
+    with pytest.raises(PipelineError, match="--seeds"):
+        parse_grid(["seed=3,4"])
+    with pytest.raises(PipelineError, match="given twice"):
+        parse_set(["a.b=1", "a.b=2"])
+    with pytest.raises(PipelineError, match="given twice"):
+        parse_grid(["a.b=1,2", "a.b=3"])
+    for bad in ("a.b=1,,2", "a.b=1,1"):
+        with pytest.raises(PipelineError, match="distinct, non-empty"):
+            parse_grid([bad])
+
+
+def test_expand_is_grid_by_seed_in_order() -> None:
+    points = expand([7, 8], {"a.x": ["1", "2"], "b.y": ["p", "q"]}, {"c.z": "9"}, "sweep",
+                    "abc12345")
+    assert [(p.seed, p.settings) for p in points] == [
+        (seed, (("a.x", x), ("b.y", y))) for x in "12" for y in "pq" for seed in (7, 8)]
+    assert points[0].overrides({"c.z": "9"}) == {"seed": "7", "a.x": "1", "b.y": "p",
+                                                 "c.z": "9"}
+    assert points[0].label == "a.x=1, b.y=p"
+    assert len({p.name for p in points}) == len(points) == 8
+    assert [len(g) for g in groups(points).values()] == [2, 2, 2, 2]
+    with pytest.raises(PipelineError, match="both in --grid and --set"):
+        expand([1, 2], {"a.x": ["1"]}, {"a.x": "2"}, "sweep", "abc12345")
+
+
+def test_names_are_deterministic_and_cover_every_param() -> None:
+    code = code_key(COMMIT)
+    name = experiment_name("sweep", code, 43, (("model.hidden_units", "32"),), {"t.e": "3"})
+    assert re.fullmatch(r"sweep-01234567-s43-[0-9a-f]{8}", name)
+    # Same plan, same name: on another machine, in another run (resume), in any order of --set.
+    assert name == experiment_name("sweep", code, 43, (("model.hidden_units", "32"),),
+                                   {"t.e": "3"})
+    assert experiment_name("s", code, 1, (), {"a": "1", "b": "2"}) == \
+        experiment_name("s", code, 1, (), {"b": "2", "a": "1"})
+    others = {experiment_name("sweep", code, 44, (("model.hidden_units", "32"),), {"t.e": "3"}),
+              experiment_name("sweep", code, 43, (("model.hidden_units", "16"),), {"t.e": "3"}),
+              experiment_name("sweep", code, 43, (("model.hidden_units", "32"),), {"t.e": "4"}),
+              experiment_name("sweep", code, 43, (("model.hidden_units", "32"),), {}),
+              experiment_name("sweep", code_key("f" * 40), 43, (("model.hidden_units", "32"),),
+                              {"t.e": "3"}),
+              experiment_name("other", code, 43, (("model.hidden_units", "32"),), {"t.e": "3"})}
+    assert name not in others and len(others) == 6
+    with pytest.raises(PipelineError, match="--prefix"):
+        experiment_name("bad name", code, 1, (), {})
+
+
+def test_code_key_includes_uncommitted_changes() -> None:
+    assert code_key(COMMIT) == "01234567"
+    dirty = code_key(COMMIT, b"diff --git a/params.yaml")
+    assert dirty.startswith("01234567-") and len(dirty) == 15
+    assert dirty != code_key(COMMIT, b"another diff")
+    with pytest.raises(PipelineError, match="not a git commit"):
+        code_key("HEAD")
+
+
+def test_shards_are_disjoint_cover_the_sweep_and_balance() -> None:
+    points = expand(list(range(10)), {"m.h": ["1", "2"]}, {}, "sweep", "abc12345")
+    for n in (1, 2, 3, 7, 20, 25):
+        shares = [shard(points, k, n) for k in range(1, n + 1)]
+        names = [p.name for share in shares for p in share]
+        assert sorted(names) == sorted(p.name for p in points)  # each exactly once
+        sizes = [len(share) for share in shares]
+        assert max(sizes) - min(sizes) <= 1
+    # Seeds only: share 2 of 2 is every other seed.
+    seeds = expand([42, 43, 44, 45], {}, {}, "sweep", "abc12345")
+    assert [p.seed for p in shard(seeds, 2, 2)] == [43, 45]
+
+
+@pytest.mark.parametrize("text, expected", [(None, (1, 1)), ("2/3", (2, 3)), (" 1 / 1 ", (1, 1))])
+def test_parse_shard(text, expected) -> None:
+    assert parse_shard(text) == expected
+
+
+@pytest.mark.parametrize("text", ["0/2", "3/2", "2", "a/b", "1/0", "-1/2"])
+def test_parse_shard_errors(text) -> None:
+    with pytest.raises(PipelineError, match="--shard"):
+        parse_shard(text)
+
+
+def test_mirror_is_made_absolute_and_checked(tmp_path: Path) -> None:
+    data = tmp_path / "data" / "creditcard.csv.gz"
+    data.parent.mkdir()
+    data.write_bytes(b"x")
+    env = {"FRAUD_DATA_MIRROR": "data/creditcard.csv.gz"}
+    assert dvc_exp.absolute_mirror(env, tmp_path) == str(data.resolve())
+    assert dvc_exp.absolute_mirror({}, tmp_path) is None
+    assert dvc_exp.absolute_mirror({"FRAUD_DATA_MIRROR": "https://x/y.csv"}, tmp_path) == \
+        "https://x/y.csv"
+    with pytest.raises(PipelineError, match="FRAUD_DATA_MIRROR=nope.csv: no such file"):
+        dvc_exp.absolute_mirror({"FRAUD_DATA_MIRROR": "nope.csv"}, tmp_path)
+    assert dvc_exp.environment(str(data))["FRAUD_DATA_MIRROR"] == str(data)
+
+
+QUEUE_STATUS = """Task     Name                          Created    Status
+0b2bbc4  sweep-abc-s3-1                04:42 AM   Failed
+a47be90  sweep-abc-s3-1                04:43 AM   Queued
+0adf40a  sweep-abc-s1-2                04:42 AM   Success
+ba7f58d  sweep-abc-s2-3                Nov 27     Running
+
+Worker status: 1 active, 2 idle
+"""
+
+
+def test_queue_status_parsing(monkeypatch) -> None:
+    class Done:
+        stdout = QUEUE_STATUS
+
+    monkeypatch.setattr(dvc_exp, "dvc", lambda env, *args, check=True: Done())
+    states, workers = dvc_exp.queue_status({})
+    # A rerun waiting behind its failed first attempt is what counts.
+    assert states == {"sweep-abc-s3-1": "Queued", "sweep-abc-s1-2": "Success",
+                      "sweep-abc-s2-3": "Running"}
+    assert workers == 3
+
+
+def test_error_line_of_a_failed_run() -> None:
+    log = ("Reproducing experiment 'x'\nRunning stage 'download':\n> python -m src.stages."
+           "download --out data/raw/creditcard.csv\nerror: FRAUD_DATA_MIRROR=/m.csv: file not "
+           "found\nERROR: failed to reproduce 'download': failed to run: python ..., exited "
+           "with 1\n")
+    assert dvc_exp.error_line(log) == "error: FRAUD_DATA_MIRROR=/m.csv: file not found"
+    assert dvc_exp.error_line("a\nERROR: one\nERROR: two\n") == "ERROR: two"
+    assert dvc_exp.error_line("just\nlines\n") == "lines"
+    assert dvc_exp.error_line("") == "(no output)"
+
+
+def test_resume_reuses_finished_waits_for_queued_and_reruns_failed(monkeypatch,
+                                                                   tmp_path: Path) -> None:
+    """What run_share asks of DVC, given what an interrupted sweep left behind."""
+    from src import sweep as sweep_cli
+    from src.fraud.experiments.show import Experiment
+
+    points = expand([1, 2, 3, 4, 5], {}, {"t.e": "2"}, "sweep", "abc12345")
+    done, queued, failed, stale, new = points
+
+    def experiment(point, state, metrics):
+        return Experiment(point.name, "r", "b", state, {}, metrics)
+
+    shown = {done.name: experiment(done, "success", {"metrics/baseline.json": {"prc": 1}}),
+             failed.name: experiment(failed, "failed", {}),
+             stale.name: experiment(stale, "success", {})}  # a ref without metrics
+    calls: list[tuple] = []
+    monkeypatch.setattr(sweep_cli.dvc_exp, "show", lambda env, rev: {
+        **shown, **{p.name: experiment(p, "success", {"m": {}})
+                    for p in points if p is not done}} if calls else shown)
+    monkeypatch.setattr(sweep_cli.dvc_exp, "queue_status", lambda env: (
+        {queued.name: "Queued", failed.name: "Failed"}, 0))
+    monkeypatch.setattr(sweep_cli.dvc_exp, "queue", lambda env, name, overrides, force=False:
+                        calls.append(("queue", name, overrides["seed"], force)))
+    monkeypatch.setattr(sweep_cli.dvc_exp, "dvc", lambda env, *args, check=True:
+                        calls.append(("dvc", *args)))
+    monkeypatch.setattr(sweep_cli.dvc_exp, "start", lambda env, jobs:
+                        calls.append(("dvc", "queue", "start", "-j", str(jobs))) or jobs)
+    monkeypatch.setattr(sweep_cli.dvc_exp, "experiment_refs", dict)
+    monkeypatch.setattr(sweep_cli.dvc_exp, "wait", lambda env, names, jobs, poll, say, before,
+                        status_every:
+                        calls.append(("wait", tuple(names))))
+    sweep = sweep_cli.Sweep(points=points, mine=points, fixed={"t.e": "2"}, env={}, commit="c" * 40)
+    sweep_cli.run_share(sweep, jobs=2, rerun=False, poll=0.0, logs=tmp_path)
+    assert sweep.reused == [done.name]
+    assert calls == [
+        ("dvc", "queue", "remove", failed.name),             # the failed entry goes first
+        ("queue", failed.name, "3", False),
+        ("queue", stale.name, "4", True),                    # replaces the stale ref
+        ("queue", new.name, "5", False),
+        ("dvc", "queue", "start", "-j", "2"),
+        ("wait", (queued.name, failed.name, stale.name, new.name)),  # queued: not again
+    ]
+    assert sweep.ran == [queued.name, failed.name, stale.name, new.name]
+    assert sweep.failed == []
