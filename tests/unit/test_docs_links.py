@@ -37,6 +37,7 @@ WRITTEN_ON_DEMAND = {
 _TOP = "|".join(re.escape(folder) for folder in TOP_FOLDERS)
 PATH = re.compile(r"(?<![\w./{}<>*$@-])((?:" + _TOP + r")/[\w./{},*<>=@-]*)")
 LINK = re.compile(r"\]\(([^)\s]+)\)")
+MODULE = re.compile(r"python -m ((?:src|bench|tools)(?:\.\w+)+)")  # the project's commands
 # A document named without its folder (NOTES.md); capitalised, as this repository names its
 # documents, so that output names in comments (latest.md) are not taken for citations.
 BARE_MARKDOWN = re.compile(r"(?<![\w./-])([A-Z][\w-]*\.md)\b")
@@ -54,6 +55,11 @@ def cited_in_text(text: str) -> set[str]:
     """Paths from the repository root that `text` names (trailing punctuation dropped)."""
     text = re.sub(r"https?://\S+|\S*\\\.\S*", "", text)  # URLs; regexes (`evaluate\.json`)
     return {match.rstrip(".,:;") for match in PATH.findall(text)} - {""}
+
+
+def modules_run(text: str) -> set[str]:
+    """`python -m src.summary` -> `src/summary.py`: a command names a file too."""
+    return {module.replace(".", "/") + ".py" for module in MODULE.findall(text)}
 
 
 def links_in_markdown(text: str, folder: PurePosixPath) -> set[str]:
@@ -127,7 +133,7 @@ def test_docs_cite_existing_paths(known: set[str]) -> None:
     for path in doc_files():
         text = path.read_text(encoding="utf-8")
         folder = PurePosixPath(path.parent.relative_to(ROOT).as_posix())
-        cited = cited_in_text(text) | links_in_markdown(text, folder)
+        cited = cited_in_text(text) | links_in_markdown(text, folder) | modules_run(text)
         if gone := missing(cited, known):
             absent[str(path.relative_to(ROOT))] = gone
     assert not absent, f"cited but not in the repository: {absent}"
@@ -162,6 +168,8 @@ def test_citations_are_found_and_expanded() -> None:
     assert cited_in_text(text) == {"src/fraud/model.py", "models/{a,b}.{onnx,keras}",
                                    "metrics/<model>.json"}
     assert links_in_markdown(text, PurePosixPath("docs")) == {"bench/NOTES.md"}
+    assert modules_run("`python -m src.summary`; python -m pytest; python -m bench.run") == {
+        "src/summary.py", "bench/run.py"}
     assert expand("models/{a,b}.{onnx,keras}") == [
         "models/a.onnx", "models/a.keras", "models/b.onnx", "models/b.keras"]
 
