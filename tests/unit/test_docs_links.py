@@ -79,6 +79,25 @@ def links_in_markdown(text: str, folder: PurePosixPath) -> set[str]:
     return found
 
 
+def heading_anchors(markdown: str) -> set[str]:
+    """The anchors GitHub gives a file's headings: lower case, punctuation dropped, spaces to
+    hyphens (`## Share results: a DVC remote` -> `share-results-a-dvc-remote`)."""
+    headings = re.findall(r"^#+\s+(.+?)\s*$", re.sub(r"```.*?```", "", markdown, flags=re.S),
+                          flags=re.M)
+    return {re.sub(r"[^\w\- ]", "", heading.lower()).replace(" ", "-") for heading in headings}
+
+
+def anchored_links(text: str, folder: PurePosixPath) -> set[tuple[str, str]]:
+    """(file from the repository root, anchor) of each Markdown link to a heading."""
+    found = set()
+    for target in LINK.findall(text):
+        if "#" in target and "://" not in target:
+            path, anchor = target.split("#", 1)
+            file = links_in_markdown(f"]({path})", folder).pop() if path else None
+            found.add((file or "", anchor))
+    return found
+
+
 def comments_and_docstrings(source: str) -> str:
     """The prose of a Python file: its comments and docstrings, not its string values."""
     comments = [token.string for token in tokenize.generate_tokens(io.StringIO(source).readline)
@@ -139,6 +158,19 @@ def test_docs_cite_existing_paths(known: set[str]) -> None:
     assert not absent, f"cited but not in the repository: {absent}"
 
 
+def test_links_to_headings_exist() -> None:
+    broken = []
+    for path in doc_files():
+        relative = path.relative_to(ROOT).as_posix()
+        text = path.read_text(encoding="utf-8")
+        for file, anchor in anchored_links(text, PurePosixPath(relative).parent):
+            target = ROOT / (file or relative)
+            if target.suffix == ".md" and target.exists() and \
+                    anchor not in heading_anchors(target.read_text(encoding="utf-8")):
+                broken.append(f"{relative}: {file or relative}#{anchor}")
+    assert not broken, f"links to headings that do not exist: {broken}"
+
+
 def test_code_comments_cite_existing_paths(known: set[str]) -> None:
     markdown_names = {PurePosixPath(path).name for path in known if path.endswith(".md")}
     absent = {}
@@ -179,6 +211,13 @@ def test_missing_paths_are_reported() -> None:
     cited = {"src/fraud/params.py", "src/fraud/model.py", "metrics/<model>.json",
              "metrics/{gbdt,logreg}.json", "bench/results/latest.md", "src/"}
     assert missing(cited, known) == ["metrics/{gbdt,logreg}.json", "src/fraud/model.py"]
+
+
+def test_heading_anchors_are_githubs() -> None:
+    text = "# Top\n## Share results: a DVC remote\n```\n# not a heading\n```\n### `dvc exp show`\n"
+    assert heading_anchors(text) == {"top", "share-results-a-dvc-remote", "dvc-exp-show"}
+    assert anchored_links("[a](ops.md#x) [b](#top) [c](https://e.org/#y)", PurePosixPath("docs")) \
+        == {("docs/ops.md", "x"), ("", "top")}
 
 
 def test_comments_and_docstrings_not_strings() -> None:
