@@ -221,8 +221,8 @@ def test_heading_anchors_are_githubs() -> None:
 
 
 def test_comments_and_docstrings_not_strings() -> None:
-    source = ('"""Module: see DESIGN.md."""\nPATH = "src/not_a_citation.py"\n'
+    source = ('"""Module: see GONE.md."""\nPATH = "src/not_a_citation.py"\n'
               "def f():\n    '''Uses docs/x.md.'''\n    # and tools/y.py\n")
     prose = comments_and_docstrings(source)
     assert cited_in_text(prose) == {"docs/x.md", "tools/y.py"}
-    assert BARE_MARKDOWN.findall(prose) == ["DESIGN.md"]
+    assert BARE_MARKDOWN.findall(prose) == ["GONE.md"]
