@@ -114,10 +114,21 @@ def known_paths(root: Path = ROOT) -> set[str]:
                             cwd=root, check=True, capture_output=True, text=True).stdout
     files = set(listed.splitlines())
     lock = yaml.safe_load((root / "dvc.lock").read_text(encoding="utf-8"))
-    files |= {out["path"] for stage in lock["stages"].values() for out in stage.get("outs", [])}
+    outs = [out for stage in lock["stages"].values() for out in stage.get("outs", [])]
+    files |= {out["path"] for out in outs}
+    # A folder output (`data/split`) holds files dvc.lock does not list one by one.
+    files |= {out["path"].rstrip("/") + "/**" for out in outs if "nfiles" in out
+              or str(out.get("md5", "")).endswith(".dir")}
     folders = {parent.as_posix() + "/" for path in files
                for parent in PurePosixPath(path).parents if parent.as_posix() != "."}
     return files | folders | {folder.rstrip("/") for folder in folders}
+
+
+def _known(pattern: str, known: set[str]) -> bool:
+    """`pattern` names a known path, matches one (globs), or lies in a folder output."""
+    if pattern in known or any(ch in pattern for ch in "*?[") and fnmatch.filter(known, pattern):
+        return True
+    return any(pattern.startswith(entry[:-2]) for entry in known if entry.endswith("/**"))
 
 
 def missing(cited: set[str], known: set[str]) -> list[str]:
@@ -128,11 +139,8 @@ def missing(cited: set[str], known: set[str]) -> list[str]:
         if any(citation.startswith(prefix) for prefix in WRITTEN_ON_DEMAND) or \
                 re.fullmatch(r"[a-z]", PurePosixPath(citation).stem):
             continue
-        for pattern in expand(citation):
-            if not (pattern in known or any(ch in pattern for ch in "*?[")
-                    and fnmatch.filter(known, pattern)):
-                absent.append(citation)
-                break
+        if not all(_known(pattern, known) for pattern in expand(citation)):
+            absent.append(citation)
     return absent
 
 
@@ -209,10 +217,12 @@ def test_citations_are_found_and_expanded() -> None:
 
 
 def test_missing_paths_are_reported() -> None:
-    known = {"src/", "src/fraud/params.py", "metrics/gbdt.json", "metrics/"}
+    known = {"src/", "src/fraud/params.py", "metrics/gbdt.json", "metrics/", "data/split/**"}
     cited = {"src/fraud/params.py", "src/fraud/model.py", "metrics/<model>.json",
-             "metrics/{gbdt,logreg}.json", "bench/results/latest.md", "src/", "src/fraud/x.py"}
-    assert missing(cited, known) == ["metrics/{gbdt,logreg}.json", "src/fraud/model.py"]
+             "metrics/{gbdt,logreg}.json", "bench/results/latest.md", "src/", "src/fraud/x.py",
+             "data/split/{train,val}.parquet", "data/splits/train.parquet"}
+    assert missing(cited, known) == ["data/splits/train.parquet", "metrics/{gbdt,logreg}.json",
+                                     "src/fraud/model.py"]
 
 
 def test_heading_anchors_are_githubs() -> None:
