@@ -71,11 +71,16 @@ def check_reference_model(reference: Reference, model: Path, label: Path) -> Non
                             f"from {model.name}'s); pass the reference exported with it")
 
 
-def load_detector(path: Path) -> Callable[[np.ndarray], np.ndarray]:
-    """The ONNX detector only (no TensorFlow): the reference's scores are its scores."""
+def require_onnx(path: Path) -> None:
+    """The ONNX detector only (no TensorFlow, ~5 s and ~850 MB): it scores what the Keras
+    one scores, and the reference's score bins are its scores."""
+    require_model(path)
     if path.suffix != ".onnx":
         raise PipelineError(f"{path}: monitor scores with the ONNX detector; pass the .onnx "
                             "file exported beside it (models/fraud_detector.onnx)")
+
+
+def load_detector(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     from src.fraud.serving.onnx_contract import DETECTOR
     from src.fraud.serving.onnx_scoring import load_onnx
 
@@ -95,7 +100,7 @@ def monitor_batch(opened, predict: Callable[[np.ndarray], np.ndarray], reference
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
-    require_model(args.model)
+    require_onnx(args.model)
     reference_path = args.reference or args.model.with_suffix(REFERENCE_SUFFIX)
     reference = read_reference(reference_path)
     check_reference_model(reference, args.model, reference_path)
