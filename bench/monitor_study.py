@@ -1,20 +1,21 @@
 """The monitor on the real data: a random (stratified) split and an out-of-time split.
 
-    python -m bench.monitor_study --raw creditcard.csv.gz --model models/fraud_detector.onnx \
-        --stratified data/split --out /tmp/monitor-study
+    python -m bench.monitor_study --out /tmp/monitor-study --threshold 0.5 \
+        --case stratified=<run>/models/fraud_detector.onnx,<run>/data/split \
+        --case time=<run>/models/fraud_detector.onnx,creditcard.csv.gz \
+        --case time-trained=<time run>/models/detector/baseline.onnx,<time run>/data/split
 
-For each split it writes, under --out, the reference of the train part (raw inputs and the
-model's scores on them) and the test part as a CSV, then runs `python -m src.monitor` on
-that CSV as a user would (summary on stdout, report as JSON). The time split is made here
-from the raw CSV as `split.method: time` makes it (sorted by Time, 64/16/20, duplicates
-grouped), with the card's clean.eps; the stratified one is read from a finished run's
-data/split tables. The model scores both: its scaler is the one its own run fitted.
+Each case is NAME=MODEL,SPLIT: SPLIT is a finished run's data/split folder (its train and test
+tables), or the raw CSV, split here as `split.method: time` splits it (sorted by Time,
+64/16/20, duplicates grouped; clean.eps 0.001, seed 42). For each case it writes, under
+--out, the reference of the train part (raw inputs and MODEL's scores on them) and the test
+part as a CSV, then runs `python -m src.monitor` on that CSV as a user would (summary on
+stdout, report as NAME.json).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -30,23 +31,21 @@ from src.fraud.schema import INPUT_COLUMNS, LABEL, TIME
 from src.fraud.serving.onnx_contract import DETECTOR
 from src.fraud.serving.onnx_scoring import load_onnx
 
-SEED = 42
+SEED, EPS = 42, 0.001  # params.yaml's seed and clean.eps
+TIME_SPLIT = SplitParams(method="time", group_duplicates=True, test_size=0.2, val_size=0.2)
 
 
-def time_split(raw_csv: Path, eps: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    settings = SplitParams(method="time", group_duplicates=True, test_size=0.2, val_size=0.2)
-    parts = split(clean(read_raw_csv(raw_csv), eps), settings, SEED)
+def train_and_test(source: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    if source.is_dir():
+        return (read_table(source / "train.parquet", "split"),
+                read_table(source / "test.parquet", "split"))
+    parts = split(clean(read_raw_csv(source), EPS), TIME_SPLIT, SEED)
     return parts.train, parts.test
 
 
-def stratified_split(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    return read_table(folder / "train.parquet", "split"), read_table(folder / "test.parquet",
-                                                                     "split")
-
-
-def prepare(name: str, train: pd.DataFrame, test: pd.DataFrame, model: Path, out: Path
-            ) -> tuple[Path, Path]:
+def prepare(name: str, model: Path, source: Path, out: Path) -> tuple[Path, Path]:
     """Writes <name>.reference.json (from train) and <name>-test.csv; returns their paths."""
+    train, test = train_and_test(source)
     detector = load_onnx(model, "export", DETECTOR)
     features = train[INPUT_COLUMNS].to_numpy(dtype=np.float64)
     reference = build_reference(features, detector(features), file_sha256(model))
@@ -62,23 +61,20 @@ def prepare(name: str, train: pd.DataFrame, test: pd.DataFrame, model: Path, out
 def main() -> None:
     cli = argparse.ArgumentParser(description=__doc__,
                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_argument("--raw", type=Path, required=True, help="the raw creditcard CSV(.gz)")
-    cli.add_argument("--model", type=Path, required=True, help="the ONNX detector (its card "
-                                                               "beside it)")
-    cli.add_argument("--stratified", type=Path, required=True,
-                     help="a finished run's data/split folder")
+    cli.add_argument("--case", action="append", required=True, metavar="NAME=MODEL,SPLIT")
+    cli.add_argument("--threshold", type=float, required=True)
     cli.add_argument("--out", type=Path, required=True)
     args = cli.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
-    eps = float(json.loads(args.model.with_suffix(".json").read_text())["eps"])
-    for name, (train, test) in (("stratified", stratified_split(args.stratified)),
-                                ("time", time_split(args.raw, eps))):
-        reference, batch = prepare(name, train, test, args.model, args.out)
-        command = [sys.executable, "-m", "src.monitor", str(args.model), str(batch),
-                   "--reference", str(reference), "--json", str(args.out / f"{name}.json")]
+    for case in args.case:
+        name, paths = case.split("=", 1)
+        model, source = (Path(p) for p in paths.split(","))
+        reference, batch = prepare(name, model, source, args.out)
         print(f"$ python -m src.monitor MODEL {batch.name} --reference {reference.name} "
-              f"--json {name}.json", flush=True)
-        subprocess.run(command, check=True)
+              f"--threshold {args.threshold:g} --json {name}.json", flush=True)
+        subprocess.run([sys.executable, "-m", "src.monitor", str(model), str(batch),
+                        "--reference", str(reference), "--threshold", str(args.threshold),
+                        "--json", str(args.out / f"{name}.json")], check=True)
 
 
 if __name__ == "__main__":
