@@ -15,8 +15,9 @@ detector, and only counts are kept:
   95 % intervals; and, when the batch has Class, the realised figures beside them.
 
 The reference is MODEL with a .reference.json suffix unless --reference names it. A one-screen
-summary goes to stdout, the full report to --json (written atomically). Errors print one
-line, `error: ...`, and exit 1; a bad command line exits 2.
+summary goes to stdout, the full report to --json and its numbers as flat JSON to --metrics
+(for `dvc metrics diff`; both written atomically). Errors print one line, `error: ...`, and
+exit 1; a bad command line exits 2.
 """
 
 from __future__ import annotations
@@ -33,8 +34,14 @@ from src.fraud.cli import OneLineParser, run
 from src.fraud.errors import PipelineError
 from src.fraud.files import file_sha256, outputs, write_json
 from src.fraud.monitoring.profile import Reference, read_reference
-from src.fraud.monitoring.report import BatchMonitor, summary
-from src.fraud.serving.csv_scoring import DEFAULT_CHUNK_ROWS, STDIO, open_input, read_chunks
+from src.fraud.monitoring.report import BatchMonitor, flat_metrics, summary
+from src.fraud.serving.csv_scoring import (
+    DEFAULT_CHUNK_ROWS,
+    STDIO,
+    OpenedInput,
+    open_input,
+    read_chunks,
+)
 from src.predict import _positive_int, _probability, read_card, require_model
 
 REFERENCE_SUFFIX = ".reference.json"
@@ -50,6 +57,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help=f"the training data's reference (default: MODEL with a "
                           f"{REFERENCE_SUFFIX} suffix)")
     cli.add_argument("--json", type=Path, help="write the full report here (JSON)")
+    cli.add_argument("--metrics", type=Path,
+                     help="write the report's numbers here as flat JSON (dvc metrics)")
     cli.add_argument("--card", type=Path,
                      help="the model card (default: MODEL with a .json suffix)")
     cli.add_argument("--threshold", type=_probability,
@@ -87,8 +96,9 @@ def load_detector(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     return load_onnx(path, "export", DETECTOR)
 
 
-def monitor_batch(opened, predict: Callable[[np.ndarray], np.ndarray], reference: Reference,
-                  threshold: float, chunk_size: int = DEFAULT_CHUNK_ROWS) -> BatchMonitor:
+def monitor_batch(opened: OpenedInput, predict: Callable[[np.ndarray], np.ndarray],
+                  reference: Reference, threshold: float,
+                  chunk_size: int = DEFAULT_CHUNK_ROWS) -> BatchMonitor:
     """Reads, scores and counts the batch chunk by chunk (csv_scoring's reader and checks)."""
     monitor = BatchMonitor(reference, threshold)
     for chunk in read_chunks(opened, chunk_size):
@@ -114,9 +124,11 @@ def main(argv: Sequence[str]) -> None:
     finally:
         opened.close()
     report = monitor.report()
-    if args.json is not None:
-        with outputs() as out:
+    with outputs() as out:  # both or neither
+        if args.json is not None:
             write_json(out.path(args.json), report)
+        if args.metrics is not None:
+            write_json(out.path(args.metrics), flat_metrics(report))
     if not args.quiet:
         sys.stdout.write(summary(report, opened.label if args.batch != STDIO else "stdin"))
         print(f"monitor: {report['rows']:,} rows in {time.perf_counter() - started:.2f} s",

@@ -33,7 +33,7 @@ from src.fraud.monitoring.profile import (
     reference_from_json,
     reference_to_json,
 )
-from src.fraud.monitoring.report import BatchMonitor, summary
+from src.fraud.monitoring.report import BatchMonitor, flat_metrics, summary
 from src.fraud.schema import INPUT_COLUMNS, LABEL, TIME
 from src.fraud.serving.contract import INPUT_NAME, OUTPUT_NAME
 from src.monitor import main
@@ -178,6 +178,18 @@ def test_a_shifted_feature_is_flagged_and_the_rest_are_not() -> None:
     assert report["score"]["psi"] > 0.01  # V3 moves the score too
 
 
+def test_flat_metrics_are_numbers_with_the_gap() -> None:
+    batch = transactions(3_000, seed=6)
+    labels = (np.random.default_rng(6).uniform(size=len(batch)) < probabilities(batch))
+    report = _monitor(batch, labels.astype(float))
+    flat = flat_metrics(report)
+    assert all(isinstance(v, (int, float)) for v in flat.values())
+    assert flat["psi_V1"] == report["columns"]["V1"]["psi"] and "psi_Amount" in flat
+    assert flat["gap_frauds"] == pytest.approx(report["estimated"]["frauds"]
+                                               - report["realised"]["frauds"])
+    assert "gap_recall" not in flat_metrics(_monitor(batch))
+
+
 def test_an_unshifted_batch_is_stable_everywhere() -> None:
     report = _monitor(transactions(5_000, seed=2))
     assert report["columns_moderate_or_more"] == 0 and report["psi_max"] < 0.02
@@ -302,9 +314,12 @@ def run_monitor(argv: list[object], capsys: pytest.CaptureFixture[str]
 def test_the_command_reports_drift_and_estimates(shipped: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     batch = batch_csv(tmp_path / "day.csv", transactions(3_000, 9, shift={"V2": 0.8}))
-    status, out, _ = run_monitor([shipped, batch, "--json", tmp_path / "r.json"], capsys)
+    status, out, _ = run_monitor([shipped, batch, "--json", tmp_path / "r.json",
+                                  "--metrics", tmp_path / "m.json"], capsys)
     assert status == 0
     report = json.loads((tmp_path / "r.json").read_text())
+    assert json.loads((tmp_path / "m.json").read_text()) == \
+        pytest.approx(flat_metrics(report), nan_ok=False)
     assert report["rows"] == 3_000 and report["psi_max_column"] == "V2"
     assert report["columns"]["V2"]["band"] == MAJOR
     assert report["realised"]["rows"] == 3_000 and report["threshold"] == 0.5

@@ -67,6 +67,26 @@ class BatchMonitor:
         return result
 
 
+def flat_metrics(report: dict[str, Any]) -> dict[str, float | int | None]:
+    """The report's numbers as one flat object, for `dvc metrics show/diff`: PSI per column
+    and of the score, the counts per band, and the estimated and realised figures with the
+    gap between them (estimated − realised, on the same rows)."""
+    result: dict[str, float | int | None] = {
+        "rows": report["rows"], "psi_score": report[SCORE]["psi"],
+        "psi_max": report["psi_max"], "columns_moderate_or_more":
+            report["columns_moderate_or_more"], "columns_major": report["columns_major"]}
+    result.update({f"psi_{name}": entry["psi"] for name, entry in report["columns"].items()})
+    compared = report.get("estimated_on_labelled", report["estimated"])
+    for key in ("frauds", "flagged", "precision", "recall"):
+        result[f"estimated_{key}"] = compared[key]
+        if "realised" in report:
+            truth = report["realised"][key]
+            result[f"realised_{key}"] = truth
+            result[f"gap_{key}"] = None if compared[key] is None or truth is None \
+                else compared[key] - truth
+    return result
+
+
 def _drift(reference_counts: np.ndarray, batch_counts: np.ndarray) -> dict[str, Any]:
     value = psi(reference_counts, batch_counts)
     total = int(batch_counts.sum())
