@@ -37,7 +37,6 @@ from src.fraud.monitoring.profile import Reference, read_reference
 from src.fraud.monitoring.report import BatchMonitor, flat_metrics, summary
 from src.fraud.serving.csv_scoring import (
     DEFAULT_CHUNK_ROWS,
-    STDIO,
     OpenedInput,
     open_input,
     read_chunks,
@@ -130,7 +129,7 @@ def main(argv: Sequence[str]) -> None:
         if args.metrics is not None:
             write_json(out.path(args.metrics), flat_metrics(report))
     if not args.quiet:
-        sys.stdout.write(summary(report, opened.label if args.batch != STDIO else "stdin"))
+        sys.stdout.write(summary(report, opened.label))
         print(f"monitor: {report['rows']:,} rows in {time.perf_counter() - started:.2f} s",
               file=sys.stderr)
 
