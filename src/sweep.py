@@ -29,13 +29,16 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from src.fraud import dvc_exp
 from src.fraud.errors import PipelineError
 from src.fraud.exp_show import finished
 from src.fraud.sweep_plan import (
     Point,
+    check_disjoint,
+    check_overrides,
+    check_size,
     code_key,
     expand,
     parse_grid,
@@ -53,10 +56,49 @@ def _say(message: str) -> None:
     print(f"sweep: {message}", file=sys.stderr, flush=True)
 
 
+class UsageError(PipelineError):
+    """A bad command line, found after argparse (a seed, a key, a value): exit status 2."""
+
+
+class OneLineParser(argparse.ArgumentParser):
+    """Argument errors as one line and exit status 2 (argparse prints the usage too)."""
+
+    def error(self, message: str) -> NoReturn:
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message[:300])
+        print(f"error: {shown}{'…' if len(message) > 300 else ''} (see --help)",
+              file=sys.stderr)
+        sys.exit(2)
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        return super().parse_args(self._dash_values(sys.argv[1:] if args is None else args),
+                                  namespace)
+
+    def _dash_values(self, args: Sequence[str]) -> list[str]:
+        """`--seed-list -1,2`: a word after an option that takes one value is that value,
+        even when it starts with '-' (argparse reads it as an unknown option), unless it is
+        an option itself."""
+        options = self._option_string_actions
+        result: list[str] = []
+        pending: str | None = None
+        for arg in args:
+            if pending is not None and arg.startswith("-") and arg not in options \
+                    and arg.split("=", 1)[0] not in options and arg != "--":
+                result[-1] = f"{pending}={arg}"
+                pending = None
+                continue
+            action = options.get(arg)
+            takes_one = action is not None and action.nargs is None \
+                and not isinstance(action, argparse._StoreConstAction | argparse._HelpAction)
+            pending = arg if takes_one else None
+            result.append(arg)
+        return result
+
+
 def parser(description: str = __doc__, out_dir: str = "reports/sweeps", stem: str = "sweep",
            prefix: str = "sweep") -> argparse.ArgumentParser:
-    cli = argparse.ArgumentParser(description=description,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli = OneLineParser(description=description,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     which = cli.add_mutually_exclusive_group()
     which.add_argument("--seeds", type=int, metavar="N",
                        help="N consecutive seeds from params.yaml's seed (default 5)")
@@ -100,6 +142,24 @@ def _first_seed(path: str) -> int:
                             f"({type(error).__name__}: {error})") from None
 
 
+def _raw_params(path: str) -> dict[str, Any]:
+    import yaml
+
+    return dict(yaml.safe_load(Path(path).read_text(encoding="utf-8")))  # _first_seed read it
+
+
+def _validator(raw: dict[str, Any]) -> Callable[[Any], object]:
+    """This pipeline's params check, for the values of a sweep; on another DVC project (whose
+    params are not this pipeline's) only the keys are checked."""
+    from src.fraud.params import parse_params
+
+    try:
+        parse_params(raw)
+    except PipelineError:
+        return lambda params: None
+    return parse_params
+
+
 @dataclass
 class Sweep:
     """What one command does: the plan, this machine's share, and what happened to it."""
@@ -114,18 +174,27 @@ class Sweep:
 
 
 def plan(args: argparse.Namespace) -> tuple[Sweep, dvc_exp.Baseline, dict[str, list[str]]]:
-    """Everything checked before DVC is asked to do anything."""
+    """Everything checked before DVC is asked to do anything; a bad argument raises
+    UsageError."""
     if args.seeds is None and args.seed_list is None:
         args.seeds = 5
-    if args.jobs < 1:
-        raise PipelineError(f"--jobs {args.jobs}: expected a whole number >= 1")
-    if args.report_only and (args.rerun or args.push):
-        raise PipelineError("--report-only runs nothing: drop --rerun and --push")
-    if args.rev != "HEAD" and not args.report_only:
-        raise PipelineError("--rev: experiments run from HEAD; use it with --report-only")
-    grid, fixed = parse_grid(args.grid), parse_set(args.fixed)
-    k, n = parse_shard(args.shard)
-    seeds = seed_list(args.seeds, args.seed_list, _first_seed(args.params))
+    first = _first_seed(args.params)
+    raw = _raw_params(args.params)
+    try:
+        if args.jobs < 1:
+            raise PipelineError(f"--jobs {args.jobs}: expected a whole number >= 1")
+        if args.report_only and (args.rerun or args.push):
+            raise PipelineError("--report-only runs nothing: drop --rerun and --push")
+        if args.rev != "HEAD" and not args.report_only:
+            raise PipelineError("--rev: experiments run from HEAD; use it with --report-only")
+        grid, fixed = parse_grid(args.grid), parse_set(args.fixed)
+        k, n = parse_shard(args.shard)
+        seeds = seed_list(args.seeds, args.seed_list, first)
+        check_size(seeds, grid)
+        check_disjoint(grid, fixed)
+        check_overrides(raw, grid, fixed, _validator(raw))
+    except PipelineError as error:
+        raise UsageError(str(error)) from None
     mirror = dvc_exp.absolute_mirror(os.environ, Path.cwd())
     base = dvc_exp.baseline(args.rev)
     points = expand(seeds, grid, fixed, args.prefix, code_key(base.commit, base.diff))
@@ -230,9 +299,13 @@ def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
 
 
 def main(argv: Sequence[str], cli: argparse.ArgumentParser | None = None) -> None:
-    args = (cli or parser()).parse_args(argv)
+    cli = cli or parser()
+    args = cli.parse_args(argv)
     started = time.perf_counter()
-    sweep, base, grid = plan(args)
+    try:
+        sweep, base, grid = plan(args)
+    except UsageError as error:
+        cli.error(str(error))
     if base.dirty:
         _say("uncommitted changes in " + ", ".join(base.dirty) + " are part of every "
              "experiment (and of their names); other clones cannot share them: commit first")
