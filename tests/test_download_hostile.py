@@ -180,3 +180,21 @@ def test_stage_fails_in_one_line(hostile: str, tmp_path: Path, write_params: Any
     assert line.startswith("error:") and len(line) < 400, line
     assert time.monotonic() - start < 30  # interpreter start-up included
     assert sorted(p.name for p in tmp_path.rglob("*")) == ["data", "params.yaml"]
+
+
+def test_a_callers_timer_is_kept(hostile: str, tmp_path: Path) -> None:
+    """The deadline's alarm puts back the SIGALRM handler and timer it found."""
+    import signal
+
+    def handler(signum: int, frame: Any) -> None:
+        raise AssertionError("the caller's alarm rang early")
+
+    previous = signal.signal(signal.SIGALRM, handler)
+    signal.setitimer(signal.ITIMER_REAL, 100)
+    try:
+        fails_in_one_line(bounded(hostile + "/length-abc.csv", deadline=30), tmp_path)
+        assert signal.getsignal(signal.SIGALRM) is handler
+        assert 90 < signal.getitimer(signal.ITIMER_REAL)[0] <= 100
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)

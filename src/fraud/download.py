@@ -165,13 +165,16 @@ def _alarm(budget: Budget) -> Iterator[None]:
     deadline is checked between reads of the body only.
     """
     seconds = budget.remaining()
-    if seconds == float("inf") or threading.current_thread() is not threading.main_thread():
+    outer = signal.getitimer(signal.ITIMER_REAL)[0]  # a caller's own timer is kept
+    if seconds == float("inf") or threading.current_thread() is not threading.main_thread() \
+            or 0 < outer <= seconds:
         yield
         return
 
     def ring(signum: int, frame: Any) -> None:
         raise _DeadlinePassed
 
+    started = time.monotonic()
     previous = signal.signal(signal.SIGALRM, ring)
     try:
         signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
@@ -179,6 +182,9 @@ def _alarm(budget: Budget) -> Iterator[None]:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if outer > 0:
+            signal.setitimer(signal.ITIMER_REAL,
+                             max(outer - (time.monotonic() - started), 0.001))
 
 
 def _unresolvable_host(error: BaseException) -> str | None:
