@@ -223,18 +223,26 @@ def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path,
     states, _ = dvc_exp.queue_status(sweep.env)
     refs = dvc_exp.experiment_refs()  # a rerun rewrites its ref: that is how wait sees it
     waiting: list[Point] = []
-    for point in sweep.mine:
-        if not rerun and finished(known.get(point.name)):
-            sweep.reused.append(point.name)
-        elif states.get(point.name) in dvc_exp.ACTIVE:
-            waiting.append(point)  # queued by an earlier, interrupted sweep
-        else:
-            if states.get(point.name) == "Failed":
-                dvc_exp.dvc(sweep.env, "queue", "remove", point.name, check=False)
-            stale = point.name in known and known[point.name].state == "success"
-            force = rerun or stale  # -f replaces an experiment ref of that name
-            dvc_exp.queue(sweep.env, point.name, point.overrides(sweep.fixed), force=force)
-            waiting.append(point)
+    queued: list[str] = []
+    try:
+        for point in sweep.mine:
+            if not rerun and finished(known.get(point.name)):
+                sweep.reused.append(point.name)
+            elif states.get(point.name) in dvc_exp.ACTIVE:
+                waiting.append(point)  # queued by an earlier, interrupted sweep
+            else:
+                if states.get(point.name) == "Failed":
+                    dvc_exp.dvc(sweep.env, "queue", "remove", point.name, check=False)
+                stale = point.name in known and known[point.name].state == "success"
+                force = rerun or stale  # -f replaces an experiment ref of that name
+                dvc_exp.queue(sweep.env, point.name, point.overrides(sweep.fixed),
+                              force=force)
+                queued.append(point.name)
+                waiting.append(point)
+    except BaseException:  # a refused queue call, Ctrl-C: leave no half-queued sweep
+        if queued:
+            dvc_exp.dvc(sweep.env, "queue", "remove", *queued, check=False)
+        raise
     _say(f"{len(sweep.reused)} experiment(s) reused, {len(waiting)} to run on "
          f"{jobs} queue worker(s)")
     if not waiting:

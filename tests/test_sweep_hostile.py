@@ -189,3 +189,41 @@ def test_the_two_step_draw_matches_a_row_bootstrap() -> None:
     low, high = np.quantile(precision, [0.025, 0.975])
     assert ours["precision_low"] == pytest.approx(low, abs=0.03)
     assert ours["precision_high"] == pytest.approx(high, abs=0.03)
+
+
+# --- what DVC itself refuses -------------------------------------------------------------------
+
+def test_dvc_s_error_line_is_quoted_not_its_footer(monkeypatch: pytest.MonkeyPatch) -> None:
+    stderr = ("ERROR: unexpected error - 'modle' not found\n\n"
+              "Having any troubles? Hit us up at https://dvc.org/support, we are always happy "
+              "to help!\n")
+    monkeypatch.setattr(subprocess, "run", lambda *a, **k: subprocess.CompletedProcess(
+        a, 255, stdout="", stderr=stderr))
+    with pytest.raises(PipelineError) as info:
+        dvc_exp.dvc({}, "exp", "run", "--queue")
+    assert "'modle' not found" in str(info.value) and "troubles" not in str(info.value)
+
+
+def test_a_refused_queue_call_removes_what_this_sweep_queued(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The third `dvc exp run --queue` fails: the two queued before it are removed."""
+    from src.fraud.sweep_plan import expand
+
+    calls: list[tuple[str, ...]] = []
+
+    def queue(env: Any, name: str, overrides: Any, force: bool = False) -> None:
+        if len([c for c in calls if c[0] == "queue"]) == 2:
+            raise PipelineError("dvc exp run --queue ... failed (exit 255): ERROR: no")
+        calls.append(("queue", name))
+
+    monkeypatch.setattr(dvc_exp, "show", lambda env, rev: {})
+    monkeypatch.setattr(dvc_exp, "queue_status", lambda env: ({}, 0))
+    monkeypatch.setattr(dvc_exp, "experiment_refs", dict)
+    monkeypatch.setattr(dvc_exp, "queue", queue)
+    monkeypatch.setattr(dvc_exp, "dvc", lambda env, *args, check=True: calls.append(args))
+    points = expand([1, 2, 3, 4], {}, {}, "sweep", "0123abcd")
+    plan = sweep.Sweep(points=points, mine=points, fixed={}, env={}, commit="0123abcd")
+    with pytest.raises(PipelineError, match="ERROR: no"):
+        sweep.run_share(plan, 1, False, 0.1, tmp_path / "logs")
+    assert calls[-1] == ("queue", "remove", points[0].name, points[1].name)
+    assert list(tmp_path.iterdir()) == []
