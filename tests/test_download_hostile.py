@@ -198,3 +198,16 @@ def test_a_callers_timer_is_kept(hostile: str, tmp_path: Path) -> None:
     finally:
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+
+
+@pytest.mark.parametrize("url", [
+    "http://\x1b[31mred\x1b[0m.invalid/x.csv",           # ANSI escapes
+    "http://" + "a" * 300 + ".invalid/x.csv",             # a host past DNS's 253 characters
+    "http://127.0.0.1:99999/x.csv",                       # a port out of range
+    "http://",
+    "http://nonexistent.invalid/" + "x" * 5000 + "\n.csv",
+])
+def test_a_hostile_url_is_echoed_short_and_escaped(url: str, tmp_path: Path) -> None:
+    message = fails_in_one_line(bounded(url, retries=2), tmp_path,
+                                fetch=lambda *a, **k: fetch_url(*a, **k, sleep=lambda s: None))
+    assert message.isprintable() and len(message) < 400, message

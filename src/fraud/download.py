@@ -42,6 +42,15 @@ OFFLINE_FIRST = (f"set {MIRROR_ENV} to a local copy of the data (.csv, .csv.gz o
                  f"creditcard.zip), or download.url: {SYNTHETIC_SOURCE}")
 
 
+def shown_source(source: str, limit: int = 120) -> str:
+    """A URL or path for a message: as it is when short and printable (a URL stays
+    clickable), else with control characters escaped and cut to `limit` characters."""
+    if len(source) <= limit and source.isprintable():
+        return source
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in source)
+    return escaped[:limit] + ("…" if len(escaped) > limit else "")
+
+
 def is_url(source: str) -> bool:
     return source.lower().startswith(("http://", "https://"))
 
@@ -211,13 +220,14 @@ def fetch_url(url: str, out: Path, timeout: float, retries: int,
     """Streams `url` to `out`; retries network errors and 5xx, within `budget`'s deadline
     and size. Each read waits at most `timeout` (or what is left of the deadline); the whole
     request, status line and headers included, ends at the deadline."""
+    label = shown_source(url)
     try:
         with _alarm(budget):
             _fetch_with_retries(url, out, timeout, retries, sleep, budget)
     except _DeadlinePassed:
         got = out.stat().st_size if out.exists() else 0
-        budget.check_time(url, got)
-        raise PipelineError(f"{url}: download.deadline of {budget.seconds:g} s passed") \
+        budget.check_time(label, got)
+        raise PipelineError(f"{label}: download.deadline of {budget.seconds:g} s passed") \
             from None
 
 
@@ -226,32 +236,34 @@ def _fetch_with_retries(url: str, out: Path, timeout: float, retries: int,
     import requests
     import urllib3
 
+    label = shown_source(url)
     last_error: Exception | None = None
     for attempt in range(retries + 1):
         if attempt:
             wait = min(2 ** (attempt - 1), 30)
-            log.warning("retrying %s in %s s (attempt %d of %d): %s", url, wait, attempt + 1,
+            log.warning("retrying %s in %s s (attempt %d of %d): %s", label, wait, attempt + 1,
                         retries + 1, printable(str(last_error), 200))
-            budget.check_time(url, 0)
+            budget.check_time(label, 0)
             sleep(min(wait, max(budget.remaining(), 0)))
-        budget.check_time(url, 0)
+        budget.check_time(label, 0)
         try:
             with requests.get(url, stream=True,
                               timeout=min(timeout, max(budget.remaining(), 0.01))) as response:
                 if response.status_code >= 500:
-                    last_error = PipelineError(f"{url}: HTTP {response.status_code} "
+                    last_error = PipelineError(f"{label}: HTTP {response.status_code} "
                                                f"{printable(response.reason)}")
                     continue
                 if response.status_code >= 400:
-                    raise PipelineError(f"{url}: HTTP {response.status_code} "
+                    raise PipelineError(f"{label}: HTTP {response.status_code} "
                                         f"{printable(response.reason)}; check download.url "
                                         f"({OFFLINE_HINT})")
-                _stream_body(url, response, out, budget)
+                _stream_body(label, response, out, budget)
                 return
         except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
                 requests.exceptions.MissingSchema, requests.exceptions.TooManyRedirects,
-                requests.exceptions.InvalidHeader) as error:
-            raise PipelineError(f"{url}: {_short_reason(error)}; check download.url") from None
+                requests.exceptions.InvalidHeader,
+                urllib3.exceptions.LocationValueError) as error:  # retrying cannot help
+            raise PipelineError(f"{label}: {_short_reason(error)}; check download.url") from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
             host = _unresolvable_host(error)
             if host is not None:
@@ -260,7 +272,7 @@ def _fetch_with_retries(url: str, out: Path, timeout: float, retries: int,
             last_error = error
     if isinstance(last_error, PipelineError):
         raise last_error
-    raise SourceUnavailable(f"could not reach {url} after {retries + 1} attempt(s) "
+    raise SourceUnavailable(f"could not reach {label} after {retries + 1} attempt(s) "
                             f"({_short_reason(last_error)})")
 
 
@@ -274,35 +286,35 @@ def _short_reason(error: BaseException | None) -> str:
     return f"{type(error).__name__}: {printable(str(error), 100)}"
 
 
-def _stream_body(url: str, response: Any, out: Path, budget: Budget) -> None:
+def _stream_body(label: str, response: Any, out: Path, budget: Budget) -> None:
     """Writes the body to `out`, checking the deadline and the size after every read (one
     socket read at a time: a trickle of bytes cannot keep a read going past the deadline)."""
     from tqdm import tqdm
 
-    total = _content_length(url, response.headers.get("Content-Length"))
+    total = _content_length(label, response.headers.get("Content-Length"))
     if total:
-        budget.check_size(url, total, "is")
+        budget.check_size(label, total, "is")
     got = 0
     with open(out, "wb") as target, tqdm(total=total, unit="B", unit_scale=True,
                                          desc="download", disable=None) as bar:
         while chunk := response.raw.read1(CHUNK, decode_content=True):
             got += len(chunk)
-            budget.check_size(url, got, "is")
+            budget.check_size(label, got, "is")
             target.write(chunk)
             bar.update(len(chunk))
-            budget.check_time(url, got)
+            budget.check_time(label, got)
     if total and got < total and "Content-Encoding" not in response.headers:
         raise OSError(f"connection closed after {got:,} of {total:,} bytes")
 
 
-def _content_length(url: str, header: str | None) -> int | None:
+def _content_length(label: str, header: str | None) -> int | None:
     """The body's announced size (None when not announced), or one line if it is not a
     number: a malformed header means a broken server or proxy, not the data."""
     if header is None or not header.strip():
         return None
     text = header.split(",")[0].strip()  # "150, 150": repeated by a proxy
     if not text.isdigit() or len(text) > 18:
-        raise PipelineError(f"{url}: the server sent an invalid Content-Length "
+        raise PipelineError(f"{label}: the server sent an invalid Content-Length "
                             f"({printable(header, 40)}); a broken server or proxy: try "
                             f"again later, or set {MIRROR_ENV} to a local copy")
     return int(text) or None
@@ -340,10 +352,10 @@ def download(params: DownloadParams, out: Path, seed: int, mirror: str | None = 
             except SourceUnavailable as error:
                 failures.append(error)
                 if index + 1 < len(sources):  # the last one is the error line itself
-                    log.warning("%s; trying %s", error, sources[index + 1])
+                    log.warning("%s; trying %s", error, shown_source(sources[index + 1]))
                 continue
-            digest = unpack_to_csv(packed, out, source, budget)
-            _check_sha256(source, digest, params.sha256)
+            digest = unpack_to_csv(packed, out, shown_source(source), budget)
+            _check_sha256(shown_source(source), digest, params.sha256)
         except BaseException:
             out.unlink(missing_ok=True)  # no partial or wrong CSV, whoever calls
             raise
@@ -369,8 +381,8 @@ def _fetch_source(source: str, packed: Path, params: DownloadParams,
         return
     local = Path(source).expanduser()
     if not local.is_file():
-        raise SourceUnavailable(f"{source}: no such file")
-    budget.check_size(source, local.stat().st_size)
+        raise SourceUnavailable(f"{shown_source(source)}: no such file")
+    budget.check_size(shown_source(source), local.stat().st_size)
     shutil.copyfile(local, packed)
 
 
