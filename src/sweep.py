@@ -32,12 +32,13 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from src.fraud import dvc_exp
-from src.fraud.errors import PipelineError
+from src.fraud.errors import PipelineError, printable
 from src.fraud.exp_show import finished
 from src.fraud.sweep_plan import (
     Point,
     check_disjoint,
     check_overrides,
+    check_prefix,
     check_size,
     code_key,
     expand,
@@ -47,9 +48,12 @@ from src.fraud.sweep_plan import (
     seed_list,
     shard,
 )
-from src.stages._cli import run
+from src.stages._cli import params_file, run
 
 LOG_TAIL = 15
+# Queue workers on one machine: each runs a whole pipeline (TensorFlow and all); more than
+# this is a typo, not a machine.
+MAX_JOBS = 64
 
 
 def _say(message: str) -> None:
@@ -126,7 +130,8 @@ def parser(description: str = __doc__, out_dir: str = "reports/sweeps", stem: st
     cli.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     cli.add_argument("--status-every", type=float, default=dvc_exp.STATUS_EVERY,
                      help=argparse.SUPPRESS)
-    cli.add_argument("--params", default="params.yaml", help="the params file")
+    cli.add_argument("--params", default="params.yaml", type=params_file,
+                     help="the params file")
     return cli
 
 
@@ -181,8 +186,18 @@ def plan(args: argparse.Namespace) -> tuple[Sweep, dvc_exp.Baseline, dict[str, l
     first = _first_seed(args.params)
     raw = _raw_params(args.params)
     try:
-        if args.jobs < 1:
-            raise PipelineError(f"--jobs {args.jobs}: expected a whole number >= 1")
+        if not 1 <= args.jobs <= MAX_JOBS:
+            raise PipelineError(f"--jobs {args.jobs}: expected a whole number from 1 to "
+                                f"{MAX_JOBS} (each worker runs a whole pipeline)")
+        for option, seconds in (("--poll", args.poll), ("--status-every", args.status_every)):
+            if not 0 < seconds <= 3600:  # also NaN
+                raise PipelineError(f"{option} {seconds}: expected seconds from 0 to 3600")
+        if Path(args.stem).name != args.stem or args.stem in ("", ".", ".."):
+            raise PipelineError(f"--stem {printable(args.stem, 80)}: a file name, without "
+                                "folders (the report goes to --out-dir)")
+        if args.out_dir.exists() and not args.out_dir.is_dir():
+            raise PipelineError(f"--out-dir {printable(str(args.out_dir), 80)}: not a folder")
+        check_prefix(args.prefix)
         if args.report_only and (args.rerun or args.push):
             raise PipelineError("--report-only runs nothing: drop --rerun and --push")
         if args.rev != "HEAD" and not args.report_only:

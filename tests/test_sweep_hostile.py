@@ -46,6 +46,13 @@ BAD_ARGUMENTS = [
      f"at most {MAX_EXPERIMENTS:,}"),
     (["--grid", "bad\x1b[31mkey\nx=1,2"], "no such key"),
     (["--shard", "3/2"], "--shard '3/2'"),
+    (["--jobs", "100000"], "from 1 to 64"),
+    (["--poll", "nan"], "--poll nan"),
+    (["--status-every", "-5"], "--status-every -5"),
+    (["--stem", "../../escape"], "a file name, without folders"),
+    (["--out-dir", "/dev/null"], "not a folder"),
+    (["--prefix", "../x"], "--prefix '../x'"),
+    (["--set", "train.epochs=\x1b[31m"], "train.epochs = '\\x1b[31m' is invalid"),
 ]
 
 
@@ -99,6 +106,14 @@ def test_as_a_command(arguments: list[str], fragment: str, tmp_path: Path) -> No
     assert proc.returncode == 2, proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and fragment in proc.stderr
     assert [p.name for p in tmp_path.iterdir()] == ["params.yaml"]
+
+
+def test_a_params_file_that_is_no_file_is_one_line(no_dvc: list[tuple[str, ...]],
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """/dev/zero was read whole (forever) for its `seed`."""
+    with pytest.raises(PipelineError, match="/dev/zero: not a file"):
+        sweep.main(["--params", "/dev/zero"])
+    assert no_dvc == []
 
 
 def test_the_committed_keys_and_values_pass() -> None:

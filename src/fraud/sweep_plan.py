@@ -147,13 +147,17 @@ def code_key(commit: str, diff: bytes = b"") -> str:
     return commit[:8] + (f"-{hashlib.sha256(diff).hexdigest()[:6]}" if diff else "")
 
 
+def check_prefix(prefix: str) -> None:
+    if not PREFIX.fullmatch(prefix):
+        raise PipelineError(f"--prefix {printable(prefix, 40)}: a letter, then up to 30 "
+                            "letters, digits, - or _")
+
+
 def experiment_name(prefix: str, code: str, seed: int, settings: Sequence[tuple[str, str]],
                     fixed: Mapping[str, str]) -> str:
     """`<prefix>-<code>-s<seed>-<hash of every param set>`: readable where it helps (the
     seed), exact where it must be (the hash covers seed, grid values and --set values)."""
-    if not PREFIX.fullmatch(prefix):
-        raise PipelineError(f"--prefix {prefix!r}: a letter, then up to 30 letters, digits, "
-                            "- or _")
+    check_prefix(prefix)
     params = {"seed": str(seed), **dict(settings), **fixed}
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
     return f"{prefix}-{code}-s{seed}-{digest}"
