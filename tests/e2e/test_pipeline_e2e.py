@@ -18,7 +18,6 @@ from tests.synthetic_project import BUILD_LOG, copy_project, dvc, env, sh
 ROOT = Path(__file__).resolve().parents[2]
 
 
-
 @pytest.fixture(scope="module")
 def project(built_project: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A private copy of the session's synthetic project, after its one `dvc repro`."""
@@ -123,3 +122,21 @@ def test_repro_exports_the_champion_model(project: Path) -> None:
         assert shipped.read_bytes() == (project / f"models/detector/{chosen}.{fmt}").read_bytes()
         assert card["files"][fmt]["file"] == shipped.name
     assert card["threshold"] == read_json(project / f"metrics/{chosen}.json")["threshold"]
+
+
+def test_the_detector_is_fetched_by_its_artifact_name(built_project: Path,
+                                                      tmp_path: Path) -> None:
+    """dvc.yaml's `artifacts: fraud-detector`, from a git remote and a folder DVC remote,
+    outside any repository (no pipeline run). `dvc artifacts get` finds an artifact through
+    an annotated version tag (GTO's `<name>@v<semver>`); without one it fails."""
+    repo, bare, store = tmp_path / "repo", tmp_path / "origin.git", tmp_path / "dvc-store"
+    copy_project(built_project, repo)
+    dvc(repo, "remote", "add", "-d", "shared", str(store))
+    dvc(repo, "push", "models/fraud_detector.onnx")
+    sh(repo, "git", "commit", "-q", "-am", "a DVC remote")
+    sh(repo, "git", "tag", "-a", "fraud-detector@v0.1.0", "-m", "fraud-detector v0.1.0")
+    sh(tmp_path, "git", "clone", "-q", "--bare", str(repo), str(bare))
+    fetched = tmp_path / "fetched" / "fraud_detector.onnx"
+    fetched.parent.mkdir()
+    dvc(fetched.parent, "artifacts", "get", str(bare), "fraud-detector", "-o", str(fetched))
+    assert fetched.read_bytes() == (repo / "models/fraud_detector.onnx").read_bytes()

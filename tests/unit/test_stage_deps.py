@@ -139,3 +139,60 @@ def test_a_module_missing_from_the_deps_is_found(tmp_path: Path) -> None:
     if code_deps(stage) == code_deps(STAGES["evaluate"]):  # covered by a folder dep
         stage["deps"] = [dep for dep in stage["deps"] if not dropped.startswith(dep + "/")]
     assert dropped in missing_deps(stage)
+
+
+# --- the library's import graph: no upward arrows, no cycles ---------------------------------
+
+LIBRARY = SRC / "fraud"
+
+
+def _library_graph() -> dict[Path, set[Path]]:
+    return {module: {file for file in imported_files(module)
+                     if file.suffix == ".py" and file.name != "__init__.py"}
+            for module in LIBRARY.rglob("*.py")}
+
+
+def _has_cycle(graph: dict[Any, set[Any]]) -> list[Any]:
+    """A path that closes a cycle, or [] (depth-first, three colours)."""
+    state: dict[Any, int] = {}
+
+    def visit(node: Any, path: list[Any]) -> list[Any]:
+        state[node] = 1
+        for nxt in graph.get(node, ()):
+            if state.get(nxt) == 1:
+                return [*path, node, nxt]
+            if nxt not in state and (found := visit(nxt, [*path, node])):
+                return found
+        state[node] = 2
+        return []
+
+    return next((found for node in graph if node not in state
+                 if (found := visit(node, []))), [])
+
+
+def _package(module: Path) -> str:
+    parts = module.relative_to(LIBRARY).parts
+    return parts[0] if len(parts) > 1 else "shared"
+
+
+def test_the_library_imports_nothing_above_it() -> None:
+    """src/fraud never imports the stages, the CLIs, bench/ or tests/."""
+    for module in LIBRARY.rglob("*.py"):
+        for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else \
+                [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level else []
+            for name in names:
+                top = name.split(".")[:2]
+                assert top[0] not in ("bench", "tests", "tools") and \
+                    (top[0] != "src" or top == ["src", "fraud"]), f"{module}: imports {name}"
+
+
+def test_no_import_cycles_between_modules_or_sub_packages() -> None:
+    graph = _library_graph()
+    assert _has_cycle(graph) == []
+    packages: dict[str, set[str]] = {}
+    for module, imported in graph.items():
+        packages.setdefault(_package(module), set()).update(
+            _package(file) for file in imported if _package(file) != _package(module))
+    assert _has_cycle(packages) == [], packages
+    assert packages.get("shared", set()) == set(), "shared modules import no sub-package"

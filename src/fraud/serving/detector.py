@@ -175,7 +175,7 @@ def network_to_onnx(network: keras.Model, strategy: str) -> onnx.ModelProto:
         converted = onnx.load(path)
     return canonical(converted, NETWORK_NAME, {"strategy": strategy},
                      "the trained network: 29 scaled, clipped float32 features in "
-                     "(src/fraud/data/prepare.py scale), fraud probability out")
+                     "(as the scale stage writes them), fraud probability out")
 
 
 def _preprocess_graph(stats: ScalerStats, eps: float) -> tuple[list[onnx.NodeProto],
