@@ -29,6 +29,7 @@ from sklearn.isotonic import isotonic_regression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from ..decision import expected_cost_flags  # noqa: F401  (re-exported: the rule evaluate reports)
 from ..errors import PipelineError
 from .metrics import KERAS_EPSILON
 
@@ -359,17 +360,4 @@ def choose_calibrator(logits: Array, labels: Array, table: dict[str, Fitter],
 
 
 # ---------------------------------------------------------------- decisions
-
-def expected_cost_flags(probabilities: Array, cost_fp: float, cost_fn: float | Array
-                        ) -> Array:
-    """Flag when a miss costs more in expectation than a review: p·cost_fn > (1-p)·cost_fp.
-    No threshold search: on calibrated probabilities this is the cost-optimal decision.
-    `cost_fn` may be one number or one per row (the transaction's amount)."""
-    p = np.asarray(probabilities, dtype=np.float64).reshape(-1)
-    miss = np.asarray(cost_fn, dtype=np.float64)
-    if miss.ndim > 1 or (miss.ndim == 1 and len(miss) != len(p)):
-        raise PipelineError(f"calibration: cost_fn must be a number or one per row "
-                            f"({len(p):,} rows, got shape {miss.shape})")
-    if cost_fp < 0 or np.any(miss < 0) or not np.isfinite(miss).all():
-        raise PipelineError("calibration: costs must be finite and >= 0")
-    return p * miss > (1 - p) * cost_fp
+# expected_cost_flags lives in src/fraud/decision.py (numpy only, for predict); imported above.
