@@ -26,7 +26,6 @@ from src.fraud.data.synthetic import generate_creditcard
 from src.fraud.errors import PipelineError
 from src.fraud.params import SplitParams
 from src.fraud.schema import INPUT_COLUMNS
-from src.fraud.serving.calibrated import sigmoid_graph
 from src.fraud.serving.contract import INPUT_NAME, OUTPUT_NAME, ScalerStats, read_detector_metadata
 from src.fraud.serving.onnx_contract import DETECTOR
 from src.fraud.serving.onnx_scoring import load_onnx
@@ -39,6 +38,7 @@ from src.fraud.serving.peer_onnx import (
     _gbdt_graph,
     peer_detector,
 )
+from src.fraud.serving.sigmoid import sigmoid_graph
 from src.fraud.training.peers import peer_scores
 from tests.conftest import run_predict
 

@@ -2,10 +2,9 @@
 float64 sigmoid, in one graph, so `predict`, Python, Java and Node users all read calibrated
 probabilities from one file.
 
-The home of the float64 sigmoid as ONNX nodes (`sigmoid_graph`): the peers' detectors end
-with it (peer_onnx.py) and so does every calibrated detector. The calibrators themselves
-(fitting, JSON, the numpy formula these nodes reproduce) live in
-src/fraud/evaluation/calibration.py.
+Every calibrated detector ends with the float64 sigmoid of sigmoid.py (as the peers'
+detectors do). The calibrators themselves (fitting, JSON, the numpy formula these nodes
+reproduce) live in src/fraud/evaluation/calibration.py.
 """
 
 from __future__ import annotations
@@ -18,32 +17,11 @@ from onnx import TensorProto, helper, numpy_helper
 
 from ..errors import PipelineError
 from ..evaluation.calibration import LOGIT_RANGE, Calibrator
+from .sigmoid import Graph, sigmoid_graph
 
 ONNX_OUTPUTS = ("sigmoid", "logit")  # what the given model's single output is
 CALIBRATION_METADATA = "calibration"  # metadata key: the calibrator's JSON
 _PREFIX = "calibration/"
-
-Graph = tuple[list[onnx.NodeProto], list[onnx.TensorProto]]
-
-
-def sigmoid_graph(logit: str, probability: str, prefix: str = "sigmoid") -> Graph:
-    """probability = 1 / (1 + exp(-logit)) in float64, written out as four ops, as
-    `calibration.sigmoid` computes it in numpy.
-
-    Not ONNX Runtime's `Sigmoid`: in float64 (1.32, CPU) it loses relative precision for
-    negative logits (5.5e-8 at -20..-5) and returns exactly 0 below about -36.7 (p < 1e-16),
-    where this form stays within 8e-16 of scipy's `expit` (what scikit-learn's
-    `predict_proba` uses) and reaches 0 only where `expit` does (logit < -745).
-    """
-    p = f"{prefix}/"
-    nodes = [helper.make_node("Neg", [logit], [p + "minus_logit"], name=p + "minus_logit"),
-             helper.make_node("Exp", [p + "minus_logit"], [p + "odds_against"],
-                              name=p + "odds_against"),
-             helper.make_node("Add", [p + "odds_against", p + "one"], [p + "denominator"],
-                              name=p + "denominator"),
-             helper.make_node("Reciprocal", [p + "denominator"], [probability],
-                              name=p + "probability")]
-    return nodes, [numpy_helper.from_array(np.asarray(1.0, dtype=np.float64), p + "one")]
 
 
 def _single_output(graph: onnx.GraphProto) -> onnx.ValueInfoProto:

@@ -33,8 +33,8 @@ from sklearn.linear_model import LogisticRegression
 
 from ..errors import PipelineError
 from ..schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
-from .calibrated import sigmoid_graph
 from .contract import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, ScalerStats, detector_metadata
+from .sigmoid import sigmoid_graph
 
 # The operator sets: the default domain as the network's detector (src/fraud/serving/detector.py
 # OPSET); ai.onnx.ml 5 is the first with a float64 tree ensemble (ONNX 1.16; its ONNX
