@@ -31,11 +31,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from src.fraud.cli import run
-from src.fraud.errors import PipelineError
+from src.fraud.cli import OneLineParser, params_file, run
+from src.fraud.errors import PipelineError, printable
 from src.fraud.experiments import queue as dvc_exp
 from src.fraud.experiments.plan import (
     Point,
+    check_disjoint,
+    check_overrides,
+    check_prefix,
+    check_size,
     code_key,
     expand,
     parse_grid,
@@ -47,16 +51,23 @@ from src.fraud.experiments.plan import (
 from src.fraud.experiments.show import finished
 
 LOG_TAIL = 15
+# Queue workers on one machine: each runs a whole pipeline (TensorFlow and all); more than
+# this is a typo, not a machine.
+MAX_JOBS = 64
 
 
 def _say(message: str) -> None:
     print(f"sweep: {message}", file=sys.stderr, flush=True)
 
 
+class UsageError(PipelineError):
+    """A bad command line, found after argparse (a seed, a key, a value): exit status 2."""
+
+
 def parser(description: str = __doc__, out_dir: str = "reports/sweeps", stem: str = "sweep",
            prefix: str = "sweep") -> argparse.ArgumentParser:
-    cli = argparse.ArgumentParser(description=description,
-                                  formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli = OneLineParser(description=description,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
     which = cli.add_mutually_exclusive_group()
     which.add_argument("--seeds", type=int, metavar="N",
                        help="N consecutive seeds from params.yaml's seed (default 5)")
@@ -84,7 +95,8 @@ def parser(description: str = __doc__, out_dir: str = "reports/sweeps", stem: st
     cli.add_argument("--poll", type=float, default=5.0, help=argparse.SUPPRESS)
     cli.add_argument("--status-every", type=float, default=dvc_exp.STATUS_EVERY,
                      help=argparse.SUPPRESS)
-    cli.add_argument("--params", default="params.yaml", help="the params file")
+    cli.add_argument("--params", default="params.yaml", type=params_file,
+                     help="the params file")
     return cli
 
 
@@ -98,6 +110,24 @@ def _first_seed(path: str) -> int:
     except (OSError, TypeError, KeyError, ValueError, yaml.YAMLError) as error:
         raise PipelineError(f"{path}: cannot read a whole-number `seed` "
                             f"({type(error).__name__}: {error})") from None
+
+
+def _raw_params(path: str) -> dict[str, Any]:
+    import yaml
+
+    return dict(yaml.safe_load(Path(path).read_text(encoding="utf-8")))  # _first_seed read it
+
+
+def _validator(raw: dict[str, Any]) -> Callable[[Any], object]:
+    """This pipeline's params check, for the values of a sweep; on another DVC project (whose
+    params are not this pipeline's) only the keys are checked."""
+    from src.fraud.params import parse_params
+
+    try:
+        parse_params(raw)
+    except PipelineError:
+        return lambda params: None
+    return parse_params
 
 
 @dataclass
@@ -114,18 +144,37 @@ class Sweep:
 
 
 def plan(args: argparse.Namespace) -> tuple[Sweep, dvc_exp.Baseline, dict[str, list[str]]]:
-    """Everything checked before DVC is asked to do anything."""
+    """Everything checked before DVC is asked to do anything; a bad argument raises
+    UsageError."""
     if args.seeds is None and args.seed_list is None:
         args.seeds = 5
-    if args.jobs < 1:
-        raise PipelineError(f"--jobs {args.jobs}: expected a whole number >= 1")
-    if args.report_only and (args.rerun or args.push):
-        raise PipelineError("--report-only runs nothing: drop --rerun and --push")
-    if args.rev != "HEAD" and not args.report_only:
-        raise PipelineError("--rev: experiments run from HEAD; use it with --report-only")
-    grid, fixed = parse_grid(args.grid), parse_set(args.fixed)
-    k, n = parse_shard(args.shard)
-    seeds = seed_list(args.seeds, args.seed_list, _first_seed(args.params))
+    first = _first_seed(args.params)
+    raw = _raw_params(args.params)
+    try:
+        if not 1 <= args.jobs <= MAX_JOBS:
+            raise PipelineError(f"--jobs {args.jobs}: expected a whole number from 1 to "
+                                f"{MAX_JOBS} (each worker runs a whole pipeline)")
+        for option, seconds in (("--poll", args.poll), ("--status-every", args.status_every)):
+            if not 0 < seconds <= 3600:  # also NaN
+                raise PipelineError(f"{option} {seconds}: expected seconds from 0 to 3600")
+        if Path(args.stem).name != args.stem or args.stem in ("", ".", ".."):
+            raise PipelineError(f"--stem {printable(args.stem, 80)}: a file name, without "
+                                "folders (the report goes to --out-dir)")
+        if args.out_dir.exists() and not args.out_dir.is_dir():
+            raise PipelineError(f"--out-dir {printable(str(args.out_dir), 80)}: not a folder")
+        check_prefix(args.prefix)
+        if args.report_only and (args.rerun or args.push):
+            raise PipelineError("--report-only runs nothing: drop --rerun and --push")
+        if args.rev != "HEAD" and not args.report_only:
+            raise PipelineError("--rev: experiments run from HEAD; use it with --report-only")
+        grid, fixed = parse_grid(args.grid), parse_set(args.fixed)
+        k, n = parse_shard(args.shard)
+        seeds = seed_list(args.seeds, args.seed_list, first)
+        check_size(seeds, grid)
+        check_disjoint(grid, fixed)
+        check_overrides(raw, grid, fixed, _validator(raw))
+    except PipelineError as error:
+        raise UsageError(str(error)) from None
     mirror = dvc_exp.absolute_mirror(os.environ, Path.cwd())
     base = dvc_exp.baseline(args.rev)
     points = expand(seeds, grid, fixed, args.prefix, code_key(base.commit, base.diff))
@@ -154,18 +203,26 @@ def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path,
     states, _ = dvc_exp.queue_status(sweep.env)
     refs = dvc_exp.experiment_refs()  # a rerun rewrites its ref: that is how wait sees it
     waiting: list[Point] = []
-    for point in sweep.mine:
-        if not rerun and finished(known.get(point.name)):
-            sweep.reused.append(point.name)
-        elif states.get(point.name) in dvc_exp.ACTIVE:
-            waiting.append(point)  # queued by an earlier, interrupted sweep
-        else:
-            if states.get(point.name) == "Failed":
-                dvc_exp.dvc(sweep.env, "queue", "remove", point.name, check=False)
-            stale = point.name in known and known[point.name].state == "success"
-            force = rerun or stale  # -f replaces an experiment ref of that name
-            dvc_exp.queue(sweep.env, point.name, point.overrides(sweep.fixed), force=force)
-            waiting.append(point)
+    queued: list[str] = []
+    try:
+        for point in sweep.mine:
+            if not rerun and finished(known.get(point.name)):
+                sweep.reused.append(point.name)
+            elif states.get(point.name) in dvc_exp.ACTIVE:
+                waiting.append(point)  # queued by an earlier, interrupted sweep
+            else:
+                if states.get(point.name) == "Failed":
+                    dvc_exp.dvc(sweep.env, "queue", "remove", point.name, check=False)
+                stale = point.name in known and known[point.name].state == "success"
+                force = rerun or stale  # -f replaces an experiment ref of that name
+                dvc_exp.queue(sweep.env, point.name, point.overrides(sweep.fixed),
+                              force=force)
+                queued.append(point.name)
+                waiting.append(point)
+    except BaseException:  # a refused queue call, Ctrl-C: leave no half-queued sweep
+        if queued:
+            dvc_exp.dvc(sweep.env, "queue", "remove", *queued, check=False)
+        raise
     _say(f"{len(sweep.reused)} experiment(s) reused, {len(waiting)} to run on "
          f"{jobs} queue worker(s)")
     if not waiting:
@@ -230,9 +287,13 @@ def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
 
 
 def main(argv: Sequence[str], cli: argparse.ArgumentParser | None = None) -> None:
-    args = (cli or parser()).parse_args(argv)
+    cli = cli or parser()
+    args = cli.parse_args(argv)
     started = time.perf_counter()
-    sweep, base, grid = plan(args)
+    try:
+        sweep, base, grid = plan(args)
+    except UsageError as error:
+        cli.error(str(error))
     if base.dirty:
         _say("uncommitted changes in " + ", ".join(base.dirty) + " are part of every "
              "experiment (and of their names); other clones cannot share them: commit first")

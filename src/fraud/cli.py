@@ -10,7 +10,7 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from .errors import PipelineError, printable
+from .errors import PipelineError
 from .params import parse_yaml
 
 # params.yaml is a few KB; a larger file is not one (and is not read whole into memory).
@@ -27,9 +27,36 @@ class OneLineParser(argparse.ArgumentParser):
     lines and more, before it) and exit status 2; `--help` still shows the usage."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
-        print(f"error: {self.prog}: {printable(message, 300)[1:-1]}; see --help",
+        # Control characters escaped, nothing else (the message may quote printable() text).
+        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message[:300])
+        print(f"error: {self.prog}: {shown}{'…' if len(message) > 300 else ''}; see --help",
               file=sys.stderr)
         sys.exit(USAGE_STATUS)
+
+    def parse_args(self, args: Sequence[str] | None = None,  # type: ignore[override]
+                   namespace: argparse.Namespace | None = None) -> argparse.Namespace:
+        return super().parse_args(self._dash_values(sys.argv[1:] if args is None else args),
+                                  namespace)
+
+    def _dash_values(self, args: Sequence[str]) -> list[str]:
+        """`--seed-list -1,2`: a word after an option that takes one value is that value,
+        even when it starts with '-' (argparse reads it as an unknown option), unless it is
+        an option itself."""
+        options = self._option_string_actions
+        result: list[str] = []
+        pending: str | None = None
+        for arg in args:
+            if pending is not None and arg.startswith("-") and arg not in options \
+                    and arg.split("=", 1)[0] not in options and arg != "--":
+                result[-1] = f"{pending}={arg}"
+                pending = None
+                continue
+            action = options.get(arg)
+            takes_one = action is not None and action.nargs is None \
+                and not isinstance(action, argparse._StoreConstAction | argparse._HelpAction)
+            pending = arg if takes_one else None
+            result.append(arg)
+        return result
 
 
 class Stopped(BaseException):

@@ -39,7 +39,7 @@ GZIP_MAGIC = b"\x1f\x8b"
 MAX_ABS_VALUE = 1e15
 
 
-def sniff_not_csv(path: Path, head: bytes) -> None:
+def sniff_not_csv(path: str | Path, head: bytes) -> None:
     """Rejects empty files and HTML error pages saved under a .csv name."""
     if not head.strip():
         raise PipelineError(f"{path}: the file is empty; expected the Credit Card Fraud CSV "

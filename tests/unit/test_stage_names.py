@@ -1,4 +1,5 @@
-"""Every stage name a message (src/) or the README mentions is a stage of dvc.yaml.
+"""Every stage name a message (src/), the README, docs/ or CONTRIBUTING.md mentions is a stage
+of dvc.yaml.
 
 A user copies them into `dvc repro NAME`: `run the train_oversample stage` sent people to a
 stage that does not exist (it is train_resampled). Names are read from dvc.yaml, foreach
@@ -134,6 +135,22 @@ def test_stage_names_in_readme_exist() -> None:
     mentioned = mentions_in_readme((ROOT / "README.md").read_text())
     assert mentioned, "found no stage name in README.md: the test no longer reads it"
     assert mentioned <= stages, sorted(mentioned - stages)
+
+
+@pytest.mark.parametrize("pattern", ["docs/*.md", "CONTRIBUTING.md"])
+def test_stage_names_in_docs_exist(pattern: str) -> None:
+    stages = dvc_stage_names()
+    files = sorted(ROOT.glob(pattern))
+    assert files, f"no {pattern}: the test no longer reads the docs"
+    unknown = {str(path.relative_to(ROOT)): sorted(names - stages) for path in files
+               if (names := mentions_in_readme(path.read_text(encoding="utf-8"))) - stages}
+    assert not unknown, f"stage names not in dvc.yaml ({sorted(stages)}): {unknown}"
+
+
+def test_docs_name_stages() -> None:
+    """The pipeline page's table and diagram are read: it names every stage group."""
+    mentioned = mentions_in_readme((ROOT / "docs/pipeline.md").read_text(encoding="utf-8"))
+    assert {name.split("@")[0] for name in dvc_stage_names()} <= mentioned
 
 
 def test_train_stages_map_names_real_stages() -> None:

@@ -7,15 +7,19 @@ the same bytes, so dvc.lock does not depend on where the data came from.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import logging
 import os
 import shutil
+import signal
+import socket
+import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -33,6 +37,18 @@ ZIP_MAGIC = b"PK\x03\x04"
 OFFLINE_HINT = (f"to run without a network, point {MIRROR_ENV} (or download.url) at a local "
                 "copy (.csv, .csv.gz or Kaggle's creditcard.zip), or set "
                 f"download.url: {SYNTHETIC_SOURCE} for generated data")
+# Offline, what to do comes first: the reason is the short tail of the line.
+OFFLINE_FIRST = (f"set {MIRROR_ENV} to a local copy of the data (.csv, .csv.gz or Kaggle's "
+                 f"creditcard.zip), or download.url: {SYNTHETIC_SOURCE}")
+
+
+def shown_source(source: str, limit: int = 120) -> str:
+    """A URL or path for a message: as it is when short and printable (a URL stays
+    clickable), else with control characters escaped and cut to `limit` characters."""
+    if len(source) <= limit and source.isprintable():
+        return source
+    escaped = "".join(c if c.isprintable() else repr(c)[1:-1] for c in source)
+    return escaped[:limit] + ("…" if len(escaped) > limit else "")
 
 
 def is_url(source: str) -> bool:
@@ -107,11 +123,11 @@ def unpack_to_csv(packed: Path, out: Path, label: str, budget: Budget = UNLIMITE
     elif head.startswith(ZIP_MAGIC):
         digest = _unzip(packed, out, label, budget)
     else:
-        sniff_not_csv(Path(label), head)
+        sniff_not_csv(label, head)
         with open(packed, "rb") as source, open(out, "wb") as target:
             digest = _copy_hashing(source, target, budget, label)
     with open(out, "rb") as handle:
-        sniff_not_csv(Path(label), handle.read(4096))
+        sniff_not_csv(label, handle.read(4096))
     return digest
 
 
@@ -135,65 +151,173 @@ def _unzip(packed: Path, out: Path, label: str, budget: Budget) -> str:
 
 
 class SourceUnavailable(Exception):
-    """The source could not be reached (network, missing file): the next one may work."""
+    """The source could not be reached (network, missing file): the next one may work.
+    `offline`: the host name did not resolve, so the likely fix is a local copy."""
+
+    def __init__(self, message: str, offline: bool = False) -> None:
+        super().__init__(message)
+        self.offline = offline
+
+
+class _DeadlinePassed(BaseException):
+    """Raised by the deadline's alarm wherever the request is (connecting, reading the status
+    line, headers or body). A BaseException, so no `except Exception` on the way swallows it."""
+
+
+@contextlib.contextmanager
+def _alarm(budget: Budget) -> Iterator[None]:
+    """Interrupts whatever runs inside once `budget`'s deadline passes.
+
+    Per-read timeouts cannot bound a request: a server that sends its status line or headers
+    one byte at a time keeps every read short. A SIGALRM timer can, wherever the request
+    blocks. Signals reach the main thread only; elsewhere (a library caller's thread) the
+    deadline is checked between reads of the body only.
+    """
+    seconds = budget.remaining()
+    outer = signal.getitimer(signal.ITIMER_REAL)[0]  # a caller's own timer is kept
+    if seconds == float("inf") or threading.current_thread() is not threading.main_thread() \
+            or 0 < outer <= seconds:
+        yield
+        return
+
+    def ring(signum: int, frame: Any) -> None:
+        raise _DeadlinePassed
+
+    started = time.monotonic()
+    previous = signal.signal(signal.SIGALRM, ring)
+    try:
+        signal.setitimer(signal.ITIMER_REAL, max(seconds, 0.001))
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+        if outer > 0:
+            signal.setitimer(signal.ITIMER_REAL,
+                             max(outer - (time.monotonic() - started), 0.001))
+
+
+def _unresolvable_host(error: BaseException) -> str | None:
+    """The host name, when `error` (requests' wrapping of urllib3's) is a name-resolution
+    failure: offline, or a misspelt host. Retrying it cannot help."""
+    import urllib3
+
+    seen: set[int] = set()
+    stack: list[Any] = [error]
+    while stack:
+        item = stack.pop()
+        if not isinstance(item, BaseException) or id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, urllib3.exceptions.NameResolutionError | socket.gaierror):
+            conn = getattr(item, "conn", None)
+            return str(getattr(conn, "host", "") or "the host")
+        stack += [getattr(item, "reason", None), item.__cause__, item.__context__, *item.args]
+    return None
 
 
 def fetch_url(url: str, out: Path, timeout: float, retries: int,
               sleep: Callable[[float], None] = time.sleep, budget: Budget = UNLIMITED) -> None:
     """Streams `url` to `out`; retries network errors and 5xx, within `budget`'s deadline
-    and size. Each read waits at most `timeout` (or what is left of the deadline)."""
+    and size. Each read waits at most `timeout` (or what is left of the deadline); the whole
+    request, status line and headers included, ends at the deadline."""
+    label = shown_source(url)
+    try:
+        with _alarm(budget):
+            _fetch_with_retries(url, out, timeout, retries, sleep, budget)
+    except _DeadlinePassed:
+        got = out.stat().st_size if out.exists() else 0
+        budget.check_time(label, got)
+        raise PipelineError(f"{label}: download.deadline of {budget.seconds:g} s passed") \
+            from None
+
+
+def _fetch_with_retries(url: str, out: Path, timeout: float, retries: int,
+                        sleep: Callable[[float], None], budget: Budget) -> None:
     import requests
     import urllib3
 
+    label = shown_source(url)
     last_error: Exception | None = None
     for attempt in range(retries + 1):
         if attempt:
             wait = min(2 ** (attempt - 1), 30)
-            log.warning("retrying %s in %s s (attempt %d of %d): %s", url, wait, attempt + 1,
-                        retries + 1, last_error)
-            budget.check_time(url, 0)
+            log.warning("retrying %s in %s s (attempt %d of %d): %s", label, wait, attempt + 1,
+                        retries + 1, printable(str(last_error), 200))
+            budget.check_time(label, 0)
             sleep(min(wait, max(budget.remaining(), 0)))
-        budget.check_time(url, 0)
+        budget.check_time(label, 0)
         try:
             with requests.get(url, stream=True,
                               timeout=min(timeout, max(budget.remaining(), 0.01))) as response:
                 if response.status_code >= 500:
-                    last_error = PipelineError(f"{url}: HTTP {response.status_code} "
+                    last_error = PipelineError(f"{label}: HTTP {response.status_code} "
                                                f"{printable(response.reason)}")
                     continue
                 if response.status_code >= 400:
-                    raise PipelineError(f"{url}: HTTP {response.status_code} "
+                    raise PipelineError(f"{label}: HTTP {response.status_code} "
                                         f"{printable(response.reason)}; check download.url "
                                         f"({OFFLINE_HINT})")
-                _stream_body(url, response, out, budget)
+                _stream_body(label, response, out, budget)
                 return
+        except (requests.exceptions.InvalidURL, requests.exceptions.InvalidSchema,
+                requests.exceptions.MissingSchema, requests.exceptions.TooManyRedirects,
+                requests.exceptions.InvalidHeader,
+                urllib3.exceptions.LocationValueError) as error:  # retrying cannot help
+            raise PipelineError(f"{label}: {_short_reason(error)}; check download.url") from None
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as error:
+            host = _unresolvable_host(error)
+            if host is not None:
+                raise SourceUnavailable(f"cannot resolve {printable(host, 80)} (offline?)",
+                                        offline=True) from None
             last_error = error
     if isinstance(last_error, PipelineError):
         raise last_error
-    raise SourceUnavailable(f"could not reach {url} after {retries + 1} attempt(s) "
-                            f"({type(last_error).__name__}: {printable(str(last_error), 200)})")
+    raise SourceUnavailable(f"could not reach {label} after {retries + 1} attempt(s) "
+                            f"({_short_reason(last_error)})")
 
 
-def _stream_body(url: str, response: Any, out: Path, budget: Budget) -> None:
+def _short_reason(error: BaseException | None) -> str:
+    """The innermost reason urllib3 gives (requests wraps it twice), cut short."""
+    while error is not None and getattr(error, "reason", None) is not None \
+            and isinstance(error.reason, BaseException):  # type: ignore[attr-defined]
+        error = error.reason  # type: ignore[attr-defined]
+    if error is not None and error.args and isinstance(error.args[0], BaseException):
+        return _short_reason(error.args[0])
+    return f"{type(error).__name__}: {printable(str(error), 100)}"
+
+
+def _stream_body(label: str, response: Any, out: Path, budget: Budget) -> None:
     """Writes the body to `out`, checking the deadline and the size after every read (one
     socket read at a time: a trickle of bytes cannot keep a read going past the deadline)."""
     from tqdm import tqdm
 
-    total = int(response.headers.get("Content-Length") or 0) or None
+    total = _content_length(label, response.headers.get("Content-Length"))
     if total:
-        budget.check_size(url, total, "is")
+        budget.check_size(label, total, "is")
     got = 0
     with open(out, "wb") as target, tqdm(total=total, unit="B", unit_scale=True,
                                          desc="download", disable=None) as bar:
         while chunk := response.raw.read1(CHUNK, decode_content=True):
             got += len(chunk)
-            budget.check_size(url, got, "is")
+            budget.check_size(label, got, "is")
             target.write(chunk)
             bar.update(len(chunk))
-            budget.check_time(url, got)
+            budget.check_time(label, got)
     if total and got < total and "Content-Encoding" not in response.headers:
         raise OSError(f"connection closed after {got:,} of {total:,} bytes")
+
+
+def _content_length(label: str, header: str | None) -> int | None:
+    """The body's announced size (None when not announced), or one line if it is not a
+    number: a malformed header means a broken server or proxy, not the data."""
+    if header is None or not header.strip():
+        return None
+    text = header.split(",")[0].strip()  # "150, 150": repeated by a proxy
+    if not text.isdigit() or len(text) > 18:
+        raise PipelineError(f"{label}: the server sent an invalid Content-Length "
+                            f"({printable(header, 40)}); a broken server or proxy: try "
+                            f"again later, or set {MIRROR_ENV} to a local copy")
+    return int(text) or None
 
 
 @dataclass(frozen=True)
@@ -217,26 +341,37 @@ def download(params: DownloadParams, out: Path, seed: int, mirror: str | None = 
                             f"data; for generated data set download.url: {SYNTHETIC_SOURCE}")
     budget = Budget.start(params)
     packed = scratch or out.with_name(out.name + ".part")
-    failures: list[str] = []
-    for source in sources_to_try(params.url, mirror):
+    failures: list[SourceUnavailable] = []
+    sources = sources_to_try(params.url, mirror)
+    for index, source in enumerate(sources):
         if source == SYNTHETIC_SOURCE:
             return _synthetic(params, out, seed)
         try:
             try:
                 _fetch_source(source, packed, params, fetch, budget)
             except SourceUnavailable as error:
-                failures.append(str(error))
-                log.warning("%s", error)
+                failures.append(error)
+                if index + 1 < len(sources):  # the last one is the error line itself
+                    log.warning("%s; trying %s", error, shown_source(sources[index + 1]))
                 continue
-            digest = unpack_to_csv(packed, out, source, budget)
-            _check_sha256(source, digest, params.sha256)
+            digest = unpack_to_csv(packed, out, shown_source(source), budget)
+            _check_sha256(shown_source(source), digest, params.sha256)
         except BaseException:
             out.unlink(missing_ok=True)  # no partial or wrong CSV, whoever calls
             raise
         finally:
             packed.unlink(missing_ok=True)
         return DownloadResult(source=source, sha256=digest, checked=params.sha256 is not None)
-    raise PipelineError("; ".join(failures) + f". {OFFLINE_HINT}")
+    raise unavailable(failures)
+
+
+def unavailable(failures: list[SourceUnavailable]) -> PipelineError:
+    """One short line for sources that could not be reached. Offline (a host name that does
+    not resolve), what to do comes first: the reasons are a detail."""
+    reasons = "; ".join(str(failure) for failure in failures)
+    if any(failure.offline for failure in failures):
+        return PipelineError(f"{OFFLINE_FIRST} ({reasons})")
+    return PipelineError(f"{reasons}. {OFFLINE_HINT}")
 
 
 def _fetch_source(source: str, packed: Path, params: DownloadParams,
@@ -246,8 +381,8 @@ def _fetch_source(source: str, packed: Path, params: DownloadParams,
         return
     local = Path(source).expanduser()
     if not local.is_file():
-        raise SourceUnavailable(f"{source}: no such file")
-    budget.check_size(source, local.stat().st_size)
+        raise SourceUnavailable(f"{shown_source(source)}: no such file")
+    budget.check_size(shown_source(source), local.stat().st_size)
     shutil.copyfile(local, packed)
 
 

@@ -293,6 +293,29 @@ def resampled_figures(bins: RankBins, fraud_weights: np.ndarray, bin_weights: np
             "precision": np.divide(tp, tp + fp, out=np.zeros_like(tp), where=tp + fp > 0)}
 
 
+# Mixed into `seed` for the bootstrap's own streams: no other use of `seed` shares them.
+BOOTSTRAP_TAG = 0xB007
+
+
+def _legitimate_draws(bins: RankBins, resamples: int, rank_rng: np.random.Generator,
+                      flag_rng: np.random.Generator) -> np.ndarray:
+    """How many legitimate rows of each bin every resample draws, in two steps so that the
+    threshold moves precision only: first per rank position (positive groups above, tied),
+    which depends on the scores alone, so PR-AUC and ROC-AUC resamples are the same for every
+    threshold; then, within a position that the threshold cuts, flagged or not (binomial).
+    Together the same distribution as one multinomial over the bins."""
+    sizes = bins.bin_sizes.astype(np.float64)
+    _, position = np.unique(bins.bin_above * 2 + bins.bin_tied, return_inverse=True)
+    position = position.reshape(-1)
+    at_position = np.bincount(position, weights=sizes)
+    flagged_share = np.bincount(position, weights=sizes * bins.bin_flagged) / at_position
+    drawn = rank_rng.multinomial(int(sizes.sum()), at_position / at_position.sum(),
+                                 size=resamples)
+    flagged = flag_rng.binomial(drawn, np.clip(flagged_share, 0.0, 1.0))
+    return np.where(bins.bin_flagged, flagged[:, position],
+                    (drawn - flagged)[:, position]).astype(np.float64)
+
+
 def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, threshold: float,
                         resamples: int, seed: int, level: float = INTERVAL_LEVEL
                         ) -> dict[str, float]:
@@ -301,17 +324,17 @@ def bootstrap_intervals(labels: np.ndarray, scores: np.ndarray, threshold: float
     Class-stratified: each resample draws the frauds and the legitimate rows separately,
     with replacement, so every resample keeps the split's fraud count (with ~100 test frauds
     an unstratified draw would also vary the base rate). Seeded: the same `seed` gives the
-    same fraud draws for every model of a split. Drawing counts per rank bin
-    (multinomial) is the same distribution as drawing rows, ~1000× less work.
+    same fraud draws for every model of a split, and the same draws whatever the threshold
+    (see _legitimate_draws). Drawing counts per rank bin (multinomial) is the same
+    distribution as drawing rows, ~1000× less work.
     """
     bins = rank_bins(labels, scores, threshold)
-    rng = np.random.default_rng(seed)
+    fraud_rng, rank_rng, flag_rng = (np.random.default_rng(child) for child in
+                                     np.random.SeedSequence([seed, BOOTSTRAP_TAG]).spawn(3))
     frauds = len(bins.positive_group)
-    fraud_weights = rng.multinomial(frauds, np.full(frauds, 1 / frauds), size=resamples)
-    sizes = bins.bin_sizes
-    bin_weights = rng.multinomial(int(sizes.sum()), sizes / sizes.sum(), size=resamples)
+    fraud_weights = fraud_rng.multinomial(frauds, np.full(frauds, 1 / frauds), size=resamples)
     figures = resampled_figures(bins, fraud_weights.astype(np.float64),
-                                bin_weights.astype(np.float64))
+                                _legitimate_draws(bins, resamples, rank_rng, flag_rng))
     tail = (1 - level) / 2
     result: dict[str, float] = {}
     for name, values in figures.items():

@@ -16,7 +16,7 @@ from typing import Any
 from ..errors import PipelineError
 from .plan import Point, groups
 from .show import Experiment, check_params, chosen_model, model_metrics
-from .stats import LEVEL, Comparison, Interval, compare, mean_interval, rank
+from .stats import LEVEL, Comparison, Interval, compare, rank, rate_interval
 
 RANK_BY = "val_prc"  # exact validation average precision, in every model's metrics file
 # (key in the metrics files, label in the report): validation first, test labelled as test.
@@ -76,7 +76,7 @@ def compare_group(points: Sequence[Point], experiments: Mapping[str, Experiment]
         for key in metrics:
             values = [chosen[s][1].get(key) for s in seeds]
             if all(isinstance(v, (int, float)) for v in values):
-                chosen_summary[key] = mean_interval([float(v) for v in values], level)
+                chosen_summary[key] = rate_interval([float(v) for v in values], level)
     return GroupResult(label=points[0].label, seeds=seeds, per_seed=complete,
                        chosen={s: name for s, (name, _) in chosen.items()},
                        chosen_summary=chosen_summary, comparison=result,

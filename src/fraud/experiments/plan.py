@@ -9,16 +9,27 @@ is not run again, and another clone finds it by name after `dvc exp pull`.
 
 from __future__ import annotations
 
+import copy
+import difflib
 import hashlib
 import itertools
 import json
+import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from ..errors import PipelineError
+import yaml
+
+from ..errors import PipelineError, printable
 
 MAX_SEED = 2**32 - 1
+# Each experiment is a whole pipeline run (~2 min of CPU on a 2-core machine) and a git ref:
+# 1,000 is ~33 CPU-hours, past what a sweep on one team's machines finishes in a day. More
+# seeds narrow an interval by sqrt(n) only: 1,000 seeds already make it ~14x narrower than 5.
+MAX_SEEDS = 1000
+MAX_EXPERIMENTS = 1000
 # Git ref names (DVC experiment names are refs) allow more, but this keeps names portable.
 PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,30}")
 
@@ -29,22 +40,30 @@ def seed_list(count: int | None, listed: str | None, first: int) -> list[int]:
     if (count is None) == (listed is None):
         raise PipelineError("give either --seeds N or --seed-list A,B,...")
     if listed is not None:
+        if listed.count(",") >= MAX_SEEDS:
+            raise PipelineError(f"--seed-list: {listed.count(',') + 1:,} seeds; at most "
+                                f"{MAX_SEEDS:,} (each is a whole pipeline run)")
         seeds = []
         for item in listed.split(","):
             try:
                 seeds.append(int(item.strip()))
             except ValueError:
-                raise PipelineError(f"--seed-list: {item.strip()!r} is not a whole number") \
-                    from None
+                raise PipelineError(f"--seed-list: {printable(item.strip(), 40)} is not a whole "
+                                    "number") from None
         if len(set(seeds)) != len(seeds):
             raise PipelineError(f"--seed-list: repeated seeds in {listed!r}")
+    elif count is not None and count > MAX_SEEDS:
+        raise PipelineError(f"--seeds {count:,}: at most {MAX_SEEDS:,} (each is a whole "
+                            "pipeline run; 1,000 seeds already narrow an interval ~14x "
+                            "against 5)")
     else:
         seeds = [first + i for i in range(count)]  # type: ignore[arg-type]
     if len(seeds) < 2:
         raise PipelineError("at least 2 seeds are needed for an interval (5 or more is better)")
     bad = [s for s in seeds if not 0 <= s <= MAX_SEED]
     if bad:
-        raise PipelineError(f"seeds must be whole numbers from 0 to 2**32 - 1, got {bad}")
+        raise PipelineError(f"seeds must be whole numbers from 0 to 2**32 - 1, got "
+                            f"{printable(bad, 60)}")
     return seeds
 
 
@@ -128,13 +147,17 @@ def code_key(commit: str, diff: bytes = b"") -> str:
     return commit[:8] + (f"-{hashlib.sha256(diff).hexdigest()[:6]}" if diff else "")
 
 
+def check_prefix(prefix: str) -> None:
+    if not PREFIX.fullmatch(prefix):
+        raise PipelineError(f"--prefix {printable(prefix, 40)}: a letter, then up to 30 "
+                            "letters, digits, - or _")
+
+
 def experiment_name(prefix: str, code: str, seed: int, settings: Sequence[tuple[str, str]],
                     fixed: Mapping[str, str]) -> str:
     """`<prefix>-<code>-s<seed>-<hash of every param set>`: readable where it helps (the
     seed), exact where it must be (the hash covers seed, grid values and --set values)."""
-    if not PREFIX.fullmatch(prefix):
-        raise PipelineError(f"--prefix {prefix!r}: a letter, then up to 30 letters, digits, "
-                            "- or _")
+    check_prefix(prefix)
     params = {"seed": str(seed), **dict(settings), **fixed}
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
     return f"{prefix}-{code}-s{seed}-{digest}"
@@ -152,6 +175,87 @@ def expand(seeds: Sequence[int], grid: Mapping[str, Sequence[str]], fixed: Mappi
             points.append(Point(seed=seed, settings=settings,
                                 name=experiment_name(prefix, code, seed, settings, fixed)))
     return points
+
+
+def check_size(seeds: Sequence[int], grid: Mapping[str, Sequence[str]]) -> None:
+    """Refuses a sweep of more than MAX_EXPERIMENTS before any list of them is built."""
+    count = len(seeds) * math.prod(len(values) for values in grid.values())
+    if count > MAX_EXPERIMENTS:
+        raise PipelineError(f"{count:,} experiments ({len(seeds)} seeds x "
+                            f"{count // max(len(seeds), 1):,} grid points); at most "
+                            f"{MAX_EXPERIMENTS:,}, each a whole pipeline run")
+
+
+# Hydra's override prefixes, which `dvc exp run -S` passes on: +key adds a key, ++key adds
+# or sets, ~key deletes. A sweep varies the values of the keys params.yaml has, nothing else.
+OVERRIDE_PREFIXES = ("+", "~")
+
+
+def override_value(text: str) -> Any:
+    """A `-S key=value` value as DVC reads it (a YAML scalar: 20 -> 20, 1e-3 -> 0.001)."""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    if isinstance(value, str):
+        try:
+            return float(value)  # YAML 1.1 reads 1e-3 as a string; DVC as a number
+        except ValueError:
+            return value
+    return value
+
+
+def _check_key(raw: Mapping[str, Any], option: str, key: str) -> None:
+    shown = printable(key, 80)
+    if key.startswith(OVERRIDE_PREFIXES):
+        raise PipelineError(f"{option} {shown}: a sweep sets keys params.yaml has; add or "
+                            "remove a key in params.yaml itself, not with +key or ~key")
+    if ":" in key:
+        raise PipelineError(f"{option} {shown}: a sweep sets params.yaml's keys only")
+    node: Any = raw
+    parts = key.split(".")
+    for depth, part in enumerate(parts):
+        if not isinstance(node, Mapping) or part not in node:
+            where = ".".join(parts[:depth]) or "the top level"
+            known = [str(k) for k in node] if isinstance(node, Mapping) else []
+            close = difflib.get_close_matches(part, known, n=1)
+            hint = ".".join([*parts[:depth], close[0], *parts[depth + 1:]]) if close else ""
+            raise PipelineError(f"{option} {shown}: params.yaml has no such key (no "
+                                f"{printable(part, 40)} in {where})"
+                                + (f"; did you mean {printable(hint, 80)}?" if hint else ""))
+        node = node[part]
+    if isinstance(node, Mapping):
+        raise PipelineError(f"{option} {shown}: a section of params.yaml; set its keys one by "
+                            "one")
+
+
+def check_overrides(raw: Mapping[str, Any], grid: Mapping[str, Sequence[str]],
+                    fixed: Mapping[str, str], validate: Callable[[Any], object]) -> None:
+    """Every key of --grid and --set is one params.yaml has, and every experiment's params
+    pass `validate` (the pipeline's own check), before anything is queued: a bad key or value
+    would otherwise fail in every queued experiment, or be added by DVC as a new key."""
+    for option, keys in (("--set", fixed), ("--grid", grid)):
+        for key in keys:
+            _check_key(raw, option, key)
+
+    def check(settings: Mapping[str, str], what: str) -> None:
+        params = copy.deepcopy(dict(raw))
+        for key, text in {**settings, **fixed}.items():
+            *sections, last = key.split(".")
+            node = params
+            for name in sections:
+                node = node[name]
+            node[last] = override_value(text)
+        try:
+            validate(params)
+        except PipelineError as error:
+            raise PipelineError(f"{what}: {error}") from None
+
+    if fixed:
+        check({}, "--set " + ", ".join(f"{k}={printable(v, 40)}" for k, v in fixed.items()))
+    for key, values in grid.items():
+        for value in values:
+            check({key: value}, f"--grid {printable(key, 80)}={printable(value, 40)}")
 
 
 def shard(points: Sequence[Point], k: int, n: int) -> list[Point]:

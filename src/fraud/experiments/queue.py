@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..data.download import MIRROR_ENV
-from ..errors import PipelineError
+from ..errors import PipelineError, printable
 from .show import Experiment, experiments_from_show
 
 ACTIVE = ("Queued", "Running")
@@ -61,9 +61,13 @@ def dvc(env: Mapping[str, str], *args: str, check: bool = True
     done = subprocess.run([sys.executable, "-m", "dvc", *args], capture_output=True, text=True,
                           env=dict(env), check=False)
     if check and done.returncode != 0:
-        message = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        # DVC ends with a footer ("Having any troubles? ..."): its ERROR line is the reason.
+        lines = [line.strip() for line in (done.stderr or done.stdout).splitlines()
+                 if line.strip()]
+        errors = [line for line in lines if line.startswith("ERROR")]
+        reason = errors[-1] if errors else lines[-1] if lines else "no output"
         raise PipelineError(f"dvc {' '.join(args[:3])} ... failed (exit {done.returncode}): "
-                            + (message[-1] if message else "no output"))
+                            + printable(reason, 300))
     return done
 
 

@@ -113,7 +113,9 @@ def _ranking_note(group: GroupResult) -> str:
 
 def group_section(group: GroupResult, heading: str) -> list[str]:
     pct = f"{group.comparison.level:.0%}"
-    lines = [f"## {heading}", "", _ranking_note(group), "", summary_table(group), ""]
+    lines = [f"## {heading}", "", _ranking_note(group) + f" Means over the seeds with their "
+             f"{pct} interval (a t-interval on the logit scale: rates stay within [0, 1]).", "",
+             summary_table(group), ""]
     if group.partial:
         lines += [f"Left out (metrics missing on some seed): {', '.join(group.partial)}.", ""]
     lines += [

@@ -1,4 +1,5 @@
-"""Statistics of a comparison over seeds: t-intervals of the mean, paired differences between
+"""Statistics of a comparison over seeds: t-intervals of the mean (on the logit scale for rates,
+so they stay within [0, 1]), paired differences between
 rows (models) over the same seeds, Holm's correction. Plain functions of numbers.
 
 Why paired: each seed changes the split (which ~100 test frauds), the weight initialisation
@@ -54,6 +55,31 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
     sd = float(x.std(ddof=1))
     half = t_quantile(x.size - 1, level) * sd / math.sqrt(x.size)
     return Interval(n=int(x.size), mean=mean, sd=sd, low=mean - half, high=mean + half)
+
+
+# A rate this close to 0 or 1 counts as at the bound on the logit scale (finite logits); the
+# figures come from ~100 test frauds, so 0.001 is below what they resolve.
+RATE_EPS = 1e-3
+
+
+def rate_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
+    """Mean of n rates in [0, 1] (PR-AUC, ROC-AUC, recall, precision) with a `level`
+    t-interval computed on the logit scale and mapped back: it stays within (0, 1), widens
+    towards the middle when the values crowd a bound, and is close to the plain t-interval
+    away from the bounds. Chosen over a bootstrap, which undercovers with 5 seeds, and over
+    Wilson's, which needs a count of trials that a mean over seeds does not have. A plain
+    t-interval on 5 values gave precision [-0.080, 0.438]."""
+    x = np.asarray(values, dtype=np.float64)
+    if x.size and np.all(np.isfinite(x)) and (np.any(x < 0) or np.any(x > 1)):
+        raise PipelineError(f"cannot summarise {list(values)} as rates: outside [0, 1]")
+    plain = mean_interval(values, level)
+    if plain.n < 2:
+        return plain
+    logits = np.log(np.clip(x, RATE_EPS, 1 - RATE_EPS) / (1 - np.clip(x, RATE_EPS, 1 - RATE_EPS)))
+    centre = mean_interval(logits, level)
+    low, high = (float(1 / (1 + np.exp(-v))) for v in (centre.low, centre.high))  # type: ignore[operator]
+    return Interval(n=plain.n, mean=plain.mean, sd=plain.sd, low=min(low, plain.mean),
+                    high=max(high, plain.mean))
 
 
 @dataclass(frozen=True)
@@ -127,7 +153,8 @@ def _values(by_seed: Mapping[int, Mapping[str, Any]], seeds: Sequence[int], metr
 
 def compare(per_seed: Mapping[str, Mapping[int, Mapping[str, Any]]], seeds: Sequence[int],
             metrics: Sequence[str], level: float = LEVEL) -> Comparison:
-    """per_seed[row][seed] = that seed's metrics (row: a model). A metric some seed of a row
+    """per_seed[row][seed] = that seed's metrics (row: a model; every metric a rate in [0, 1],
+    summarised by `rate_interval`). A metric some seed of a row
     lacks is left out for that row, and from the pairs it is in; Holm's correction runs over
     the pairs of each metric."""
     rows = list(per_seed)
@@ -136,7 +163,7 @@ def compare(per_seed: Mapping[str, Mapping[int, Mapping[str, Any]]], seeds: Sequ
         if missing:
             raise PipelineError(f"{row}: no metrics for seed(s) {missing}")
     values = {row: {m: _values(per_seed[row], seeds, m) for m in metrics} for row in rows}
-    summary = {row: {m: mean_interval(v, level) for m, v in values[row].items() if v is not None}
+    summary = {row: {m: rate_interval(v, level) for m, v in values[row].items() if v is not None}
                for row in rows}
     paired: list[Paired] = []
     for metric in metrics:

@@ -1,7 +1,7 @@
 """Scoring with ONNX Runtime: what evaluate, export and predict use instead of TensorFlow.
 
 Importing onnxruntime and loading a model takes ~0.1 s and ~60 MB; TensorFlow ~5 s and
-~850 MB. The `.onnx` files are written by the train stages (src/fraud/detector.py):
+~850 MB. The `.onnx` files are written by the train stages (src/fraud/serving/detector.py):
 `models/<strategy>.onnx` takes the 29 scaled float32 features, the detector
 `models/detector/<strategy>.onnx` (shipped as models/fraud_detector.onnx) the 29 raw float64
 columns; both return the probability, shape (rows, 1).

@@ -69,9 +69,9 @@ def balanced_batches(features: np.ndarray, labels: np.ndarray, batch_size: int,
 class ValidationAveragePrecision(keras.callbacks.Callback):
     """Adds `val_ap` to each epoch's logs: scikit-learn's exact average precision on the
     whole validation split. Keras' `val_prc` bins scores at 200 thresholds, which with ~80
-    validation frauds picks other epochs (DESIGN.md: +0.03 test PR-AUC for weighted and
-    oversample). Must come before EarlyStopping in the callback list: Keras hands every
-    callback the same logs dict, in order."""
+    validation frauds picks other epochs (docs/pipeline.md, Training: a lower validation
+    PR-AUC for weighted and oversample). Must come before EarlyStopping in the callback list:
+    Keras hands every callback the same logs dict, in order."""
 
     def __init__(self, features: np.ndarray, labels: np.ndarray) -> None:
         super().__init__()

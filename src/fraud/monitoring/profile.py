@@ -1,0 +1,177 @@
+"""The reference a batch is compared with: quantile bins of the training data and its scores.
+
+Per raw model input (schema.INPUT_COLUMNS: V1 … V28, Amount) and for the model's score (the
+calibrated probability), BINS equal-mass bins cut at the training split's deciles:
+
+- the cuts are the deciles' `higher` observations rounded to CUT_DIGITS significant
+  digits; a value equal to a cut belongs to the bin above it, [cut_i, cut_i+1);
+- ties: cuts that coincide are merged, and a cut that leaves a bin without training rows
+  (one at the minimum) is dropped, so a column with a heavy point mass (Amount: many 1.00
+  and 0.00 rows) gets fewer, unequal bins, every one of them non-empty;
+- the outer bins are open: (−inf, first cut) and [last cut, +inf), so values outside the
+  training range land in them.
+
+The reference stores the cuts and the training rows per bin (counts, exact integers), so the
+shares it compares with are the ones the cuts really make, ties included.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from ..errors import PipelineError, printable, printable_names
+from ..schema import INPUT_COLUMNS
+
+BINS = 10
+FORMAT = "fraud-monitor-reference"
+VERSION = 1
+SCORE = "score"
+# Cuts are rounded to this many significant digits before the training rows are counted:
+# the file stays small and readable, and the counts are exact for the cuts it stores.
+CUT_DIGITS = 6
+# A reference is ~7 KB; a large file is not one (and is not read whole).
+MAX_REFERENCE_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One column's bins: `cuts` (strictly increasing) and training rows per bin."""
+    cuts: np.ndarray    # float64, len(counts) - 1
+    counts: np.ndarray  # int64, every one > 0 when built from data
+
+    def bin_counts(self, values: np.ndarray) -> np.ndarray:
+        """Rows of `values` per bin (same bins as `counts`)."""
+        index = np.searchsorted(self.cuts, np.asarray(values, dtype=np.float64), side="right")
+        return np.bincount(index, minlength=len(self.counts)).astype(np.int64)
+
+
+def build_profile(values: np.ndarray, bins: int = BINS) -> Profile:
+    """Equal-mass bins at the quantiles of `values` (see the module docstring for ties)."""
+    values = np.asarray(values, dtype=np.float64).reshape(-1)
+    if not len(values) or not np.isfinite(values).all():
+        raise ValueError("a profile needs at least one value, all finite")
+    levels = np.arange(1, bins) / bins
+    cuts = np.quantile(values, levels, method="higher")
+    cuts = np.unique([float(f"{cut:.{CUT_DIGITS}g}") for cut in cuts])
+    profile = Profile(cuts=cuts, counts=np.zeros(len(cuts) + 1, dtype=np.int64))
+    counts = profile.bin_counts(values)
+    while (counts == 0).any():  # a rounded cut can leave a bin empty: merge it upwards
+        empty = int(np.flatnonzero(counts == 0)[0])
+        cuts = np.delete(cuts, min(empty, len(cuts) - 1))
+        profile = Profile(cuts=cuts, counts=np.zeros(len(cuts) + 1, dtype=np.int64))
+        counts = profile.bin_counts(values)
+    return Profile(cuts=cuts, counts=counts)
+
+
+@dataclass(frozen=True)
+class Reference:
+    """The training data's profiles: one per input column, and the score's."""
+    columns: dict[str, Profile]  # INPUT_COLUMNS order
+    score: Profile
+    rows: int
+    bins: int = BINS                 # asked for; a column with ties has fewer
+    model_sha256: str | None = None  # the model whose scores made `score`, when known
+
+
+def build_reference(features: np.ndarray, scores: np.ndarray,
+                    model_sha256: str | None = None, bins: int = BINS) -> Reference:
+    """The reference of raw inputs `features` (rows, INPUT_COLUMNS) and their `scores`."""
+    features = np.asarray(features, dtype=np.float64)
+    scores = np.asarray(scores, dtype=np.float64).reshape(-1)
+    if features.ndim != 2 or features.shape[1] != len(INPUT_COLUMNS) \
+            or len(scores) != len(features):
+        raise ValueError(f"expected (rows, {len(INPUT_COLUMNS)}) features and one score per "
+                         f"row, got {features.shape} and {scores.shape}")
+    columns = {name: build_profile(features[:, i], bins)
+               for i, name in enumerate(INPUT_COLUMNS)}
+    return Reference(columns=columns, score=build_profile(scores, bins), rows=len(features),
+                     bins=bins, model_sha256=model_sha256)
+
+
+def _profile_json(profile: Profile) -> dict[str, Any]:
+    return {"cuts": [float(v) for v in profile.cuts],
+            "counts": [int(v) for v in profile.counts]}
+
+
+def reference_to_json(reference: Reference) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "format": FORMAT, "version": VERSION, "bins": reference.bins, "rows": reference.rows,
+        "columns": {name: _profile_json(p) for name, p in reference.columns.items()},
+        SCORE: _profile_json(reference.score)}
+    if reference.model_sha256 is not None:
+        data["model_sha256"] = reference.model_sha256
+    return data
+
+
+def _bad(label: str, problem: str) -> PipelineError:
+    return PipelineError(f"{label}: {problem}; build the reference again from the model's "
+                         "training data")
+
+
+def _parse_profile(data: Any, rows: int, label: str, name: str) -> Profile:
+    if not isinstance(data, dict) or not isinstance(data.get("cuts"), list) \
+            or not isinstance(data.get("counts"), list):
+        raise _bad(label, f"{name}: expected an object with lists 'cuts' and 'counts'")
+    cuts, counts = data["cuts"], data["counts"]
+    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+               for v in cuts) or not all(type(v) is int and v >= 0 for v in counts):
+        raise _bad(label, f"{name}: cuts must be finite numbers and counts whole numbers >= 0")
+    cut_array = np.asarray(cuts, dtype=np.float64)
+    if len(counts) != len(cuts) + 1 or (np.diff(cut_array) <= 0).any():
+        raise _bad(label, f"{name}: expected strictly increasing cuts and one count more "
+                          f"than cuts, got {len(cuts)} cuts and {len(counts)} counts")
+    if sum(counts) != rows:
+        raise _bad(label, f"{name}: its counts add up to {sum(counts):,}, not the "
+                          f"reference's {rows:,} rows")
+    return Profile(cuts=cut_array, counts=np.asarray(counts, dtype=np.int64))
+
+
+def reference_from_json(data: Any, label: str) -> Reference:
+    """A Reference from its JSON; anything else is a one-line PipelineError naming `label`."""
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise PipelineError(f"{label}: not a monitoring reference (no \"format\": "
+                            f"\"{FORMAT}\")")
+    if data.get("version") != VERSION:
+        raise _bad(label, f"version {printable(data.get('version'))}, this code reads "
+                          f"version {VERSION}")
+    rows, bins, sha = data.get("rows"), data.get("bins"), data.get("model_sha256")
+    if type(rows) is not int or rows < 1 or type(bins) is not int or bins < 1 \
+            or not isinstance(sha, (str, type(None))):
+        raise _bad(label, "'rows' and 'bins' must be whole numbers >= 1 and 'model_sha256' "
+                          "text")
+    columns = data.get("columns")
+    names = list(columns) if isinstance(columns, dict) else []
+    if sorted(names) != sorted(INPUT_COLUMNS):
+        missing = [c for c in INPUT_COLUMNS if c not in names]
+        extra = [c for c in names if c not in INPUT_COLUMNS]
+        what = (f"missing {printable_names(missing)}" if missing else
+                f"unexpected {printable_names(extra)}" if extra else "repeated")
+        raise PipelineError(f"{label}: does not match this model's inputs: its columns are "
+                            f"{what}; expected {', '.join(INPUT_COLUMNS)}")
+    return Reference(
+        columns={name: _parse_profile(columns[name], rows, label, name)
+                 for name in INPUT_COLUMNS},
+        score=_parse_profile(data.get(SCORE), rows, label, SCORE), rows=rows, bins=bins,
+        model_sha256=sha)
+
+
+def read_reference(path: Path) -> Reference:
+    """The reference at `path`; a missing, oversized or malformed file is one line."""
+    if not path.is_file():
+        raise PipelineError(f"{path}: monitoring reference not found; pass --reference "
+                            "REF.json (built from the model's training data)")
+    if path.stat().st_size > MAX_REFERENCE_BYTES:
+        raise PipelineError(f"{path}: over {MAX_REFERENCE_BYTES:,} bytes; not a monitoring "
+                            "reference")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, RecursionError) as error:
+        raise PipelineError(f"{path}: not valid JSON "
+                            f"({printable(str(error) or type(error).__name__, 200)})") from None
+    return reference_from_json(data, str(path))

@@ -1,0 +1,138 @@
+"""Is the shipped model still right? Drift and label-free performance for a batch.
+
+    python -m src.monitor models/fraud_detector.onnx day.csv --json day-monitor.json
+
+BATCH is a transactions CSV as `predict` reads it (V1 … V28 and Amount; optionally Time,
+Class, and key columns named with --id-column, ignored here; plain or gzip; - for stdin),
+read --chunk-size rows at a time, so memory stays flat. Each chunk is scored with the ONNX
+detector, and only counts are kept:
+
+- drift: the population stability index (PSI) of every input column and of the score
+  against the reference of the training data (10 quantile bins from the training split),
+  with its band: < 0.1 stable, 0.1–0.25 moderate shift, > 0.25 major shift;
+- label-free estimates at the card's threshold (or --threshold), from the calibrated
+  probabilities alone: expected frauds, flagged rows, expected precision and recall, with
+  95 % intervals; and, when the batch has Class, the realised figures beside them.
+
+The reference is MODEL with a .reference.json suffix unless --reference names it. A one-screen
+summary goes to stdout, the full report to --json and its numbers as flat JSON to --metrics
+(for `dvc metrics diff`; both written atomically). Errors print one line, `error: ...`, and
+exit 1; a bad command line exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from src.fraud.cli import OneLineParser, run
+from src.fraud.errors import PipelineError
+from src.fraud.files import file_sha256, outputs, write_json
+from src.fraud.monitoring.profile import Reference, read_reference
+from src.fraud.monitoring.report import BatchMonitor, flat_metrics, summary
+from src.fraud.serving.csv_scoring import (
+    DEFAULT_CHUNK_ROWS,
+    OpenedInput,
+    open_input,
+    read_chunks,
+)
+from src.predict import _positive_int, _probability, read_card, require_model
+
+REFERENCE_SUFFIX = ".reference.json"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    cli = OneLineParser(prog="python -m src.monitor", description=__doc__,
+                        formatter_class=argparse.RawDescriptionHelpFormatter)
+    cli.add_argument("model", type=Path, help="the exported ONNX detector "
+                                              "(models/fraud_detector.onnx)")
+    cli.add_argument("batch", help="transactions CSV (.csv or .csv.gz); - for stdin")
+    cli.add_argument("--reference", type=Path,
+                     help=f"the training data's reference (default: MODEL with a "
+                          f"{REFERENCE_SUFFIX} suffix)")
+    cli.add_argument("--json", type=Path, help="write the full report here (JSON)")
+    cli.add_argument("--metrics", type=Path,
+                     help="write the report's numbers here as flat JSON (dvc metrics)")
+    cli.add_argument("--card", type=Path,
+                     help="the model card (default: MODEL with a .json suffix)")
+    cli.add_argument("--threshold", type=_probability,
+                     help="estimate at this threshold instead of the card's")
+    cli.add_argument("--id-column", action="append", default=[], metavar="NAME",
+                     help="a key column of the batch (e.g. a transaction ID), ignored; "
+                          "repeat for several")
+    cli.add_argument("--chunk-size", type=_positive_int, default=DEFAULT_CHUNK_ROWS,
+                     help=f"rows read and scored at a time (default {DEFAULT_CHUNK_ROWS:,})")
+    cli.add_argument("-q", "--quiet", action="store_true",
+                     help="no summary on stdout (the --json report only)")
+    return cli
+
+
+def check_reference_model(reference: Reference, model: Path, label: Path) -> None:
+    """A reference that names its model must be this model's: the score's bins are."""
+    if reference.model_sha256 is not None and reference.model_sha256 != file_sha256(model):
+        raise PipelineError(f"{label}: built for another model (its model_sha256 differs "
+                            f"from {model.name}'s); pass the reference exported with it")
+
+
+def require_onnx(path: Path) -> None:
+    """The ONNX detector only (no TensorFlow, ~5 s and ~850 MB): it scores what the Keras
+    one scores, and the reference's score bins are its scores."""
+    require_model(path)
+    if path.suffix != ".onnx":
+        raise PipelineError(f"{path}: monitor scores with the ONNX detector; pass the .onnx "
+                            "file exported beside it (models/fraud_detector.onnx)")
+
+
+def load_detector(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    from src.fraud.serving.onnx_contract import DETECTOR
+    from src.fraud.serving.onnx_scoring import load_onnx
+
+    return load_onnx(path, "export", DETECTOR)
+
+
+def monitor_batch(opened: OpenedInput, predict: Callable[[np.ndarray], np.ndarray],
+                  reference: Reference, threshold: float,
+                  chunk_size: int = DEFAULT_CHUNK_ROWS) -> BatchMonitor:
+    """Reads, scores and counts the batch chunk by chunk (csv_scoring's reader and checks)."""
+    monitor = BatchMonitor(reference, threshold)
+    for chunk in read_chunks(opened, chunk_size):
+        scores = np.asarray(predict(chunk.features), dtype=np.float64).reshape(-1)
+        monitor.add(chunk.features, scores, chunk.labels)
+    return monitor
+
+
+def main(argv: Sequence[str]) -> None:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    require_onnx(args.model)
+    reference_path = args.reference or args.model.with_suffix(REFERENCE_SUFFIX)
+    reference = read_reference(reference_path)
+    check_reference_model(reference, args.model, reference_path)
+    card = read_card(args.card or args.model.with_suffix(".json"),
+                     required=args.threshold is None)
+    threshold = args.threshold if args.threshold is not None else float(card["threshold"])
+    opened = open_input(args.batch, id_columns=args.id_column)  # header errors before loading
+    try:
+        monitor = monitor_batch(opened, load_detector(args.model), reference, threshold,
+                                args.chunk_size)
+    finally:
+        opened.close()
+    report = monitor.report()
+    with outputs() as out:  # both or neither
+        if args.json is not None:
+            write_json(out.path(args.json), report)
+        if args.metrics is not None:
+            write_json(out.path(args.metrics), flat_metrics(report))
+    if not args.quiet:
+        sys.stdout.write(summary(report, opened.label))
+        print(f"monitor: {report['rows']:,} rows in {time.perf_counter() - started:.2f} s",
+              file=sys.stderr)
+
+
+if __name__ == "__main__":
+    run(main)

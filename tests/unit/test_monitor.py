@@ -1,0 +1,391 @@
+"""Drift and label-free monitoring: the library (monitoring/) and `python -m src.monitor`.
+
+The CLI tests score with a tiny ONNX detector built here (a logistic model on the raw
+columns, within the detector contract), so they need neither TensorFlow nor a trained model.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from onnx import TensorProto, helper, numpy_helper
+
+from src.fraud.errors import PipelineError
+from src.fraud.files import file_sha256, write_json
+from src.fraud.monitoring.drift import (
+    EMPTY_BIN_SHARE,
+    MAJOR,
+    MODERATE,
+    STABLE,
+    band,
+    psi,
+    psi_noise_floor,
+)
+from src.fraud.monitoring.estimates import Tally, estimated, realised
+from src.fraud.monitoring.profile import (
+    build_profile,
+    build_reference,
+    reference_from_json,
+    reference_to_json,
+)
+from src.fraud.monitoring.report import BatchMonitor, flat_metrics, summary
+from src.fraud.schema import INPUT_COLUMNS, LABEL, TIME
+from src.fraud.serving.contract import INPUT_NAME, OUTPUT_NAME
+from src.monitor import main
+
+AMOUNT = INPUT_COLUMNS.index("Amount")
+# The tiny detector: logit = BIAS + Σ WEIGHTS·x, so ~2 % of rows are frauds.
+WEIGHTS = np.zeros(len(INPUT_COLUMNS))
+WEIGHTS[:3] = (1.5, -1.0, 0.8)
+BIAS = -5.0
+
+
+def transactions(rows: int, seed: int, shift: dict[str, float] | None = None) -> np.ndarray:
+    """Raw inputs: V columns standard normal (plus `shift` in sd), Amount log-normal cents."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(rows, len(INPUT_COLUMNS)))
+    features[:, AMOUNT] = np.round(np.exp(rng.normal(3.0, 1.2, rows)), 2)
+    for name, offset in (shift or {}).items():
+        features[:, INPUT_COLUMNS.index(name)] += offset
+    return features
+
+
+def probabilities(features: np.ndarray) -> np.ndarray:
+    """What the tiny detector returns: float32 sigmoid, as float64."""
+    logit = features @ WEIGHTS + BIAS
+    return (1.0 / (1.0 + np.exp(-logit))).astype(np.float32).astype(np.float64)
+
+
+# --- PSI ----------------------------------------------------------------------------------
+
+def test_psi_matches_its_closed_form() -> None:
+    # shares (0.5, 0.5) -> (0.25, 0.75): 0.25·ln 2 + 0.25·ln 1.5 = 0.25·ln 3
+    assert psi(np.array([50, 50]), np.array([25, 75])) == pytest.approx(0.25 * math.log(3))
+    assert psi(np.array([10, 20, 30]), np.array([1, 2, 3])) == pytest.approx(0.0, abs=1e-15)
+    # symmetric in its two histograms
+    assert psi(np.array([5, 1, 4]), np.array([2, 2, 6])) == \
+        pytest.approx(psi(np.array([2, 2, 6]), np.array([5, 1, 4])))
+
+
+def test_an_empty_bin_counts_as_the_stated_share() -> None:
+    expected = (0.5 - 1.0) * math.log(0.5 / 1.0) \
+        + (0.5 - EMPTY_BIN_SHARE) * math.log(0.5 / EMPTY_BIN_SHARE)
+    assert psi(np.array([100, 0]), np.array([50, 50])) == pytest.approx(expected)
+    assert math.isfinite(psi(np.array([3, 4]), np.array([0, 0])))
+
+
+@pytest.mark.parametrize(("value", "name"), [(0.0, STABLE), (0.0999, STABLE), (0.1, MODERATE),
+                                             (0.2499, MODERATE), (0.25, MAJOR), (3.0, MAJOR)])
+def test_bands_are_named_at_the_usual_cuts(value: float, name: str) -> None:
+    assert band(value) == name
+
+
+def test_psi_of_two_samples_of_one_distribution_is_near_its_noise_floor() -> None:
+    rng = np.random.default_rng(3)
+    reference = build_profile(rng.normal(size=20_000))
+    values = [psi(reference.counts, reference.bin_counts(rng.normal(size=2_000)))
+              for _ in range(200)]
+    floor = psi_noise_floor(len(reference.counts), 20_000, 2_000)
+    assert np.mean(values) == pytest.approx(floor, rel=0.2)
+
+
+# --- bins ---------------------------------------------------------------------------------
+
+def test_continuous_values_get_ten_equal_mass_bins_with_open_ends() -> None:
+    values = np.random.default_rng(0).normal(size=10_000)
+    profile = build_profile(values)
+    assert len(profile.cuts) == 9 and profile.counts.sum() == 10_000
+    assert np.all(np.abs(profile.counts - 1_000) <= 2)
+    outside = profile.bin_counts(np.array([-1e9, 1e9]))
+    assert outside[0] == 1 and outside[-1] == 1
+    # a value on a cut belongs to the bin above it
+    assert profile.bin_counts(profile.cuts[:1])[1] == 1
+
+
+def test_ties_make_fewer_bins_none_empty() -> None:
+    rng = np.random.default_rng(1)
+    values = np.concatenate([np.zeros(5_000), np.ones(2_500), rng.uniform(2, 3, 2_500)])
+    profile = build_profile(values)
+    assert (profile.counts > 0).all() and profile.counts.sum() == len(values)
+    # the point mass at 0 is one bin, and the one at 1 starts the next (a cut at 1)
+    assert profile.counts[0] == 5_000 and profile.cuts[0] == 1.0
+    assert len(profile.counts) == 4
+    assert build_profile(np.full(100, 7.0)).counts.tolist() == [100]
+
+
+def test_a_reference_round_trips_through_json() -> None:
+    features = transactions(3_000, seed=0)
+    reference = build_reference(features, probabilities(features), model_sha256="ab" * 32)
+    text = json.dumps(reference_to_json(reference))
+    again = reference_from_json(json.loads(text), "ref.json")
+    assert again.rows == reference.rows and again.model_sha256 == reference.model_sha256
+    for name in INPUT_COLUMNS:
+        assert np.array_equal(again.columns[name].cuts, reference.columns[name].cuts)
+        assert np.array_equal(again.columns[name].counts, reference.columns[name].counts)
+    assert np.array_equal(again.score.cuts, reference.score.cuts)
+    assert len(text) < 12_000
+
+
+def _reference_json(**changes: object) -> dict:
+    features = transactions(500, seed=0)
+    data = reference_to_json(build_reference(features, probabilities(features)))
+    data.update(changes)
+    return data
+
+
+@pytest.mark.parametrize(("data", "message"), [
+    ([1, 2], "not a monitoring reference"),
+    (_reference_json(format="other"), "not a monitoring reference"),
+    (_reference_json(version=9), "version 9"),
+    (_reference_json(rows=-1), "'rows' and 'bins'"),
+    ({**_reference_json(), "columns": {"V1": {}}}, "missing 'V2'"),
+    ({**_reference_json(), "score": {"cuts": [0.2, 0.1], "counts": [1, 1, 498]}},
+     "strictly increasing"),
+    ({**_reference_json(), "score": {"cuts": [0.1], "counts": [1, 2]}}, "add up to 3"),
+    ({**_reference_json(), "score": {"cuts": ["x"], "counts": [1, 499]}}, "finite numbers"),
+])
+def test_a_malformed_reference_is_one_line(data: object, message: str) -> None:
+    with pytest.raises(PipelineError, match=message) as error:
+        reference_from_json(data, "ref.json")
+    assert "\n" not in str(error.value)
+
+
+# --- drift on synthetic batches -------------------------------------------------------------
+
+def _monitor(batch: np.ndarray, labels: np.ndarray | None = None, chunk: int = 0
+             ) -> dict:
+    features = transactions(20_000, seed=0)
+    monitor = BatchMonitor(build_reference(features, probabilities(features)), 0.5)
+    step = chunk or len(batch)
+    for start in range(0, len(batch), step):
+        part = batch[start:start + step]
+        monitor.add(part, probabilities(part),
+                    None if labels is None else labels[start:start + step])
+    return monitor.report()
+
+
+def test_a_shifted_feature_is_flagged_and_the_rest_are_not() -> None:
+    report = _monitor(transactions(5_000, seed=1, shift={"V3": 0.5}))
+    bands = {name: entry["band"] for name, entry in report["columns"].items()}
+    assert bands.pop("V3") != STABLE and report["columns"]["V3"]["psi"] > 0.1
+    assert set(bands.values()) == {STABLE}
+    assert report["psi_max_column"] == "V3" and report["columns_moderate_or_more"] == 1
+    assert report["score"]["psi"] > 0.01  # V3 moves the score too
+
+
+def test_flat_metrics_are_numbers_with_the_gap() -> None:
+    batch = transactions(3_000, seed=6)
+    labels = (np.random.default_rng(6).uniform(size=len(batch)) < probabilities(batch))
+    report = _monitor(batch, labels.astype(float))
+    flat = flat_metrics(report)
+    assert all(isinstance(v, (int, float)) for v in flat.values())
+    assert flat["psi_V1"] == report["columns"]["V1"]["psi"] and "psi_Amount" in flat
+    assert flat["gap_frauds"] == pytest.approx(report["estimated"]["frauds"]
+                                               - report["realised"]["frauds"])
+    assert "gap_recall" not in flat_metrics(_monitor(batch))
+
+
+def test_an_unshifted_batch_is_stable_everywhere() -> None:
+    report = _monitor(transactions(5_000, seed=2))
+    assert report["columns_moderate_or_more"] == 0 and report["psi_max"] < 0.02
+    assert report["score"]["band"] == STABLE
+
+
+def test_chunked_equals_whole() -> None:
+    batch = transactions(5_003, seed=4, shift={"V1": 0.3})
+    labels = (np.random.default_rng(4).uniform(size=len(batch)) < 0.05).astype(float)
+    labels[::97] = np.nan  # unlabelled rows
+    whole, chunked = _monitor(batch, labels), _monitor(batch, labels, chunk=333)
+    assert _close(chunked, whole)
+    assert chunked["realised"]["rows"] == len(batch) - len(labels[::97])
+
+
+def _close(left: object, right: object) -> bool:
+    """Equal, up to float summation order."""
+    if isinstance(left, dict):
+        return left.keys() == right.keys() and all(_close(left[k], right[k]) for k in left)
+    if isinstance(left, list):
+        return len(left) == len(right) and all(map(_close, left, right))
+    if isinstance(left, float):
+        return left == pytest.approx(right, rel=1e-12, abs=1e-12)
+    return left == right
+
+
+# --- label-free estimates ---------------------------------------------------------------------
+
+def test_label_free_estimates_equal_the_realised_ones_in_expectation() -> None:
+    """Labels drawn from the probabilities: the mean realised count, true positives and
+    precision over many draws are the estimates (within 4 standard errors), and the 95 %
+    interval of the fraud count covers about 95 % of draws."""
+    rng = np.random.default_rng(7)
+    p = probabilities(transactions(4_000, seed=7))
+    draws = 400
+    tallies = []
+    for _ in range(draws):
+        tally = Tally()
+        tally.add(p, 0.5, (rng.uniform(size=len(p)) < p).astype(float))
+        tallies.append(tally)
+    estimate = estimated(tallies[0])
+    seen = [realised(t) for t in tallies]
+    for key in ("frauds", "true_positives", "precision"):
+        values = np.array([s[key] for s in seen], dtype=float)
+        assert abs(values.mean() - estimate[key]) < 4 * values.std() / math.sqrt(draws), key
+    recalls = np.array([s["recall"] for s in seen])
+    assert recalls.mean() == pytest.approx(estimate["recall"], abs=0.01)  # a ratio: ~
+    inside = [estimate["frauds_low"] <= s["frauds"] <= estimate["frauds_high"] for s in seen]
+    assert 0.9 <= np.mean(inside) <= 0.99
+
+
+def test_estimates_by_hand() -> None:
+    tally = Tally()
+    tally.add(np.array([0.9, 0.6, 0.2, 0.1]), 0.5, np.array([1.0, 0.0, 1.0, 0.0]))
+    estimate, truth = estimated(tally), realised(tally)
+    assert estimate["frauds"] == pytest.approx(1.8) and estimate["flagged"] == 2
+    assert estimate["precision"] == pytest.approx(0.75)
+    assert estimate["recall"] == pytest.approx(1.5 / 1.8)
+    assert (truth["frauds"], truth["true_positives"], truth["precision"], truth["recall"]) \
+        == (2, 1, 0.5, 0.5)
+    none_flagged = Tally()
+    none_flagged.add(np.array([0.1, 0.2]), 0.5)
+    assert estimated(none_flagged)["precision"] is None
+
+
+# --- the command --------------------------------------------------------------------------------
+
+def tiny_detector(path: Path) -> Path:
+    """The detector contract's signature around logit = BIAS + x·WEIGHTS."""
+    nodes = [helper.make_node("MatMul", [INPUT_NAME, "w"], ["z0"]),
+             helper.make_node("Add", ["z0", "b"], ["z"]),
+             helper.make_node("Sigmoid", ["z"], ["p64"]),
+             helper.make_node("Cast", ["p64"], [OUTPUT_NAME], to=TensorProto.FLOAT)]
+    graph = helper.make_graph(
+        nodes, "tiny", [helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE,
+                                                      ["rows", len(INPUT_COLUMNS)])],
+        [helper.make_tensor_value_info(OUTPUT_NAME, TensorProto.FLOAT, ["rows", 1])],
+        initializer=[numpy_helper.from_array(WEIGHTS.reshape(-1, 1), "w"),
+                     numpy_helper.from_array(np.array([BIAS]), "b")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)],
+                              ir_version=8)
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def batch_csv(path: Path, features: np.ndarray, labels: bool = True,
+              drop: str | None = None) -> Path:
+    frame = pd.DataFrame(features, columns=INPUT_COLUMNS)
+    frame.insert(0, TIME, np.arange(len(frame), dtype=float))
+    if labels:
+        draws = np.random.default_rng(5).uniform(size=len(frame))
+        frame[LABEL] = (draws < probabilities(features)).astype(int)
+    frame.drop(columns=[drop] if drop else []).to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture
+def shipped(tmp_path: Path) -> Path:
+    """models/fraud_detector.onnx with its card and reference beside it."""
+    model = tiny_detector(tmp_path / "fraud_detector.onnx")
+    write_json(tmp_path / "fraud_detector.json", {"threshold": 0.5,
+                                                  "input_columns": INPUT_COLUMNS})
+    features = transactions(20_000, seed=0)
+    reference = build_reference(features, probabilities(features), file_sha256(model))
+    write_json(tmp_path / "fraud_detector.reference.json", reference_to_json(reference))
+    return model
+
+
+def run_monitor(argv: list[object], capsys: pytest.CaptureFixture[str]
+                ) -> tuple[int, str, str]:
+    from src.fraud.cli import run
+
+    try:
+        run(main, [str(a) for a in argv])
+        status = 0
+    except SystemExit as exit_:
+        status = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return status, captured.out, captured.err
+
+
+def test_the_command_reports_drift_and_estimates(shipped: Path, tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    batch = batch_csv(tmp_path / "day.csv", transactions(3_000, 9, shift={"V2": 0.8}))
+    status, out, _ = run_monitor([shipped, batch, "--json", tmp_path / "r.json",
+                                  "--metrics", tmp_path / "m.json"], capsys)
+    assert status == 0
+    report = json.loads((tmp_path / "r.json").read_text())
+    assert json.loads((tmp_path / "m.json").read_text()) == \
+        pytest.approx(flat_metrics(report), nan_ok=False)
+    assert report["rows"] == 3_000 and report["psi_max_column"] == "V2"
+    assert report["columns"]["V2"]["band"] == MAJOR
+    assert report["realised"]["rows"] == 3_000 and report["threshold"] == 0.5
+    lines = out.splitlines()
+    assert len(lines) <= 40 and lines[3].split()[:3] == ["V2", f"{report['psi_max']:.4f}",
+                                                         "major"]
+    assert out == summary(report, str(batch))
+
+
+def test_the_command_chunked_equals_whole(shipped: Path, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    batch = batch_csv(tmp_path / "day.csv", transactions(2_000, 9))
+    for size in (2_000, 137):
+        assert run_monitor([shipped, batch, "--chunk-size", size, "-q",
+                            "--json", tmp_path / f"{size}.json"], capsys)[0] == 0
+    assert _close(json.loads((tmp_path / "137.json").read_text()),
+                  json.loads((tmp_path / "2000.json").read_text()))
+
+
+def _bad_reference(folder: Path, **changes: object) -> Path:
+    data = json.loads((folder / "fraud_detector.reference.json").read_text())
+    data.update(changes)
+    write_json(folder / "bad.json", data)
+    return folder / "bad.json"
+
+
+@pytest.mark.parametrize(("case", "message"), [
+    ("missing column", "missing column(s) 'V3'"),
+    ("bad cell", "line 5, column 'V1': 'abc' is not a number"),
+    ("no reference", "monitoring reference not found"),
+    ("other model", "built for another model"),
+    ("reference columns", "does not match this model's inputs"),
+    ("keras", "monitor scores with the ONNX detector"),
+])
+def test_a_bad_batch_or_reference_is_one_line(case: str, message: str, shipped: Path,
+                                              tmp_path: Path,
+                                              capsys: pytest.CaptureFixture[str]) -> None:
+    batch = batch_csv(tmp_path / "day.csv", transactions(50, 9),
+                      drop="V3" if case == "missing column" else None)
+    args: list[object] = [shipped, batch]
+    if case == "bad cell":
+        lines = batch.read_text().splitlines()
+        cells = lines[4].split(",")
+        cells[1] = "abc"
+        lines[4] = ",".join(cells)
+        batch.write_text("\n".join(lines) + "\n")
+    elif case == "no reference":
+        args += ["--reference", tmp_path / "none.json"]
+    elif case == "other model":
+        args += ["--reference", _bad_reference(tmp_path, model_sha256="0" * 64)]
+    elif case == "reference columns":
+        data = json.loads((tmp_path / "fraud_detector.reference.json").read_text())
+        del data["columns"]["Amount"]
+        args += ["--reference", _bad_reference(tmp_path, columns=data["columns"])]
+    elif case == "keras":
+        keras = tmp_path / "fraud_detector.keras"
+        keras.write_bytes(b"PK")
+        args = [keras, batch, "--reference", tmp_path / "fraud_detector.reference.json",
+                "--card", tmp_path / "fraud_detector.json"]
+    status, out, err = run_monitor([*args, "--json", tmp_path / "r.json"], capsys)
+    assert status == 1 and out == "" and err.count("\n") == 1
+    assert err.startswith("error: ") and message in err
+    assert not (tmp_path / "r.json").exists()
+
+
+def test_a_bad_argument_exits_2_in_one_line(shipped: Path, tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    status, _, err = run_monitor([shipped, tmp_path / "x.csv", "--chunk-size", "0"], capsys)
+    assert status == 2 and err.count("\n") == 1 and "--chunk-size" in err

@@ -1,0 +1,182 @@
+#!/usr/bin/env python3
+"""Rewrite the generated blocks of the docs from the files that hold the numbers.
+
+Numbers copied by hand go stale: each rerun of the pipeline moves the last digits, and the
+copy keeps the old ones. So every table of results in the docs sits between markers
+
+    <!-- render: NAME -->
+    ...
+    <!-- /render -->
+
+and this script rewrites what is between them from `metrics/*.json` (the committed run) or
+`reports/sweeps/sweep.md` (the committed sweep report). Run it from the repository root after
+`dvc repro` or a sweep, and commit the result:
+
+    python -m tools.render_docs           # rewrite the blocks in place
+    python -m tools.render_docs --check   # exit 1 and name the stale blocks (a test does this)
+
+Prose around a block is not rewritten: when a block changes, reread the sentences next to it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import io
+import json
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import yaml
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DOC_GLOBS = ("README.md", "CONTRIBUTING.md", "docs/*.md")
+SWEEP_REPORT = Path("reports/sweeps/sweep.md")
+BLOCK = re.compile(r"(<!-- render: (?P<name>[\w:.=-]+) -->\n)(?P<body>.*?)(<!-- /render -->)",
+                   flags=re.DOTALL)
+
+
+def _json(root: Path, relative: str) -> dict:
+    return json.loads((root / relative).read_text(encoding="utf-8"))
+
+
+def _markdown_table(rows: list[tuple[str, ...]]) -> str:
+    lines = ["| " + " | ".join(rows[0]) + " |", "|" + " --- |" * len(rows[0])]
+    lines += ["| " + " | ".join(row) + " |" for row in rows[1:]]
+    return "\n".join(lines) + "\n"
+
+
+def committed_run_table(root: Path) -> str:
+    """`python -m src.summary`'s rows as Markdown, with the test confusion counts beside."""
+    from src import summary
+
+    table = [(*summary.HEADER, "test tp / fp / fn")]
+    for row in summary.rows(root / "metrics"):
+        metrics = _json(root, f"metrics/{row[0].rstrip(' *')}.json")
+        table.append((row[0].replace(" *", " \\*"), *row[1:],
+                      f"{metrics['tp']} / {metrics['fp']:,} / {metrics['fn']}"))
+    return _markdown_table(table) + "\n\\* chosen by `evaluate` (`metrics/evaluate.json`)\n"
+
+
+def committed_run_setting(root: Path) -> str:
+    """One sentence: on what the committed run was made, and what `evaluate` chose."""
+    params = yaml.safe_load((root / "params.yaml").read_text(encoding="utf-8"))
+    data, chosen = _json(root, "metrics/data.json"), _json(root, "metrics/evaluate.json")
+    grouped = "duplicates grouped" if params["split"]["group_duplicates"] else "duplicates kept"
+    return (f"Real data ({data['rows']:,} rows, {data['frauds']} frauds), seed {params['seed']}, "
+            f"`split.method: {params['split']['method']}` with {grouped}: "
+            f"{data['val_frauds']} validation and {data['test_frauds']} test frauds. "
+            f"`evaluate` chose **{chosen['model']}** (`train.strategy: {chosen['strategy']}`, "
+            f"best `{chosen['select_by']}` on validation: {chosen['val_prc']:.3f}).\n")
+
+
+def summary_output(root: Path) -> str:
+    """What `python -m src.summary` prints on the committed run, as a terminal session."""
+    from src import summary
+
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        summary.main(["--metrics-dir", str(root / "metrics")])
+    return f"```\n$ python -m src.summary\n{printed.getvalue()}```\n"
+
+
+def strategy_switch_diff(strategy: str) -> Callable[[Path], str]:
+    """What `dvc metrics diff` prints after `dvc exp run -S train.strategy=<strategy>`:
+    `evaluate` then copies that model's figures into metrics/evaluate.json. Formatted by
+    DVC's own table code, so the docs show what the command shows."""
+    def render(root: Path) -> str:
+        from dvc.compare import diff_table
+
+        old = _json(root, "metrics/evaluate.json")
+        new = {**old, **_json(root, f"metrics/{strategy}.json"), "model": strategy,
+               "strategy": strategy, "chosen_by": "train.strategy"}
+        changes = {key: {"old": old[key], "new": new[key]} |
+                   ({"diff": new[key] - old[key]} if isinstance(old[key], int | float) else {})
+                   for key in old if old[key] != new[key]}
+        table = diff_table({"metrics/evaluate.json": changes}, title="Metric", precision=4)
+        rows = [list(table.keys()), *table]
+        widths = [max(len(str(row[i])) for row in rows) for i in range(len(rows[0]))]
+        lines = ["  ".join(str(cell).ljust(width) for cell, width in zip(row, widths,
+                                                                          strict=True)).rstrip()
+                 for row in rows]
+        command = "dvc metrics diff --precision 4 --targets metrics/evaluate.json"
+        return "```\n$ " + command + "\n" + "\n".join(lines) + "\n```\n"
+    return render
+
+
+def sweep_table(label: str) -> Callable[[Path], str]:
+    """The per-model table of one grid point of the sweep report, as the report has it."""
+    def render(root: Path) -> str:
+        report = (root / SWEEP_REPORT).read_text(encoding="utf-8")
+        section = report.split(f"\n## {label}\n", 1)
+        if len(section) < 2:
+            raise KeyError(f"{SWEEP_REPORT} has no section '## {label}'")
+        table = re.search(r"^\| model \|.*?(?=\n\n|\Z)", section[1], flags=re.M | re.S)
+        if table is None:
+            raise KeyError(f"{SWEEP_REPORT}: no model table under '## {label}'")
+        return table.group(0) + "\n"
+    return render
+
+
+def sweep_setting(root: Path) -> str:
+    """Which seeds, code and command the committed sweep report comes from."""
+    sweep = _json(root, SWEEP_REPORT.with_suffix(".json").as_posix())
+    seeds = ", ".join(str(seed) for seed in sweep["seeds"])
+    return (f"Report [{SWEEP_REPORT.as_posix()}]({'../' + SWEEP_REPORT.as_posix()}): "
+            f"`{sweep['command']}`, code `{sweep['code']}`, seeds {seeds}, "
+            f"{len(sweep['experiments'])} experiments on {sweep['jobs']} queue workers, "
+            f"wall time {sweep['seconds']:.0f} s.\n")
+
+
+RENDERERS: dict[str, Callable[[Path], str]] = {
+    "committed-run-setting": committed_run_setting,
+    "committed-run-table": committed_run_table,
+    "summary-output": summary_output,
+    "strategy-switch-diff:oversample": strategy_switch_diff("oversample"),
+    "sweep-setting": sweep_setting,
+    "sweep-table:split.method=stratified": sweep_table("split.method=stratified"),
+    "sweep-table:split.method=time": sweep_table("split.method=time"),
+}
+
+
+def render_text(text: str, root: Path = REPO_ROOT) -> str:
+    """`text` with every marked block rewritten; an unknown block name is an error."""
+    def replace(match: re.Match[str]) -> str:
+        name = match.group("name")
+        if name not in RENDERERS:
+            raise KeyError(f"unknown block '{name}'; known: {sorted(RENDERERS)}")
+        return match.group(1) + RENDERERS[name](root) + match.group(4)
+    return BLOCK.sub(replace, text)
+
+
+def doc_files(root: Path = REPO_ROOT) -> list[Path]:
+    return sorted(path for pattern in DOC_GLOBS for path in root.glob(pattern))
+
+
+def stale_files(root: Path = REPO_ROOT) -> list[Path]:
+    """The doc files whose blocks differ from what their source files render."""
+    return [path for path in doc_files(root)
+            if render_text(text := path.read_text(encoding="utf-8"), root) != text]
+
+
+def main(argv: list[str] | None = None) -> None:
+    cli = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    cli.add_argument("--check", action="store_true", help="only report stale files; exit 1")
+    args = cli.parse_args(argv)
+    sys.path.insert(0, str(REPO_ROOT))
+    if args.check:
+        stale = stale_files()
+        for path in stale:
+            print(f"stale: {path.relative_to(REPO_ROOT)} (run python -m tools.render_docs)")
+        sys.exit(1 if stale else 0)
+    for path in doc_files():
+        text = path.read_text(encoding="utf-8")
+        if (rendered := render_text(text)) != text:
+            path.write_text(rendered, encoding="utf-8")
+            print(f"rewrote {path.relative_to(REPO_ROOT)}")
+
+
+if __name__ == "__main__":
+    main()
