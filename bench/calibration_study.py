@@ -31,6 +31,7 @@ from src.fraud.evaluation.choice import load_scorer
 from src.fraud.models import PEERS, STRATEGIES, TRAIN_STAGES
 from src.fraud.params import Params, load_params
 from src.fraud.schema import INPUT_COLUMNS
+from src.fraud.serving import calibrated
 from src.fraud.serving.onnx_contract import DETECTOR
 from src.fraud.serving.onnx_scoring import load_onnx
 from src.fraud.training.peers import GBDT_THREADS, load_peer
@@ -45,7 +46,7 @@ EXPECTED_FRAUDS = (70, 130)
 
 def network_logits(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     """The network's float32 logit from its ONNX file, Sigmoid removed, as float64."""
-    model = calibration.with_logit_output(onnx.load(path), "sigmoid")
+    model = calibrated.with_logit_output(onnx.load(path), "sigmoid")
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     name = session.get_inputs()[0].name
     return lambda x: session.run(None, {name: x})[0].reshape(-1).astype(np.float64)
@@ -150,7 +151,7 @@ def study_model(name: str, project: Path, splits: dict, params: Params) -> dict:
 
 def onnx_parity(path: Path, chosen: calibration.Calibrator, features: np.ndarray,
                 logits: np.ndarray) -> float:
-    model = calibration.calibrated_onnx(onnx.load(path), chosen, "sigmoid")
+    model = calibrated.calibrated_onnx(onnx.load(path), chosen, "sigmoid")
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
     got = session.run(None, {session.get_inputs()[0].name: features})[0].reshape(-1)
     return float(np.abs(got - chosen(logits)).max())
@@ -163,7 +164,7 @@ def detector_check(project: Path, name: str, chosen: calibration.Calibrator,
     shipped_path = project / "models" / "detector" / f"{name}.onnx"
     calibrated_path = scratch / f"{name}.onnx"
     calibrated_path.write_bytes(
-        calibration.calibrated_onnx(onnx.load(shipped_path), chosen).SerializeToString())
+        calibrated.calibrated_onnx(onnx.load(shipped_path), chosen).SerializeToString())
     raw = pd.read_parquet(project / "data" / "split" / "test.parquet",
                           columns=list(INPUT_COLUMNS)).to_numpy(np.float64)
     result: dict[str, float] = {}

@@ -11,7 +11,7 @@ from typing import Any
 
 from bench.project import STAGES, TRAIN_STAGE
 from bench.records import ratio, without_download
-from bench.runner import DETECTOR, PREDICT_FORMATS
+from bench.runner import PREDICT_FORMATS, PREDICT_MODELS
 from src.fraud.models import STRATEGIES
 
 
@@ -140,11 +140,11 @@ def section_predict(result: dict[str, Any]) -> str:
     rows = []
     for name in PREDICT_FORMATS:
         v = predict[name]
-        rows.append([f"`{DETECTOR.format(format=name)}`", fmt(predict["rows"]),
+        rows.append([f"`{PREDICT_MODELS[name]}`", fmt(predict["rows"]),
                      fmt(v["median_wall_s"]), fmt(v["max_rss_mb"], 0), len(v["runs"])])
     scale = predict.get("scale")
     if scale:
-        rows.append([f"`{DETECTOR.format(format='onnx')}`, {scale['factor']}× rows (synthetic)",
+        rows.append([f"`{PREDICT_MODELS['onnx']}`, {scale['factor']}× rows (synthetic)",
                      fmt(scale["rows"]), fmt(scale["wall_s"]), fmt(scale["max_rss_mb"], 0),
                      f"1 (RSS {fmt(scale['rss_ratio'], 2, '×')} of 1×)"])
     return ("## `python -m src.predict`: the exported model scoring the raw CSV\n\n"

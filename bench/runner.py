@@ -28,11 +28,17 @@ SMOKE_PARAMS = {"train.epochs": SMOKE_EPOCHS, "train.patience": SMOKE_EPOCHS,
                 "evaluate.curve_points": 200}
 
 RAW_CSV = "data/raw/creditcard.csv"  # the download stage's output, in each project copy
-DETECTOR = "models/fraud_detector.{format}"  # the export stage's model
-PREDICT_FORMATS = ("onnx", "keras")
+# What predict scores: the export stage's model (calibrated ONNX), and beside it a network's
+# `.keras` detector from its train stage (uncalibrated, so given a threshold), for the cost
+# of TensorFlow.
+PREDICT_MODELS = {"onnx": "models/fraud_detector.onnx",
+                  "keras": "models/detector/baseline.keras"}
+PREDICT_FORMATS = tuple(PREDICT_MODELS)
+PREDICT_EXTRA = {"onnx": (), "keras": ("--threshold", "0.5")}
 SCORES = "scores.csv"  # where `python -m src.predict` writes, deleted after each run
 PREDICT_OPTIONS = ("-o", SCORES, "-q")
-PREDICT_COMMAND = " ".join(["python -m src.predict", DETECTOR, RAW_CSV, *PREDICT_OPTIONS])
+PREDICT_COMMAND = " ".join(["python -m src.predict", PREDICT_MODELS["onnx"], RAW_CSV,
+                            *PREDICT_OPTIONS])
 
 
 def log(message: str) -> None:
@@ -153,10 +159,11 @@ class Bench:
         out["max_wall_s"] = max(all_walls)
         return out
 
-    def predict_once(self, project: Project, model: str | Path) -> dict[str, Any]:
+    def predict_once(self, project: Project, model: str | Path, *extra: str) -> dict[str, Any]:
         """`python -m src.predict MODEL data/raw/creditcard.csv -o scores.csv -q` in `project`,
         timed by the shim (wall time and the kernel's peak RSS of the process)."""
-        run = project.run("python", "-m", "src.predict", str(model), RAW_CSV, *PREDICT_OPTIONS)
+        run = project.run("python", "-m", "src.predict", str(model), RAW_CSV, *PREDICT_OPTIONS,
+                          *extra)
         (timed,) = [stage for stage in run.stages if stage.stage == "predict"]
         (project.path / SCORES).unlink(missing_ok=True)
         return {"wall_s": timed.wall_s, "max_rss_mb": timed.max_rss_mb, "cpu_s": timed.cpu_s}
@@ -165,7 +172,7 @@ class Bench:
         """The exported model scoring the whole raw CSV, .onnx (onnxruntime) beside .keras."""
         out: dict[str, Any] = {"rows": self.source.rows, "command": PREDICT_COMMAND}
         for fmt in PREDICT_FORMATS:
-            runs = [self.predict_once(project, DETECTOR.format(format=fmt))
+            runs = [self.predict_once(project, PREDICT_MODELS[fmt], *PREDICT_EXTRA[fmt])
                     for _ in range(self.args.repeats)]
             out[fmt] = {"runs": runs, "median_wall_s": median([r["wall_s"] for r in runs]),
                         "max_rss_mb": max(r["max_rss_mb"] for r in runs)}
@@ -176,7 +183,7 @@ class Bench:
     def predict_scale(self, project: Project, big: Project, one: dict[str, Any]
                       ) -> dict[str, Any]:
         """The .onnx model on the 10× project's raw CSV: memory must stay flat (chunks)."""
-        run = self.predict_once(big, project.path / DETECTOR.format(format="onnx"))
+        run = self.predict_once(big, project.path / PREDICT_MODELS["onnx"])
         log(f"predict .onnx on {self.args.scale_factor}× rows: {run['wall_s']:.2f} s, "
             f"{run['max_rss_mb']:.0f} MB")
         return {"factor": self.args.scale_factor, "rows": big.source.rows, **run,

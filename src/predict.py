@@ -1,6 +1,12 @@
 """Score raw transactions with the exported fraud model.
 
-    python -m src.predict models/fraud_detector.keras transactions.csv -o scores.csv
+    python -m src.predict models/fraud_detector.onnx transactions.csv -o scores.csv
+
+MODEL is the exported model, models/fraud_detector.onnx: any of the pipeline's five models
+with its calibration in one file, calibrated float64 probabilities out. A `.keras` detector
+(a network's, from models/detector/) is scored too, but it is NOT calibrated: its
+probabilities are the network's own (class weights or oversampling inflate them), and its
+card's threshold and costs do not apply to them; pass --threshold.
 
 INPUT is a CSV with the columns of the Credit Card Fraud data set: V1 … V28 and Amount
 (any order), optionally Time (ignored), Class (0 or 1, or blank for an unlabelled row;
@@ -13,10 +19,12 @@ and a line longer than 64 KiB is refused.
 
 OUTPUT (`-o`; stdout when absent or `-`; `.gz` compresses) has one row per input row, in
 order: the --id-column keys (as in the input, in the order given), `probability` (the
-model's float32 output, in its shortest round-trip form), `flagged` (1 when probability >=
-the threshold, decided on the unrounded value) and, if the input has it, `Class` (blank
-where the input's is). The threshold is the model card's (MODEL with a .json suffix, or
---card) unless --threshold overrides it.
+model's output as float32, in its shortest round-trip form), `flagged` (1 when the decision
+rule holds, decided on the model's float64 value) and, if the input has it, `Class` (blank
+where the input's is). The rule is the model card's (MODEL with a .json suffix, or --card):
+probability >= its threshold, or, for the expected_cost rule, probability x cost_fn >
+(1 - probability) x cost_fp, with cost_fn each row's Amount when the card says `amount`.
+--threshold overrides it with probability >= the number given.
 
 The input is read --chunk-size rows at a time, so memory stays flat for files of any size.
 A summary goes to stderr: rows, flagged (count and %), seconds and rows/s.
@@ -44,6 +52,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from src.fraud.cli import OneLineParser, stop_cleanly
+from src.fraud.decision import Decision, decision_from_card
 from src.fraud.errors import PipelineError, printable, printable_names
 from src.fraud.files import outputs
 from src.fraud.serving.csv_scoring import (
@@ -92,14 +101,16 @@ def _probability(text: str) -> float:
 def build_parser() -> argparse.ArgumentParser:
     cli = OneLineParser(prog="python -m src.predict", description=__doc__,
                   formatter_class=argparse.RawDescriptionHelpFormatter)
-    cli.add_argument("model", type=Path, help="the exported model (models/fraud_detector.keras)")
+    cli.add_argument("model", type=Path,
+                     help="the exported model (models/fraud_detector.onnx); a .keras detector "
+                          "is scored uncalibrated")
     cli.add_argument("input", help="transactions CSV (.csv or .csv.gz); - for stdin")
     cli.add_argument("-o", "--output", default=STDIO,
                      help="scores CSV (.gz to compress); - or absent for stdout")
     cli.add_argument("--card", type=Path,
                      help="the model card (default: MODEL with a .json suffix)")
     cli.add_argument("--threshold", type=_probability,
-                     help="flag rows with probability >= this instead of the card's threshold")
+                     help="flag rows with probability >= this instead of the card's rule")
     cli.add_argument("--id-column", action="append", default=[], metavar="NAME",
                      help="a key column (e.g. a transaction ID) to copy to the output as its "
                           "first columns; repeat for several, in order")
@@ -128,11 +139,8 @@ def read_card(path: Path, required: bool) -> dict[str, Any] | None:
     if columns is not None and columns != INPUT_COLUMNS:
         raise PipelineError(f"{path}: the model expects the columns {printable(columns)}; this "
                             f"command sends {printable_names(INPUT_COLUMNS, 3)}")
-    threshold = card.get("threshold")
-    if required and (isinstance(threshold, bool) or not isinstance(threshold, (int, float))
-                     or not 0 <= threshold <= 1):
-        raise PipelineError(f"{path}: no valid 'threshold' (a number in [0, 1]) in the card; "
-                            "pass --threshold")
+    if required:
+        decision_from_card(card.get("decision"), card.get("threshold"), str(path))
     return card
 
 
@@ -184,7 +192,7 @@ def load_model(path: Path) -> Any:
                             f"{len(INPUT_COLUMNS)}) input of raw transactions and a "
                             f"'{PREPROCESS_NAME}' layer); a trained network such as "
                             "models/baseline.keras takes scaled features: pass "
-                            "models/fraud_detector.keras")
+                            "models/fraud_detector.onnx")
     return model
 
 
@@ -226,18 +234,19 @@ def main(argv: Sequence[str]) -> None:
     require_model(args.model)  # before its card: the model is what is missing
     card_path = args.card or args.model.with_suffix(".json")
     card = read_card(card_path, required=args.threshold is None)
-    threshold = args.threshold if args.threshold is not None else float(card["threshold"])
+    decision = Decision(threshold=args.threshold) if args.threshold is not None else \
+        decision_from_card(card.get("decision"), card.get("threshold"), str(card_path))
     # header checks first: fast errors, before TensorFlow
     opened = open_input(args.input, id_columns=args.id_column)
     try:
         predict = make_predict(load_model(args.model))
         if args.output == STDIO:
-            summary = score(opened, sys.stdout, predict, threshold, args.chunk_size)
+            summary = score(opened, sys.stdout, predict, decision, args.chunk_size)
             sys.stdout.flush()
             target = "stdout"
         else:
             with outputs() as out, _text_output(out.path(args.output)) as handle:
-                summary = score(opened, handle, predict, threshold, args.chunk_size)
+                summary = score(opened, handle, predict, decision, args.chunk_size)
             target = args.output
     finally:
         opened.close()

@@ -272,3 +272,14 @@ def save_scaled_splits(folder: Path, make_split: Callable[[int, int], tuple[Any,
             paths[f"{name}_{kind}"] = folder / f"{name}_{kind}.npy"
             np.save(paths[f"{name}_{kind}"], array)
     return paths
+
+
+def write_scaler(path: Path, clip: float) -> Path:
+    """The scale stage's statistics: the detectors' preprocessing (identity here)."""
+    import json
+
+    from src.fraud.schema import FEATURES, N_FEATURES
+
+    path.write_text(json.dumps({"features": FEATURES, "mean": [0.0] * N_FEATURES,
+                                "scale": [1.0] * N_FEATURES, "clip": clip}))
+    return path

@@ -16,7 +16,7 @@ from typing import Any
 import yaml
 
 from .errors import PipelineError, printable, printable_names
-from .models import AUTO, STRATEGIES, STRATEGY_ALIASES
+from .models import AUTO, MODELS, STRATEGY_ALIASES
 
 PARAMS_FILE = "params.yaml"
 SYNTHETIC_SOURCE = "synthetic"
@@ -243,12 +243,15 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
     return section
 
 
-def normalise_strategy(value: Any, name: str = "train.strategy") -> str:
-    """`resampled` is accepted for `oversample` (the stage is called train_resampled)."""
+def normalise_strategy(value: Any, name: str = "train.strategy",
+                       allowed: tuple[str, ...] = MODELS) -> str:
+    """One of `allowed` (train.strategy: any model, since every model ships; the train
+    stage's --strategy: a Keras one). `resampled` is accepted for `oversample` (the stage is
+    called train_resampled)."""
     text = STRATEGY_ALIASES.get(value.strip().lower(), value.strip().lower()) \
         if isinstance(value, str) else None
-    if text not in STRATEGIES:
-        raise _fail(name, value, "one of " + ", ".join((AUTO,) + STRATEGIES
+    if text not in allowed:
+        raise _fail(name, value, "one of " + ", ".join((AUTO,) + allowed
                                                         + tuple(STRATEGY_ALIASES)))
     return text
 
@@ -294,7 +297,7 @@ def _evaluate_selection(e: dict[str, Any]) -> dict[str, Any]:
     bootstrap = _as_int("evaluate.bootstrap", e["bootstrap"])
     _check("evaluate.bootstrap", e["bootstrap"], 100 <= bootstrap <= 100_000,
            "a whole number of resamples from 100 to 100000")
-    return {"candidates": _as_names("evaluate.candidates", e["candidates"], STRATEGIES),
+    return {"candidates": _as_names("evaluate.candidates", e["candidates"], MODELS),
             "select_by": select_by, "bootstrap": bootstrap}
 
 

@@ -1,9 +1,11 @@
-"""Stage export: ships the detector of the model evaluate chose (metrics/evaluate.json), as
-`.keras` and `.onnx`, with a JSON model card naming both files and their checksums.
+"""Stage export: ships the model evaluate chose (metrics/evaluate.json) as ONE `.onnx` file:
+its detector (raw transactions in) with its calibrator (fitted on validation by
+evaluate_model) appended as float64 nodes, so every user reads calibrated probabilities;
+and a JSON model card (calibration, decision rule, metrics, checksums, usage).
 
-The train stages build the detectors (they have TensorFlow loaded); this stage copies the
-chosen pair after checking it, with onnxruntime and no TensorFlow, so it starts in well
-under a second."""
+Any of the five models ships. No TensorFlow: the train stages build the detectors; this
+stage checks the chosen one, appends the calibration, checks the result as predict will load
+it, and writes the card."""
 
 from __future__ import annotations
 
@@ -20,50 +22,61 @@ def main(argv: Sequence[str]) -> None:
     cli = parser(__doc__)
     cli.add_argument("--choice", required=True, type=Path,
                      help="evaluate's choice and its metrics (metrics/evaluate.json)")
-    cli.add_argument("--keras", required=True, type=model_pattern,
-                     help="the detectors, e.g. models/detector/{model}.keras")
     cli.add_argument("--onnx", required=True, type=model_pattern,
-                     help="the same as ONNX, e.g. models/detector/{model}.onnx")
+                     help="the detectors, e.g. models/detector/{model}.onnx")
+    cli.add_argument("--calibration", required=True, type=model_pattern,
+                     help="the calibrators, e.g. models/calibration/{model}.json")
+    cli.add_argument("--metrics", required=True, type=model_pattern,
+                     help="each model's metrics, e.g. metrics/{model}.json (calibration "
+                          "figures for the card)")
     cli.add_argument("--raw", required=True, type=Path,
                      help="the raw training CSV (its sha256 goes into the card)")
-    cli.add_argument("--out-keras", required=True, type=Path, help="the shipped .keras model")
     cli.add_argument("--out-onnx", required=True, type=Path, help="the shipped .onnx model")
     cli.add_argument("--card", required=True, type=Path, help="the model card (JSON)")
     args = cli.parse_args(argv)
 
-    import shutil
+    import onnx
 
     from src.fraud.errors import PipelineError
-    from src.fraud.files import file_sha256, outputs, remove_outputs, write_json
+    from src.fraud.files import file_sha256, outputs, read_json_file, remove_outputs, write_json
     from src.fraud.models import TRAIN_STAGES
+    from src.fraud.params import load_params
     from src.fraud.serving import contract, export
+    from src.fraud.serving.calibrated import calibrated_onnx
     from src.fraud.serving.onnx_contract import DETECTOR
     from src.fraud.serving.onnx_scoring import load_onnx
 
-    remove_outputs(args.out_keras, args.out_onnx, args.card)
+    remove_outputs(args.out_onnx, args.card)
+    params = load_params(args.params)
     model, choice = export.read_choice(args.choice)
-    stage = TRAIN_STAGES[model]
-    sources = {"keras": Path(args.keras.format(model=model)),
-               "onnx": Path(args.onnx.format(model=model))}
-    detector = load_onnx(sources["onnx"], stage, DETECTOR)
-    info = contract.read_detector_metadata(detector.metadata, str(sources["onnx"]), stage)
-    keras_sha256 = file_sha256(sources["keras"], f"detector (run the {stage} stage)")
-    if info.strategy != model or info.keras_sha256 != keras_sha256:
-        raise PipelineError(f"{sources['keras']} and {sources['onnx']} were not written by "
-                            f"one run of {stage}; run it again (dvc repro {stage})")
-    shipped = {"keras": args.out_keras, "onnx": args.out_onnx}
-    files = {"onnx": (args.out_onnx.name, file_sha256(sources["onnx"])),
-             "keras": (args.out_keras.name, keras_sha256)}
-    card = export.model_card(model=model, choice=choice, info=info, files=files,
-                             sources={fmt: str(path) for fmt, path in sources.items()},
-                             raw_csv=args.raw,
-                             raw_sha256=file_sha256(args.raw, "raw training CSV"))
+    decision = export.shipped_decision(choice, params.evaluate, args.choice)
+    stage, evaluator = TRAIN_STAGES[model], f"evaluate_model@{model}"
+    source = Path(args.onnx.format(model=model))
+    calibration_path = Path(args.calibration.format(model=model))
+    detector = load_onnx(source, stage, DETECTOR)
+    info = contract.read_detector_metadata(detector.metadata, str(source), stage)
+    if info.strategy != model:
+        raise PipelineError(f"{source}: the detector of {info.strategy!r}, not of {model!r}; "
+                            f"run {stage} again (dvc repro {stage})")
+    calibrator = export.read_calibrator(calibration_path, model, evaluator)
+    metrics = read_json_file(Path(args.metrics.format(model=model)), evaluator)
+    shipped = calibrated_onnx(onnx.load(source), calibrator)
     with outputs() as out:
-        for fmt, target in shipped.items():
-            shutil.copyfile(sources[fmt], out.path(target))
+        written = out.path(args.out_onnx)
+        contract.save_onnx(shipped, written)
+        load_onnx(written, "export", DETECTOR)  # as predict will load it
+        sources = {"detector": (str(source), file_sha256(source)),
+                   "calibration": (str(calibration_path), file_sha256(calibration_path))}
+        card = export.model_card(
+            model=model, choice=choice, info=info,
+            shipped=(args.out_onnx.name, file_sha256(written)),
+            sources=sources,
+            calibration=export.calibration_card(calibrator, metrics, str(calibration_path)),
+            decision=decision, raw_csv=args.raw,
+            raw_sha256=file_sha256(args.raw, "raw training CSV"))
         write_json(out.path(args.card), card)
-    log.info("%s, %s: the %s detector, threshold %g -> %s", args.out_onnx, args.out_keras,
-             model, card["threshold"], args.card)
+    log.info("%s: the %s detector, calibration %s, flagged %s -> %s", args.out_onnx, model,
+             calibrator.method, decision.describe(), args.card)
 
 
 if __name__ == "__main__":

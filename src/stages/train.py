@@ -45,13 +45,14 @@ def main(argv: Sequence[str]) -> None:
 
     from src.fraud.errors import require_file
     from src.fraud.files import remove_outputs
+    from src.fraud.models import STRATEGIES
     from src.fraud.params import load_params, normalise_strategy
     from src.fraud.serving.contract import read_scaler
 
     # Stale outputs go first, so that any failure (bad params too) leaves none behind.
     remove_outputs(args.model_out, args.onnx_out, args.detector_out, args.detector_onnx_out,
                    args.history_out, args.metrics_out)
-    strategy = normalise_strategy(args.strategy, "--strategy")
+    strategy = normalise_strategy(args.strategy, "--strategy", STRATEGIES)
     params = load_params(args.params)
     stats = read_scaler(args.scaler, params.scale.clip)  # a stale scaler fails before training
 

@@ -1,5 +1,7 @@
 """Stages train_logreg / train_gbdt: a scikit-learn peer of the Keras models, fitted on the
-scaled train split and tuned on the validation split; saved with skops. No TensorFlow."""
+scaled train split and tuned on the validation split; saved with skops, and as a detector
+(raw transactions in, probability out: the network's ONNX contract) so that export can ship
+it. No TensorFlow."""
 
 from __future__ import annotations
 
@@ -18,7 +20,11 @@ def main(argv: Sequence[str]) -> None:
     cli = parser(__doc__)
     cli.add_argument("--model", required=True, choices=PEERS)
     add_split_arguments(cli, "train", "val")
+    cli.add_argument("--scaler", required=True, type=Path,
+                     help="scaler statistics (JSON), for the detector's preprocessing")
     cli.add_argument("--model-out", required=True, type=Path, help="fitted model (.skops)")
+    cli.add_argument("--detector-onnx-out", required=True, type=Path,
+                     help="the detector: raw V1..V28, Amount in, probability out (.onnx)")
     cli.add_argument("--metrics-out", required=True, type=Path,
                      help="what tuning chose, and the validation average precision (JSON)")
     args = cli.parse_args(argv)
@@ -26,11 +32,14 @@ def main(argv: Sequence[str]) -> None:
     from src.fraud.data.arrays import load_split
     from src.fraud.files import outputs, remove_outputs, write_json
     from src.fraud.params import load_params
+    from src.fraud.serving.contract import read_scaler, save_onnx
+    from src.fraud.serving.peer_onnx import peer_detector
     from src.fraud.training.peers import fit_peer, save_peer
 
     # Stale outputs go first, so that any failure (bad params too) leaves none behind.
-    remove_outputs(args.model_out, args.metrics_out)
+    remove_outputs(args.model_out, args.detector_onnx_out, args.metrics_out)
     params = load_params(args.params)
+    stats = read_scaler(args.scaler, params.scale.clip)  # a stale scaler fails before fitting
     train = load_split(args.train_features, args.train_labels)
     val = load_split(args.val_features, args.val_labels)
     fitted = fit_peer(args.model, train, val, params)
@@ -38,6 +47,8 @@ def main(argv: Sequence[str]) -> None:
                                     if k not in ("model", "c_grid", "grid_val_ap")})
     with outputs() as out:
         save_peer(fitted.model, out.path(args.model_out))
+        save_onnx(peer_detector(fitted.model, stats, params.clean.eps),
+                  out.path(args.detector_onnx_out))
         # Not the fit time: the file must be the same bytes on every run (dvc.lock).
         write_json(out.path(args.metrics_out),
                    {k: v for k, v in fitted.summary.items() if k != "fit_seconds"})

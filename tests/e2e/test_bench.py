@@ -22,7 +22,7 @@ from bench import goals, report
 from bench.project import STAGES, DataSource, default_source, stage_name
 from bench.records import epochs_from_log, summarise_runs, without_download
 from bench.run import parse_args
-from bench.runner import Bench
+from bench.runner import PREDICT_MODELS, Bench
 from src.fraud.data.download import MIRROR_ENV
 from src.fraud.models import STRATEGIES
 
@@ -113,7 +113,7 @@ def test_predict_onnx_beside_keras(smoke: dict) -> None:
     predict = smoke["json"]["predict"]
     for fmt in ("onnx", "keras"):
         assert predict[fmt]["median_wall_s"] > 0 and predict[fmt]["max_rss_mb"] > 0, fmt
-        assert f"`models/fraud_detector.{fmt}`" in smoke["md"]
+        assert f"`{PREDICT_MODELS[fmt]}`" in smoke["md"]
     # No TensorFlow for the .onnx model: far less memory than the .keras one.
     assert predict["onnx"]["max_rss_mb"] < predict["keras"]["max_rss_mb"] / 2
     assert "scale" not in predict  # --skip-scale

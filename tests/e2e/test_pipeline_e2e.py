@@ -3,6 +3,7 @@ repository, on small synthetic data (no network)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import subprocess
@@ -117,10 +118,17 @@ def test_repro_exports_the_champion_model(project: Path) -> None:
     card = read_json(project / "models/fraud_detector.json")
     chosen = read_json(project / "metrics/evaluate.json")["model"]
     assert card["model"] == chosen
-    for fmt in ("keras", "onnx"):
-        shipped = project / f"models/fraud_detector.{fmt}"
-        assert shipped.read_bytes() == (project / f"models/detector/{chosen}.{fmt}").read_bytes()
-        assert card["files"][fmt]["file"] == shipped.name
+    # One file: the chosen model's detector with its calibrator appended (test_export.py
+    # checks the numbers); the card names what it was built from.
+    assert not (project / "models/fraud_detector.keras").exists()
+    assert set(card["files"]) == {"onnx"} and card["output_dtype"] == "float64"
+    built_from = card["files"]["onnx"]["built_from"]
+    for name, source in (("detector", f"models/detector/{chosen}.onnx"),
+                         ("calibration", f"models/calibration/{chosen}.json")):
+        assert built_from[name]["sha256"] == hashlib.sha256(
+            (project / source).read_bytes()).hexdigest(), name
+    calibrator = read_json(project / f"models/calibration/{chosen}.json")
+    assert card["calibration"]["method"] == calibrator["method"]
     assert card["threshold"] == read_json(project / f"metrics/{chosen}.json")["threshold"]
 
 

@@ -12,8 +12,10 @@ import numpy as np
 import pytest
 
 from src.fraud.schema import N_FEATURES
+from src.fraud.serving.onnx_contract import DETECTOR
+from src.fraud.serving.onnx_scoring import load_onnx
 from src.fraud.training.peers import load_peer, peer_scores
-from tests.conftest import REPO, check_stage_error, save_scaled_splits, stage_env
+from tests.conftest import REPO, check_stage_error, save_scaled_splits, stage_env, write_scaler
 
 # Quick trees: small arrays, a high learning rate, a short patience.
 QUICK = {"gbdt.max_iter": 60, "gbdt.learning_rate": 0.3, "gbdt.n_iter_no_change": 5}
@@ -30,14 +32,17 @@ def make_split(rows: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 @pytest.fixture(scope="module")
 def arrays(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("scaled")
-    return save_scaled_splits(folder, make_split, {"train": (1500, 1), "val": (500, 2)})
+    paths = save_scaled_splits(folder, make_split, {"train": (1500, 1), "val": (500, 2)})
+    paths["scaler"] = write_scaler(folder / "scaler.json", clip=5.0)
+    return paths
 
 
 def stage_args(model: str, arrays: dict[str, Path], out: Path, params: Path) -> list[Any]:
     return ["--model", model, "--params", params,
             "--train-features", arrays["train_features"], "--train-labels", arrays["train_labels"],
             "--val-features", arrays["val_features"], "--val-labels", arrays["val_labels"],
-            "--model-out", out / f"{model}.skops", "--metrics-out", out / f"{model}.json"]
+            "--scaler", arrays["scaler"], "--model-out", out / f"{model}.skops",
+            "--detector-onnx-out", out / f"{model}.onnx", "--metrics-out", out / f"{model}.json"]
 
 
 def run_peer(*args: Any) -> subprocess.CompletedProcess[str]:
@@ -64,8 +69,13 @@ def test_stage_writes_a_loadable_model_and_its_summary(model, arrays, write_para
     loaded = load_peer(tmp_path / f"{model}.skops", f"train_{model}")
     scores = peer_scores(loaded, np.load(arrays["val_features"]))
     assert scores.shape == (500,) and np.all((scores >= 0) & (scores <= 1))
+    detector = load_onnx(tmp_path / f"{model}.onnx", f"train_{model}", DETECTOR)
+    assert detector.metadata["strategy"] == model
+    raw = np.load(arrays["val_features"]).astype(np.float64)
+    raw[:, -1] = np.exp(raw[:, -1]) - 0.001  # the identity scaler: Amount is only logged
+    np.testing.assert_allclose(detector(raw), scores, rtol=0, atol=1e-5)
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
-        [params.name, f"{model}.json", f"{model}.skops"])  # no temporaries left behind
+        [params.name, f"{model}.json", f"{model}.skops", f"{model}.onnx"])  # no temporaries
 
 
 def test_missing_input_is_one_error_line_and_no_outputs(arrays, write_params, tmp_path) -> None:

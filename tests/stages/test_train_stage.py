@@ -20,7 +20,7 @@ import yaml
 from src.fraud.files import file_sha256
 from src.fraud.params import MONITORABLE
 from src.fraud.schema import N_FEATURES
-from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS, save_scaled_splits
+from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS, save_scaled_splits, write_scaler
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 42
@@ -94,15 +94,6 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     paths["params"] = write_params(folder / "params.yaml")
     paths["scaler"] = write_scaler(folder / "scaler.json", clip=5.0)
     return paths
-
-
-def write_scaler(path: Path, clip: float) -> Path:
-    """The scale stage's statistics: the detectors' preprocessing (identity here)."""
-    from src.fraud.schema import FEATURES
-
-    path.write_text(json.dumps({"features": FEATURES, "mean": [0.0] * N_FEATURES,
-                                "scale": [1.0] * N_FEATURES, "clip": clip}))
-    return path
 
 
 def split_args(data: dict[str, Path]) -> list[str | Path]:

@@ -15,6 +15,7 @@ from sklearn.metrics import average_precision_score, roc_auc_score
 from src.fraud.errors import PipelineError
 from src.fraud.evaluation import calibration
 from src.fraud.evaluation.metrics import cross_entropy
+from src.fraud.serving import calibrated
 
 BETA = 0.01
 
@@ -195,17 +196,17 @@ def run(model: onnx.ModelProto, features: np.ndarray) -> np.ndarray:
     return session(model).run(None, {"features": features})[0]
 
 
-@pytest.mark.parametrize("output", calibration.ONNX_OUTPUTS)
+@pytest.mark.parametrize("output", calibrated.ONNX_OUTPUTS)
 def test_onnx_calibration_equals_numpy(output: str) -> None:
     logits, labels = generated()
     rng = np.random.default_rng(5)
     features = rng.normal(0, 6, (5000, 2)).astype(np.float32)
     features[:3] = [[40, -40], [-40, 40], [0, 0]]  # far beyond the knots on both sides
     network = tiny_network(output)
-    z = run(calibration.with_logit_output(network, output), features)  # float32, as computed
+    z = run(calibrated.with_logit_output(network, output), features)  # float32, as computed
     assert z.dtype == np.float32
     for method, fitted in fitted_all(logits, labels).items():
-        model = calibration.calibrated_onnx(network, fitted, output, output_name="probability")
+        model = calibrated.calibrated_onnx(network, fitted, output, output_name="probability")
         got = run(model, features)
         assert got.dtype == np.float64 and got.shape == (5000, 1)
         assert np.abs(got.reshape(-1) - fitted(z)).max() <= 1e-12, method
@@ -215,18 +216,18 @@ def test_onnx_calibration_equals_numpy(output: str) -> None:
 
 
 def test_onnx_refuses_an_output_that_is_not_a_final_sigmoid_or_not_a_column() -> None:
-    with pytest.raises(PipelineError, match="Sigmoid"):
-        calibration.calibrated_onnx(tiny_network("logit"), calibration.identity(), "sigmoid")
+    with pytest.raises(PipelineError, match="final sigmoid"):
+        calibrated.calibrated_onnx(tiny_network("logit"), calibration.identity(), "sigmoid")
     flat = tiny_network("logit")
     flat.graph.output[0].type.tensor_type.shape.dim.pop()
     with pytest.raises(PipelineError, match=r"\(rows, 1\)"):
-        calibration.calibrated_onnx(flat, calibration.identity(), "logit", "probability")
+        calibrated.calibrated_onnx(flat, calibration.identity(), "logit", "probability")
 
 
 def test_onnx_calibration_uses_only_the_contracts_operators() -> None:
     from src.fraud.serving.onnx_contract import ALLOWED_OPS
 
-    model = calibration.calibrated_onnx(tiny_network("sigmoid"), calibration.identity())
+    model = calibrated.calibrated_onnx(tiny_network("sigmoid"), calibration.identity())
     assert {node.op_type for node in model.graph.node} <= ALLOWED_OPS[""]
 
 

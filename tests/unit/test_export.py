@@ -1,9 +1,10 @@
-"""The export stage: ships the detector evaluate chose, as `.keras` and `.onnx`, with a card.
+"""The export stage: ships the model evaluate chose as one calibrated `.onnx`, with a card.
 
 One module fixture builds a small project on generated data with the library functions (the
 pipeline path: read_raw_csv → clean → split → fit the scaler on train → scale → a briefly
-trained network → the train stage's detectors), then runs the export stage once as DVC runs
-it, recording whether it imported TensorFlow.
+trained network and a small gbdt → the train stages' detectors → calibrators fitted on the
+validation logits, as evaluate_model writes them), then runs the export stage once as DVC
+runs it, recording whether it imported TensorFlow.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ import subprocess
 import sys
 import time
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pandas as pd
 import pytest
 
@@ -34,13 +36,18 @@ from src.fraud.data.prepare import (
     split,
 )
 from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+from src.fraud.decision import EXPECTED_COST
+from src.fraud.evaluation.calibration import Calibrator, fit_calibrator
 from src.fraud.files import write_json
-from src.fraud.params import ModelParams, SplitParams
+from src.fraud.params import ModelParams, SplitParams, load_params
 from src.fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 from src.fraud.serving import contract
 from src.fraud.serving import detector as detectors
+from src.fraud.serving.calibrated import with_logit_output
+from src.fraud.serving.export import shipped_decision
 from src.fraud.serving.onnx_contract import DETECTOR, NETWORK
 from src.fraud.serving.onnx_scoring import load_onnx
+from src.fraud.serving.peer_onnx import peer_detector
 from src.fraud.training import network as keras_model
 from src.predict import keras_probabilities
 from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS
@@ -53,7 +60,10 @@ METRICS = {"accuracy": 0.99, "auc": 0.93, "prc": 0.61, "precision": 0.7, "recall
            "threshold": 0.3725, "tp": 11, "fp": 5, "tn": 780, "fn": 9, "loss": 0.05,
            "val_prc": 0.66, "val_recall": 0.6}
 CHOICE = {"model": "baseline", "chosen_by": "train.strategy", "select_by": "val_prc", **METRICS}
-# Runs a module as `python -m` does and reports, at exit, whether TensorFlow or Keras was loaded.
+# What evaluate_model adds to metrics/<model>.json about calibration (a few of its keys).
+CALIBRATION_METRICS = {"calibration": "platt", "loss": 0.004, "loss_raw": 0.05, "ece": 0.0004,
+                       "expected_frauds": 9.5, "frauds": 10, "val_loss": 0.0041,
+                       "val_expected_frauds": 8.7, "val_frauds": 9}
 @dataclass
 class Project:
     root: Path
@@ -61,15 +71,17 @@ class Project:
     raw: pd.DataFrame             # read_raw_csv of raw_csv: the pipeline's own reading
     scaler: Any                   # fitted on the training split
     network_path: Path
+    gbdt: Any                     # the fitted HistGradientBoostingClassifier
+    calibrators: dict[str, Calibrator]
     paths: dict[str, Path]        # the export stage's arguments
     stage: subprocess.CompletedProcess
     seconds: float
 
 
 def export_args(paths: dict[str, Path]) -> list[str]:
-    return ["--choice", str(paths["choice"]), "--keras", str(paths["keras"]),
-            "--onnx", str(paths["onnx"]), "--raw", str(paths["raw"]),
-            "--out-keras", str(paths["out_keras"]), "--out-onnx", str(paths["out_onnx"]),
+    return ["--choice", str(paths["choice"]), "--onnx", str(paths["onnx"]),
+            "--calibration", str(paths["calibration"]), "--metrics", str(paths["metrics"]),
+            "--raw", str(paths["raw"]), "--out-onnx", str(paths["out_onnx"]),
             "--card", str(paths["card"])]
 
 
@@ -78,10 +90,35 @@ def run_without_tf(module: str, *args: str) -> subprocess.CompletedProcess:
                           env=ENV, capture_output=True, text=True, timeout=300)
 
 
+def network_logits(path: Path, features: np.ndarray) -> np.ndarray:
+    """The network's own logit (its final Sigmoid taken off), float32 as it computes it."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(with_logit_output(onnx.load(path)).SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    return session.run(None, {"features": features})[0][:, 0].astype(np.float64)
+
+
+def write_calibrators(root: Path, network: Path, gbdt: Any, val_x: np.ndarray,
+                      val_y: np.ndarray) -> dict[str, Calibrator]:
+    """As evaluate_model writes them: Calibrator.to_dict() and the model's name."""
+    calibrators = {"baseline": fit_calibrator("platt", network_logits(network, val_x), val_y),
+                   "gbdt": fit_calibrator("isotonic", gbdt.decision_function(val_x), val_y)}
+    for name, calibrator in calibrators.items():
+        write_json(root / f"models/calibration/{name}.json",
+                   {**calibrator.to_dict(), "model": name})
+        write_json(root / f"metrics/{name}.json", {**METRICS, **CALIBRATION_METRICS,
+                                                  "calibration": calibrator.method})
+    return calibrators
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
     root = tmp_path_factory.mktemp("export")
-    for folder in ("data/raw", "data/scaled", "models/detector", "metrics"):
+    for folder in ("data/raw", "data/scaled", "models/detector", "models/calibration",
+                   "metrics"):
         (root / folder).mkdir(parents=True)
     raw_csv = root / "data/raw/creditcard.csv"
     write_creditcard_csv(generate_creditcard(ROWS, RATE, SEED), raw_csv)
@@ -89,6 +126,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     splits = split(clean(raw, EPS),
                   SplitParams("stratified", True, 0.2, 0.2), SEED)
     train_x, train_y = features_and_labels(splits.train)
+    val_x, val_y = features_and_labels(splits.val)
     scaler = fit_scaler(train_x)
     write_json(root / "data/scaled/scaler.json", scaler_to_json(scaler, CLIP))
     keras_model.set_determinism(SEED)
@@ -99,36 +137,49 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
                 verbose=0)
     network_path = root / "models/baseline.keras"
     keras_model.save_model(network, network_path)
-    # What the train stage writes (src/stages/train.py).
+    # What the train stages write (src/stages/train.py, src/stages/train_peer.py).
     stats = contract.read_scaler(root / "data/scaled/scaler.json", CLIP)
     detectors.save_all(network, "baseline", stats, EPS,
                        network_onnx_path=root / "models/baseline.onnx",
                        detector_path=root / "models/detector/baseline.keras",
                        detector_onnx_path=root / "models/detector/baseline.onnx")
+    gbdt = HistGradientBoostingClassifier(max_iter=30, max_leaf_nodes=7, early_stopping=False,
+                                          random_state=0).fit(scale(train_x, scaler, CLIP),
+                                                              train_y)
+    contract.save_onnx(peer_detector(gbdt, stats, EPS), root / "models/detector/gbdt.onnx")
+    calibrators = write_calibrators(root, root / "models/baseline.onnx", gbdt,
+                                    scale(val_x, scaler, CLIP), val_y)
     write_json(root / "metrics/evaluate.json", CHOICE)
     paths = {"choice": root / "metrics/evaluate.json",
-             "keras": root / "models/detector/{model}.keras",
-             "onnx": root / "models/detector/{model}.onnx", "raw": raw_csv,
-             "out_keras": root / "models/fraud_detector.keras",
+             "onnx": root / "models/detector/{model}.onnx",
+             "calibration": root / "models/calibration/{model}.json",
+             "metrics": root / "metrics/{model}.json", "raw": raw_csv,
              "out_onnx": root / "models/fraud_detector.onnx",
              "card": root / "models/fraud_detector.json"}
     started = time.perf_counter()
     stage = run_without_tf("src.stages.export", *export_args(paths))
     return Project(root=root, raw_csv=raw_csv, raw=raw, scaler=scaler, network_path=network_path,
-                   paths=paths, stage=stage, seconds=time.perf_counter() - started)
+                   gbdt=gbdt, calibrators=calibrators, paths=paths, stage=stage,
+                   seconds=time.perf_counter() - started)
 
 
 @pytest.fixture(scope="module")
 def detector(project: Project) -> Any:
+    """The train stage's Keras detector (uncalibrated; predict still scores one)."""
     assert project.stage.returncode == 0, project.stage.stderr
     # safe_mode=True by default
-    return keras_model.keras.saving.load_model(project.paths["out_keras"])
+    return keras_model.keras.saving.load_model(project.root / "models/detector/baseline.keras")
+
+
+def pipeline_features(project: Project, raw: pd.DataFrame) -> np.ndarray:
+    """What the pipeline makes of raw rows: clean → scale with the fitted scaler."""
+    return scale(clean(raw, EPS)[FEATURES].to_numpy(np.float64), project.scaler, CLIP)
 
 
 def pipeline_probabilities(project: Project, raw: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    """What the pipeline computes for raw rows: clean → scale with the fitted scaler →
-    the trained network (as evaluate scores). Returns (features, probabilities)."""
-    features = scale(clean(raw, EPS)[FEATURES].to_numpy(np.float64), project.scaler, CLIP)
+    """What the pipeline computes for raw rows: the features, then the trained network (as
+    evaluate scores, uncalibrated). Returns (features, probabilities)."""
+    features = pipeline_features(project, raw)
     network = keras_model.load_model(project.network_path, "train_baseline")
     return features, keras_model.predict_proba(network, features, 8192)
 
@@ -146,53 +197,61 @@ def test_stage_succeeds_quietly_without_tensorflow(project: Project) -> None:
     assert project.stage.returncode == 0, project.stage.stderr
     assert "Traceback" not in project.stage.stderr
     assert NO_HEAVY_IMPORTS in project.stage.stderr, project.stage.stderr
-    for name in ("out_keras", "out_onnx", "card"):
+    for name in ("out_onnx", "card"):
         assert project.paths[name].is_file(), name
+    assert not (project.root / "models/fraud_detector.keras").exists()  # ONNX only now
     assert project.seconds < 30  # a few seconds at most even on a loaded machine; TF alone ~5
 
 
-def test_ships_the_chosen_detectors_unchanged(project: Project) -> None:
-    for fmt in ("keras", "onnx"):
-        source = Path(str(project.paths[fmt]).format(model="baseline"))
-        assert project.paths[f"out_{fmt}"].read_bytes() == source.read_bytes(), fmt
+def test_ships_the_calibrated_network(project: Project) -> None:
+    """The shipped file = the network's logit on the pipeline's features, then the numpy
+    calibrator (float64), for raw rows; the calibrator rides along as metadata."""
+    raw = edge_rows(project.raw)
+    inputs = raw[INPUT_COLUMNS].to_numpy(np.float64)
+    shipped = load_onnx(project.paths["out_onnx"], "export", DETECTOR)
+    logits = network_logits(project.root / "models/baseline.onnx",
+                            pipeline_features(project, raw))
+    expected = project.calibrators["baseline"](logits)
+    np.testing.assert_allclose(shipped(inputs), expected, rtol=1e-12, atol=0)
+    assert Calibrator.from_dict(json.loads(shipped.metadata["calibration"])) \
+        == project.calibrators["baseline"]
+    assert shipped.metadata["strategy"] == "baseline"
 
 
-def test_both_formats_match_the_pipeline_path(project: Project, detector: Any) -> None:
+def test_the_train_stage_detectors_match_the_pipeline_path(project: Project,
+                                                          detector: Any) -> None:
+    """The uncalibrated detectors export builds on: Keras and ONNX score the network."""
     raw = edge_rows(project.raw)
     features, expected = pipeline_probabilities(project, raw)
     inputs = raw[INPUT_COLUMNS].to_numpy(np.float64)
-    for got in (keras_probabilities(detector, inputs),
-                load_onnx(project.paths["out_onnx"], "export", DETECTOR)(inputs)):
+    source = load_onnx(project.root / "models/detector/baseline.onnx", "train_baseline",
+                       DETECTOR)
+    for got in (keras_probabilities(detector, inputs), source(inputs)):
         assert got.shape == expected.shape == (len(raw),)
         np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
     # The ONNX detector on raw rows scores what the ONNX network scores on the pipeline's
     # features (what evaluate scores).
-    network = load_onnx(project.root / "models/baseline.onnx", "train_baseline",
-                        NETWORK)
-    np.testing.assert_allclose(load_onnx(project.paths["out_onnx"], "export", DETECTOR)(inputs),
-                               network(features), rtol=0, atol=1e-6)
+    network = load_onnx(project.root / "models/baseline.onnx", "train_baseline", NETWORK)
+    np.testing.assert_allclose(source(inputs), network(features), rtol=0, atol=1e-6)
     # The Keras preprocessing alone: the features the network was trained on.
     computed = np.asarray(detector.get_layer(PREPROCESS_NAME)(inputs))
     assert computed.dtype == np.float32
     np.testing.assert_allclose(computed, features, rtol=0, atol=1e-6)
     assert np.abs(computed).max() == CLIP  # the edge rows were clipped
-    # Keras' predict casts the input to float32 first: close, not exact (the card says so).
-    np.testing.assert_allclose(detector.predict(inputs, batch_size=8192, verbose=0)[:, 0],
-                               expected, rtol=0, atol=1e-5)
 
 
-def test_input_is_raw_columns_in_order(project: Project, detector: Any) -> None:
+def test_input_is_raw_columns_in_order_and_the_output_float64(project: Project,
+                                                              detector: Any) -> None:
     assert [*V_COLUMNS, "Amount"] == INPUT_COLUMNS
     (tensor,) = detector.inputs
     assert tuple(tensor.shape) == (None, 29) and tensor.dtype == "float64"
-    assert tuple(detector.outputs[0].shape) == (None, 1)
     assert [layer.name for layer in detector.layers] == \
         ["transaction", "preprocess", "hidden", "dropout", "output"]
     onnx_model = load_onnx(project.paths["out_onnx"], "export", DETECTOR)
     (given,) = onnx_model.session.get_inputs()
     (output,) = onnx_model.session.get_outputs()
     assert (given.name, given.type, given.shape) == ("transaction", "tensor(double)", ["rows", 29])
-    assert (output.name, output.type, output.shape) == ("probability", "tensor(float)",
+    assert (output.name, output.type, output.shape) == ("probability", "tensor(double)",
                                                         ["rows", 1])
 
 
@@ -207,7 +266,7 @@ def _walk(node: Any) -> Any:
 
 
 def test_keras_graph_uses_only_built_in_keras_objects(project: Project) -> None:
-    with zipfile.ZipFile(project.paths["out_keras"]) as archive:
+    with zipfile.ZipFile(project.root / "models/detector/baseline.keras") as archive:
         config = json.loads(archive.read("config.json"))
     modules = {node["module"] for node in _walk(config) if "module" in node}
     classes = {node["class_name"] for node in _walk(config) if "class_name" in node}
@@ -218,16 +277,6 @@ def test_keras_graph_uses_only_built_in_keras_objects(project: Project) -> None:
                    for node in _walk(config))
 
 
-FRESH_KERAS = """
-import json, sys
-import numpy as np
-import keras
-model = keras.saving.load_model(sys.argv[1])
-x = np.load(sys.argv[2], allow_pickle=False)
-np.save(sys.argv[3], np.asarray(model(x, training=False))[:, 0].astype(np.float64))
-print(json.dumps(sorted(m for m in sys.modules if m == "src" or m.startswith("src."))))
-"""
-
 # As the card's usage says: onnxruntime alone (no TensorFlow, no project code).
 FRESH_ONNX = """
 import json, sys
@@ -236,59 +285,67 @@ import onnxruntime as ort
 session = ort.InferenceSession(sys.argv[1], providers=["CPUExecutionProvider"])
 x = np.load(sys.argv[2], allow_pickle=False)
 p = session.run(["probability"], {"transaction": x.astype("float64")})[0][:, 0]
-np.save(sys.argv[3], p.astype(np.float64))
+assert p.dtype == np.float64
+np.save(sys.argv[3], p)
 print(json.dumps(sorted(m for m in sys.modules if m in ("src", "tensorflow", "keras")
                         or m.startswith("src."))))
 """
 
 
-@pytest.mark.parametrize("fmt", ["keras", "onnx"])
-def test_loads_in_a_fresh_process_without_project_code(fmt: str, project: Project, detector: Any,
-                                                       tmp_path: Path) -> None:
+def test_loads_in_a_fresh_process_without_project_code(project: Project, tmp_path: Path) -> None:
     inputs = project.raw[INPUT_COLUMNS].to_numpy(np.float64)
     np.save(tmp_path / "x.npy", inputs)
     # -I: isolated (no PYTHONPATH, no user site, the script's folder not on sys.path); the
     # working folder holds no project code either.
-    done = subprocess.run([sys.executable, "-I", "-c", FRESH_KERAS if fmt == "keras" else
-                           FRESH_ONNX, str(project.paths[f"out_{fmt}"]), str(tmp_path / "x.npy"),
-                           str(tmp_path / "p.npy")],
+    done = subprocess.run([sys.executable, "-I", "-c", FRESH_ONNX, str(project.paths["out_onnx"]),
+                           str(tmp_path / "x.npy"), str(tmp_path / "p.npy")],
                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout.strip().splitlines()[-1]) == []
-    np.testing.assert_allclose(np.load(tmp_path / "p.npy"), keras_probabilities(detector, inputs),
-                               rtol=0, atol=1e-6)
+    shipped = load_onnx(project.paths["out_onnx"], "export", DETECTOR)
+    np.testing.assert_array_equal(np.load(tmp_path / "p.npy"), shipped(inputs))
 
 
 def test_card(project: Project) -> None:
     card = json.loads(project.paths["card"].read_text(encoding="utf-8"))
     assert card["model"] == "baseline" and card["chosen_by"] == "train.strategy"
     assert card["threshold"] == METRICS["threshold"]
+    assert card["decision"] == {"rule": "threshold", "threshold": METRICS["threshold"],
+                                "flag_when": "probability >= threshold"}
     assert card["test_metrics"] == {k: v for k, v in METRICS.items() if not k.startswith("val_")}
     assert card["validation_metrics"] == {"val_prc": 0.66, "val_recall": 0.6}
     assert card["training_data"] == {
         "file": str(project.raw_csv),
         "sha256": hashlib.sha256(project.raw_csv.read_bytes()).hexdigest()}
-    assert set(card["files"]) == {"keras", "onnx"}
-    for fmt, entry in card["files"].items():
-        shipped = project.paths[f"out_{fmt}"]
-        assert entry["file"] == shipped.name
-        assert entry["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
-        assert entry["source"] == str(project.paths[fmt]).format(model="baseline")
-        assert entry["load"] and entry["predict"]
-    assert "onnxruntime" in card["files"]["onnx"]["load"]
-    assert "keras.saving.load_model" in card["files"]["keras"]["load"]
+    assert set(card["files"]) == {"onnx"}
+    entry, shipped = card["files"]["onnx"], project.paths["out_onnx"]
+    assert entry["file"] == shipped.name
+    assert entry["sha256"] == hashlib.sha256(shipped.read_bytes()).hexdigest()
+    sources = {"detector": project.root / "models/detector/baseline.onnx",
+               "calibration": project.root / "models/calibration/baseline.json"}
+    assert entry["built_from"] == {
+        name: {"file": str(path), "sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+        for name, path in sources.items()}
+    assert "onnxruntime" in entry["load"] and entry["predict"]
+    calibration = card["calibration"]
+    assert calibration["method"] == "platt"
+    assert calibration["parameters"] == project.calibrators["baseline"].to_dict()
+    assert calibration["test"] == {"loss": 0.004, "loss_raw": 0.05, "ece": 0.0004,
+                                   "expected_frauds": 9.5, "frauds": 10}
+    assert calibration["validation"] == {"val_loss": 0.0041, "val_expected_frauds": 8.7,
+                                         "val_frauds": 9}
     assert card["input_columns"] == [*V_COLUMNS, "Amount"]
     assert card["input_name"] == "transaction" and card["input_dtype"] == "float64"
-    assert card["output_name"] == "probability"
+    assert card["output_name"] == "probability" and card["output_dtype"] == "float64"
     assert card["eps"] == EPS and card["clip"] == CLIP
     assert card["standardisation"]["features"] == FEATURES
     assert card["standardisation"]["mean"] == [float(v) for v in project.scaler.mean_]
     assert card["standardisation"]["scale"] == [float(v) for v in project.scaler.scale_]
     assert card["versions"]["tensorflow"] == keras_model.tf.__version__
-    assert card["versions"]["keras"] == keras_model.keras.__version__
     assert card["versions"]["onnx_opset"] == str(detectors.OPSET)
     assert {"input", "decide", "command_line", "onnx_other_languages"} <= set(card["usage"])
     assert "fraud_detector.onnx" in card["usage"]["command_line"]
+    assert not any("keras" in key for key in card["usage"])
 
 
 def run_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
@@ -304,8 +361,8 @@ def run_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
 
 
 def out_paths(project: Project, folder: Path) -> dict[str, Path]:
-    return {**project.paths, "out_keras": folder / "fraud_detector.keras",
-            "out_onnx": folder / "fraud_detector.onnx", "card": folder / "fraud_detector.json"}
+    return {**project.paths, "out_onnx": folder / "fraud_detector.onnx",
+            "card": folder / "fraud_detector.json"}
 
 
 def test_export_is_byte_identical(project: Project, tmp_path: Path) -> None:
@@ -314,8 +371,27 @@ def test_export_is_byte_identical(project: Project, tmp_path: Path) -> None:
 
     paths = out_paths(project, tmp_path)
     export_stage.main(export_args(paths))
-    for name in ("out_keras", "out_onnx", "card"):
+    for name in ("out_onnx", "card"):
         assert paths[name].read_bytes() == project.paths[name].read_bytes(), name
+
+
+def test_ships_gbdt(project: Project, tmp_path: Path) -> None:
+    """A peer ships as the networks do: its detector with its calibrator, equal to the
+    calibrator on scikit-learn's own logit (the trees are float64 throughout)."""
+    from src.stages import export as export_stage
+
+    choice = tmp_path / "evaluate.json"
+    write_json(choice, {**CHOICE, "model": "gbdt"})
+    paths = {**out_paths(project, tmp_path), "choice": choice}
+    export_stage.main(export_args(paths))
+    card = json.loads(paths["card"].read_text())
+    assert card["model"] == "gbdt" and card["calibration"]["method"] == "isotonic"
+    assert "scikit-learn" in card["versions"] and "tensorflow" not in card["versions"]
+    inputs = project.raw[INPUT_COLUMNS].to_numpy(np.float64)
+    got = load_onnx(paths["out_onnx"], "export", DETECTOR)(inputs)
+    logits = project.gbdt.decision_function(pipeline_features(project, project.raw))
+    np.testing.assert_allclose(got, project.calibrators["gbdt"](logits), rtol=0, atol=1e-12)
+    assert ((got > 0) & (got < 1)).all()
 
 
 def test_the_strategy_key_is_accepted(project: Project, tmp_path: Path) -> None:
@@ -329,27 +405,46 @@ def test_the_strategy_key_is_accepted(project: Project, tmp_path: Path) -> None:
     assert json.loads(paths["card"].read_text())["model"] == "baseline"
 
 
+@pytest.mark.parametrize(("cost_fn", "threshold"), [("amount", None), (495.0, 0.01)])
+def test_an_expected_cost_rule_ships_its_costs(cost_fn: Any, threshold: Any) -> None:
+    """evaluate.threshold: expected_cost ships the rule and its costs, not a searched number:
+    per row with cost_fn `amount`, else the threshold cost_fp / (cost_fp + cost_fn)."""
+    settings = replace(load_params(REPO / "params.yaml").evaluate, threshold=EXPECTED_COST,
+                       cost_fp=5.0, cost_fn=cost_fn)
+    decision = shipped_decision({"threshold": "n/a"}, settings, "evaluate.json")
+    assert decision.to_card()["rule"] == EXPECTED_COST
+    assert decision.to_card()["cost_fn"] == cost_fn and decision.cost_fp == 5.0
+    assert decision.threshold == threshold
+
+
 def corrupt(path: Path) -> None:
     path.write_bytes(path.read_bytes()[:100])
 
 
-def swap_keras(path: Path) -> None:
-    path.write_bytes(path.read_bytes() + b"\0")
+def another_models(path: Path) -> None:
+    """The gbdt detector where baseline's should be."""
+    path.write_bytes((path.parent / "gbdt.onnx").read_bytes())
 
 
-# id -> (evaluate.json content or None to leave it, what to do to the detectors, fragments)
+# id -> (evaluate.json content or None to leave it, (file to spoil, how) or None, fragments)
 BAD = {
-    "peer-chosen": ({"model": "logreg", **METRICS}, None,
-                    ["'logreg' has no deployable detector", "baseline, weighted, oversample"]),
+    "unknown-model": ({"model": "xgboost", **METRICS}, None,
+                      ["'xgboost' is not one of", "baseline, weighted, oversample, logreg"]),
     "no-name": (dict(METRICS), None, ["no 'model'", "run the evaluate stage again"]),
     "bad-threshold": ({"model": "baseline", **METRICS, "threshold": 1.5}, None,
                       ["'threshold' between 0 and 1"]),
     "missing-detector": ({"model": "oversample", **METRICS}, None,
                          ["oversample.onnx: model not found; run the train_resampled stage"]),
-    "corrupt-onnx": (None, ("onnx", corrupt),
+    "corrupt-onnx": (None, ("detector/baseline.onnx", corrupt),
                      ["not a loadable ONNX model", "run the train_baseline stage again"]),
-    "keras-from-another-run": (None, ("keras", swap_keras),
-                               ["were not written by one run of train_baseline"]),
+    "detector-of-another-model": (None, ("detector/baseline.onnx", another_models),
+                                  ["the detector of 'gbdt', not of 'baseline'"]),
+    "missing-calibration": (None, ("calibration/baseline.json", Path.unlink),
+                            ["baseline.json: not found", "evaluate_model@baseline"]),
+    "calibration-of-another-model": (
+        None, ("calibration/baseline.json", lambda path: path.write_bytes(
+            (path.parent / "gbdt.json").read_bytes())),
+        ["the calibration of 'gbdt', not of 'baseline'", "evaluate_model@baseline"]),
 }
 
 
@@ -365,11 +460,13 @@ def test_stage_fails_cleanly(case: str, project: Project, tmp_path: Path,
         write_json(tmp_path / "evaluate.json", content)
         paths["choice"] = tmp_path / "evaluate.json"
     if damage is not None:
-        fmt, spoil = damage
-        folder = tmp_path / "detector"
-        shutil.copytree(project.root / "models/detector", folder)
-        paths = {**paths, "keras": folder / "{model}.keras", "onnx": folder / "{model}.onnx"}
-        spoil(folder / f"baseline.{fmt}")
+        where, spoil = damage
+        folder = tmp_path / "models"
+        for name in ("detector", "calibration"):
+            shutil.copytree(project.root / "models" / name, folder / name)
+        paths = {**paths, "onnx": folder / "detector/{model}.onnx",
+                 "calibration": folder / "calibration/{model}.json"}
+        spoil(folder / where)
     line = run_in_process(export_args(paths), capsys)
     for fragment in fragments:
         assert fragment in line, (fragment, line)

@@ -10,7 +10,7 @@ import pytest
 import yaml
 
 from src.fraud.errors import PipelineError
-from src.fraud.models import AUTO, STRATEGIES
+from src.fraud.models import AUTO, MODELS
 from src.fraud.params import (
     MONITORABLE,
     SELECT_BY,
@@ -53,7 +53,7 @@ def test_repo_params_file_loads_with_correct_types(repo_params_raw: dict[str, An
     assert type(params.init_bias.compare_epochs) is int
 
     t = params.train
-    assert t.strategy in (AUTO, *STRATEGIES)
+    assert t.strategy in (AUTO, *MODELS)
     assert type(t.epochs) is int and type(t.batch_size) is int and type(t.patience) is int
     assert t.monitor in MONITORABLE
     assert t.oversample_steps_per_epoch is None or type(t.oversample_steps_per_epoch) is int
@@ -64,7 +64,7 @@ def test_repo_params_file_loads_with_correct_types(repo_params_raw: dict[str, An
     assert isinstance(e.cost_fn, (float, str))
     assert type(e.batch_size) is int and type(e.curve_points) is int
     assert type(e.bootstrap) is int and e.select_by in SELECT_BY
-    assert isinstance(e.candidates, tuple) and set(e.candidates) <= set(STRATEGIES)
+    assert isinstance(e.candidates, tuple) and set(e.candidates) <= set(MODELS)
 
 
 def test_parse_params_of_the_repo_dict_equals_load_params(repo_params_raw: dict[str, Any]) -> None:
@@ -144,6 +144,7 @@ def test_split_methods(raw_params: dict[str, Any], value: str, expected: str) ->
     (["baseline", "weighted"], ("baseline", "weighted")),
     ("oversample,baseline", ("oversample", "baseline")),
     (["resampled"], ("oversample",)),
+    ("gbdt,logreg,baseline", ("gbdt", "logreg", "baseline")),  # every model can ship
 ])
 def test_candidates_list_or_comma_string(raw_params: dict[str, Any], value: Any,
                                          expected: tuple[str, ...]) -> None:
@@ -155,6 +156,7 @@ def test_strategy_auto_and_named(raw_params: dict[str, Any]) -> None:
     assert parse_params(with_value(raw_params, "train.strategy", "AUTO")).train.strategy == AUTO
     assert parse_params(with_value(raw_params, "train.strategy", "resampled")
                         ).train.strategy == "oversample"
+    assert parse_params(with_value(raw_params, "train.strategy", "gbdt")).train.strategy == "gbdt"
 
 
 def test_val_ap_is_the_default_monitor(repo_params_raw: dict[str, Any]) -> None:
@@ -215,14 +217,14 @@ INVALID = [
     ("evaluate.candidates", []),
     ("evaluate.candidates", ["baseline", "bogus"]),
     ("evaluate.candidates", ["baseline", "baseline"]),
-    ("evaluate.candidates", ["logreg"]),
+    ("evaluate.candidates", ["logreg", "xgboost"]),
     ("evaluate.candidates", 3),
     ("evaluate.select_by", "prc"),
     ("evaluate.select_by", "test_prc"),
     ("evaluate.bootstrap", 10),
     ("evaluate.bootstrap", "many"),
     ("evaluate.bootstrap", 1.5),
-    ("train.strategy", "logreg"),
+    ("train.strategy", "xgboost"),
     ("seed", -1),
     ("seed", 2**32),
     ("seed", 1.5),
@@ -249,7 +251,7 @@ def test_monitor_lists_valid_choices(raw_params: dict[str, Any]) -> None:
 def test_strategy_lists_valid_choices(raw_params: dict[str, Any]) -> None:
     message = parse_error(with_value(raw_params, "train.strategy", "bogus"))
     assert "train.strategy = 'bogus'" in message
-    for name in (*STRATEGIES, "resampled"):
+    for name in (*MODELS, "resampled"):
         assert name in message
 
 

@@ -37,8 +37,8 @@ from src.fraud.serving.peer_onnx import (
     ML_OPSET,
     _gbdt_graph,
     peer_detector,
-    sigmoid_graph,
 )
+from src.fraud.serving.sigmoid import sigmoid_graph
 from src.fraud.training.peers import peer_scores
 from tests.conftest import run_predict
 
@@ -240,3 +240,24 @@ def test_refuses(model: Any, output: str, fragment: str, models: dict[str, Any],
         model = models[model]
     with pytest.raises(PipelineError, match=fragment):
         peer_detector(model, data["stats"], EPS, output)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["logreg", "gbdt"])
+def test_a_calibrated_peer_equals_the_calibrator_on_scikit_learns_logit(
+        name: str, models: dict[str, Any], data: dict[str, Any]) -> None:
+    """export appends the calibrator after the peer's float64 sigmoid is taken off: the
+    calibrated detector scores what the numpy calibrator makes of the model's own logit."""
+    from src.fraud.evaluation.calibration import fit_calibrator
+    from src.fraud.serving.calibrated import calibrated_onnx, with_logit_output
+
+    model = models[name]
+    detector = peer_detector(model, data["stats"], EPS)
+    (logit,) = run(with_logit_output(detector), data["raw"]["test"])
+    (direct,) = run(peer_detector(model, data["stats"], EPS, "logit"), data["raw"]["test"])
+    np.testing.assert_array_equal(logit, direct)
+    calibrator = fit_calibrator("platt", model.decision_function(data["features"]["val"]),
+                                data["labels"]["val"])
+    (got,) = run(calibrated_onnx(detector, calibrator), data["raw"]["test"])
+    expected = calibrator(model.decision_function(data["features"]["test"]))
+    tolerance = TREE_TOLERANCE if name == "gbdt" else LOGREG_SKLEARN_TOLERANCE
+    np.testing.assert_allclose(got[:, 0], expected, rtol=0, atol=tolerance)

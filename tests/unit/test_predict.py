@@ -1,8 +1,9 @@
 """`python -m src.predict`: raw transaction CSVs in, probability and flagged out, in chunks.
 
-The exported model is built in-process with the library (a seeded, untrained network is
-enough: the export's equivalence with the pipeline is tested in test_export.py). Most runs
-call the command in-process (TensorFlow is imported once); two run it as a user would.
+A network's detector is built in-process with the library (a seeded, untrained network is
+enough: the export's equivalence with the pipeline is tested in test_export.py; the
+calibrated file and the card's decision rules in test_predict_decision.py). Most runs call
+the command in-process (TensorFlow is imported once); two run it as a user would.
 """
 
 from __future__ import annotations
@@ -39,7 +40,7 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"
 
 @dataclass
 class Exported:
-    model: Path               # the .keras detector
+    model: Path               # a .keras detector (uncalibrated; predict still scores one)
     onnx: Path                # the same detector as ONNX (what the command-line tests run:
                               # no TensorFlow import, ~4 s less per process)
     card: Path
@@ -62,12 +63,12 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
                                                                 learning_rate=1e-3))
     stats = contract.read_scaler(root / "scaler.json", CLIP)
     detector = detectors.build_detector(network, stats, EPS)
-    model_path = root / "fraud_detector.keras"
+    model_path = root / "detector.keras"  # a network's detector, uncalibrated
     keras_model.save_model(detector, model_path)
     onnx_path = model_path.with_suffix(".onnx")  # shares the card
     (root / "pair").mkdir()
     detectors.save_all(network, "baseline", stats, EPS, network_onnx_path=root / "network.onnx",
-                       detector_path=root / "pair" / "fraud_detector.keras",
+                       detector_path=root / "pair" / "detector.keras",
                        detector_onnx_path=onnx_path)
 
     frame = generate_creditcard(ROWS, 0.02, 4)

@@ -1,5 +1,5 @@
-"""Calibrated fraud probabilities: proper scoring rules, calibrators fitted on validation, the
-calibrator as ONNX nodes, and the cost-optimal decision rule.
+"""Calibrated fraud probabilities: proper scoring rules, calibrators fitted on validation, and
+the cost-optimal decision rule. (The calibrator as ONNX nodes: src/fraud/serving/calibrated.py.)
 
 Why: class weights and oversampling change the class prior a network learns, so its scores
 are not probabilities of fraud (the weighted network predicted 20× the observed fraud rate).
@@ -19,19 +19,17 @@ nodes compute the same thing; float64 avoids the ties and exact zeros of a float
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-import onnx
 import pandas as pd
-from onnx import TensorProto, helper, numpy_helper
 from sklearn.isotonic import isotonic_regression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
+from ..decision import expected_cost_flags  # noqa: F401  (re-exported: the rule evaluate reports)
 from ..errors import PipelineError
 from .metrics import KERAS_EPSILON
 
@@ -362,117 +360,4 @@ def choose_calibrator(logits: Array, labels: Array, table: dict[str, Fitter],
 
 
 # ---------------------------------------------------------------- decisions
-
-def expected_cost_flags(probabilities: Array, cost_fp: float, cost_fn: float | Array
-                        ) -> Array:
-    """Flag when a miss costs more in expectation than a review: p·cost_fn > (1-p)·cost_fp.
-    No threshold search: on calibrated probabilities this is the cost-optimal decision.
-    `cost_fn` may be one number or one per row (the transaction's amount)."""
-    p = np.asarray(probabilities, dtype=np.float64).reshape(-1)
-    miss = np.asarray(cost_fn, dtype=np.float64)
-    if miss.ndim > 1 or (miss.ndim == 1 and len(miss) != len(p)):
-        raise PipelineError(f"calibration: cost_fn must be a number or one per row "
-                            f"({len(p):,} rows, got shape {miss.shape})")
-    if cost_fp < 0 or np.any(miss < 0) or not np.isfinite(miss).all():
-        raise PipelineError("calibration: costs must be finite and >= 0")
-    return p * miss > (1 - p) * cost_fp
-
-
-# ---------------------------------------------------------------- ONNX
-
-ONNX_OUTPUTS = ("sigmoid", "logit")  # what the given model's single output is
-CALIBRATION_METADATA = "calibration"  # metadata key: the calibrator's JSON
-_PREFIX = "calibration/"
-
-
-def _single_output(graph: onnx.GraphProto) -> onnx.ValueInfoProto:
-    if len(graph.output) != 1:
-        raise PipelineError(f"calibration: the ONNX model has {len(graph.output)} outputs; "
-                            "expected one (the probability or the logit)")
-    return graph.output[0]
-
-
-def with_logit_output(model: onnx.ModelProto, output: str = "sigmoid") -> onnx.ModelProto:
-    """A copy of `model` whose single output is its logit: for `sigmoid`, the final Sigmoid
-    node is removed and its input becomes the output (as float32 as the network computed it,
-    before a float32 sigmoid rounds it away)."""
-    if output not in ONNX_OUTPUTS:
-        raise PipelineError(f"calibration: output must be one of {ONNX_OUTPUTS}, got {output!r}")
-    result = onnx.ModelProto()
-    result.CopyFrom(model)
-    graph = result.graph
-    final = _single_output(graph)
-    if output == "logit":
-        return result
-    producers = [node for node in graph.node if final.name in node.output]
-    consumers = [node for node in graph.node if final.name in node.input]
-    if len(producers) != 1 or producers[0].op_type != "Sigmoid" or consumers:
-        raise PipelineError(f"calibration: the output {final.name!r} is not computed by one "
-                            "final Sigmoid node; pass output='logit' if it is a logit")
-    sigmoid_node = producers[0]
-    logit_name = sigmoid_node.input[0]
-    graph.node.remove(sigmoid_node)
-    known = {info.name: info for info in graph.value_info}
-    logit = onnx.ValueInfoProto()
-    logit.CopyFrom(known.get(logit_name, final))
-    logit.name = logit_name
-    graph.output.pop()
-    graph.output.append(logit)
-    return result
-
-
-def _initializer(name: str, values: Array | float) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(values, dtype=np.float64), _PREFIX + name)
-
-
-def calibrated_onnx(model: onnx.ModelProto, calibrator: Calibrator, output: str = "sigmoid",
-                    output_name: str | None = None) -> onnx.ModelProto:
-    """`model` with `calibrator` appended: its output (a Sigmoid's probability or a logit)
-    becomes the calibrated probability, float64, shape (rows, 1), computed from the logit in
-    float64 with the same formula as `Calibrator.__call__`. The calibrator's JSON rides
-    along as metadata `calibration`. `output_name` defaults to the original output's name.
-    Only element-wise operators and one MatMul are added (the ONNX contract's short list):
-    the logit must already be (rows, 1), so no Reshape is needed."""
-    logit_model = with_logit_output(model, output)
-    graph = logit_model.graph
-    logit = graph.output[0]
-    name = output_name or _single_output(model.graph).name
-    if output == "logit" and name == logit.name:
-        raise PipelineError("calibration: give the calibrated output another name than the "
-                            f"logit {name!r}")
-    dims = logit.type.tensor_type.shape.dim
-    if len(dims) != 2 or dims[1].dim_value != 1:
-        raise PipelineError(f"calibration: the logit {logit.name!r} must have the declared "
-                            "shape (rows, 1), as the project's models' outputs do")
-    y0, lo, hi, anchor, slopes = calibrator.segments()
-    graph.initializer.extend([
-        _initializer("lo", lo), _initializer("hi", hi), _initializer("anchor", anchor),
-        _initializer("slopes", slopes.reshape(-1, 1)), _initializer("y0", y0),
-        _initializer("logit_min", LOGIT_RANGE[0]), _initializer("logit_max", LOGIT_RANGE[1]),
-        _initializer("one", 1.0)])
-    steps = [("Cast", [logit.name], {"to": TensorProto.DOUBLE}),
-             ("Max", [None, "lo"], {}),
-             ("Min", [None, "hi"], {}), ("Sub", [None, "anchor"], {}),
-             ("MatMul", [None, "slopes"], {}), ("Add", [None, "y0"], {}),
-             ("Max", [None, "logit_min"], {}), ("Min", [None, "logit_max"], {}),
-             # the sigmoid as `sigmoid` computes it: ONNX Runtime's float64 Sigmoid is coarser
-             ("Neg", [None], {}), ("Exp", [None], {}), ("Add", [None, "one"], {}),
-             ("Div", ["one", None], {})]
-    previous = ""
-    for index, (op, inputs, attributes) in enumerate(steps):
-        names = [previous if given is None else
-                 given if index == 0 else _PREFIX + given for given in inputs]
-        previous = name if index == len(steps) - 1 else f"{_PREFIX}{index}_{op.lower()}"
-        graph.node.append(helper.make_node(op, names, [previous], name=f"{_PREFIX}{index}_{op}",
-                                           **attributes))
-    graph.output.pop()
-    graph.output.append(helper.make_tensor_value_info(
-        name, TensorProto.DOUBLE, [dims[0].dim_param or dims[0].dim_value or "rows", 1]))
-    del graph.value_info[:]  # shapes inferred before the change may now be wrong
-    kept = [entry for entry in logit_model.metadata_props if entry.key != CALIBRATION_METADATA]
-    del logit_model.metadata_props[:]
-    logit_model.metadata_props.extend(kept)
-    entry = logit_model.metadata_props.add()
-    entry.key, entry.value = CALIBRATION_METADATA, json.dumps(calibrator.to_dict())
-    onnx.checker.check_model(logit_model)
-    return logit_model
+# expected_cost_flags lives in src/fraud/decision.py (numpy only, for predict); imported above.

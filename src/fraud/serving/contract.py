@@ -26,12 +26,16 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import PipelineError
 from ..files import read_json_file
 from ..schema import FEATURES, INPUT_COLUMNS, N_FEATURES
+
+if TYPE_CHECKING:
+    import onnx
 
 INPUT_NAME = "transaction"
 NETWORK_INPUT = "features"  # the trained network's input: scaled features, float32
@@ -127,3 +131,12 @@ def read_detector_metadata(metadata: dict[str, str], label: str, stage: str) -> 
                             f"{fix}")
     _check_stats(label, info.mean, info.scale, fix)
     return info
+
+
+def save_onnx(model: onnx.ModelProto, path: Path) -> None:
+    """One self-contained file (no external data), deterministic bytes: what the train stages
+    write for every detector and export ships."""
+    import onnx
+
+    onnx.checker.check_model(model)
+    Path(path).write_bytes(model.SerializeToString(deterministic=True))

@@ -19,6 +19,7 @@ from typing import BinaryIO, TextIO
 import numpy as np
 
 from ..data.rawcsv import STDIN_LABEL, STDIO, OpenedCsv, open_csv, read_frames
+from ..decision import Decision
 from ..errors import PipelineError
 from ..schema import (
     LABEL,
@@ -141,24 +142,27 @@ def _csv_cells(values: np.ndarray) -> list[str]:
             if ("," in v or '"' in v or v != v.strip()) else v for v in values]
 
 
-def format_rows(probabilities: np.ndarray, threshold: float, labels: np.ndarray | None,
-                keys: Sequence[np.ndarray] = ()) -> tuple[str, int]:
+def format_rows(probabilities: np.ndarray, decision: Decision | float, features: np.ndarray,
+                labels: np.ndarray | None, keys: Sequence[np.ndarray] = ()) -> tuple[str, int]:
     """CSV lines for one chunk and its count of flagged rows.
 
-    `probability` is the model's float32 value in its shortest round-trip form; `flagged` is
-    decided on that exact value (probability >= threshold, as evaluate counts). Key columns
-    come first, copied; a blank Class stays blank.
+    `probability` is printed as float32 in its shortest round-trip form (what a network's
+    own output is; enough digits for a reader); `flagged` is decided on the model's float64
+    value by `decision` (a number: flag when probability >= it), so a calibrated float64
+    probability just above a threshold is not rounded onto it. Key columns come first,
+    copied; a blank Class stays blank.
     """
-    probabilities = np.asarray(probabilities, dtype=np.float32).reshape(-1)
-    flagged = (probabilities.astype(np.float64) >= threshold).astype(np.int8)
+    decision = decision if isinstance(decision, Decision) else Decision(threshold=decision)
+    exact = np.asarray(probabilities, dtype=np.float64).reshape(-1)
+    flagged = decision.flags(exact, features).astype(np.int8)
     columns: list[Sequence[str]] = [_csv_cells(column) for column in keys]
-    columns += [probabilities.astype(str), flagged.astype(str)]
+    columns += [exact.astype(np.float32).astype(str), flagged.astype(str)]
     if labels is not None:
         labels = np.asarray(labels, dtype=np.float64)
         columns.append(np.where(np.isnan(labels), "",
                                 np.nan_to_num(labels).astype(np.int8).astype(str)))
     text = "\n".join(map(",".join, zip(*columns, strict=True)))
-    return (text + "\n" if len(probabilities) else ""), int(flagged.sum())
+    return (text + "\n" if len(exact) else ""), int(flagged.sum())
 
 
 def header_line(has_label: bool, id_columns: Sequence[str] = ()) -> str:
@@ -171,7 +175,7 @@ class ScoreSummary:
     rows: int
     flagged: int
     seconds: float
-    threshold: float
+    decision: Decision
 
     @property
     def rows_per_second(self) -> float:
@@ -180,14 +184,16 @@ class ScoreSummary:
     def line(self, source: str, target: str) -> str:
         share = 100.0 * self.flagged / self.rows if self.rows else 0.0
         return (f"{source}: {self.rows:,} rows scored, {self.flagged:,} flagged "
-                f"({share:.3f} %) at threshold {self.threshold:g}; {self.seconds:.2f} s, "
+                f"({share:.3f} %) {self.decision.describe()}; {self.seconds:.2f} s, "
                 f"{self.rows_per_second:,.0f} rows/s -> {target}")
 
 
 def score(opened: OpenedInput, out: TextIO, predict: Callable[[np.ndarray], np.ndarray],
-          threshold: float, chunk_size: int = DEFAULT_CHUNK_ROWS) -> ScoreSummary:
+          decision: Decision | float, chunk_size: int = DEFAULT_CHUNK_ROWS) -> ScoreSummary:
     """Reads, validates, scores and writes chunk by chunk: one output row per input row, in
-    order. `predict` maps a (rows, 29) float64 array to (rows,) probabilities."""
+    order. `predict` maps a (rows, 29) float64 array to (rows,) probabilities; `decision`
+    flags them (a number: the threshold)."""
+    decision = decision if isinstance(decision, Decision) else Decision(threshold=decision)
     start = time.perf_counter()
     rows = flagged = 0
     for chunk in read_chunks(opened, chunk_size):
@@ -197,9 +203,10 @@ def score(opened: OpenedInput, out: TextIO, predict: Callable[[np.ndarray], np.n
                                f"{len(chunk.features)} rows")
         if rows == 0:
             out.write(header_line(chunk.labels is not None, opened.id_columns))
-        text, count = format_rows(probabilities, threshold, chunk.labels, chunk.keys)
+        text, count = format_rows(probabilities, decision, chunk.features, chunk.labels,
+                                  chunk.keys)
         out.write(text)
         rows += len(chunk.features)
         flagged += count
     return ScoreSummary(rows=rows, flagged=flagged, seconds=time.perf_counter() - start,
-                        threshold=threshold)
+                        decision=decision)

@@ -44,7 +44,15 @@ from onnx import TensorProto, helper, numpy_helper
 from ..errors import PipelineError
 from ..schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 from ..training.network import keras, tf
-from .contract import INPUT_DTYPE, INPUT_NAME, MODEL_NAME, NETWORK_INPUT, OUTPUT_NAME, ScalerStats
+from .contract import (
+    INPUT_DTYPE,
+    INPUT_NAME,
+    MODEL_NAME,
+    NETWORK_INPUT,
+    OUTPUT_NAME,
+    ScalerStats,
+    save_onnx,
+)
 
 # The ONNX operator set: pinned, so that a new tf2onnx default does not change the files.
 # 17 is read by ONNX Runtime 1.11 (2022) and later, in every language.
@@ -229,12 +237,6 @@ def detector_onnx(network: onnx.ModelProto, stats: ScalerStats, eps: float,
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
     return model
-
-
-def save_onnx(model: onnx.ModelProto, path: Path) -> None:
-    """One self-contained file (no external data), deterministic bytes."""
-    onnx.checker.check_model(model)
-    path.write_bytes(model.SerializeToString(deterministic=True))
 
 
 def save_all(network: keras.Model, strategy: str, stats: ScalerStats, eps: float, *,

@@ -1,8 +1,11 @@
-"""Export: what ships (the chosen model's detector, as `.keras` and `.onnx`) and its card.
+"""Export: what ships (the chosen model's detector with its calibration, one `.onnx` file) and
+its card.
 
-No TensorFlow here: the detectors are built by the train stages (src/fraud/serving/detector.py),
-which have TensorFlow loaded anyway; the export stage only picks the one `evaluate` chose
-(metrics/evaluate.json), checks it, copies its two files and writes the model card.
+No TensorFlow and no training here: the train stages build the detectors (networks:
+src/fraud/serving/detector.py; peers: peer_onnx.py), evaluate_model@<model> fits each model's
+calibrator on validation (models/calibration/<model>.json); the export stage picks the model
+evaluate chose (metrics/evaluate.json), appends its calibrator to its detector as float64
+ONNX nodes (calibrated.py) and writes the model card. Any of the five models can ship.
 
 The detector's input/output contract and the preprocessing it carries: contract.py.
 """
@@ -13,31 +16,38 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..decision import EXPECTED_COST, Decision, expected_cost_threshold
 from ..errors import PipelineError
+from ..evaluation.calibration import Calibrator
 from ..files import read_json_file
-from ..models import STRATEGIES, STRATEGY_ALIASES
+from ..models import MODELS, STRATEGY_ALIASES
+from ..params import EvaluateParams
 from ..schema import FEATURES, INPUT_COLUMNS
 from .contract import INPUT_DTYPE, INPUT_NAME, OUTPUT_NAME, DetectorInfo
 
-FORMATS = ("onnx", "keras")
 PREPROCESSING_STEPS = [
     "Log Amount = log(Amount + eps)",
     "features = [V1, ..., V28, Log Amount]",
     "standardised = (features - mean) / scale  (statistics of the training split)",
     "clipped = clip(standardised, -clip, clip)",
-    "cast to float32, then the trained network (hidden -> output)",
+    "cast to float32 (as the pipeline stores the features), then the model's logit",
+    "calibrated logit = the calibration's increasing polyline of the logit (float64)",
+    "probability = 1 / (1 + exp(-calibrated logit))  (float64)",
 ]
 PREDICT_COMMAND = ("python -m src.predict models/fraud_detector.onnx transactions.csv "
                    "-o scores.csv")
 # Keys of evaluate.json that name the choice rather than measure the model.
 CHOICE_KEYS = ("model", "strategy", "chosen_by", "select_by")
+# The calibration figures evaluate_model writes into metrics/<model>.json (with `val_` twins
+# for validation and `_raw` twins for the model's own, uncalibrated sigmoid).
+CALIBRATION_FIGURES = ("loss", "log_loss", "brier", "ece", "ece15_width", "ece15_mass",
+                       "expected_frauds", "frauds", "observed_frauds", "zero_probability_rows")
 
 
 def read_choice(path: str | Path) -> tuple[str, dict[str, Any]]:
     """The chosen model's name and its metrics, from evaluate's metrics/evaluate.json.
 
-    The name is under `model` (older files: `strategy`). Only the Keras strategies have a
-    deployable detector; a scikit-learn peer chosen by evaluate cannot be exported.
+    The name is under `model` (older files: `strategy`); any of the five models ships.
     """
     path = Path(path)
     data = read_json_file(path, "evaluate")
@@ -46,67 +56,113 @@ def read_choice(path: str | Path) -> tuple[str, dict[str, Any]]:
         raise PipelineError(f"{path}: no 'model' naming the chosen model; run the evaluate "
                             "stage again")
     name = STRATEGY_ALIASES.get(name, name)
-    if name not in STRATEGIES:
-        raise PipelineError(f"{path}: the chosen model {name!r} has no deployable detector; "
-                            f"only the Keras strategies ({', '.join(STRATEGIES)}) are exported: "
-                            "choose one, e.g. dvc exp run -S train.strategy=baseline")
-    threshold = data.get("threshold")
-    if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) \
+    if name not in MODELS:
+        raise PipelineError(f"{path}: the chosen model {name!r} is not one of "
+                            f"{', '.join(MODELS)}; run the evaluate stage again")
+    return name, data
+
+
+def _threshold(choice: dict[str, Any], path: str | Path) -> float:
+    threshold = choice.get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) \
             or not math.isfinite(threshold) or not 0 <= threshold <= 1:
         raise PipelineError(f"{path}: expected a 'threshold' between 0 and 1, got "
                             f"{threshold!r}; run the evaluate stage again")
-    return name, data
+    return float(threshold)
+
+
+def shipped_decision(choice: dict[str, Any], settings: EvaluateParams,
+                     path: str | Path) -> Decision:
+    """The rule the card tells predict to apply: `expected_cost` flags per row from the
+    costs (with a constant cost_fn that is the threshold cost_fp / (cost_fp + cost_fn));
+    every other rule ships the threshold evaluate chose on validation."""
+    if settings.threshold != EXPECTED_COST:
+        return Decision(threshold=_threshold(choice, path))
+    if settings.cost_fn == "amount":
+        return Decision(rule=EXPECTED_COST, cost_fp=settings.cost_fp, cost_fn="amount")
+    cost_fn = float(settings.cost_fn)
+    return Decision(threshold=expected_cost_threshold(settings.cost_fp, cost_fn),
+                    rule=EXPECTED_COST, cost_fp=settings.cost_fp, cost_fn=cost_fn)
+
+
+def read_calibrator(path: str | Path, model: str, stage: str) -> Calibrator:
+    """models/calibration/<model>.json: Calibrator.to_dict() and the `model` it belongs to."""
+    path = Path(path)
+    data = read_json_file(path, stage)
+    if not isinstance(data, dict) or data.get("model") != model:
+        found = data.get("model") if isinstance(data, dict) else None
+        raise PipelineError(f"{path}: the calibration of {found!r}, not of {model!r}; run "
+                            f"{stage} again")
+    return Calibrator.from_dict({k: v for k, v in data.items() if k != "model"})
+
+
+def calibration_card(calibrator: Calibrator, metrics: dict[str, Any],
+                     source: str) -> dict[str, Any]:
+    """The card's `calibration`: the method, its parameters (the calibrator's JSON, as in the
+    ONNX file's `calibration` metadata) and the calibration figures of metrics/<model>.json
+    on validation and test, those the file has."""
+    def figure(key: str) -> bool:
+        return key.removeprefix("val_").removesuffix("_raw") in CALIBRATION_FIGURES
+
+    return {"method": calibrator.method, "parameters": calibrator.to_dict(), "source": source,
+            "fitted_on": "the validation split",
+            "test": {k: v for k, v in sorted(metrics.items())
+                     if figure(k) and not k.startswith("val_")},
+            "validation": {k: v for k, v in sorted(metrics.items())
+                           if figure(k) and k.startswith("val_")}}
 
 
 USAGE = {
     "input": (f"a float64 array of shape (rows, {len(INPUT_COLUMNS)}): the columns of "
               "input_columns in that order, raw values as in creditcard.csv (Amount in "
               "currency units, not logged or scaled). Time and Class are not inputs."),
-    "output": "an array of shape (rows, 1): the probability that each row is fraud",
-    "decide": "flag a row as fraud when probability >= threshold",
+    "output": "a float64 array of shape (rows, 1): the calibrated probability that each row "
+              "is fraud",
+    "decide": "see `decision`: flag a row when its rule holds (decide on the float64 "
+              "probability, not a rounded one)",
     "onnx_load": "import onnxruntime as ort; session = ort.InferenceSession("
                  "'fraud_detector.onnx', providers=['CPUExecutionProvider'])  # no TensorFlow",
     "onnx_predict": f"probability = session.run(['{OUTPUT_NAME}'], {{'{INPUT_NAME}': "
                     "x.astype('float64')})[0][:, 0]  # in batches of ~65,536 rows",
     "onnx_other_languages": f"ONNX Runtime for Java, C#, C++ or JavaScript: feed one float64 "
                             f"tensor '{INPUT_NAME}' of shape [rows, {len(INPUT_COLUMNS)}], read "
-                            f"the float32 tensor '{OUTPUT_NAME}' of shape [rows, 1]",
-    "keras_load": "import keras; model = keras.saving.load_model('fraud_detector.keras')  "
-                  "# safe_mode stays on; no project code needed",
-    "keras_predict": "probability = model(x.astype('float64'), training=False).numpy()[:, 0]  "
-                     "# in batches of ~65,536 rows; model.predict(x, batch_size=8192) also "
-                     "works, but Keras casts its input to float32 first (probabilities then "
-                     "differ from the pipeline's by up to ~4e-7)",
-    "keras_preprocessing_only": "features = model.get_layer('preprocess')(x)  # the 29 "
-                                "scaled, clipped float32 features the network sees",
-    "command_line": PREDICT_COMMAND + "  # CSV or CSV.gz in, probability and flagged out; "
-                                      "the .keras file works too",
+                            f"the float64 tensor '{OUTPUT_NAME}' of shape [rows, 1]",
+    "command_line": PREDICT_COMMAND + "  # CSV or CSV.gz in, probability and flagged out",
 }
 
 
 def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
-               files: dict[str, tuple[str, str]], sources: dict[str, str],
+               shipped: tuple[str, str], sources: dict[str, tuple[str, str]],
+               calibration: dict[str, Any], decision: Decision,
                raw_csv: str | Path, raw_sha256: str) -> dict[str, Any]:
-    """The JSON card beside the model: what it is, what it was trained on, how to use it.
+    """The JSON card beside the model: what it is, what it was trained on, how it is
+    calibrated, how to use it.
 
-    `files`: format -> (file name, sha256); `sources`: format -> its train_* stage's file it
-    was copied from. Deterministic (no timestamps), so equal exports give equal cards.
+    `shipped`: (file name, sha256) of the calibrated `.onnx`; `sources`: what it was built
+    from, name -> (path, sha256): the train stage's detector and evaluate_model's
+    calibrator. Deterministic (no timestamps), so equal exports give equal cards.
     """
     return {
         "model": model,
         "chosen_by": choice.get("chosen_by", "train.strategy"),
         "select_by": choice.get("select_by"),
-        "files": {fmt: {"file": name, "sha256": sha, "source": sources[fmt],
-                        "load": USAGE[f"{fmt}_load"], "predict": USAGE[f"{fmt}_predict"]}
-                  for fmt, (name, sha) in files.items()},
-        "threshold": float(choice["threshold"]),
-        "threshold_source": "chosen by the evaluate stage on the validation split "
-                            "(evaluate.threshold); override it to trade precision for recall",
+        "files": {"onnx": {"file": shipped[0], "sha256": shipped[1],
+                           "built_from": {name: {"file": path, "sha256": sha}
+                                          for name, (path, sha) in sources.items()},
+                           "load": USAGE["onnx_load"], "predict": USAGE["onnx_predict"]}},
+        "threshold": decision.threshold,
+        "threshold_source": ("evaluate.threshold: expected_cost, from the costs (no search)"
+                             if decision.rule == EXPECTED_COST else
+                             "chosen by the evaluate stage on the validation split "
+                             "(evaluate.threshold); override it to trade precision for recall"),
+        "decision": decision.to_card(),
+        "calibration": calibration,
         "input_columns": list(INPUT_COLUMNS),
         "input_name": INPUT_NAME,
         "input_dtype": INPUT_DTYPE,
         "output_name": OUTPUT_NAME,
-        "output": "probability of fraud, float32, shape (rows, 1)",
+        "output": "calibrated probability of fraud, float64, shape (rows, 1)",
+        "output_dtype": "float64",
         "eps": info.eps,
         "clip": info.clip,
         "preprocessing": list(PREPROCESSING_STEPS),

@@ -34,6 +34,7 @@ from sklearn.linear_model import LogisticRegression
 from ..errors import PipelineError
 from ..schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 from .contract import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, ScalerStats, detector_metadata
+from .sigmoid import sigmoid_graph
 
 # The operator sets: the default domain as the network's detector (src/fraud/serving/detector.py
 # OPSET); ai.onnx.ml 5 is the first with a float64 tree ensemble (ONNX 1.16; its ONNX
@@ -177,25 +178,6 @@ def _gbdt_graph(model: HistGradientBoostingClassifier) -> Graph:
     add = helper.make_node("Add", ["gbdt/trees", "gbdt/baseline"], [LOGIT_NAME],
                            name="gbdt/logit")
     return [ensemble, add], [baseline]
-
-
-def sigmoid_graph(logit: str, probability: str, prefix: str = "sigmoid") -> Graph:
-    """probability = 1 / (1 + exp(-logit)) in float64, written out as four ops.
-
-    Not ONNX Runtime's `Sigmoid`: in float64 (1.32, CPU) it loses relative precision for
-    negative logits (5.5e-8 at -20..-5) and returns exactly 0 below about -36.7 (p < 1e-16),
-    where this form stays within 8e-16 of scipy's `expit` (what scikit-learn's
-    `predict_proba` uses) and reaches 0 only where `expit` does (logit < -745).
-    """
-    p = f"{prefix}/"
-    nodes = [helper.make_node("Neg", [logit], [p + "minus_logit"], name=p + "minus_logit"),
-             helper.make_node("Exp", [p + "minus_logit"], [p + "odds_against"],
-                              name=p + "odds_against"),
-             helper.make_node("Add", [p + "odds_against", p + "one"], [p + "denominator"],
-                              name=p + "denominator"),
-             helper.make_node("Reciprocal", [p + "denominator"], [probability],
-                              name=p + "probability")]
-    return nodes, [_const(p + "one", 1.0, np.float64)]
 
 
 def peer_name(model: PeerModel) -> str:
