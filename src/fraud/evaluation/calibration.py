@@ -33,10 +33,11 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from ..errors import PipelineError
+from ..params import CALIBRATION_AUTO, CALIBRATION_METHODS
 from .metrics import KERAS_EPSILON
 
-METHODS = ("none", "prior", "platt", "isotonic")
-AUTO = "auto"
+METHODS = CALIBRATION_METHODS
+AUTO = CALIBRATION_AUTO
 # The calibrated logit is kept in this range, so the float64 sigmoid is never exactly 0 or 1
 # (it rounds to 1.0 a little above 36.7 and underflows to 0.0 below about -745).
 LOGIT_RANGE = (-700.0, 36.0)
