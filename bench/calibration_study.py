@@ -26,7 +26,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from src.fraud.evaluation import calibration, metrics
+from src.fraud.evaluation import calibration, metrics, model_evaluation
 from src.fraud.evaluation.choice import load_scorer
 from src.fraud.models import PEERS, STRATEGIES, TRAIN_STAGES
 from src.fraud.params import Params, load_params
@@ -37,9 +37,6 @@ from src.fraud.serving.onnx_scoring import load_onnx
 from src.fraud.training.peers import GBDT_THREADS, load_peer
 
 METHODS = (*calibration.METHODS, calibration.AUTO)
-# The fraud fraction of every oversampled batch: src/fraud/training/fit.py balanced_batches draws
-# each row as a fraud with probability ½ (a literal there; a named constant would be its home).
-OVERSAMPLE_BATCH_FRAUD_FRACTION = 0.5
 TARGETS = {"log_loss": 0.006, "brier": 0.0009, "ece15_width": 0.001}
 EXPECTED_FRAUDS = (70, 130)
 
@@ -63,17 +60,10 @@ def peer_logits(path: Path, stage: str) -> Callable[[np.ndarray], np.ndarray]:
 
 
 def prior_beta(name: str, train_labels: np.ndarray, params: Params) -> float | None:
-    """β of Dal Pozzolo's correction from how `name` was trained; None: the split's own mix."""
-    fraud_fraction = float(train_labels.mean())
-    if name == "oversample":
-        return calibration.prior_beta_from_oversampling(OVERSAMPLE_BATCH_FRAUD_FRACTION,
-                                                        fraud_fraction)
-    if name == "weighted" or (name == "logreg" and params.logreg.class_weight == "balanced"):
-        from src.fraud.training.fit import class_weights  # TensorFlow: only for these two models
-
-        weights = class_weights(train_labels)  # logreg 'balanced' gives the same weights
-        return calibration.prior_beta_from_class_weights(weights[0], weights[1])
-    return None
+    """β of Dal Pozzolo's correction from how `name` was trained (evaluate_model's rule)."""
+    counts = {"train_rows": len(train_labels), "train_frauds": int(train_labels.sum())}
+    balanced = name == "logreg" and params.logreg.class_weight == "balanced"
+    return model_evaluation.prior_beta(name, counts, balanced)
 
 
 def figures(labels: np.ndarray, p: np.ndarray) -> dict[str, float]:

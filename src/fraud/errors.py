@@ -67,6 +67,17 @@ def check_probabilities(scores: Any, label: str, fix: str, first_row: int = 0) -
     return scores
 
 
+def check_logits(scores: Any, label: str, fix: str, first_row: int = 0) -> Any:
+    """`scores` (a float array) if every one is a finite logit; else the one-line error with
+    the first offending row."""
+    bad = (~(abs(scores) < float("inf"))).nonzero()[0]  # NaN fails the comparison
+    if len(bad):
+        raise PipelineError(f"{label}: returned the logit {printable(scores[bad[0]])} for row "
+                            f"{first_row + bad[0] + 1:,} ({len(bad):,} of {len(scores):,} in "
+                            f"its batch not finite); {fix}")
+    return scores
+
+
 def first_line(error: BaseException, limit: int = 300) -> str:
     """An exception's first line, cut: libraries (Keras, ONNX Runtime) raise messages of many
     lines, with stack dumps, where ours are one."""

@@ -23,7 +23,11 @@ SYNTHETIC_SOURCE = "synthetic"
 LOGREG_CLASS_WEIGHTS = ("none", "balanced")
 # What HistGradientBoostingClassifier's early stopping reads on the validation split.
 GBDT_SCORINGS = ("average_precision", "loss")
-THRESHOLD_RULES = ("target_recall", "min_cost")
+THRESHOLD_RULES = ("target_recall", "min_cost", "expected_cost")
+# calibrate.method: how evaluate_model maps a model's logit to a fraud probability (fitted on
+# validation; src/fraud/evaluation/calibration.py), or `auto` to choose among them there.
+CALIBRATION_METHODS = ("none", "prior", "platt", "isotonic")
+CALIBRATION_AUTO = "auto"
 SPLIT_METHODS = ("stratified", "random", "time")
 # What `evaluate.select_by` may rank candidates on (validation, exact) and which way is better.
 SELECT_BY = {"val_prc": "max", "val_auc": "max", "val_cost": "min"}
@@ -56,6 +60,8 @@ UPPER_BOUNDS: dict[str, float] = {
     "evaluate.batch_size": 1 << 20,
     "evaluate.curve_points": 100_000,
     "evaluate.bootstrap": 100_000,
+    "calibrate.folds": 100,                # one fit per fold and method
+    "calibrate.bins": 10_000,
     "logreg.max_iter": 100_000,
     "gbdt.max_iter": 100_000,
     "gbdt.max_leaf_nodes": 65_536,
@@ -142,6 +148,13 @@ class EvaluateParams:
 
 
 @dataclass(frozen=True)
+class CalibrateParams:
+    method: str  # one of CALIBRATION_METHODS or CALIBRATION_AUTO
+    folds: int   # auto's cross-fitting folds inside the validation split
+    bins: int    # equal-width bins of the expected calibration error
+
+
+@dataclass(frozen=True)
 class LogregParams:
     c_grid: tuple[float, ...]  # inverse regularisation strengths; the best on validation wins
     class_weight: str          # "none" (plain) or "balanced"
@@ -170,6 +183,7 @@ class Params:
     init_bias: InitBiasParams
     train: TrainParams
     evaluate: EvaluateParams
+    calibrate: CalibrateParams
     logreg: LogregParams
     gbdt: GbdtParams
 
@@ -245,8 +259,8 @@ def _section(raw: dict[str, Any], name: str, cls: type) -> dict[str, Any]:
 
 def normalise_strategy(value: Any, name: str = "train.strategy",
                        allowed: tuple[str, ...] = MODELS) -> str:
-    """One of `allowed` (train.strategy: any model, since every model ships; the train
-    stage's --strategy: a Keras one). `resampled` is accepted for `oversample` (the stage is
+    """One of `allowed` (train.strategy: any model, since every model ships; the --strategy
+    of src/stages/train.py: a Keras one). `resampled` is accepted for `oversample` (the stage is
     called train_resampled)."""
     text = STRATEGY_ALIASES.get(value.strip().lower(), value.strip().lower()) \
         if isinstance(value, str) else None
@@ -324,6 +338,7 @@ def parse_params(raw: Any) -> Params:
                   init_bias=_init_bias_params(_section(raw, "init_bias", InitBiasParams)),
                   train=_train_params(_section(raw, "train", TrainParams)),
                   evaluate=_evaluate_params(_section(raw, "evaluate", EvaluateParams)),
+                  calibrate=_calibrate_params(_section(raw, "calibrate", CalibrateParams)),
                   logreg=parse_logreg(raw), gbdt=parse_gbdt(raw))
 
 
@@ -451,10 +466,22 @@ def _evaluate_params(e: dict[str, Any]) -> EvaluateParams:
     _check("evaluate.batch_size", e["batch_size"], evaluate.batch_size >= 1, "a whole number >= 1")
     _check("evaluate.curve_points", e["curve_points"], evaluate.curve_points >= 10,
            "a whole number >= 10")
-    if threshold == "min_cost" and evaluate.cost_fp == 0 and cost_fn == 0:
-        raise PipelineError("params.yaml: evaluate.threshold = 'min_cost' needs a cost: "
+    if threshold in ("min_cost", "expected_cost") and evaluate.cost_fp == 0 and cost_fn == 0:
+        raise PipelineError(f"params.yaml: evaluate.threshold = {threshold!r} needs a cost: "
                             "evaluate.cost_fp and evaluate.cost_fn are both 0")
     return evaluate
+
+
+def _calibrate_params(c: dict[str, Any]) -> CalibrateParams:
+    result = CalibrateParams(
+        method=_as_choice("calibrate.method", c["method"],
+                          (*CALIBRATION_METHODS, CALIBRATION_AUTO), lower=True),
+        folds=_as_int("calibrate.folds", c["folds"]),
+        bins=_as_int("calibrate.bins", c["bins"]))
+    _check("calibrate.folds", c["folds"], result.folds >= 2,
+           "a whole number of cross-fitting folds >= 2")
+    _check("calibrate.bins", c["bins"], result.bins >= 2, "a whole number of bins >= 2")
+    return result
 
 
 def _c_grid(value: Any) -> tuple[float, ...]:

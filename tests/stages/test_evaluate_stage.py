@@ -16,7 +16,8 @@ from src.fraud.schema import FEATURES, LABEL, TABLE_COLUMNS
 
 MODEL_OUTPUTS = {"--metrics": "m/{model}.json", "--roc": "roc/{model}.csv",
                  "--prc": "prc/{model}.csv", "--thresholds": "thr/{model}.csv",
-                 "--confusion-png": "img/cm_{model}.png"}
+                 "--confusion-png": "img/cm_{model}.png", "--calibrator": "cal/{model}.json",
+                 "--reliability": "rel/{model}.csv"}
 CHOICE_OUTPUTS = {"--selected-metrics": "m/evaluate.json", "--roc-png": "img/roc.png",
                   "--prc-png": "img/prc.png"}
 
@@ -44,6 +45,8 @@ def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
         table[TABLE_COLUMNS].to_parquet(base / f"{split}.parquet")
     x = np.load(base / "train_features.npy")
     y = np.load(base / "train_labels.npy").astype(np.float32).reshape(-1, 1)
+    (base / "data.json").write_text(json.dumps({"train_rows": len(y),
+                                                "train_frauds": int(y.sum())}))
     for number, strategy in enumerate(STRATEGIES):
         keras_model.set_determinism(number)
         model = keras_model.make_model(29, params.model, output_bias=keras_model.careful_bias(y))
@@ -60,7 +63,7 @@ MODEL_FILE = {"baseline": "baseline.onnx", "weighted": "weighted.keras",
 
 def model_args(base: Path, out: Path, params: Path, name: str, model: Path) -> list[str]:
     args = ["--params", str(params), "--name", name, "--model", str(model),
-            "--trained-by", f"train_{name}"]
+            "--trained-by", f"train_{name}", "--data-summary", str(base / "data.json")]
     for split in ("val", "test"):
         args += [f"--{split}-features", str(base / f"{split}_features.npy"),
                  f"--{split}-labels", str(base / f"{split}_labels.npy"),
@@ -96,6 +99,7 @@ def evaluated(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
     from tests.conftest import REPO, stage_env
 
     out = tmp_path_factory.mktemp("evaluated")
+    (out / "inputs.json").write_text(json.dumps(str(inputs)))
     raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
     raw["evaluate"].update(threshold="target_recall", target_recall=0.9, cost_fn="amount",
                            bootstrap=200)
@@ -120,6 +124,54 @@ def test_evaluate_model_writes_metrics_with_intervals(evaluated: tuple[Path, Pat
             assert result[f"{figure}_low"] <= result[figure] <= result[f"{figure}_high"]
         assert result["cost"] >= 5 * result["fp"]  # 5 per false alarm + the amounts missed
         assert {"val_prc", "val_auc", "val_cost"} <= set(result)
+
+
+CALIBRATION_KEYS = {f"{prefix}{key}" for prefix in ("", "val_") for key in (
+    "loss", "brier", "ece", "expected_frauds", "frauds", "loss_raw", "brier_raw", "ece_raw",
+    "expected_frauds_raw", "zero_probability_rows")} | {
+    "calibration", "cost_rule_expected", "cost_rule_min_cost"}
+
+
+def test_evaluate_model_reports_calibration(evaluated: tuple[Path, Path]) -> None:
+    """Calibrated figures beside the raw ones, the calibrator for export, the reliability
+    curve; auto (the repo's default) chose a method; no probability is exactly 0."""
+    from src.fraud.calibrator import METHODS, Calibrator
+
+    out, _ = evaluated
+    for name in STRATEGIES:
+        result = json.loads((out / f"m/{name}.json").read_text())
+        assert set(result) >= CALIBRATION_KEYS
+        assert result["calibration"] in METHODS
+        assert result["zero_probability_rows"] == result["val_zero_probability_rows"] == 0
+        assert result["frauds"] == int(np.load(evaluated_labels(out)).sum())
+        assert 0 <= result["ece"] <= 1 and result["expected_frauds"] > 0
+        saved = json.loads((out / f"cal/{name}.json").read_text())
+        assert saved["model"] == name
+        assert Calibrator.from_dict(saved).method == result["calibration"]
+        curve = pd.read_csv(out / f"rel/{name}.csv")
+        assert {"mean_predicted", "observed_rate", "rows"} <= set(curve.columns)
+        assert curve["rows"].sum() == 1500
+
+
+def evaluated_labels(out: Path) -> Path:
+    return Path(json.loads((out / "inputs.json").read_text())) / "test_labels.npy"
+
+
+def test_monotone_calibrations_keep_the_ranking(inputs: Path, tmp_path: Path, write_params,
+                                                run_stage) -> None:
+    """none, prior, platt and isotonic (interpolated) are strictly increasing maps of the
+    logit: test PR-AUC and ROC-AUC are those of `none`."""
+    ranking = {}
+    for method in ("none", "prior", "platt", "isotonic"):
+        params = write_params({"calibrate.method": method}, name=f"{method}.yaml")
+        out = tmp_path / method
+        done = run_stage("evaluate_model", *model_args(inputs, out, params, "weighted",
+                                                       inputs / "weighted.onnx"))
+        assert done.returncode == 0, done.stderr
+        result = json.loads((out / "m/weighted.json").read_text())
+        assert result["calibration"] == method
+        ranking[method] = (result["prc"], result["auc"])
+    assert all(value == pytest.approx(ranking["none"], abs=1e-12) for value in ranking.values())
 
 
 @pytest.mark.parametrize("strategy", ["weighted", "auto"])

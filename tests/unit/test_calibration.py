@@ -12,6 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from src.fraud import calibrator as shared
 from src.fraud.errors import PipelineError
 from src.fraud.evaluation import calibration
 from src.fraud.evaluation.metrics import cross_entropy
@@ -26,11 +27,11 @@ def generated(seed: int = 0, rows: int = 20_000, fraud_rate: float = 0.01
     drawn from the true probabilities: the prior correction is exact for these."""
     rng = np.random.default_rng(seed)
     true_logit = rng.normal(np.log(fraud_rate / (1 - fraud_rate)) - 2, 2.5, rows)
-    labels = (rng.random(rows) < calibration.sigmoid(true_logit)).astype(np.int64)
+    labels = (rng.random(rows) < shared.sigmoid(true_logit)).astype(np.int64)
     return true_logit - np.log(BETA), labels
 
 
-def fitted_all(logits: np.ndarray, labels: np.ndarray) -> dict[str, calibration.Calibrator]:
+def fitted_all(logits: np.ndarray, labels: np.ndarray) -> dict[str, shared.Calibrator]:
     return {method: calibration.fit_calibrator(method, logits, labels, beta=BETA, seed=1)
             for method in (*calibration.METHODS, calibration.AUTO)}
 
@@ -78,7 +79,7 @@ def test_beta_from_class_weights_and_from_balanced_batches_agree() -> None:
 def test_each_calibrator_round_trips_through_json(method: str) -> None:
     logits, labels = generated()
     fitted = calibration.fit_calibrator(method, logits, labels, beta=BETA, seed=1)
-    again = calibration.Calibrator.from_dict(json.loads(json.dumps(fitted.to_dict())))
+    again = shared.Calibrator.from_dict(json.loads(json.dumps(fitted.to_dict())))
     assert again == fitted
     assert np.array_equal(again(logits), fitted(logits))
 
@@ -89,7 +90,7 @@ def test_calibrators_are_strictly_increasing_and_keep_the_ranking() -> None:
     before = (roc_auc_score(labels, logits), average_precision_score(labels, logits))
     for method, fitted in fitted_all(logits, labels).items():
         calibrated = fitted.calibrated_logit(grid)
-        assert calibrated.max() < calibration.LOGIT_RANGE[1], method
+        assert calibrated.max() < shared.LOGIT_RANGE[1], method
         assert (np.diff(calibrated) > 0).all(), method
         p = fitted(logits)
         assert len(np.unique(p)) == len(np.unique(logits)), method
@@ -109,14 +110,14 @@ def test_isotonic_end_blocks_of_one_class_get_finite_logits() -> None:
     logits = np.arange(10.0)
     labels = np.array([0, 0, 0, 0, 1, 0, 1, 1, 1, 1])
     fitted = calibration.fit_isotonic(logits, labels)
-    p = calibration.sigmoid(np.asarray(fitted.y))
+    p = shared.sigmoid(np.asarray(fitted.y))
     assert p.tolist() == pytest.approx([0.5 / 5, 0.5, 1 - 0.5 / 5])  # 4 rows, 2 rows, 4 rows
     assert fitted.details["blocks"] == 3
 
 
 def test_calibration_brings_inflated_scores_back_to_the_fraud_count() -> None:
     logits, labels = generated()
-    raw = calibration.sigmoid(logits).sum()
+    raw = shared.sigmoid(logits).sum()
     assert raw > 3 * labels.sum()  # the trained prior inflates the count
     for method, fitted in fitted_all(logits, labels).items():
         if method != "none":
@@ -128,7 +129,7 @@ def test_auto_never_scores_a_row_it_was_fitted_on() -> None:
     logits = logits + np.arange(len(logits)) * 1e-9  # every row identified by its logit
     seen: list[tuple[set[float], set[float]]] = []
 
-    def spying_fit(z: np.ndarray, y: np.ndarray) -> calibration.Calibrator:
+    def spying_fit(z: np.ndarray, y: np.ndarray) -> shared.Calibrator:
         fitted_rows = set(z.tolist())
 
         def score(scored: np.ndarray) -> np.ndarray:
@@ -168,7 +169,7 @@ def test_fitting_refuses_single_class_and_bad_names() -> None:
     with pytest.raises(PipelineError, match="unknown method"):
         calibration.fit_calibrator("beta", np.arange(4.0), np.array([0, 1, 0, 1]))
     with pytest.raises(PipelineError, match="not a calibrator"):
-        calibration.Calibrator.from_dict({"method": "platt"})
+        shared.Calibrator.from_dict({"method": "platt"})
     with pytest.raises(PipelineError, match="strictly increasing"):
         calibration.linear("platt", -1.0, 0.0)
 
@@ -212,7 +213,7 @@ def test_onnx_calibration_equals_numpy(output: str) -> None:
         assert np.abs(got.reshape(-1) - fitted(z)).max() <= 1e-12, method
         assert ((got > 0) & (got < 1)).all()
         meta = session(model).get_modelmeta().custom_metadata_map
-        assert calibration.Calibrator.from_dict(json.loads(meta["calibration"])) == fitted
+        assert shared.Calibrator.from_dict(json.loads(meta["calibration"])) == fitted
 
 
 def test_onnx_refuses_an_output_that_is_not_a_final_sigmoid_or_not_a_column() -> None:

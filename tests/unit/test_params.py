@@ -285,7 +285,7 @@ def test_sha256_upper_case_is_lowered(raw_params: dict[str, Any]) -> None:
 
 @pytest.mark.parametrize(("value", "expected"), [
     ("target_recall", "target_recall"), ("min_cost", "min_cost"), (" min_cost ", "min_cost"),
-    (0.3, 0.3), ("0.3", 0.3), (0.5, 0.5),
+    ("expected_cost", "expected_cost"), (0.3, 0.3), ("0.3", 0.3), (0.5, 0.5),
 ])
 def test_threshold_rules_and_numbers(raw_params: dict[str, Any], value: Any,
                                      expected: Any) -> None:
@@ -296,6 +296,16 @@ def test_threshold_rules_and_numbers(raw_params: dict[str, Any], value: Any,
 def test_threshold_error_lists_rules(raw_params: dict[str, Any]) -> None:
     message = parse_error(with_value(raw_params, "evaluate.threshold", "foo"))
     assert "target_recall" in message and "min_cost" in message
+
+
+@pytest.mark.parametrize(("method", "expected"), [
+    ("none", "none"), ("prior", "prior"), (" Platt ", "platt"), ("isotonic", "isotonic"),
+    ("auto", "auto")])
+def test_calibrate_methods(raw_params: dict[str, Any], method: str, expected: str) -> None:
+    raw = with_value(raw_params, "calibrate.method", method)
+    raw["calibrate"].update(folds="3", bins=10)
+    calibrate = parse_params(raw).calibrate
+    assert (calibrate.method, calibrate.folds, calibrate.bins) == (expected, 3, 10)
 
 
 def test_cost_fn_amount(raw_params: dict[str, Any]) -> None:

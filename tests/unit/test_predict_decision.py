@@ -13,11 +13,11 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from src.fraud.calibrator import linear
 from src.fraud.data.prepare import clean, features_and_labels, fit_scaler, scale
 from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from src.fraud.decision import Decision, decision_from_card, expected_cost_flags
 from src.fraud.errors import PipelineError
-from src.fraud.evaluation.calibration import linear
 from src.fraud.files import write_json
 from src.fraud.schema import INPUT_COLUMNS
 from src.fraud.serving.calibrated import calibrated_onnx

@@ -17,6 +17,10 @@ def write_metrics(folder: Path, chosen: str) -> None:
         values = {"val_prc": 0.5 + number / 100, "threshold": 0.5, "cost": 1000.0 + number}
         for key in ("prc", "auc", "recall", "precision"):
             values |= {key: 0.6, f"{key}_low": 0.5, f"{key}_high": 0.7 + number / 1000}
+        values |= {"calibration": "platt", "loss": 0.003, "loss_raw": 0.05, "brier": 0.0006,
+                   "brier_raw": 0.01, "ece": 0.0002, "ece_raw": 0.03, "frauds": 100,
+                   "expected_frauds": 99.04, "expected_frauds_raw": 2030.0 + number,
+                   "cost_rule_expected": 8000.0, "cost_rule_min_cost": 7500.0 + number}
         (folder / f"{name}.json").write_text(json.dumps(values))
     (folder / "evaluate.json").write_text(json.dumps({"model": chosen}))
 
@@ -31,6 +35,13 @@ def test_one_row_per_model_and_the_chosen_one_marked(tmp_path: Path,
     assert [line.split()[0] for line in body] == list(MODELS)
     assert [line for line in body if " * " in line + " "] == [body[MODELS.index("weighted")]]
     assert "0.600 [0.500, 0.704]" in body[4] and "1,004" in body[4]  # gbdt, 5th model
+    calibration = lines[lines.index("") + 1:]
+    assert calibration[0].startswith("model") and "log loss (raw)" in calibration[0]
+    assert [line.split()[0] for line in calibration[1:1 + len(MODELS)]] == list(MODELS)
+    assert calibration[5].split()[1:] == ["platt", "0.00300", "(0.05000)", "0.000600",
+                                          "(0.010000)", "0.00020", "(0.03000)", "99.0",
+                                          "(2,034.0)", "/", "100", "8,000", "7,504"]
+    assert max(len(line) for line in lines) <= 160
 
 
 def test_a_missing_file_is_one_line_naming_the_stage(tmp_path: Path,

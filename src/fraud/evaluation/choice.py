@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import PipelineError, check_probabilities, require_file
+from ..errors import PipelineError, check_logits, check_probabilities, require_file
 from ..models import AUTO
 from ..params import SELECT_BY, EvaluateParams
 from . import metrics
@@ -50,6 +50,32 @@ def load_scorer(path: str | Path, stage_hint: str, batch_size: int) -> Scorer:
         return lambda features: check_probabilities(
             keras_model.predict_proba(network, features, batch_size), str(path),
             f"run the {stage_hint} stage again")
+    raise PipelineError(f"{path}: unknown model type {path.suffix!r}; expected .onnx, "
+                        ".skops or .keras")
+
+
+def load_logit_scorer(path: str | Path, stage_hint: str, batch_size: int
+                      ) -> tuple[Scorer, bool]:
+    """The model's logit (float64, 1-D) from a saved model, by file type as `load_scorer`,
+    and whether it was trained with balanced class weights (a peer's own setting; the
+    networks' strategy is their name). Calibration maps the logit to a probability."""
+    path = Path(path)
+    fix = f"run the {stage_hint} stage again"
+    if path.suffix == ".onnx":
+        from ..serving.onnx_contract import NETWORK
+        from ..serving.onnx_scoring import load_onnx
+        return load_onnx(path, stage_hint, NETWORK, logit=True), False
+    if path.suffix == ".skops":
+        from ..training.peers import load_peer, peer_logits
+        peer = load_peer(path, stage_hint)
+        return (lambda features: check_logits(peer_logits(peer, features), str(path), fix),
+                getattr(peer, "class_weight", None) == "balanced")
+    if path.suffix == ".keras":
+        require_file(path, stage_hint, "model")  # before TensorFlow's ~5 s import
+        from ..training import network as keras_model
+        network = keras_model.load_model(path, stage_hint)
+        return (lambda features: check_logits(
+            keras_model.predict_logit(network, features, batch_size), str(path), fix), False)
     raise PipelineError(f"{path}: unknown model type {path.suffix!r}; expected .onnx, "
                         ".skops or .keras")
 

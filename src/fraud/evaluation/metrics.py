@@ -189,7 +189,11 @@ def choose_threshold(rule: float | str, table: ThresholdTable, target_recall: fl
     - a number: itself;
     - `target_recall`: the highest threshold whose recall reaches the target;
     - `min_cost`: the threshold of least cost_fp·FP + cost_fn·FN (ties: the highest one,
-      which flags the fewest transactions).
+      which flags the fewest transactions);
+    - `expected_cost`: no search: flag p·cost_fn > (1 - p)·cost_fp, i.e. p above
+      cost_fp / (cost_fp + cost_fn) (meaningful on calibrated probabilities). With
+      cost_fn = amount, one threshold needs one cost: the validation frauds' mean amount
+      (the per-row rule is `calibration.expected_cost_flags`).
     """
     if not isinstance(rule, str):
         return float(rule)
@@ -202,7 +206,23 @@ def choose_threshold(rule: float | str, table: ThresholdTable, target_recall: fl
     if rule == "min_cost":
         cost = table.cost(cost_fp, cost_fn)
         return float(table.threshold[int(np.argmin(cost))])
+    if rule == "expected_cost":
+        return expected_cost_threshold(table, cost_fp, cost_fn)
     raise PipelineError(f"unknown evaluate.threshold rule {rule!r}")
+
+
+def expected_cost_threshold(table: ThresholdTable, cost_fp: float, cost_fn: float | str
+                            ) -> float:
+    """The least float above cost_fp / (cost_fp + cost_fn): `p >= it` is `p > break-even`."""
+    if cost_fn == "amount":
+        if table.missed_amount is None:
+            raise PipelineError("evaluate.cost_fn = 'amount' needs transaction amounts")
+        cost_fn = float(table.missed_amount[0]) / table.positives
+    miss = float(cost_fn)
+    if cost_fp + miss <= 0:
+        raise PipelineError("evaluate.threshold = 'expected_cost' needs a cost: "
+                            "evaluate.cost_fp and evaluate.cost_fn are both 0")
+    return float(np.nextafter(cost_fp / (cost_fp + miss), np.inf))
 
 
 def threshold_curve(table: ThresholdTable, cost_fp: float, cost_fn: float | str,

@@ -87,10 +87,12 @@ def _base(transform: list[Spec]) -> Spec:
 
 
 def curve_template(models: dict[str, str], x_scale: Spec | None = None,
-                   y_scale: Spec | None = None, x_positive: bool = False) -> Spec:
+                   y_scale: Spec | None = None, x_positive: bool = False,
+                   points: bool = False) -> Spec:
     """One chart, one line per model (and revision); zoom and pan with the mouse.
 
     `x_positive` leaves out x <= 0, which a log x axis cannot place (ROC's fpr = 0).
+    `points` marks each row (a reliability curve has one per bin).
     """
     transform: list[Spec] = [{"calculate": MODEL_FROM_FILENAME, "as": "model"}]
     if x_positive:
@@ -99,7 +101,8 @@ def curve_template(models: dict[str, str], x_scale: Spec | None = None,
     spec.update({
         "width": WIDTH, "height": HEIGHT,
         "params": [{"name": "zoom", "select": "interval", "bind": "scales"}],
-        "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"}},
+        "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"},
+                 **({"point": True} if points else {})},
         "encoding": {
             "x": _axis("x", x_scale), "y": _axis("y", y_scale),
             "color": _color("model", models, "Model"),
@@ -154,6 +157,12 @@ def templates() -> dict[str, Spec]:
         # alarm); a log y keeps the minimum readable.
         "model_cost": curve_template(every_model, y_scale=log),
         "model_threshold": panels_template(every_model, "Model"),
+        # Reliability: mean predicted probability vs observed fraud rate per bin. Both span
+        # orders of magnitude (most rows sit near 0): log x; symlog y, as a bin may hold no
+        # fraud (observed rate 0), which a log axis cannot place.
+        "model_reliability": curve_template(
+            every_model, x_scale=log, y_scale={"type": "symlog", "constant": 1e-4},
+            x_positive=True, points=True),
         # Loss spans orders of magnitude between strategies (weighted starts near 3): log y.
         "model_loss": panels_template(trained_per_epoch, "Model", y_scale=log),
         "model_epochs": panels_template(trained_per_epoch, "Model", y_scale={"zero": False},

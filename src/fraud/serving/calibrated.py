@@ -15,8 +15,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
+from ..calibrator import LOGIT_RANGE, Calibrator
 from ..errors import PipelineError
-from ..evaluation.calibration import LOGIT_RANGE, Calibrator
 from .sigmoid import Graph, sigmoid_graph
 
 ONNX_OUTPUTS = ("sigmoid", "logit")  # what the given model's single output is

@@ -16,9 +16,9 @@ import math
 from pathlib import Path
 from typing import Any
 
+from ..calibrator import Calibrator
 from ..decision import EXPECTED_COST, Decision, expected_cost_threshold
 from ..errors import PipelineError
-from ..evaluation.calibration import Calibrator
 from ..files import read_json_file
 from ..models import MODELS, STRATEGY_ALIASES
 from ..params import EvaluateParams
@@ -139,7 +139,7 @@ def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
     calibrated, how to use it.
 
     `shipped`: (file name, sha256) of the calibrated `.onnx`; `sources`: what it was built
-    from, name -> (path, sha256): the train stage's detector and evaluate_model's
+    from, name -> (path, sha256): the model's detector (from its train_* stage) and evaluate_model's
     calibrator. Deterministic (no timestamps), so equal exports give equal cards.
     """
     return {

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..errors import PipelineError, check_probabilities, first_line, require_file
+from ..errors import PipelineError, check_logits, check_probabilities, first_line, require_file
 from .onnx_contract import MAX_MODEL_BYTES, Contract, check_model_bytes
 
 # One thread: the network is two small matrix products per row, so a second thread mostly
@@ -33,12 +33,15 @@ _DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
 class OnnxModel:
-    """A loaded model: call it on a (rows, columns) array for float64 (rows,) probabilities."""
+    """A loaded model: call it on a (rows, columns) array for float64 (rows,) probabilities
+    (or logits, when loaded with `logit=True`)."""
 
-    def __init__(self, session: ort.InferenceSession, label: str, fix: str) -> None:
+    def __init__(self, session: ort.InferenceSession, label: str, fix: str,
+                 logit: bool = False) -> None:
         self.session = session
         self.label = label
         self.fix = fix
+        self.check = check_logits if logit else check_probabilities
         (given,) = session.get_inputs()
         self.input_name: str = given.name
         self.input_dtype = np.dtype(_DTYPES[given.type])
@@ -56,7 +59,7 @@ class OnnxModel:
         return np.concatenate(parts) if parts else np.empty(0)
 
     def _run(self, batch: np.ndarray, first_row: int) -> np.ndarray:
-        """One session call; its output must be one probability per row."""
+        """One session call; its output must be one probability (or finite logit) per row."""
         try:
             (scores,) = self.session.run([self.output_name], {
                 self.input_name: np.ascontiguousarray(batch, dtype=self.input_dtype)})
@@ -66,8 +69,8 @@ class OnnxModel:
         if np.shape(scores) != (len(batch), 1):
             raise PipelineError(f"{self.label}: returned scores of shape {np.shape(scores)} "
                                 f"for {len(batch)} rows, not (rows, 1); {self.fix}")
-        return check_probabilities(np.asarray(scores, dtype=np.float64).reshape(-1),
-                                   self.label, self.fix, first_row)
+        return self.check(np.asarray(scores, dtype=np.float64).reshape(-1), self.label,
+                          self.fix, first_row)
 
 
 def session_options(threads: int = ONNX_THREADS) -> ort.SessionOptions:
@@ -82,10 +85,12 @@ def session_options(threads: int = ONNX_THREADS) -> ort.SessionOptions:
     return options
 
 
-def load_onnx(path: str | Path, stage_hint: str, contract: Contract) -> OnnxModel:
+def load_onnx(path: str | Path, stage_hint: str, contract: Contract, logit: bool = False
+              ) -> OnnxModel:
     """Loads an `.onnx` model for scoring once it has passed the contract's checks; a
     missing, corrupt or foreign file is a one-line PipelineError that names the stage to
-    (re)run. The result is a Callable[[np.ndarray], np.ndarray]."""
+    (re)run. The result is a Callable[[np.ndarray], np.ndarray]. `logit`: the model's final
+    Sigmoid is cut off, so it returns the logit (calibration works on it, in float64)."""
     path = require_file(path, stage_hint, "model")
     fix = f"run the {stage_hint} stage again"
     size = path.stat().st_size
@@ -94,10 +99,16 @@ def load_onnx(path: str | Path, stage_hint: str, contract: Contract) -> OnnxMode
                             f"model may have; {fix}")
     content = path.read_bytes()
     check_model_bytes(content, path, contract, fix)
+    if logit:
+        import onnx
+
+        from .calibrated import with_logit_output
+
+        content = with_logit_output(onnx.load_from_string(content)).SerializeToString()
     try:
         session = ort.InferenceSession(content, sess_options=session_options(),
                                        providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises several types for a file that is no model
         raise PipelineError(f"{path}: not a loadable ONNX model ({first_line(error)}); "
                             f"{fix}") from None
-    return OnnxModel(session, str(path), fix)
+    return OnnxModel(session, str(path), fix, logit)

@@ -16,7 +16,7 @@ Graph = tuple[list[onnx.NodeProto], list[onnx.TensorProto]]
 
 def sigmoid_graph(logit: str, probability: str, prefix: str = "sigmoid") -> Graph:
     """probability = 1 / (1 + exp(-logit)) in float64, written out as four ops, as
-    `calibration.sigmoid` computes it in numpy.
+    `calibrator.sigmoid` computes it in numpy.
 
     Not ONNX Runtime's `Sigmoid`: in float64 (1.32, CPU) it loses relative precision for
     negative logits (5.5e-8 at -20..-5) and returns exactly 0 below about -36.7 (p < 1e-16),

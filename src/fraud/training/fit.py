@@ -17,20 +17,13 @@ import pandas as pd
 
 from ..errors import PipelineError
 from ..params import TrainParams, check_monitor
+from .balance import OVERSAMPLE_BATCH_FRAUD_FRACTION, class_weights
 from .network import keras, tf
 
 log = logging.getLogger(__name__)
 
 # Metrics where lower is better; early stopping needs the direction.
 LOWER_IS_BETTER = ("loss", "cross_entropy", "brier", "fp", "fn")
-
-
-def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """{0: total/(2·neg), 1: total/(2·pos)}: both classes weigh the same in the loss."""
-    total = len(labels)
-    pos = float(labels.sum())
-    neg = total - pos
-    return {0: total / (2.0 * neg), 1: total / (2.0 * pos)}
 
 
 def oversample_steps(labels: np.ndarray, batch_size: int) -> int:
@@ -41,7 +34,8 @@ def oversample_steps(labels: np.ndarray, batch_size: int) -> int:
 
 def balanced_batches(features: np.ndarray, labels: np.ndarray, batch_size: int,
                      seed: int) -> tf.data.Dataset:
-    """Endless batches, each row a fraud with probability ½, drawn whole and seeded.
+    """Endless batches, each row a fraud with probability OVERSAMPLE_BATCH_FRAUD_FRACTION (½),
+    drawn whole and seeded.
 
     Vectorised replacement for the tutorial's per-element `sample_from_datasets`: per batch,
     one random draw for the labels and one `tf.gather` per class. Stateless random ops keyed
@@ -54,7 +48,8 @@ def balanced_batches(features: np.ndarray, labels: np.ndarray, batch_size: int,
 
     def draw(step: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
         key = tf.stack([tf.constant(seed, tf.int64), step * 3])
-        is_fraud = tf.random.stateless_uniform([batch_size], seed=key) < 0.5
+        is_fraud = (tf.random.stateless_uniform([batch_size], seed=key)
+                    < OVERSAMPLE_BATCH_FRAUD_FRACTION)
         pos_rows = tf.random.stateless_uniform([batch_size], seed=key + [0, 1], minval=0,
                                                maxval=n_pos, dtype=tf.int32)
         neg_rows = tf.random.stateless_uniform([batch_size], seed=key + [0, 2], minval=0,

@@ -170,3 +170,14 @@ def load_model(path: str | Path, stage_hint: str) -> keras.Model:
 def predict_proba(model: keras.Model, features: np.ndarray, batch_size: int) -> np.ndarray:
     """Fraud probabilities, float64 1-D, at a large batch (Keras' default 32 is 26× slower)."""
     return model.predict(features, batch_size=batch_size, verbose=0).reshape(-1).astype(np.float64)
+
+
+def predict_logit(model: keras.Model, features: np.ndarray, batch_size: int) -> np.ndarray:
+    """The output layer's logit, float64 1-D: the hidden layer's activations (Dropout is
+    the identity at inference) times the output kernel plus its bias, in float64, so no
+    float32 sigmoid rounds small probabilities to 0."""
+    output = model.layers[-1]
+    hidden = keras.Model(model.inputs, output.input).predict(features, batch_size=batch_size,
+                                                            verbose=0)
+    kernel, bias = (np.asarray(weights, dtype=np.float64) for weights in output.get_weights())
+    return (np.asarray(hidden, dtype=np.float64) @ kernel + bias).reshape(-1)

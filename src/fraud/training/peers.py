@@ -191,16 +191,30 @@ def fit_peer(name: str, train: tuple[np.ndarray, np.ndarray],
     raise PipelineError(f"unknown peer model {name!r}: expected logreg or gbdt")
 
 
-def peer_scores(model: PeerModel, features: np.ndarray) -> np.ndarray:
-    """Fraud probabilities (float64, one per row) of a peer on scaled features."""
+def _peer_features(model: PeerModel, features: np.ndarray) -> np.ndarray:
     features = np.asarray(features)
     expected = int(model.n_features_in_)
     if features.ndim != 2 or features.shape[1] != expected:
         raise PipelineError(f"peer: expected a (rows, {expected}) feature array, got shape "
                             f"{features.shape}")
+    return features
+
+
+def peer_scores(model: PeerModel, features: np.ndarray) -> np.ndarray:
+    """Fraud probabilities (float64, one per row) of a peer on scaled features."""
+    features = _peer_features(model, features)
     with threadpool_limits(GBDT_THREADS, user_api="openmp"):
         probabilities = model.predict_proba(features)[:, 1]
     return np.ascontiguousarray(probabilities, dtype=np.float64)
+
+
+def peer_logits(model: PeerModel, features: np.ndarray) -> np.ndarray:
+    """The logit of a peer (float64, one per row): `decision_function`, of which
+    predict_proba is the sigmoid. Calibration works on it."""
+    features = _peer_features(model, features)
+    with threadpool_limits(GBDT_THREADS, user_api="openmp"):
+        logits = model.decision_function(features)
+    return np.ascontiguousarray(logits, dtype=np.float64).reshape(-1)
 
 
 def save_peer(model: PeerModel, path: str | Path) -> None:
