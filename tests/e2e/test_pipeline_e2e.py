@@ -89,6 +89,20 @@ def test_exp_run_strategy_reruns_only_evaluate(project: Path) -> None:
     dvc(project, "checkout", "-q")
 
 
+def test_exp_run_calibration_retrains_nothing(project: Path) -> None:
+    """`calibrate` is read by evaluate_model only: the models stay, the method changes."""
+    done = dvc(project, "exp", "run", "-S", "calibrate.method=platt")
+    ran = ran_stages(done.stdout)
+    assert not [name for name in ran if not name.startswith(("evaluate", "export"))], done.stdout
+    assert [name for name in ran if name.startswith("evaluate_model@")], done.stdout
+    for strategy in STRATEGIES:
+        assert read_json(project / f"metrics/{strategy}.json")["calibration"] == "platt"
+        saved = read_json(project / f"models/calibration/{strategy}.json")
+        assert (saved["method"], saved["model"]) == ("platt", strategy)
+    sh(project, "git", "checkout", "--", ".")
+    dvc(project, "checkout", "-q")
+
+
 def test_exp_run_rejects_unknown_strategy(project: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "-S",
                            "train.strategy=bogus"], cwd=project, env=env(),
