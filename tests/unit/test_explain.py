@@ -274,3 +274,38 @@ def test_global_importance_is_the_mean_absolute_contribution() -> None:
     assert importance["frauds"]["V1"] == pytest.approx(2.5)
     assert importance["frauds"]["Amount"] == 0.0
     assert global_importance(contributions, np.zeros(4))["frauds"] == {}
+
+
+def test_predict_explains_the_flagged_rows_in_order(network: Any, tmp_path: Any) -> None:
+    import pandas as pd
+
+    from src.predict import main
+
+    model, raw = network
+    path = tmp_path / "detector.onnx"
+    path.write_bytes(model.SerializeToString())
+    source = tmp_path / "batch.csv"
+    pd.DataFrame(raw[:40], columns=INPUT_COLUMNS).to_csv(source, index=False)
+    out = tmp_path / "scores.csv"
+    probability = onnx_probability(model, raw[:40])
+    threshold = float(np.quantile(probability, 0.8))
+    main([str(path), str(source), "-o", str(out), "--threshold", str(threshold),
+          "--explain", "2", "--chunk-size", "7", "-q"])
+    scores = pd.read_csv(out, keep_default_na=False)
+    assert list(scores.columns) == ["probability", "flagged", "reason_1", "contribution_1",
+                                    "reason_2", "contribution_2"]
+    flagged = scores["flagged"].to_numpy() == 1
+    assert flagged.sum() == 8
+    assert (scores.loc[~flagged, "reason_1"] == "").all()
+    order, values = top_reasons(explainer_from_onnx(model, "toy")(raw[:40][flagged])
+                                .contributions, 2)
+    assert list(scores.loc[flagged, "reason_2"]) == [INPUT_COLUMNS[i] for i in order[:, 1]]
+    assert np.allclose(scores.loc[flagged, "contribution_1"].astype(float), values[:, 0],
+                       rtol=1e-5)
+
+
+def test_predict_explain_needs_the_onnx_model(tmp_path: Any) -> None:
+    from src.predict import reason_columns
+
+    with pytest.raises(PipelineError, match=r"pass detector\.onnx"):
+        reason_columns(tmp_path / "detector.keras", 3, False)

@@ -380,16 +380,18 @@ def top_reasons(contributions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarr
 
 @dataclass(frozen=True)
 class ReasonColumns:
-    """predict's extra columns: reason_i, contribution_i for the selected rows, else blank."""
+    """predict's extra columns: reason_i, contribution_i for the selected rows (the flagged
+    ones, or all with `every_row`), else blank."""
     explainer: Explainer
     k: int
+    every_row: bool = False
 
     @property
     def names(self) -> list[str]:
         return reason_names(self.k)
 
     def __call__(self, raw: np.ndarray, selected: np.ndarray) -> list[np.ndarray]:
-        rows = np.flatnonzero(selected)
+        rows = np.arange(len(raw)) if self.every_row else np.flatnonzero(selected)
         columns = [np.full(len(raw), "", dtype=object) for _ in range(2 * self.k)]
         if len(rows):
             order, values = top_reasons(self.explainer(raw[rows]).contributions, self.k)
