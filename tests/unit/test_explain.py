@@ -193,10 +193,41 @@ def test_logistic_regression_is_the_closed_form(fitted: dict[str, Any]) -> None:
     assert np.abs(total - model.decision_function(features)).max() <= 1e-9
 
 
-def test_an_onnx_tree_ensemble_is_refused_in_one_line(fitted: dict[str, Any]) -> None:
-    detector = peer_detector(fitted["gbdt"], fitted["stats"], EPS)
-    with pytest.raises(PipelineError, match="training counts"):
-        explainer_from_onnx(detector, "gbdt.onnx")
+def test_an_onnx_gbdt_gets_exact_baseline_shapley_values(fitted: dict[str, Any]) -> None:
+    """From the ONNX file alone: brute-force Shapley values of v(S) = the file's logit with
+    the columns outside S at the reference (the training means), over the features the trees
+    use (the others are dummies: their value is 0 and they change no one else's)."""
+    model, scaler = fitted["gbdt"], fitted["stats"]
+    detector = peer_detector(model, scaler, EPS, output="logit")
+    explainer = explainer_from_onnx(detector, "gbdt.onnx")
+    raw = fitted["raw"][:4]
+    attributions = explainer(raw)
+    features = fitted["features"][:4]
+    assert np.abs(attributions.logit - model.decision_function(features)).max() <= 1e-9
+    total = attributions.base + attributions.contributions.sum(axis=1)
+    assert np.abs(total - attributions.logit).max() <= 1e-9
+    used = sorted({int(f) for (p,) in model._predictors for f, leaf in
+                   zip(p.nodes["feature_idx"], p.nodes["is_leaf"], strict=True) if not leaf})
+    reference = np.append(scaler.mean[:-1], np.exp(scaler.mean[-1]) - EPS)
+    masks = np.array(list(itertools.product([0, 1], repeat=len(used))), dtype=bool)
+    n = len(used)
+    for row in range(len(raw)):
+        hybrids = np.repeat(reference[None], len(masks), axis=0)
+        for k, feature in enumerate(used):
+            hybrids[masks[:, k], feature] = raw[row, feature]
+        session = ort.InferenceSession(detector.SerializeToString(),
+                                       providers=["CPUExecutionProvider"])
+        value = dict(zip(map(tuple, masks), session.run(None, {INPUT_NAME: hybrids})[0][:, 0],
+                         strict=True))
+        expected = np.zeros(N_FEATURES)
+        for k, feature in enumerate(used):
+            for mask in masks[~masks[:, k]]:
+                size = int(mask.sum())
+                weight = math.factorial(size) * math.factorial(n - size - 1) / math.factorial(n)
+                with_k = mask.copy()
+                with_k[k] = True
+                expected[feature] += weight * (value[tuple(with_k)] - value[tuple(mask)])
+        assert np.abs(attributions.contributions[row] - expected).max() <= 1e-9
 
 
 def path_dependent_value(tree: Tree, x: np.ndarray, known: set[int], node: int = 0) -> float:

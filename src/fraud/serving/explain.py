@@ -24,11 +24,14 @@ standardised point 0, i.e. V_j = mean_j and Amount = exp(mean of log(Amount + ep
   from this one by float32 rounding (~1e-6 relative).
 - Logistic regression: the closed form coef_j × (z_j - 0) on the scaled features z (as the
   model reads them: float32, widened), base = intercept; z_j belongs to raw column j.
-- Gradient-boosted trees (scikit-learn's HistGradientBoostingClassifier): exact path-dependent
-  TreeSHAP (Lundberg et al. 2018, Algorithm 2), vectorised over rows; base = the trees'
-  training-count-weighted mean plus the model's baseline. The ONNX gbdt detector does not
-  carry the node counts this needs (TreeEnsemble has no such attribute), so it is explained
-  from the fitted model, not from the `.onnx` file.
+- Gradient-boosted trees from the ONNX file (`BaselineTreeExplainer`): exact Shapley values
+  of the trees' logit against the same baseline point, v(S) = f(x_S, baseline_rest) (shap's
+  "interventional" TreeSHAP with that one background row), from the TreeEnsemble's arrays
+  alone; base = the logit at the baseline.
+- The fitted scikit-learn HistGradientBoostingClassifier (`TreeExplainer`): exact
+  path-dependent TreeSHAP (Lundberg et al. 2018, Algorithm 2; shap's default for trees),
+  vectorised over rows; base = the trees' training-count-weighted mean plus the model's
+  baseline. It needs the node counts, which the ONNX file does not carry.
 
 Why not the `shap` package: installing it adds ~213 MB (llvmlite 173 MB, numba 35 MB, shap
 4 MB) and `import shap` takes ~4 s of CPU and ~320 MB of memory, more than `predict` spends
@@ -37,6 +40,7 @@ scoring the whole real file; these few hundred lines of numpy need neither.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -51,6 +55,7 @@ from .contract import NETWORK_INPUT, read_detector_metadata
 # features (~0.25 MB per array), so 32 rows keep the working set near 40 MB.
 IG_BLOCK_ROWS = 32
 REASON = "reason"
+_FACTORIALS = np.array([math.factorial(i) for i in range(len(INPUT_COLUMNS) + 1)], np.float64)
 CONTRIBUTION = "contribution"
 
 
@@ -310,6 +315,95 @@ class TreeExplainer:
         return Attributions(phi, base, logit)
 
 
+# --- tree ensembles from the ONNX file: exact baseline (interventional) TreeSHAP -------------
+
+@dataclass(frozen=True)
+class Ensemble:
+    """ai.onnx.ml TreeEnsemble's arrays (peer_onnx.py writes them): interior nodes go to
+    their `true` child when x <= split (or x is NaN and missing_true), ids index interior
+    nodes or leaves as the *_leaf flags say."""
+    roots: np.ndarray
+    feature: np.ndarray
+    split: np.ndarray
+    true_id: np.ndarray
+    true_leaf: np.ndarray
+    false_id: np.ndarray
+    false_leaf: np.ndarray
+    missing_true: np.ndarray
+    leaf_weight: np.ndarray
+    bias: float
+
+    def goes_true(self, x: np.ndarray, node: int) -> np.ndarray:
+        values = x[:, self.feature[node]]
+        return np.where(np.isnan(values), bool(self.missing_true[node]),
+                        values <= self.split[node])
+
+
+@dataclass(frozen=True)
+class BaselineTreeExplainer:
+    """Exact Shapley values of the trees' logit against one reference point, the training
+    means (the networks' and the logistic regression's baseline): v(S) = f(x_S, r_rest).
+
+    A leaf that x reaches only when the features A follow x and the features B follow the
+    reference contributes, per Shapley's formula, leaf × (|A|-1)!|B|!/(|A|+|B|)! to each
+    feature of A and −leaf × |A|!(|B|-1)!/(|A|+|B|)! to each of B (shap's "interventional"
+    TreeSHAP with one background row). Needs only the trees, so it works from the ONNX file,
+    which lacks the training counts path-dependent TreeSHAP needs."""
+    preprocess: Preprocess
+    ensemble: Ensemble
+
+    def __call__(self, raw: np.ndarray) -> Attributions:
+        x = self.preprocess.features(raw)
+        mean = self.preprocess.mean
+        reference = self.preprocess.features(
+            np.append(mean[:-1], np.exp(mean[-1]) - self.preprocess.eps)[None, :])
+        phi = np.zeros(x.shape)
+        logit = np.full(len(x), self.ensemble.bias)
+        base = np.full(1, self.ensemble.bias)
+        for root in self.ensemble.roots:
+            self._walk(int(root), x, phi, logit, reference)
+            self._walk(int(root), reference, np.zeros(reference.shape), base, reference)
+        return Attributions(phi, float(base[0]), logit)
+
+    def _walk(self, root: int, x: np.ndarray, phi: np.ndarray, logit: np.ndarray,
+              reference: np.ndarray) -> None:
+        """Adds one tree's value to logit and its Shapley values to phi.
+
+        Depth first; per row: can it reach the node for some coalition, which features must
+        follow x (A) and which the reference (B) on the way."""
+        e, rows, n = self.ensemble, len(x), x.shape[1]
+        stack = [(root, False, np.ones(rows, bool), np.zeros((rows, n), bool),
+                  np.zeros((rows, n), bool))]
+        while stack:
+            node, is_leaf, alive, in_a, in_b = stack.pop()
+            if is_leaf:
+                self._credit(float(e.leaf_weight[node]), alive, in_a, in_b, phi, logit)
+                continue
+            f = int(e.feature[node])
+            x_true, r_true = e.goes_true(x, node), bool(e.goes_true(reference, node)[0])
+            for side, child, leaf in ((True, e.true_id[node], e.true_leaf[node]),
+                                      (False, e.false_id[node], e.false_leaf[node])):
+                x_side, r_side = x_true == side, r_true == side
+                a, b = in_a.copy(), in_b.copy()
+                a[:, f] |= x_side & (not r_side)  # only x goes this way: f must follow x
+                b[:, f] |= ~x_side & r_side       # only r goes this way: f must follow r
+                still = alive & (x_side | r_side) & ~(a[:, f] & b[:, f])
+                if still.any():
+                    stack.append((int(child), bool(leaf), still, a, b))
+
+    @staticmethod
+    def _credit(value: float, alive: np.ndarray, in_a: np.ndarray, in_b: np.ndarray,
+                phi: np.ndarray, logit: np.ndarray) -> None:
+        size_a, size_b = in_a.sum(axis=1), in_b.sum(axis=1)
+        logit += np.where(alive & (size_b == 0), value, 0.0)
+        total = size_a + size_b
+        weight_a = _FACTORIALS[np.maximum(size_a - 1, 0)] * _FACTORIALS[size_b] / _FACTORIALS[total]
+        weight_b = _FACTORIALS[size_a] * _FACTORIALS[np.maximum(size_b - 1, 0)] / _FACTORIALS[total]
+        gain = np.where(alive & (size_a > 0), value * weight_a, 0.0)
+        loss = np.where(alive & (size_b > 0), value * weight_b, 0.0)
+        phi += in_a * gain[:, None] - in_b * loss[:, None]
+
+
 # --- from the shipped ONNX file --------------------------------------------------------------
 
 _NETWORK_OPS = ["MatMul", "Add", "Relu", "MatMul", "Add"]
@@ -342,17 +436,44 @@ def _network_from_graph(model: Any, preprocess: Preprocess, label: str) -> Netwo
                             float(np.ravel(out_b)[0]))
 
 
+def _ensemble(node: Any, weights: dict[str, np.ndarray], label: str) -> Ensemble:
+    """The trees of peer_onnx.py's TreeEnsemble node (x <= split, summed, no transform)."""
+    from onnx import helper
+
+    a = {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
+
+    def array(name: str) -> np.ndarray:
+        value = a[name]
+        if hasattr(value, "dims"):
+            from onnx import numpy_helper
+            return numpy_helper.to_array(value)
+        return np.asarray(value)
+
+    if (array("nodes_modes") != 0).any() or a.get("aggregate_function", 1) != 1 \
+            or a.get("post_transform", 0) != 0 or "gbdt/baseline" not in weights:
+        raise PipelineError(f"{label}: --explain supports the tree ensemble this project writes "
+                            "(x <= split, summed, plus gbdt/baseline); this one differs")
+    return Ensemble(roots=array("tree_roots").astype(np.int64),
+                    feature=array("nodes_featureids").astype(np.int64),
+                    split=array("nodes_splits").astype(np.float64),
+                    true_id=array("nodes_truenodeids").astype(np.int64),
+                    true_leaf=array("nodes_trueleafs").astype(bool),
+                    false_id=array("nodes_falsenodeids").astype(np.int64),
+                    false_leaf=array("nodes_falseleafs").astype(bool),
+                    missing_true=array("nodes_missing_value_tracks_true").astype(bool),
+                    leaf_weight=array("leaf_weights").astype(np.float64),
+                    bias=float(np.ravel(weights["gbdt/baseline"])[0]))
+
+
 def explainer_from_onnx(model: Any, label: str) -> Explainer:
     """The explainer of a detector written by this project (network or peer), from the file
     alone: the preprocessing from its metadata, the weights from its initializers."""
     info = read_detector_metadata({p.key: p.value for p in model.metadata_props}, label, "export")
     preprocess = Preprocess(info.mean, info.scale, info.clip, info.eps)
-    ops = {node.op_type for node in model.graph.node}
-    if "TreeEnsemble" in ops:
-        raise PipelineError(f"{label}: --explain cannot explain an ONNX tree ensemble (it "
-                            "does not carry the training counts exact TreeSHAP needs); "
-                            "explain the fitted gbdt model instead")
+    trees = [node for node in model.graph.node if node.op_type == "TreeEnsemble"]
     weights = _initializers(model)
+    if trees:
+        return BaselineTreeExplainer(preprocess, _ensemble(trees[0], weights, label))
     if "logreg/coef" in weights:
         return LinearExplainer(preprocess, weights["logreg/coef"].reshape(-1),
                                float(np.ravel(weights["logreg/intercept"])[0]))
