@@ -167,8 +167,7 @@ def shap_comparison(project: Path, preprocess: Preprocess, raw: np.ndarray) -> d
     ours = TreeExplainer.from_hist_gbdt(gbdt, None)(features[flagged]).contributions
     theirs = np.asarray(shap.TreeExplainer(gbdt).shap_values(features[flagged]))
     baseline_ours = _gbdt_onnx_explainer(gbdt, preprocess)(raw[flagged]).contributions
-    mean = preprocess.mean
-    reference = preprocess.features(np.append(mean[:-1], np.exp(mean[-1]) - preprocess.eps)[None])
+    reference = preprocess.features(preprocess.baseline_raw())
     baseline_theirs = np.asarray(shap.TreeExplainer(
         gbdt, data=reference, feature_perturbation="interventional",
         model_output="raw").shap_values(features[flagged]))

@@ -103,6 +103,7 @@ def test_network_attributions_add_up_to_the_onnx_models_logit(network: Any) -> N
     assert clipped.any(axis=1).mean() > 0.5  # the case the method is for
     # the base value is the logit at the training means (standardised 0)
     at_means = np.append(preprocess.mean[:-1], np.exp(preprocess.mean[-1]) - EPS)[None]
+    np.testing.assert_allclose(preprocess.baseline_raw(), at_means)
     assert attributions.base == pytest.approx(float(explainer(at_means).logit[0]), abs=1e-9)
 
 

@@ -55,8 +55,9 @@ from .contract import NETWORK_INPUT, read_detector_metadata
 # features (~0.25 MB per array), so 32 rows keep the working set near 40 MB.
 IG_BLOCK_ROWS = 32
 REASON = "reason"
-_FACTORIALS = np.array([math.factorial(i) for i in range(len(INPUT_COLUMNS) + 1)], np.float64)
 CONTRIBUTION = "contribution"
+# 0! … 29!: the Shapley weights of coalitions of up to all 29 columns.
+_FACTORIALS = np.array([math.factorial(i) for i in range(len(INPUT_COLUMNS) + 1)], np.float64)
 
 
 @dataclass(frozen=True)
@@ -84,6 +85,10 @@ class Preprocess:
         n_v = len(V_COLUMNS)
         features = np.concatenate([raw[:, :n_v], np.log(raw[:, n_v:] + self.eps)], axis=1)
         return (features - self.mean) / self.scale
+
+    def baseline_raw(self) -> np.ndarray:
+        """The baseline as a raw row (1, 29): the training means of the model's features."""
+        return np.append(self.mean[:-1], np.exp(self.mean[-1]) - self.eps)[None, :]
 
     def features(self, raw: np.ndarray) -> np.ndarray:
         """What the peers read: clipped, stored as float32, widened (peer_onnx.py)."""
@@ -354,9 +359,7 @@ class BaselineTreeExplainer:
 
     def __call__(self, raw: np.ndarray) -> Attributions:
         x = self.preprocess.features(raw)
-        mean = self.preprocess.mean
-        reference = self.preprocess.features(
-            np.append(mean[:-1], np.exp(mean[-1]) - self.preprocess.eps)[None, :])
+        reference = self.preprocess.features(self.preprocess.baseline_raw())
         phi = np.zeros(x.shape)
         logit = np.full(len(x), self.ensemble.bias)
         base = np.full(1, self.ensemble.bias)
