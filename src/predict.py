@@ -26,6 +26,13 @@ probability >= its threshold, or, for the expected_cost rule, probability x cost
 (1 - probability) x cost_fp, with cost_fn each row's Amount when the card says `amount`.
 --threshold overrides it with probability >= the number given.
 
+--explain K adds, for each flagged row (every row with --explain-all), the K raw columns that
+pushed the model's logit up most, largest first, with their signed contributions in logit
+units (log-odds): columns reason_1, contribution_1, ..., reason_K, contribution_K after the
+others, blank for unflagged rows. Per row the 29 contributions plus the model's logit at the
+training means add up to its logit (src/fraud/serving/explain.py says how each model is
+explained). It needs the .onnx model (the weights are read from the file).
+
 The input is read --chunk-size rows at a time, so memory stays flat for files of any size.
 A summary goes to stderr: rows, flagged (count and %), seconds and rows/s.
 
@@ -98,6 +105,27 @@ def _probability(text: str) -> float:
     return value
 
 
+def _reason_count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= len(INPUT_COLUMNS):
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to "
+                                         f"{len(INPUT_COLUMNS)}, got {text!r}")
+    return value
+
+
+def reason_columns(path: Path, k: int, every_row: bool) -> Any:
+    """The explainer of an ONNX detector, read from the file (no TensorFlow)."""
+    if path.suffix != ".onnx":
+        raise PipelineError(f"{path}: --explain reads the weights of the .onnx model; pass "
+                            f"{path.with_suffix('.onnx').name} (the same model)")
+    from src.fraud.serving.explain import ReasonColumns, load_explainer
+
+    return ReasonColumns(load_explainer(path), k, every_row)
+
+
 def build_parser() -> argparse.ArgumentParser:
     cli = OneLineParser(prog="python -m src.predict", description=__doc__,
                   formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -116,6 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "first columns; repeat for several, in order")
     cli.add_argument("--chunk-size", type=_positive_int, default=DEFAULT_CHUNK_ROWS,
                      help=f"rows read and scored at a time (default {DEFAULT_CHUNK_ROWS:,})")
+    cli.add_argument("--explain", type=_reason_count, default=0, metavar="K",
+                     help="add the K columns that pushed each flagged row's score up most "
+                          "(reason_i, contribution_i); needs the .onnx model")
+    cli.add_argument("--explain-all", action="store_true",
+                     help="with --explain: explain every row, not only the flagged ones")
     cli.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     return cli
 
@@ -230,6 +263,8 @@ def _text_output(path: Path) -> Iterator[TextIO]:
 
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
+    if args.explain_all and not args.explain:
+        raise PipelineError("--explain-all needs --explain K (how many reasons per row)")
     started = time.perf_counter()
     require_model(args.model)  # before its card: the model is what is missing
     card_path = args.card or args.model.with_suffix(".json")
@@ -240,13 +275,15 @@ def main(argv: Sequence[str]) -> None:
     opened = open_input(args.input, id_columns=args.id_column)
     try:
         predict = make_predict(load_model(args.model))
+        explain = (reason_columns(args.model, args.explain, args.explain_all)
+                   if args.explain else None)
         if args.output == STDIO:
-            summary = score(opened, sys.stdout, predict, decision, args.chunk_size)
+            summary = score(opened, sys.stdout, predict, decision, args.chunk_size, explain)
             sys.stdout.flush()
             target = "stdout"
         else:
             with outputs() as out, _text_output(out.path(args.output)) as handle:
-                summary = score(opened, handle, predict, decision, args.chunk_size)
+                summary = score(opened, handle, predict, decision, args.chunk_size, explain)
             target = args.output
     finally:
         opened.close()

@@ -10,11 +10,12 @@ with the checks `clean` applies (schema.py), scored, written, and dropped.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import BinaryIO, Protocol, TextIO
 
 import numpy as np
 
@@ -142,15 +143,20 @@ def _csv_cells(values: np.ndarray) -> list[str]:
             if ("," in v or '"' in v or v != v.strip()) else v for v in values]
 
 
+# Extra output columns for a chunk, given its rows' flags (predict --explain's reason codes).
+ExtraColumns = Callable[[np.ndarray], list[np.ndarray]]
+
+
 def format_rows(probabilities: np.ndarray, decision: Decision | float, features: np.ndarray,
-                labels: np.ndarray | None, keys: Sequence[np.ndarray] = ()) -> tuple[str, int]:
+                labels: np.ndarray | None, keys: Sequence[np.ndarray] = (),
+                extra: ExtraColumns | None = None) -> tuple[str, int]:
     """CSV lines for one chunk and its count of flagged rows.
 
     `probability` is printed as float32 in its shortest round-trip form (what a network's
     own output is; enough digits for a reader); `flagged` is decided on the model's float64
     value by `decision` (a number: flag when probability >= it), so a calibrated float64
     probability just above a threshold is not rounded onto it. Key columns come first,
-    copied; a blank Class stays blank.
+    copied; a blank Class stays blank; `extra` columns come last.
     """
     decision = decision if isinstance(decision, Decision) else Decision(threshold=decision)
     exact = np.asarray(probabilities, dtype=np.float64).reshape(-1)
@@ -161,13 +167,24 @@ def format_rows(probabilities: np.ndarray, decision: Decision | float, features:
         labels = np.asarray(labels, dtype=np.float64)
         columns.append(np.where(np.isnan(labels), "",
                                 np.nan_to_num(labels).astype(np.int8).astype(str)))
+    if extra is not None:
+        columns += extra(flagged.astype(bool))
     text = "\n".join(map(",".join, zip(*columns, strict=True)))
     return (text + "\n" if len(exact) else ""), int(flagged.sum())
 
 
-def header_line(has_label: bool, id_columns: Sequence[str] = ()) -> str:
-    names = [*id_columns, *OUTPUT_COLUMNS, *([LABEL] if has_label else [])]
+def header_line(has_label: bool, id_columns: Sequence[str] = (),
+                extra_names: Sequence[str] = ()) -> str:
+    names = [*id_columns, *OUTPUT_COLUMNS, *([LABEL] if has_label else []), *extra_names]
     return ",".join(_csv_cells(np.array(names, dtype=object))) + "\n"
+
+
+class Explain(Protocol):
+    """Columns explaining the selected rows of raw features (explain.py ReasonColumns)."""
+    @property
+    def names(self) -> list[str]: ...
+
+    def __call__(self, raw: np.ndarray, selected: np.ndarray) -> list[np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -189,10 +206,12 @@ class ScoreSummary:
 
 
 def score(opened: OpenedInput, out: TextIO, predict: Callable[[np.ndarray], np.ndarray],
-          decision: Decision | float, chunk_size: int = DEFAULT_CHUNK_ROWS) -> ScoreSummary:
+          decision: Decision | float, chunk_size: int = DEFAULT_CHUNK_ROWS,
+          explain: Explain | None = None) -> ScoreSummary:
     """Reads, validates, scores and writes chunk by chunk: one output row per input row, in
     order. `predict` maps a (rows, 29) float64 array to (rows,) probabilities; `decision`
-    flags them (a number: the threshold)."""
+    flags them (a number: the threshold); `explain`, if given, adds its columns for the rows
+    it selects (explain.py ReasonColumns)."""
     decision = decision if isinstance(decision, Decision) else Decision(threshold=decision)
     start = time.perf_counter()
     rows = flagged = 0
@@ -202,9 +221,11 @@ def score(opened: OpenedInput, out: TextIO, predict: Callable[[np.ndarray], np.n
             raise RuntimeError(f"the model returned {len(probabilities)} probabilities for "
                                f"{len(chunk.features)} rows")
         if rows == 0:
-            out.write(header_line(chunk.labels is not None, opened.id_columns))
+            out.write(header_line(chunk.labels is not None, opened.id_columns,
+                                  explain.names if explain else ()))
+        extra = functools.partial(explain, chunk.features) if explain else None
         text, count = format_rows(probabilities, decision, chunk.features, chunk.labels,
-                                  chunk.keys)
+                                  chunk.keys, extra)
         out.write(text)
         rows += len(chunk.features)
         flagged += count
