@@ -38,17 +38,21 @@ def _alive(pid: int) -> bool:
 
 
 def sweep_temporaries(final: str | os.PathLike[str]) -> list[Path]:
-    """Deletes the temporaries of `final` left by a killed run (its writer is gone).
+    """Deletes the temporaries left by killed runs in `final`'s folder (their writers are
+    gone), whichever output they were for.
 
-    A stage that is killed (SIGKILL, OOM, power cut) cannot clean up; the next run of the
-    same stage does, here. Temporaries of a run still going (another pid) are left alone.
+    A stage that is killed (SIGKILL, OOM, power cut) cannot clean up. When DVC then restores
+    its outputs from the run cache, it never runs again to sweep them: a folder out is
+    replaced whole, but a file out's folder (metrics/, models/) keeps them. So any stage
+    that writes into a folder sweeps every dead temporary there. Temporaries of a run still
+    going (a live pid) are left alone.
     """
     final = Path(final)
     swept = []
     if not final.parent.is_dir():
         return swept
-    for leftover in final.parent.glob(f"{TEMP_PREFIX}{final.name}{_TEMP_SEPARATOR}*"):
-        pid = leftover.name[len(TEMP_PREFIX) + len(final.name) + 1:].split("-", 1)[0]
+    for leftover in final.parent.glob(f"{TEMP_PREFIX}*{_TEMP_SEPARATOR}*"):
+        pid = leftover.name.rsplit(_TEMP_SEPARATOR, 1)[1].split("-", 1)[0]
         if not pid.isdigit() or (int(pid) != os.getpid() and not _alive(int(pid))):
             leftover.unlink(missing_ok=True)
             swept.append(leftover)

@@ -76,7 +76,8 @@ def test_exp_run_strategy_reruns_only_evaluate(project: Path) -> None:
     other = next(name for name in ("oversample", "weighted") if name != chosen)
     done = dvc(project, "exp", "run", "-S", f"train.strategy={other}")
     ran = ran_stages(done.stdout)
-    assert ran == ["evaluate", "export"], done.stdout  # export ships the champion
+    # check_params reads every param first; export ships the champion
+    assert ran == ["check_params", "evaluate", "export"], done.stdout
     selected = read_json(project / "metrics/evaluate.json")
     assert selected["model"] == other and selected["chosen_by"] == "train.strategy"
     diff = dvc(project, "metrics", "diff", "--json").stdout
@@ -93,7 +94,8 @@ def test_exp_run_calibration_retrains_nothing(project: Path) -> None:
     """`calibrate` is read by evaluate_model only: the models stay, the method changes."""
     done = dvc(project, "exp", "run", "-S", "calibrate.method=platt")
     ran = ran_stages(done.stdout)
-    assert not [name for name in ran if not name.startswith(("evaluate", "export"))], done.stdout
+    assert not [name for name in ran
+                if not name.startswith(("check_params", "evaluate", "export"))], done.stdout
     assert [name for name in ran if name.startswith("evaluate_model@")], done.stdout
     for strategy in STRATEGIES:
         assert read_json(project / f"metrics/{strategy}.json")["calibration"] == "platt"
@@ -103,13 +105,18 @@ def test_exp_run_calibration_retrains_nothing(project: Path) -> None:
     dvc(project, "checkout", "-q")
 
 
-def test_exp_run_rejects_unknown_strategy(project: Path) -> None:
+def test_exp_run_rejects_unknown_strategy_and_keeps_the_results(project: Path) -> None:
+    """check_params fails before DVC deletes anything: the git-tracked metrics and plots of
+    evaluate (which the new strategy would rerun) are still there, unchanged."""
     done = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "-S",
                            "train.strategy=bogus"], cwd=project, env=env(),
                           capture_output=True, text=True)
     assert done.returncode != 0
     output = done.stdout + done.stderr
     assert "train.strategy" in output and "baseline, weighted, oversample" in output
+    assert ran_stages(done.stdout) == ["check_params"], done.stdout
+    changed = sh(project, "git", "status", "--porcelain").stdout.splitlines()
+    assert changed == [" M params.yaml"], changed  # nothing deleted, nothing rewritten
     sh(project, "git", "checkout", "--", ".")
 
 
