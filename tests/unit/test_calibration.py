@@ -243,3 +243,15 @@ def test_expected_cost_flags_by_row_amount() -> None:
                                                                        False]
     with pytest.raises(PipelineError, match="one per row"):
         calibration.expected_cost_flags(p, 5.0, amounts[:2])
+
+
+def test_auto_leaves_out_a_method_that_cannot_be_fitted() -> None:
+    """Scores that fall as fraud rises (a badly trained model on tiny data): platt's slope
+    would be negative; auto must still choose among the rest, and say what it left out."""
+    rng = np.random.default_rng(3)
+    logits = rng.normal(size=4000)
+    labels = (rng.random(4000) < shared.sigmoid(-2 * logits - 3)).astype(np.int64)
+    with pytest.raises(PipelineError, match="platt slope"):
+        calibration.fit_calibrator("platt", logits, labels)
+    chosen = calibration.fit_calibrator("auto", logits, labels, seed=1)
+    assert chosen.method != "platt" and "platt" in chosen.details["unusable"]

@@ -259,18 +259,33 @@ def choose_calibrator(logits: Array, labels: Array, table: dict[str, Fitter],
     refitted on the whole validation split. With ~80 validation frauds, gains smaller than
     that are noise, and a 2-parameter line is safer out of sample than a many-knot polyline.
     Its details record every method's cross-fitted log loss and distance to the best."""
-    losses = {name: row_log_losses(labels, cross_fitted_probabilities(
-        table[name], logits, labels, folds, seed)) for name in order}
-    means = {name: float(loss.mean()) for name, loss in losses.items()}
-    best = min(order, key=lambda name: means[name])
+    losses: dict[str, Array] = {}
+    unusable: dict[str, str] = {}
+    for name in order:  # a method that cannot be fitted here (platt on scores that do not
+        try:            # rise with fraud, in a fold or overall) is left out, not fatal
+            losses[name] = row_log_losses(labels, cross_fitted_probabilities(
+                table[name], logits, labels, folds, seed))
+        except PipelineError as error:
+            unusable[name] = str(error)
+    usable = [name for name in order if name in losses]
+    if not usable:
+        raise PipelineError(f"calibration: no method could be fitted ({unusable})")
+    means = {name: float(losses[name].mean()) for name in usable}
+    best = min(usable, key=lambda name: means[name])
     errors = {name: float(np.std(losses[name] - losses[best], ddof=1) / np.sqrt(len(labels)))
-              for name in order}
-    simplest = next(name for name in order if means[name] - means[best] <= errors[name])
-    chosen = table[simplest](logits, labels)
+              for name in usable}
+    chosen = None
+    for name in (name for name in usable if means[name] - means[best] <= errors[name]):
+        try:
+            chosen = table[name](logits, labels)
+            break
+        except PipelineError as error:  # fitted in every fold, not on the whole split
+            unusable[name] = str(error)
+    chosen = chosen or table[best](logits, labels)
     details = {**chosen.details, "chosen_by": "auto", "folds": folds, "seed": seed,
                "rule": "simplest within one standard error of the least log loss",
                "cross_fitted_log_loss": means, "best": best,
-               "standard_error_vs_best": errors}
+               "standard_error_vs_best": errors, **({"unusable": unusable} if unusable else {})}
     return Calibrator(chosen.method, chosen.x, chosen.y, chosen.outer_slopes, details)
 
 
