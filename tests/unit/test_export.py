@@ -41,7 +41,7 @@ from src.fraud.evaluation.calibration import Calibrator, fit_calibrator
 from src.fraud.files import write_json
 from src.fraud.params import ModelParams, SplitParams, load_params
 from src.fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
-from src.fraud.serving import contract
+from src.fraud.serving import contract, preprocess_graph
 from src.fraud.serving import detector as detectors
 from src.fraud.serving.calibrated import with_logit_output
 from src.fraud.serving.export import shipped_decision
@@ -342,7 +342,7 @@ def test_card(project: Project) -> None:
     assert card["standardisation"]["mean"] == [float(v) for v in project.scaler.mean_]
     assert card["standardisation"]["scale"] == [float(v) for v in project.scaler.scale_]
     assert card["versions"]["tensorflow"] == keras_model.tf.__version__
-    assert card["versions"]["onnx_opset"] == str(detectors.OPSET)
+    assert card["versions"]["onnx_opset"] == str(preprocess_graph.OPSET)
     assert {"input", "decide", "command_line", "onnx_other_languages"} <= set(card["usage"])
     assert "fraud_detector.onnx" in card["usage"]["command_line"]
     assert not any("keras" in key for key in card["usage"])

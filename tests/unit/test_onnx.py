@@ -31,7 +31,7 @@ from src.fraud.errors import PipelineError
 from src.fraud.files import write_json
 from src.fraud.params import ModelParams
 from src.fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES
-from src.fraud.serving import contract
+from src.fraud.serving import contract, preprocess_graph
 from src.fraud.serving import detector as detectors
 from src.fraud.serving.onnx_contract import DETECTOR, NETWORK
 from src.fraud.serving.onnx_scoring import BATCH_ROWS, load_onnx
@@ -130,7 +130,7 @@ def test_files_are_plain_and_named(trained: dict[str, Any]) -> None:
         assert [i.name for i in model.graph.input] == [input_name]
         assert [o.name for o in model.graph.output] == ["probability"]
         assert {o.version for o in model.opset_import if o.domain in ("", "ai.onnx")} == \
-            {detectors.OPSET}
+            {preprocess_graph.OPSET}
         assert not any(t.data_location == onnx.TensorProto.EXTERNAL
                        for t in model.graph.initializer)
         names = [node.name for node in model.graph.node]

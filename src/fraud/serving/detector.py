@@ -39,7 +39,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
 from ..errors import PipelineError
 from ..schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
@@ -53,12 +53,11 @@ from .contract import (
     ScalerStats,
     save_onnx,
 )
+from .preprocess_graph import OPSET, ROWS, preprocess_graph
 
 # The ONNX operator set: pinned, so that a new tf2onnx default does not change the files.
 # 17 is read by ONNX Runtime 1.11 (2022) and later, in every language.
-OPSET = 17
 NETWORK_NAME = "fraud_classifier"
-ROWS = "rows"  # the symbolic batch dimension
 
 
 def check_network(network: keras.Model, label: str | Path) -> None:
@@ -186,42 +185,10 @@ def network_to_onnx(network: keras.Model, strategy: str) -> onnx.ModelProto:
                      "(as the scale stage writes them), fraud probability out")
 
 
-def _preprocess_graph(stats: ScalerStats, eps: float) -> tuple[list[onnx.NodeProto],
-                                                               list[onnx.TensorProto]]:
-    """contract.py's preprocessing as float64 ONNX ops, ending in the network's input tensor."""
-    n_v = len(V_COLUMNS)
-
-    def const(name: str, value: Any, dtype: Any) -> onnx.TensorProto:
-        return numpy_helper.from_array(np.asarray(value, dtype=dtype), f"{PREPROCESS_NAME}/{name}")
-
-    constants = [const("v_start", [0], np.int64), const("v_end", [n_v], np.int64),
-                 const("amount_start", [n_v], np.int64),
-                 const("amount_end", [n_v + 1], np.int64), const("axis", [1], np.int64),
-                 const("eps", eps, np.float64), const("mean", stats.mean, np.float64),
-                 const("scale", stats.scale, np.float64),
-                 const("clip_min", -stats.clip, np.float64),
-                 const("clip_max", stats.clip, np.float64)]
-    p = f"{PREPROCESS_NAME}/"
-    steps = [("Slice", "v1_v28", [INPUT_NAME, p + "v_start", p + "v_end", p + "axis"], {}),
-             ("Slice", "amount", [INPUT_NAME, p + "amount_start", p + "amount_end",
-                                  p + "axis"], {}),
-             ("Add", "amount_plus_eps", [p + "amount", p + "eps"], {}),
-             ("Log", "log_amount", [p + "amount_plus_eps"], {}),
-             ("Concat", "features64", [p + "v1_v28", p + "log_amount"], {"axis": 1}),
-             ("Sub", "standardise_centre", [p + "features64", p + "mean"], {}),
-             ("Div", "standardise_scale", [p + "standardise_centre", p + "scale"], {}),
-             ("Clip", "clip", [p + "standardise_scale", p + "clip_min", p + "clip_max"], {})]
-    nodes = [helper.make_node(op, inputs, [p + name], name=p + name, **attributes)
-             for op, name, inputs, attributes in steps]
-    nodes.append(helper.make_node("Cast", [p + "clip"], [NETWORK_INPUT], name=p + "to_float32",
-                                  to=TensorProto.FLOAT))
-    return nodes, constants
-
-
 def detector_onnx(network: onnx.ModelProto, stats: ScalerStats, eps: float,
                   metadata: dict[str, str]) -> onnx.ModelProto:
     """transaction (rows, 29) float64 → preprocess → the network → probability (rows, 1)."""
-    nodes, constants = _preprocess_graph(stats, eps)
+    nodes, constants = preprocess_graph(stats, eps, NETWORK_INPUT)
     transaction = helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE,
                                                 [ROWS, len(INPUT_COLUMNS)])
     graph = helper.make_graph([*nodes, *network.graph.node], MODEL_NAME, [transaction],

@@ -27,22 +27,21 @@ from typing import Any, Literal
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from ..errors import PipelineError
-from ..schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
+from ..schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME
 from .contract import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, ScalerStats, detector_metadata
+from .preprocess_graph import OPSET, ROWS, const, preprocess_graph
 from .sigmoid import sigmoid_graph
 
 # The operator sets: the default domain as the network's detector (src/fraud/serving/detector.py
 # OPSET); ai.onnx.ml 5 is the first with a float64 tree ensemble (ONNX 1.16; its ONNX
 # Runtime kernel came with microsoft/onnxruntime#22333, in the 2025 releases).
-OPSET = 17
 ML_OPSET = 5
 ML_DOMAIN = "ai.onnx.ml"
-ROWS = "rows"  # the symbolic batch dimension, as in the network's detector
 LOGIT_NAME = "logit"
 OUTPUTS = ("logit", "probability")
 FEATURES32 = f"{PREPROCESS_NAME}/features32"   # the 29 scaled features as the pipeline stores them
@@ -54,41 +53,6 @@ _POST_TRANSFORM_NONE = 0
 
 PeerModel = LogisticRegression | HistGradientBoostingClassifier
 Graph = tuple[list[onnx.NodeProto], list[onnx.TensorProto]]
-
-
-def _const(name: str, value: Any, dtype: Any) -> onnx.TensorProto:
-    return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
-
-
-def preprocess_graph(stats: ScalerStats, eps: float, features32: str) -> Graph:
-    """Raw V1..V28, Amount (float64) → `features32`: log(Amount + eps), standardise and clip
-    in float64 (export.py PREPROCESSING_STEPS), then float32, as the scale stage stores the
-    features. Node for node detector.py's `_preprocess_graph` when `features32` is the
-    network's input name, so that one can call this one."""
-    n_v = len(V_COLUMNS)
-    p = f"{PREPROCESS_NAME}/"
-    constants = [_const(p + "v_start", [0], np.int64), _const(p + "v_end", [n_v], np.int64),
-                 _const(p + "amount_start", [n_v], np.int64),
-                 _const(p + "amount_end", [n_v + 1], np.int64),
-                 _const(p + "axis", [1], np.int64), _const(p + "eps", eps, np.float64),
-                 _const(p + "mean", stats.mean, np.float64),
-                 _const(p + "scale", stats.scale, np.float64),
-                 _const(p + "clip_min", -stats.clip, np.float64),
-                 _const(p + "clip_max", stats.clip, np.float64)]
-    steps = [("Slice", "v1_v28", [INPUT_NAME, p + "v_start", p + "v_end", p + "axis"], {}),
-             ("Slice", "amount", [INPUT_NAME, p + "amount_start", p + "amount_end",
-                                  p + "axis"], {}),
-             ("Add", "amount_plus_eps", [p + "amount", p + "eps"], {}),
-             ("Log", "log_amount", [p + "amount_plus_eps"], {}),
-             ("Concat", "features64", [p + "v1_v28", p + "log_amount"], {"axis": 1}),
-             ("Sub", "standardise_centre", [p + "features64", p + "mean"], {}),
-             ("Div", "standardise_scale", [p + "standardise_centre", p + "scale"], {}),
-             ("Clip", "clip", [p + "standardise_scale", p + "clip_min", p + "clip_max"], {})]
-    nodes = [helper.make_node(op, inputs, [p + name], name=p + name, **attributes)
-             for op, name, inputs, attributes in steps]
-    nodes.append(helper.make_node("Cast", [p + "clip"], [features32], name=p + "to_float32",
-                                  to=TensorProto.FLOAT))
-    return nodes, constants
 
 
 def _peer_features(stats: ScalerStats, eps: float) -> Graph:
@@ -106,8 +70,8 @@ def _logreg_graph(model: LogisticRegression) -> Graph:
     if coef.shape != (1, N_FEATURES):
         raise PipelineError(f"logreg: expected a binary model of {N_FEATURES} features, got "
                             f"coefficients of shape {coef.shape}")
-    constants = [_const("logreg/coef", coef.T, np.float64),
-                 _const("logreg/intercept", np.reshape(model.intercept_, (1, 1)), np.float64)]
+    constants = [const("logreg/coef", coef.T, np.float64),
+                 const("logreg/intercept", np.reshape(model.intercept_, (1, 1)), np.float64)]
     nodes = [helper.make_node("MatMul", [FEATURES64, "logreg/coef"], ["logreg/product"],
                               name="logreg/product"),
              helper.make_node("Add", ["logreg/product", "logreg/intercept"], [LOGIT_NAME],
@@ -166,14 +130,14 @@ def _gbdt_graph(model: HistGradientBoostingClassifier) -> Graph:
         "TreeEnsemble", [FEATURES64], ["gbdt/trees"], name="gbdt/trees", domain=ML_DOMAIN,
         n_targets=1, aggregate_function=_AGGREGATE_SUM, post_transform=_POST_TRANSFORM_NONE,
         tree_roots=a["roots"], nodes_featureids=a["features"],
-        nodes_splits=_const("nodes_splits", a["splits"], np.float64),
-        nodes_modes=_const("nodes_modes", [_BRANCH_LEQ] * len(a["features"]), np.uint8),
+        nodes_splits=const("nodes_splits", a["splits"], np.float64),
+        nodes_modes=const("nodes_modes", [_BRANCH_LEQ] * len(a["features"]), np.uint8),
         nodes_truenodeids=a["true_ids"], nodes_trueleafs=a["true_leaf"],
         nodes_falsenodeids=a["false_ids"], nodes_falseleafs=a["false_leaf"],
         nodes_missing_value_tracks_true=a["missing_true"],
         leaf_targetids=[0] * len(a["leaf_weights"]),
-        leaf_weights=_const("leaf_weights", a["leaf_weights"], np.float64))
-    baseline = _const("gbdt/baseline", np.reshape(model._baseline_prediction, (1, 1)),
+        leaf_weights=const("leaf_weights", a["leaf_weights"], np.float64))
+    baseline = const("gbdt/baseline", np.reshape(model._baseline_prediction, (1, 1)),
                       np.float64)
     add = helper.make_node("Add", ["gbdt/trees", "gbdt/baseline"], [LOGIT_NAME],
                            name="gbdt/logit")

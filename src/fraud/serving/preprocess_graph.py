@@ -1,0 +1,55 @@
+"""The detectors' shared ONNX parts: the opset, the batch dimension's name and the raw
+columns' preprocessing as float64 ONNX nodes (what the scale stage does, for raw rows). Their
+one home: the network's detector (detector.py) and the peers' (peer_onnx.py) both start with
+these nodes. onnx and numpy only, so that neither TensorFlow nor scikit-learn comes with it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+from onnx import TensorProto, helper, numpy_helper
+
+from ..schema import PREPROCESS_NAME, V_COLUMNS
+from .contract import INPUT_NAME, ScalerStats
+from .sigmoid import Graph
+
+OPSET = 17
+ROWS = "rows"  # the symbolic batch dimension
+
+
+def const(name: str, value: Any, dtype: Any) -> TensorProto:
+    """A named constant tensor of `dtype` (an initializer)."""
+    return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
+
+
+def preprocess_graph(stats: ScalerStats, eps: float, features32: str) -> Graph:
+    """Raw V1..V28, Amount (float64) → `features32`: log(Amount + eps), standardise and clip
+    in float64 (export.py PREPROCESSING_STEPS), then float32, as the scale stage stores the
+    features. The network's detector passes its network's input name; the peers pass a
+    float32 tensor that they widen again."""
+    n_v = len(V_COLUMNS)
+    p = f"{PREPROCESS_NAME}/"
+    constants = [const(p + "v_start", [0], np.int64), const(p + "v_end", [n_v], np.int64),
+                 const(p + "amount_start", [n_v], np.int64),
+                 const(p + "amount_end", [n_v + 1], np.int64),
+                 const(p + "axis", [1], np.int64), const(p + "eps", eps, np.float64),
+                 const(p + "mean", stats.mean, np.float64),
+                 const(p + "scale", stats.scale, np.float64),
+                 const(p + "clip_min", -stats.clip, np.float64),
+                 const(p + "clip_max", stats.clip, np.float64)]
+    steps = [("Slice", "v1_v28", [INPUT_NAME, p + "v_start", p + "v_end", p + "axis"], {}),
+             ("Slice", "amount", [INPUT_NAME, p + "amount_start", p + "amount_end",
+                                  p + "axis"], {}),
+             ("Add", "amount_plus_eps", [p + "amount", p + "eps"], {}),
+             ("Log", "log_amount", [p + "amount_plus_eps"], {}),
+             ("Concat", "features64", [p + "v1_v28", p + "log_amount"], {"axis": 1}),
+             ("Sub", "standardise_centre", [p + "features64", p + "mean"], {}),
+             ("Div", "standardise_scale", [p + "standardise_centre", p + "scale"], {}),
+             ("Clip", "clip", [p + "standardise_scale", p + "clip_min", p + "clip_max"], {})]
+    nodes = [helper.make_node(op, inputs, [p + name], name=p + name, **attributes)
+             for op, name, inputs, attributes in steps]
+    nodes.append(helper.make_node("Cast", [p + "clip"], [features32], name=p + "to_float32",
+                                  to=TensorProto.FLOAT))
+    return nodes, constants
