@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from src.fraud.cli import OneLineParser, run
+from src.fraud.cli import OneLineParser, chunk_rows, probability, run
 from src.fraud.errors import PipelineError
 from src.fraud.files import file_sha256, outputs, write_json
 from src.fraud.monitoring.profile import Reference, read_reference
@@ -41,7 +41,7 @@ from src.fraud.serving.csv_scoring import (
     open_input,
     read_chunks,
 )
-from src.predict import _positive_int, _probability, read_card, require_model
+from src.predict import read_card, require_model
 
 REFERENCE_SUFFIX = ".reference.json"
 
@@ -60,12 +60,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="write the report's numbers here as flat JSON (dvc metrics)")
     cli.add_argument("--card", type=Path,
                      help="the model card (default: MODEL with a .json suffix)")
-    cli.add_argument("--threshold", type=_probability,
+    cli.add_argument("--threshold", type=probability,
                      help="estimate at this threshold instead of the card's")
     cli.add_argument("--id-column", action="append", default=[], metavar="NAME",
                      help="a key column of the batch (e.g. a transaction ID), ignored; "
                           "repeat for several")
-    cli.add_argument("--chunk-size", type=_positive_int, default=DEFAULT_CHUNK_ROWS,
+    cli.add_argument("--chunk-size", type=chunk_rows, default=DEFAULT_CHUNK_ROWS,
                      help=f"rows read and scored at a time (default {DEFAULT_CHUNK_ROWS:,})")
     cli.add_argument("-q", "--quiet", action="store_true",
                      help="no summary on stdout (the --json report only)")

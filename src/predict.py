@@ -50,7 +50,6 @@ import functools
 import gzip
 import io
 import json
-import math
 import os
 import sys
 import time
@@ -58,7 +57,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from src.fraud.cli import OneLineParser, stop_cleanly
+from src.fraud.cli import OneLineParser, chunk_rows, probability, stop_cleanly
 from src.fraud.decision import Decision, decision_from_card
 from src.fraud.errors import PipelineError, printable, printable_names
 from src.fraud.files import outputs
@@ -76,33 +75,9 @@ if TYPE_CHECKING:
 
 # A card is ~3 KB; a 1 GB one is not a card (and is not read whole).
 MAX_CARD_BYTES = 1 << 20
-# Rows read at a time: a million rows of 30 columns is ~250 MB of float64 (more would defeat
-# the point of reading in chunks on a 24 GB machine shared with the model's own work).
-MAX_CHUNK_ROWS = 1_000_000
 # Rows per model call: large batches are what make scoring fast (Keras' default of 32 is
 # 26x slower); 65,536 rows of 29 float64 are 15 MB.
 SCORE_BATCH = 65_536
-
-
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= MAX_CHUNK_ROWS:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to "
-                                         f"{MAX_CHUNK_ROWS:,}, got {text!r}")
-    return value
-
-
-def _probability(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
-    if not (math.isfinite(value) and 0 <= value <= 1):
-        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
-    return value
 
 
 def _reason_count(text: str) -> int:
@@ -137,12 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="scores CSV (.gz to compress); - or absent for stdout")
     cli.add_argument("--card", type=Path,
                      help="the model card (default: MODEL with a .json suffix)")
-    cli.add_argument("--threshold", type=_probability,
+    cli.add_argument("--threshold", type=probability,
                      help="flag rows with probability >= this instead of the card's rule")
     cli.add_argument("--id-column", action="append", default=[], metavar="NAME",
                      help="a key column (e.g. a transaction ID) to copy to the output as its "
                           "first columns; repeat for several, in order")
-    cli.add_argument("--chunk-size", type=_positive_int, default=DEFAULT_CHUNK_ROWS,
+    cli.add_argument("--chunk-size", type=chunk_rows, default=DEFAULT_CHUNK_ROWS,
                      help=f"rows read and scored at a time (default {DEFAULT_CHUNK_ROWS:,})")
     cli.add_argument("--explain", type=_reason_count, default=0, metavar="K",
                      help="add the K columns that pushed each flagged row's score up most "

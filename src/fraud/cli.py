@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import logging
+import math
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
@@ -57,6 +58,34 @@ class OneLineParser(argparse.ArgumentParser):
             pending = arg if takes_one else None
             result.append(arg)
         return result
+
+
+# Rows read at a time: a million rows of 30 columns is ~250 MB of float64 (more would defeat
+# the point of reading in chunks on a 24 GB machine shared with the model's own work).
+MAX_CHUNK_ROWS = 1_000_000
+
+
+def chunk_rows(text: str) -> int:
+    """An argparse type: rows read at a time (predict, monitor), 1 to MAX_CHUNK_ROWS."""
+    try:
+        value = int(text.replace("_", "").replace(",", ""))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if not 1 <= value <= MAX_CHUNK_ROWS:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to "
+                                         f"{MAX_CHUNK_ROWS:,}, got {text!r}")
+    return value
+
+
+def probability(text: str) -> float:
+    """An argparse type: a number in [0, 1] (a threshold)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}") from None
+    if not (math.isfinite(value) and 0 <= value <= 1):
+        raise argparse.ArgumentTypeError(f"expected a number in [0, 1], got {text!r}")
+    return value
 
 
 class Stopped(BaseException):
