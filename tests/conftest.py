@@ -6,9 +6,11 @@ from __future__ import annotations
 
 import copy
 import os
+import socketserver
 import subprocess
 import sys
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -283,3 +285,28 @@ def write_scaler(path: Path, clip: float) -> Path:
     path.write_text(json.dumps({"features": FEATURES, "mean": [0.0] * N_FEATURES,
                                 "scale": [1.0] * N_FEATURES, "clip": clip}))
     return path
+
+
+# --- local servers for the download tests (never the network) ------------------------------
+
+def serve_on_loopback(server: socketserver.BaseServer) -> Iterator[str]:
+    """Serves `server` (bound to 127.0.0.1) in a thread; yields its base URL, then stops it."""
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No proxy and no data mirror: a download test reaches its own 127.0.0.1 server alone."""
+    from src.fraud.data.download import MIRROR_ENV
+
+    monkeypatch.delenv(MIRROR_ENV, raising=False)
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
+                 "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")

@@ -34,18 +34,14 @@ from src.fraud.data.download import (
 from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from src.fraud.errors import PipelineError
 from src.fraud.params import DownloadParams
+from tests.conftest import loopback_only, serve_on_loopback
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Login</body></html>\n"
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy_no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(MIRROR_ENV, raising=False)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                 "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    loopback_only(monkeypatch)
 
 
 @pytest.fixture(scope="module")
@@ -272,14 +268,7 @@ def server(sources: dict[str, Any]) -> Iterator[str]:
         "/login.csv": (200, HTML, "text/html"),
         "/flaky.csv": (200, sources["bytes"], "text/csv"),
     }
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+    yield from serve_on_loopback(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler))
 
 
 @pytest.fixture(autouse=True)

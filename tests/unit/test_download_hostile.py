@@ -8,7 +8,6 @@ the offline case uses a `.invalid` host, which never resolves (RFC 6761).
 from __future__ import annotations
 
 import socketserver
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from src.fraud.data.download import MIRROR_ENV, download, fetch_url
 from src.fraud.errors import PipelineError
 from src.fraud.params import DownloadParams
-from tests.conftest import check_stage_error
+from tests.conftest import check_stage_error, loopback_only, serve_on_loopback
 
 SERVER_LIMIT = 10.0   # seconds: no response of the test server lasts longer
 OFFLINE_URL = "http://nonexistent.invalid/creditcard.csv"
@@ -81,23 +80,12 @@ class RawHandler(socketserver.StreamRequestHandler):
 def hostile() -> Iterator[str]:
     server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), RawHandler)
     server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
+    yield from serve_on_loopback(server)
 
 
 @pytest.fixture(autouse=True)
 def _no_proxy_no_mirror(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv(MIRROR_ENV, raising=False)
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",
-                 "all_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
-    monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
+    loopback_only(monkeypatch)
 
 
 def bounded(url: str, deadline: float = 60.0, retries: int = 0,
