@@ -57,7 +57,8 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from src.fraud.cli import OneLineParser, chunk_rows, probability, stop_cleanly
+from src.fraud.cli import OneLineParser, chunk_rows, probability
+from src.fraud.cli import run as cli_run
 from src.fraud.decision import Decision, decision_from_card
 from src.fraud.errors import PipelineError, printable, printable_names
 from src.fraud.files import outputs
@@ -268,22 +269,24 @@ def main(argv: Sequence[str]) -> None:
               file=sys.stderr)
 
 
-def run(argv: Sequence[str] | None = None) -> None:
+def _main_on_stdout(argv: Sequence[str]) -> None:
+    """`main`, and what writing scores to stdout can end in: the reader left (`... | head`:
+    not an error of ours, exit 1 quietly) or a full disk (`> /dev/full`: one line). Either way
+    stdout goes to /dev/null so that Python's own flush at exit prints nothing more."""
     try:
-        with stop_cleanly():
-            main(sys.argv[1:] if argv is None else argv)
-    except PipelineError as error:
-        print(f"error: {error}", file=sys.stderr)
-        sys.exit(1)
-    except BrokenPipeError:  # `... | head`: the reader left; not an error of ours
+        main(argv)
+    except OSError as error:
         with contextlib.suppress(OSError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        sys.exit(1)
-    except OSError as error:  # writing stdout to a full disk (`> /dev/full`), a closed pipe
-        with contextlib.suppress(OSError):
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        print(f"error: writing the scores failed ({error.strerror or error})", file=sys.stderr)
-        sys.exit(1)
+        if isinstance(error, BrokenPipeError):
+            raise SystemExit(1) from None
+        raise PipelineError(f"writing the scores failed ({error.strerror or error})") from None
+
+
+def run(argv: Sequence[str] | None = None) -> None:
+    """As every stage runs: one line and exit 1 for an expected failure, 2 for a bad command
+    line, 128 + N for signal N (src/fraud/cli.py)."""
+    cli_run(_main_on_stdout, argv)
 
 
 if __name__ == "__main__":
