@@ -26,6 +26,7 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
+from src.fraud.decision import expected_cost_flags
 from src.fraud.evaluation import calibration, metrics, model_evaluation
 from src.fraud.evaluation.choice import load_scorer
 from src.fraud.models import PEERS, STRATEGIES, TRAIN_STAGES
@@ -88,7 +89,7 @@ def cost_comparison(splits: dict, val_p: np.ndarray, test_p: np.ndarray, cost_fp
     table = metrics.threshold_table(val["labels"], val_p, val["amounts"])
     threshold = metrics.choose_threshold("min_cost", table, 0.9, cost_fp, cost_fn)
     min_cost_flags = test_p >= threshold
-    expected_flags = calibration.expected_cost_flags(test_p, cost_fp, per_row["test"])
+    expected_flags = expected_cost_flags(test_p, cost_fp, per_row["test"])
     return {"min_cost": decision_cost(test["labels"], min_cost_flags, cost_fp, per_row["test"]),
             "min_cost_flagged": int(min_cost_flags.sum()),
             "expected_cost": decision_cost(test["labels"], expected_flags, cost_fp,

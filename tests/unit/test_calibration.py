@@ -13,6 +13,7 @@ from onnx import TensorProto, helper
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from src.fraud import calibrator as shared
+from src.fraud.decision import expected_cost_flags
 from src.fraud.errors import PipelineError
 from src.fraud.evaluation import calibration
 from src.fraud.evaluation.metrics import cross_entropy
@@ -236,13 +237,13 @@ def test_expected_cost_flags_by_row_amount() -> None:
     p = np.array([0.01, 0.01, 0.5, 0.001])
     amounts = np.array([100.0, 1000.0, 1.0, 10_000.0])
     # review costs 5: flag when p·amount > (1-p)·5
-    assert calibration.expected_cost_flags(p, 5.0, amounts).tolist() == [False, True, False,
+    assert expected_cost_flags(p, 5.0, amounts).tolist() == [False, True, False,
                                                                         True]
     # one cost per miss: flag when p > 5 / 505
-    assert calibration.expected_cost_flags(p, 5.0, 500.0).tolist() == [True, True, True,
+    assert expected_cost_flags(p, 5.0, 500.0).tolist() == [True, True, True,
                                                                        False]
     with pytest.raises(PipelineError, match="one per row"):
-        calibration.expected_cost_flags(p, 5.0, amounts[:2])
+        expected_cost_flags(p, 5.0, amounts[:2])
 
 
 def test_auto_leaves_out_a_method_that_cannot_be_fitted() -> None:

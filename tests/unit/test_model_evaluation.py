@@ -12,8 +12,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.class_weight import compute_class_weight
 
 from src.fraud import calibrator
+from src.fraud.decision import expected_cost_flags
 from src.fraud.errors import PipelineError, check_logits
-from src.fraud.evaluation import calibration, metrics, model_evaluation
+from src.fraud.evaluation import metrics, model_evaluation
 from src.fraud.evaluation.choice import Scored
 from src.fraud.params import load_params
 from src.fraud.training.balance import class_weights_for
@@ -65,7 +66,7 @@ def test_expected_cost_threshold_flags_what_the_rule_flags() -> None:
     labels = (rng.random(len(p)) < p).astype(int)
     table = metrics.threshold_table(labels, p)
     threshold = metrics.choose_threshold("expected_cost", table, 0.9, 5, 500)
-    np.testing.assert_array_equal(p >= threshold, calibration.expected_cost_flags(p, 5, 500))
+    np.testing.assert_array_equal(p >= threshold, expected_cost_flags(p, 5, 500))
 
 
 def test_expected_cost_threshold_with_amounts_uses_the_mean_fraud_amount() -> None:

@@ -28,7 +28,6 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from ..calibrator import Calibrator, identity, linear
-from ..decision import expected_cost_flags  # noqa: F401  (re-exported: the rule evaluate reports)
 from ..errors import PipelineError
 from ..params import CALIBRATION_AUTO, CALIBRATION_METHODS
 from .metrics import KERAS_EPSILON
@@ -290,4 +289,4 @@ def choose_calibrator(logits: Array, labels: Array, table: dict[str, Fitter],
 
 
 # ---------------------------------------------------------------- decisions
-# expected_cost_flags lives in src/fraud/decision.py (numpy only, for predict); imported above.
+# expected_cost_flags lives in src/fraud/decision.py (numpy only, for predict).

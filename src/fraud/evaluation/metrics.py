@@ -193,7 +193,7 @@ def choose_threshold(rule: float | str, table: ThresholdTable, target_recall: fl
     - `expected_cost`: no search: flag p·cost_fn > (1 - p)·cost_fp, i.e. p above
       cost_fp / (cost_fp + cost_fn) (meaningful on calibrated probabilities). With
       cost_fn = amount, one threshold needs one cost: the validation frauds' mean amount
-      (the per-row rule is `calibration.expected_cost_flags`).
+      (the per-row rule is `decision.expected_cost_flags`).
     """
     if not isinstance(rule, str):
         return float(rule)

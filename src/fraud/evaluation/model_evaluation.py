@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from ..calibrator import Calibrator, sigmoid
+from ..decision import expected_cost_flags
 from ..errors import PipelineError
 from ..params import Params
 from ..training.balance import OVERSAMPLE_BATCH_FRAUD_FRACTION, class_weights_for
@@ -82,7 +83,7 @@ def rule_costs(test: choice.Scored, table: metrics.ThresholdTable,
         miss = np.asarray(test.amounts, dtype=np.float64)
     else:
         miss = np.full(len(test.labels), float(settings.cost_fn))
-    flags = calibration.expected_cost_flags(test.scores, settings.cost_fp, miss)
+    flags = expected_cost_flags(test.scores, settings.cost_fp, miss)
     fraud = np.asarray(test.labels).reshape(-1) == 1
     return {"cost_rule_min_cost": metrics.cost_at(test.labels, test.scores, threshold,
                                                   settings.cost_fp, settings.cost_fn,
