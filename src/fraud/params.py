@@ -31,14 +31,13 @@ CALIBRATION_AUTO = "auto"
 SPLIT_METHODS = ("stratified", "random", "time")
 # What `evaluate.select_by` may rank candidates on (validation, exact) and which way is better.
 SELECT_BY = {"val_prc": "max", "val_auc": "max", "val_cost": "min"}
-# What the model logs each epoch on the validation split (see model.py); `train.monitor`
-# must be one of these.
-MONITORABLE = tuple(
-    f"{prefix}{name}"
-    for prefix in ("val_", "")
+# What a fit logs each epoch (fit.py): the training loss, and on the validation split the loss
+# and every metric of network.make_metrics(); `train.monitor` must be one of these.
+MONITORABLE = ("loss", *(
+    f"val_{name}"
     for name in ("loss", "cross_entropy", "brier", "tp", "fp", "tn", "fn", "accuracy",
                  "precision", "recall", "auc", "prc")
-) + ("val_ap",)  # exact average precision on the whole validation split (train.py)
+), "val_ap")  # exact average precision on the whole validation split
 
 
 # The largest value of each number that costs time or memory as it grows, checked before any

@@ -18,7 +18,7 @@ import pandas as pd
 from ..errors import PipelineError
 from ..params import TrainParams, check_monitor
 from .balance import OVERSAMPLE_BATCH_FRAUD_FRACTION, class_weights
-from .network import keras, tf
+from .network import keras, make_metrics, tf
 
 log = logging.getLogger(__name__)
 
@@ -61,25 +61,50 @@ def balanced_batches(features: np.ndarray, labels: np.ndarray, batch_size: int,
     return tf.data.Dataset.counter().map(draw).prefetch(2)
 
 
-class ValidationAveragePrecision(keras.callbacks.Callback):
-    """Adds `val_ap` to each epoch's logs: scikit-learn's exact average precision on the
-    whole validation split. Keras' `val_prc` bins scores at 200 thresholds, which with ~80
-    validation frauds picks other epochs (docs/pipeline.md, Training: a lower validation
-    PR-AUC for weighted and oversample). Must come before EarlyStopping in the callback list:
-    Keras hands every callback the same logs dict, in order."""
+class ValidationMetrics(keras.callbacks.Callback):
+    """Adds the validation figures to each epoch's logs from ONE forward pass over the whole
+    validation split: `val_loss`, `val_<name>` for every metric of `network.make_metrics()`
+    (Keras metrics, updated in one compiled call) and `val_ap`, scikit-learn's exact average
+    precision (Keras' `val_prc` bins scores at 200 thresholds, which with ~80 validation
+    frauds picks other epochs: docs/pipeline.md, Training).
 
-    def __init__(self, features: np.ndarray, labels: np.ndarray) -> None:
+    Why not Keras' `validation_data`: its evaluation loop builds two `tf.data` iterators per
+    epoch, each embedding the whole split, and ran a second forward pass for `val_ap`; this
+    costs one pass and a few milliseconds (bench/NOTES.md). The figures are the same (counts
+    are exact, losses and means agree to float32 rounding). Must come before EarlyStopping
+    in the callback list: Keras hands every callback the same logs dict, in order."""
+
+    def __init__(self, features: np.ndarray, labels: np.ndarray, with_metrics: bool = True
+                 ) -> None:
         super().__init__()
-        # A tensor once, not numpy per epoch: the conversion cost more than the forward pass.
+        # Tensors once, not numpy per epoch: the conversion cost more than the forward pass.
         self.features = tf.constant(features)
         self.labels = np.asarray(labels).reshape(-1)
+        self.with_metrics = with_metrics
+        self._targets = tf.constant(self.labels.reshape(-1, 1).astype(np.float32))
+        self._loss = keras.losses.BinaryCrossentropy()
+        self._metrics = make_metrics() if with_metrics else []
+        self._figures = tf.function(self._compute, reduce_retracing=True)
+
+    def _compute(self, features: tf.Tensor) -> dict[str, tf.Tensor]:
+        scores = self.model(features, training=False)
+        figures = {"loss": self._loss(self._targets, scores), "scores": scores}
+        for metric in self._metrics:
+            metric.reset_state()
+            metric.update_state(self._targets, scores)
+            figures[metric.name] = metric.result()
+        return figures
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
-        from sklearn.metrics import average_precision_score
+        figures = self._figures(self.features)
+        scores = figures.pop("scores").numpy().reshape(-1)
+        if logs is None:
+            return
+        logs.update({f"val_{name}": float(value) for name, value in figures.items()})
+        if self.with_metrics:
+            from sklearn.metrics import average_precision_score
 
-        scores = keras.ops.convert_to_numpy(self.model(self.features, training=False))
-        if logs is not None:
-            logs["val_ap"] = float(average_precision_score(self.labels, scores.reshape(-1)))
+            logs["val_ap"] = float(average_precision_score(self.labels, scores))
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -155,23 +180,25 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
     if early_stopping:
         check_monitor(monitor)  # TrainParams built in code skip parse_params' check
     timer = EpochTimer(label, monitor)
-    callbacks: list[keras.callbacks.Callback] = [timer]
+    # The validation figures first: the callbacks after it (EarlyStopping, the timer's log
+    # line, History) read what it adds. A loss-only fit (init_bias' comparison) gets val_loss.
+    callbacks: list[keras.callbacks.Callback] = [
+        ValidationMetrics(val[0], val[1], with_metrics=early_stopping)]
     if early_stopping:
-        # val_ap first: the callbacks after it (EarlyStopping, History) read what it adds.
-        callbacks[:0] = [ValidationAveragePrecision(val[0], val[1]),
-                         keras.callbacks.EarlyStopping(
-                             monitor=monitor, mode=monitor_mode(monitor),
-                             patience=params.patience, restore_best_weights=True, verbose=0)]
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor=monitor, mode=monitor_mode(monitor), patience=params.patience,
+            restore_best_weights=True, verbose=0))
+    callbacks.append(timer)
     x, y = train
-    # Keras' cross-entropy metric wants labels shaped like the (rows, 1) output.
-    val = (val[0], val[1].reshape(-1, 1))
-    common = {"epochs": params.epochs, "validation_data": val, "callbacks": callbacks,
-              "validation_batch_size": params.batch_size, "verbose": 0}
+    common = {"epochs": params.epochs, "callbacks": callbacks, "verbose": 0}
     if dataset is not None:
         history = model.fit(dataset, steps_per_epoch=steps_per_epoch, shuffle=False, **common)
     else:
+        # steps_per_epoch given for arrays too: Keras then builds one input iterator per
+        # epoch instead of two (each embeds the whole split); the same batches, same weights.
         history = model.fit(x, y.reshape(-1, 1), batch_size=params.batch_size, shuffle=True,
-                            class_weight=class_weight, **common)
+                            class_weight=class_weight,
+                            steps_per_epoch=steps_for(len(y), params.batch_size), **common)
     frame = history_frame(history.history)
     best = best_epoch(frame, monitor) if early_stopping else int(frame["epoch"].iloc[-1])
     return TrainResult(history=frame, best_epoch=best, epoch_seconds=timer.seconds)

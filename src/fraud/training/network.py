@@ -70,12 +70,13 @@ def make_metrics() -> list[keras.metrics.Metric]:
 
 
 def make_model(n_features: int, params: ModelParams, output_bias: float | None = None,
-               steps_per_execution: int = 1, metrics: bool = True) -> keras.Model:
+               steps_per_execution: int = 1) -> keras.Model:
     """Dense(relu) → Dropout → Dense(sigmoid), Adam and binary cross-entropy, as the tutorial.
 
     `output_bias` sets the output layer's initial bias (the careful `log(pos/neg)`).
-    `metrics=False` compiles the loss alone, for fits that only need loss curves: the eleven
-    metrics cost ~1.5 s of tracing per fit and part of every step (bench/NOTES.md); metrics
+    Compiled with the loss alone: the metrics of `make_metrics()` are computed on the
+    validation split once per epoch (fit.ValidationMetrics), not on every training batch,
+    which cost ~1.5 s of tracing per fit and part of every step (bench/NOTES.md). Metrics
     draw no random numbers, so the losses and weights are the same either way.
     """
     bias = (keras.initializers.Constant(output_bias) if output_bias is not None else "zeros")
@@ -85,16 +86,10 @@ def make_model(n_features: int, params: ModelParams, output_bias: float | None =
         keras.layers.Dropout(params.dropout, name="dropout"),
         keras.layers.Dense(1, activation="sigmoid", bias_initializer=bias, name="output"),
     ], name="fraud_classifier")
-    compile_model(model, params, steps_per_execution, metrics)
-    return model
-
-
-def compile_model(model: keras.Model, params: ModelParams, steps_per_execution: int = 1,
-                  metrics: bool = True) -> None:
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=params.learning_rate),
                   loss=keras.losses.BinaryCrossentropy(),
-                  metrics=make_metrics() if metrics else None,
                   steps_per_execution=steps_per_execution)
+    return model
 
 
 def careful_bias(labels: np.ndarray) -> float:
