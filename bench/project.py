@@ -113,8 +113,6 @@ def stage_name(argv: list[str]) -> str:
         if name == script and flag in argv:
             model = argv[argv.index(flag) + 1]
             return TRAIN_STAGES[model]
-    if name == "evaluate_model" and "--name" in argv:
-        return f"evaluate_model@{argv[argv.index('--name') + 1]}"
     return name
 
 

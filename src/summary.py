@@ -52,7 +52,7 @@ def rows(folder: Path) -> list[tuple[str, ...]]:
     chosen = read_json_file(folder / "evaluate.json", "evaluate").get("model")
     table = []
     for name in MODELS:
-        metrics = _Metrics(folder / f"{name}.json", f"evaluate_model@{name}")
+        metrics = _Metrics(folder / f"{name}.json", "evaluate_model")
         table.append((f"{name} *" if name == chosen else name, f"{metrics['val_prc']:.3f}",
                       *(_with_interval(metrics, key) for key in
                         ("prc", "auc", "recall", "precision")),
@@ -72,7 +72,7 @@ def _expected_frauds(metrics: _Metrics) -> str:
 def calibration_rows(folder: Path) -> list[tuple[str, ...]]:
     table = []
     for name in MODELS:
-        metrics = _Metrics(folder / f"{name}.json", f"evaluate_model@{name}")
+        metrics = _Metrics(folder / f"{name}.json", "evaluate_model")
         method = metrics.data.get("calibration")
         table.append((name, method if isinstance(method, str) else "?",
                       _before_after(metrics, "loss", 5), _before_after(metrics, "brier", 6),

@@ -6,13 +6,24 @@ import argparse
 import contextlib
 import logging
 import math
+import os
 import signal
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
-from .errors import PipelineError
-from .params import parse_yaml
+# One thread for the numeric libraries' pools (OpenMP, OpenBLAS, MKL), set before numpy or
+# scikit-learn load them (every entry point imports this module first): their results then do
+# not depend on the machine's core count (a parallel reduction sums in another order), and on
+# shared 2-core machines the stages ran faster without thread hand-offs (one Platt fit: 0.36
+# -> 0.05 s; bench/NOTES.md). TensorFlow and ONNX Runtime fix their own pools to one thread.
+# A user may still ask for more: a value already in the environment is kept.
+NUMERIC_THREADS = "1"
+for _variable in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_variable, NUMERIC_THREADS)
+
+from .errors import PipelineError  # noqa: E402  (after the thread settings, on purpose)
+from .params import parse_yaml  # noqa: E402
 
 # params.yaml is a few KB; a larger file is not one (and is not read whole into memory).
 MAX_PARAMS_BYTES = 1 << 20

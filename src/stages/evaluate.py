@@ -2,7 +2,7 @@
 or with `auto` the candidate with the best validation figure (`evaluate.select_by`) — and
 draws the tutorial's ROC and precision-recall figures of every model.
 
-Reads each model's metrics and curves (written by evaluate_model@<model>), not the
+Reads each model's metrics and curves (written by evaluate_model), not the
 splits: switching `train.strategy` reruns only this stage and export."""
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def main(argv: Sequence[str]) -> None:
     from src.fraud.params import load_params
 
     params = load_params(args.params)
-    per_model = {name: read_json_file(args.metrics.format(model=name), f"evaluate_model@{name}")
+    per_model = {name: read_json_file(args.metrics.format(model=name), "evaluate_model")
                  for name in args.models}
     selection = choice.choose_model(per_model, params.train.strategy,
                                     params.evaluate.candidates, params.evaluate.select_by)

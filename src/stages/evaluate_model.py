@@ -1,25 +1,48 @@
-"""Stage evaluate_model@<model>: the model's calibration (fitted on validation), its
-threshold (chosen on validation), its test metrics on the calibrated probabilities with 95 %
-bootstrap intervals, curves, reliability curve and confusion matrix. The only stage that
-reads the test split, and only to report. No TensorFlow: models give their logit through
-ONNX Runtime (networks, final Sigmoid cut) or scikit-learn (peers' decision_function)."""
+"""Stage evaluate_model: for each model, its calibration (fitted on validation), its threshold
+(chosen on validation), its test metrics on the calibrated probabilities with 95 % bootstrap
+intervals, curves, reliability curve and confusion matrix. The only stage that reads the test
+split, and only to report. No TensorFlow: models give their logit through ONNX Runtime
+(networks, final Sigmoid cut) or scikit-learn (peers' decision_function).
+
+One process for every model: the imports (scikit-learn, skops, matplotlib) cost far more than
+evaluating a model (bench/NOTES.md), so five stages paid them five times. Each model's outputs
+are its own files (`{model}` in the output patterns)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
-from src.fraud.cli import parser, run
+from src.fraud.cli import model_pattern, parser, run
 
 log = logging.getLogger("evaluate_model")
 
+# Output option -> what it holds; each is a path pattern with {model}.
+OUTPUTS = {"metrics": "test metrics with intervals (JSON)", "roc": "ROC curve (CSV)",
+           "prc": "precision-recall curve (CSV)",
+           "thresholds": "validation precision/recall/cost per threshold (CSV)",
+           "confusion-png": "confusion matrix at the chosen threshold (PNG)",
+           "calibrator": "the fitted calibrator (JSON)",
+           "reliability": "reliability curve on the test split (CSV)"}
 
-def main(argv: Sequence[str]) -> None:
+
+def model_file(value: str) -> tuple[str, Path]:
+    """An argparse type: NAME=PATH, a model's name and the file that holds it."""
+    name, separator, path = value.partition("=")
+    if not separator or not name or not path:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected NAME=PATH, e.g. "
+                                         "baseline=models/baseline.onnx")
+    return name, Path(path)
+
+
+def build_parser() -> argparse.ArgumentParser:
     cli = parser(__doc__)
-    cli.add_argument("--name", required=True, help="the model's name (metrics and plots)")
-    cli.add_argument("--model", required=True, type=Path, help=".onnx, .skops or .keras")
-    cli.add_argument("--trained-by", required=True, help="the stage that writes --model")
+    cli.add_argument("--model", required=True, action="append", type=model_file,
+                     dest="models", metavar="NAME=PATH",
+                     help="a model to evaluate (.onnx, .skops or .keras); repeat for each")
     for split in ("val", "test"):
         cli.add_argument(f"--{split}-features", required=True, type=Path)
         cli.add_argument(f"--{split}-labels", required=True, type=Path)
@@ -27,58 +50,97 @@ def main(argv: Sequence[str]) -> None:
                          help="split table, for transaction amounts")
     cli.add_argument("--data-summary", required=True, type=Path,
                      help="the split stage's counts (metrics/data.json): the prior's beta")
-    for output in ("metrics", "roc", "prc", "thresholds", "confusion-png", "calibrator",
-                   "reliability"):
-        cli.add_argument(f"--{output}", required=True, type=Path)
-    args = cli.parse_args(argv)
+    for output, what in OUTPUTS.items():
+        cli.add_argument(f"--{output}", required=True, type=model_pattern,
+                         help=f"{what}, e.g. a path with {{model}}")
+    return cli
 
-    from src.fraud.files import outputs, read_json_file, remove_outputs, write_json
 
-    remove_outputs(args.metrics, args.roc, args.prc, args.thresholds, args.confusion_png,
-                   args.calibrator, args.reliability)
+def main(argv: Sequence[str]) -> None:
+    args = build_parser().parse_args(argv)
+
+    from src.fraud.errors import PipelineError
+    from src.fraud.files import outputs, read_json_file, remove_outputs
+    from src.fraud.models import TRAIN_STAGES
+
+    names = [name for name, _ in args.models]
+    if len(set(names)) != len(names):
+        raise PipelineError(f"--model: a model named twice ({', '.join(names)})")
+    unknown = [name for name in names if name not in TRAIN_STAGES]
+    if unknown:
+        raise PipelineError(f"--model: unknown model {unknown[0]!r}: expected one of "
+                            f"{', '.join(TRAIN_STAGES)}")
+    paths = {name: {output: Path(getattr(args, output.replace("-", "_")).format(model=name))
+                    for output in OUTPUTS} for name in names}
+    remove_outputs(*(path for files in paths.values() for path in files.values()))
 
     from src.fraud.data.arrays import load_split
     from src.fraud.data.prepare import read_table
-    from src.fraud.evaluation import calibration, choice, figures, metrics, model_evaluation
     from src.fraud.params import load_params
 
     params = load_params(args.params)
-    settings = params.evaluate
-    logit_of, balanced = choice.load_logit_scorer(args.model, args.trained_by,
-                                                  settings.batch_size)
-    beta = model_evaluation.prior_beta(args.name, read_json_file(args.data_summary, "split"),
-                                 balanced)
     splits = {}
     for split in ("val", "test"):
         features, labels = load_split(getattr(args, f"{split}_features"),
                                       getattr(args, f"{split}_labels"))
         amounts = None
-        if settings.cost_fn == "amount":
+        if params.evaluate.cost_fn == "amount":
             amounts = read_table(getattr(args, f"{split}_table"), "split")["Amount"].to_numpy()
-        splits[split] = model_evaluation.Logits(labels, logit_of(features), amounts)
-    evaluation = model_evaluation.evaluate_calibrated(splits["val"], splits["test"], params, beta)
-    result, test, val_table = evaluation.metrics, evaluation.test, evaluation.val_table
+        splits[split] = (features, labels, amounts)
+    data_summary = read_json_file(args.data_summary, "split")
+
+    # Every model is evaluated before anything is written: all files or none.
+    results = {name: _evaluate(name, path, splits, data_summary, params)
+               for name, path in args.models}
     with outputs() as out:
-        write_json(out.path(args.metrics), result)
-        write_json(out.path(args.calibrator),
-                   {**evaluation.calibrator.to_dict(), "model": args.name})
-        calibration.reliability(test.labels, test.scores, params.calibrate.bins, "width"
-                                ).to_csv(out.path(args.reliability), index=False)
-        metrics.roc_points(test.labels, test.scores, settings.curve_points).to_csv(
-            out.path(args.roc), index=False)
-        metrics.pr_points(test.labels, test.scores, settings.curve_points).to_csv(
-            out.path(args.prc), index=False)
-        metrics.threshold_curve(val_table, settings.cost_fp, settings.cost_fn,
-                                settings.curve_points).to_csv(out.path(args.thresholds),
-                                                              index=False)
-        figures.confusion_matrix_png(out.path(args.confusion_png), result, args.name,
-                                     result["threshold"])
+        for name, evaluation in results.items():
+            _write(out, paths[name], name, evaluation, params)
+
+
+def _evaluate(name: str, path: Path, splits: dict[str, Any], data_summary: Any,
+              params: Any) -> Any:
+    from src.fraud.evaluation import choice, model_evaluation
+    from src.fraud.models import TRAIN_STAGES
+
+    logit_of, balanced = choice.load_logit_scorer(path, TRAIN_STAGES[name],
+                                                  params.evaluate.batch_size)
+    beta = model_evaluation.prior_beta(name, data_summary, balanced)
+    logits = {split: model_evaluation.Logits(labels, logit_of(features), amounts)
+              for split, (features, labels, amounts) in splits.items()}
+    evaluation = model_evaluation.evaluate_calibrated(logits["val"], logits["test"], params,
+                                                      beta)
+    _log(name, evaluation.metrics)
+    return evaluation
+
+
+def _write(out: Any, paths: dict[str, Path], name: str, evaluation: Any, params: Any) -> None:
+    from src.fraud.evaluation import calibration, figures, metrics
+    from src.fraud.files import write_json
+
+    settings = params.evaluate
+    result, test = evaluation.metrics, evaluation.test
+    write_json(out.path(paths["metrics"]), result)
+    write_json(out.path(paths["calibrator"]), {**evaluation.calibrator.to_dict(), "model": name})
+    calibration.reliability(test.labels, test.scores, params.calibrate.bins, "width"
+                            ).to_csv(out.path(paths["reliability"]), index=False)
+    metrics.roc_points(test.labels, test.scores, settings.curve_points).to_csv(
+        out.path(paths["roc"]), index=False)
+    metrics.pr_points(test.labels, test.scores, settings.curve_points).to_csv(
+        out.path(paths["prc"]), index=False)
+    metrics.threshold_curve(evaluation.val_table, settings.cost_fp, settings.cost_fn,
+                            settings.curve_points).to_csv(out.path(paths["thresholds"]),
+                                                          index=False)
+    figures.confusion_matrix_png(out.path(paths["confusion-png"]), result, name,
+                                 result["threshold"])
+
+
+def _log(name: str, result: dict[str, Any]) -> None:
     log.info("%s: calibration %s; test log loss %.5f (raw %.5f), ECE %.5f (raw %.5f), "
-             "expected frauds %.1f (raw %.1f) of %d", args.name, result["calibration"],
+             "expected frauds %.1f (raw %.1f) of %d", name, result["calibration"],
              result["loss"], result["loss_raw"], result["ece"], result["ece_raw"],
              result["expected_frauds"], result["expected_frauds_raw"], result["frauds"])
     log.info("%s: threshold %.4g (val recall %.3f); test precision %.3f recall %.3f "
-             "prc %.4f [%.4f, %.4f] auc %.4f (tp %d fp %d fn %d)", args.name,
+             "prc %.4f [%.4f, %.4f] auc %.4f (tp %d fp %d fn %d)", name,
              result["threshold"], result["val_recall"], result["precision"], result["recall"],
              result["prc"], result["prc_low"], result["prc_high"], result["auc"], result["tp"],
              result["fp"], result["fn"])

@@ -50,7 +50,7 @@ def main(argv: Sequence[str]) -> None:
     params = load_params(args.params)
     model, choice = export.read_choice(args.choice)
     decision = export.shipped_decision(choice, params.evaluate, args.choice)
-    stage, evaluator = TRAIN_STAGES[model], f"evaluate_model@{model}"
+    stage, evaluator = TRAIN_STAGES[model], "evaluate_model"
     source = Path(args.onnx.format(model=model))
     calibration_path = Path(args.calibration.format(model=model))
     detector = load_onnx(source, stage, DETECTOR)

@@ -61,15 +61,17 @@ MODEL_FILE = {"baseline": "baseline.onnx", "weighted": "weighted.keras",
               "oversample": "oversample.onnx"}
 
 
-def model_args(base: Path, out: Path, params: Path, name: str, model: Path) -> list[str]:
-    args = ["--params", str(params), "--name", name, "--model", str(model),
-            "--trained-by", f"train_{name}", "--data-summary", str(base / "data.json")]
+def model_args(base: Path, out: Path, params: Path, models: dict[str, Path]) -> list[str]:
+    """The evaluate_model stage's command line for `models` (name -> file)."""
+    args = ["--params", str(params), "--data-summary", str(base / "data.json")]
+    for name, model in models.items():
+        args += ["--model", f"{name}={model}"]
     for split in ("val", "test"):
         args += [f"--{split}-features", str(base / f"{split}_features.npy"),
                  f"--{split}-labels", str(base / f"{split}_labels.npy"),
                  f"--{split}-table", str(base / f"{split}.parquet")]
     for flag, pattern in MODEL_OUTPUTS.items():
-        args += [flag, str(out / pattern.format(model=name))]
+        args += [flag, str(out / pattern)]
     return args
 
 
@@ -105,12 +107,11 @@ def evaluated(inputs: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[P
                            bootstrap=200)
     params = out / "params.yaml"
     params.write_text(yaml.safe_dump(raw), encoding="utf-8")
-    for name in STRATEGIES:
-        done = subprocess.run([sys.executable, "-m", "src.stages.evaluate_model",
-                               *model_args(inputs, out, params, name, inputs / MODEL_FILE[name])],
-                              cwd=REPO, env=stage_env(), capture_output=True, text=True,
-                              check=False)
-        assert done.returncode == 0, done.stderr
+    models = {name: inputs / MODEL_FILE[name] for name in STRATEGIES}
+    done = subprocess.run([sys.executable, "-m", "src.stages.evaluate_model",
+                           *model_args(inputs, out, params, models)],
+                          cwd=REPO, env=stage_env(), capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
     return out, params
 
 
@@ -165,8 +166,8 @@ def test_monotone_calibrations_keep_the_ranking(inputs: Path, tmp_path: Path, wr
     for method in ("none", "platt", "isotonic"):
         params = write_params({"calibrate.method": method}, name=f"{method}.yaml")
         out = tmp_path / method
-        done = run_stage("evaluate_model", *model_args(inputs, out, params, "weighted",
-                                                       inputs / "weighted.onnx"))
+        done = run_stage("evaluate_model", *model_args(inputs, out, params,
+                                                       {"weighted": inputs / "weighted.onnx"}))
         assert done.returncode == 0, done.stderr
         result = json.loads((out / "m/weighted.json").read_text())
         assert result["calibration"] == method
@@ -201,7 +202,8 @@ def test_missing_model_fails_in_one_line_and_leaves_nothing(inputs, tmp_path, wr
     stale = tmp_path / "m/weighted.json"
     stale.parent.mkdir(parents=True)
     stale.write_text("{}")
-    args = model_args(inputs, tmp_path, write_params(), "weighted", tmp_path / "weighted.keras")
+    args = model_args(inputs, tmp_path, write_params(),
+                      {"weighted": tmp_path / "weighted.keras"})
     line = stage_error(run_stage("evaluate_model", *args), "weighted.keras", "train_weighted",
                        only_line=False)
     assert line.startswith("error: ")
@@ -212,7 +214,7 @@ def test_corrupt_model_is_a_clear_error(inputs, tmp_path, write_params, run_stag
                                         stage_error) -> None:
     model = tmp_path / "baseline.keras"
     model.write_text("<html>not a model</html>")
-    args = model_args(inputs, tmp_path, write_params(), "baseline", model)
+    args = model_args(inputs, tmp_path, write_params(), {"baseline": model})
     stage_error(run_stage("evaluate_model", *args), "not a loadable Keras model",
                 only_line=False)
     assert not any(path.exists() for path in model_outputs(tmp_path, "baseline"))
@@ -221,5 +223,20 @@ def test_corrupt_model_is_a_clear_error(inputs, tmp_path, write_params, run_stag
 def test_evaluate_without_a_model_metrics_names_the_stage(tmp_path, write_params, run_stage,
                                                           stage_error) -> None:
     stage_error(run_stage("evaluate", *choice_args(tmp_path, write_params())),
-                "m/baseline.json", "evaluate_model@baseline")
+                "m/baseline.json", "evaluate_model")
     assert not any((tmp_path / path).exists() for path in CHOICE_OUTPUTS.values())
+
+
+@pytest.mark.parametrize(("models", "expected", "status"), [
+    (["--model", "baseline"], "expected NAME=PATH", 2),
+    (["--model", "baseline=a.onnx", "--model", "baseline=b.onnx"], "a model named twice", 1),
+    (["--model", "forest=f.onnx"], "unknown model 'forest'", 1),
+], ids=["no-path", "twice", "unknown"])
+def test_bad_model_list_is_one_line(inputs, tmp_path, write_params, run_stage, models,
+                                    expected, status) -> None:
+    args = model_args(inputs, tmp_path, write_params(), {})
+    done = run_stage("evaluate_model", *args, *models)
+    assert done.returncode == status, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and expected in lines[0], done.stderr
+    assert not any(tmp_path.rglob("*.json")), "nothing written"

@@ -440,11 +440,11 @@ BAD = {
     "detector-of-another-model": (None, ("detector/baseline.onnx", another_models),
                                   ["the detector of 'gbdt', not of 'baseline'"]),
     "missing-calibration": (None, ("calibration/baseline.json", Path.unlink),
-                            ["baseline.json: not found", "evaluate_model@baseline"]),
+                            ["baseline.json: not found", "evaluate_model"]),
     "calibration-of-another-model": (
         None, ("calibration/baseline.json", lambda path: path.write_bytes(
             (path.parent / "gbdt.json").read_bytes())),
-        ["the calibration of 'gbdt', not of 'baseline'", "evaluate_model@baseline"]),
+        ["the calibration of 'gbdt', not of 'baseline'", "evaluate_model"]),
 }
 
 

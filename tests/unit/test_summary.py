@@ -49,7 +49,7 @@ def test_a_missing_file_is_one_line_naming_the_stage(tmp_path: Path,
     write_metrics(tmp_path, "baseline")
     (tmp_path / "gbdt.json").unlink()
     err = summary_error(tmp_path, capsys)
-    assert "gbdt.json" in err and "evaluate_model@gbdt" in err
+    assert "gbdt.json" in err and "evaluate_model" in err
 
 
 def summary_error(folder: Path, capsys: pytest.CaptureFixture[str], *args: str,
@@ -76,7 +76,7 @@ def test_a_missing_key_or_a_non_number_is_one_line(tmp_path: Path, key: str, val
         del data[key]
     (tmp_path / "logreg.json").write_text(json.dumps(data))
     err = summary_error(tmp_path, capsys)
-    assert "logreg.json" in err and shown in err and "run the evaluate_model@logreg" in err
+    assert "logreg.json" in err and shown in err and "run the evaluate_model" in err
 
 
 def test_a_bad_argument_is_one_line_and_status_2(tmp_path: Path,

@@ -1,4 +1,4 @@
-"""One model's evaluation on calibrated probabilities (evaluate_model@<model>).
+"""One model's evaluation on calibrated probabilities (the evaluate_model stage).
 
 The model's logit is mapped to a probability by a calibrator fitted on the validation split
 only (`calibrate.method`); the threshold, the test metrics, their intervals, the curves and

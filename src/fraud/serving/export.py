@@ -2,7 +2,7 @@
 its card.
 
 No TensorFlow and no training here: the train stages build the detectors (networks:
-src/fraud/serving/detector.py; peers: peer_onnx.py), evaluate_model@<model> fits each model's
+src/fraud/serving/detector.py; peers: peer_onnx.py), evaluate_model fits each model's
 calibrator on validation (models/calibration/<model>.json); the export stage picks the model
 evaluate chose (metrics/evaluate.json), appends its calibrator to its detector as float64
 ONNX nodes (calibrated.py) and writes the model card. Any of the five models can ship.
