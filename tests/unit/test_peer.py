@@ -26,6 +26,7 @@ from src.fraud.params import GbdtParams, LogregParams, Params, SplitParams, pars
 from src.fraud.training.peers import (
     GBDT_THREADS,
     TRUSTED_NODES,
+    first_iterations,
     fit_gbdt,
     fit_logreg,
     fit_peer,
@@ -188,6 +189,30 @@ def test_gbdt_stops_early_on_the_given_validation_split() -> None:
     staged = list(search.staged_predict_proba(val[0]))[summary["n_iter"] - 1][:, 1]
     np.testing.assert_allclose(peer_scores(fitted.model, val[0]), staged, rtol=0, atol=1e-12)
     assert summary["val_ap"] == pytest.approx(max(search.validation_score_))
+
+
+def test_gbdt_keeps_exactly_the_trees_a_refit_grows() -> None:
+    """fit_gbdt cuts the early-stopped fit to its best iteration instead of refitting: the
+    trees, the scores and the fitted state are those of a fit with max_iter = best."""
+    train, val = _easy(2000, 1), _easy(800, 2)
+    fitted = fit_gbdt(train, val, GBDT, seed=0)
+    best = fitted.summary["n_iter"]
+    refit = HistGradientBoostingClassifier(
+        learning_rate=0.2, l2_regularization=1.0, max_iter=best, max_leaf_nodes=15,
+        early_stopping=False, validation_fraction=None, n_iter_no_change=5,
+        scoring="average_precision", random_state=0)
+    with threadpool_limits(GBDT_THREADS, user_api="openmp"):
+        refit.fit(*train)
+    kept = fitted.model
+    assert kept.get_params() == refit.get_params()
+    assert len(kept._predictors) == len(refit._predictors) == best
+    for (ours,), (theirs,) in zip(kept._predictors, refit._predictors, strict=True):
+        np.testing.assert_array_equal(ours.nodes, theirs.nodes)
+    np.testing.assert_array_equal(kept.decision_function(val[0]), refit.decision_function(val[0]))
+    assert sorted(vars(kept)) == sorted(vars(refit))
+    assert kept._scorer is None and not len(kept.validation_score_)
+    with pytest.raises(PipelineError, match="cannot keep"):
+        first_iterations(kept, best + 1)
 
 
 def test_gbdt_fit_depends_on_the_validation_labels() -> None:

@@ -158,27 +158,49 @@ def fit_gbdt(train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.nda
     """HistGradientBoostingClassifier, early-stopped on OUR validation split, best kept.
 
     scikit-learn stops `n_iter_no_change` iterations after the best validation score and keeps
-    those extra trees; Keras restores its best epoch. So a second fit runs exactly the best
-    number of iterations, without early stopping: the same trees (the fit is deterministic
-    given `seed`), and a model skops can save (the early-stopping scorer it keeps cannot be).
+    those extra trees; Keras restores its best epoch. Boosting is sequential and the fit
+    deterministic given `seed`, so the first `best` trees of the early-stopped fit are the
+    trees a fit with `max_iter = best` grows (a test checks it tree by tree): the model keeps
+    those, as if refitted without early stopping (a model skops can save: the early-stopping
+    scorer cannot be), without growing them a second time (~40 % of the stage's time).
     """
     train, val = _check_pair(train, val)
     start = time.perf_counter()
     with threadpool_limits(GBDT_THREADS, user_api="openmp"):
         search = _gbdt(params, seed, params.max_iter, early_stopping=True)
         search.fit(*train, X_val=val[0], y_val=val[1])
-        # validation_score_[i]: the score after i iterations (higher is better, loss negated).
-        best_iter = max(1, int(np.argmax(search.validation_score_)))
-        model = _gbdt(params, seed, best_iter, early_stopping=False).fit(*train)
+    # validation_score_[i]: the score after i iterations (higher is better, loss negated).
+    best_iter = max(1, int(np.argmax(search.validation_score_)))
+    iterations_run = int(search.n_iter_)
+    model = first_iterations(search, best_iter)
     seconds = time.perf_counter() - start
     score = _val_ap(model, val)
     log.info("gbdt: %d iterations run, best %d by validation %s; val AP %.4f (%.1f s)",
-             search.n_iter_, best_iter, params.scoring, score, seconds)
+             iterations_run, best_iter, params.scoring, score, seconds)
     return PeerFit(model, {
-        "model": "gbdt", "scoring": params.scoring, "iterations_run": int(search.n_iter_),
+        "model": "gbdt", "scoring": params.scoring, "iterations_run": iterations_run,
         "n_iter": best_iter, "max_iter": params.max_iter,
-        "stopped_early": bool(search.n_iter_ < params.max_iter), "val_ap": score,
+        "stopped_early": bool(iterations_run < params.max_iter), "val_ap": score,
         "fit_seconds": round(seconds, 3)})
+
+
+def first_iterations(search: HistGradientBoostingClassifier, iterations: int
+                     ) -> HistGradientBoostingClassifier:
+    """The early-stopped `search` cut to its first `iterations` trees and left as a fit with
+    `max_iter = iterations` and no early stopping leaves a model: same params, no scorer,
+    no per-iteration scores. Changes `search` in place and returns it."""
+    if not 1 <= iterations <= search.n_iter_:
+        raise PipelineError(f"gbdt: cannot keep {iterations} of {search.n_iter_} iterations")
+    search.set_params(max_iter=iterations, early_stopping=False)
+    search._predictors = search._predictors[:iterations]
+    search._scorer = None
+    search._use_validation_data = False
+    search.do_early_stopping_ = False
+    search.train_score_ = np.asarray([])
+    search.validation_score_ = np.asarray([])
+    # A bound method scikit-learn's scoring left on the instance (_patch_raw_predict).
+    search.__dict__.pop("_raw_predict", None)
+    return search
 
 
 def fit_peer(name: str, train: tuple[np.ndarray, np.ndarray],
