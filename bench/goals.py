@@ -7,24 +7,35 @@ from typing import Any
 
 from bench.project import TRAIN_STAGE
 from bench.records import ratio
-from src.fraud.models import STRATEGIES
+from src.fraud.models import MODELS, STRATEGIES
 
 # Pipeline stages the tutorial has no counterpart for (reported beside the end-to-end ratio).
 EXTRA_STAGES = ("export",)
+# Times are stated against the yardstick of the same run, `python -c "import tensorflow"`
+# (bench/machine.py): these shared machines differ up to ~2× in speed. Issue 22's goals: a
+# clean `dvc repro` ≤ 50 s and a strategy switch ≤ 4 s where that import took 4.5 s.
+REPRO_OVER_TF_IMPORT = 11.0
+EXP_RUN_OVER_TF_IMPORT = 0.9
 GOALS = {  # name: (target, direction, what)
-    "repro_clean_s": (60.0, "max", "whole `dvc repro` from a clean workspace, s"),
+    "repro_over_tf_import": (REPRO_OVER_TF_IMPORT, "max", (
+        "whole `dvc repro` from a clean workspace, in `import tensorflow` times "
+        "(50 s where that import takes 4.5 s)")),
     "repro_peak_rss_mb": (2048.0, "max", "peak RSS of `dvc repro` (process tree), MB"),
-    "tutorial_speedup_end_to_end": (5.0, "min", ("tutorial time / pipeline time, end to end, "
-                                                "same epochs")),
-    "baseline_s_per_epoch": (0.2, "max", "baseline s/epoch incl. validation"),
-    "oversample_s_per_epoch": (0.4, "max", "oversampling s/epoch incl. validation"),
-    "exp_run_s": (6.0, "max", "`dvc exp run -S train.strategy=…` after a commit, s"),
+    "baseline_over_floor": (2.0, "max", "baseline s/epoch / the floor's"),
+    "weighted_over_floor": (2.0, "max", "weighted s/epoch / the floor's"),
+    "oversample_over_floor": (2.0, "max", "oversampling s/epoch / the floor's"),
+    "evaluate_model_per_model_s": (1.0, "max", "`evaluate_model` wall time per model, s"),
+    "exp_run_over_tf_import": (EXP_RUN_OVER_TF_IMPORT, "max", (
+        "`dvc exp run -S train.strategy=…` after a commit, in `import tensorflow` times "
+        "(4 s where that import takes 4.5 s)")),
     "noop_repro_s": (2.0, "max", "no-op `dvc repro`, s"),
     "predict_onnx_s": (2.5, "max", "`python -m src.predict` with the .onnx model, all rows, s"),
     "predict_onnx_rss_mb": (300.0, "max", ("`python -m src.predict` with the .onnx model, peak "
                                           "RSS, MB")),
     "predict_scale_rss_ratio": (1.25, "max", ("`python -m src.predict` .onnx on 10× the rows: "
                                              "peak RSS / peak RSS at 1×")),
+    "tutorial_speedup_end_to_end": (5.0, "min", ("tutorial time / pipeline time, end to end, "
+                                                "same epochs")),
     "scale_time_ratio": (10.0, "max", "10× data: time / time at 1× (same epochs)"),
     "scale_peak_rss_mb": (4096.0, "max", "10× data: peak RSS, MB"),
 }
@@ -84,18 +95,33 @@ def epoch_seconds(result: dict[str, Any], strategy: str) -> float | None:
     return result["epochs"]["strategies"][strategy]["pipeline"]["steady_epoch_s"]
 
 
+def over_floor(result: dict[str, Any], strategy: str) -> float | None:
+    """The pipeline's s/epoch over the floor's, both measured in one process (bench.inprocess)."""
+    epochs = result.get("epochs", {}).get("strategies", {}).get(strategy)
+    if not epochs:
+        return None
+    return ratio(epochs["pipeline"]["steady_epoch_s"], epochs["floor"]["steady_epoch_s"])
+
+
+def evaluate_model_per_model(result: dict[str, Any]) -> float | None:
+    stage = result["repro"]["stages"].get("evaluate_model")
+    return None if stage is None else stage["median_wall_s"] / len(MODELS)
+
+
 def measured(result: dict[str, Any]) -> dict[str, float | None]:
     """Each goal's measured value, for the goals the result has a value for."""
+    yardstick = result["machine"].get("tf_import", {}).get("wall_s")
     out: dict[str, float | None] = {
-        "repro_clean_s": result["repro"]["median_wall_s"],
+        "repro_over_tf_import": ratio(result["repro"]["median_wall_s"], yardstick),
         "repro_peak_rss_mb": result["repro"]["max_peak_rss_mb"],
-        "baseline_s_per_epoch": epoch_seconds(result, "baseline"),
-        "oversample_s_per_epoch": epoch_seconds(result, "oversample"),
-        "exp_run_s": result["exp_run"]["median_wall_s"],
+        "evaluate_model_per_model_s": evaluate_model_per_model(result),
+        "exp_run_over_tf_import": ratio(result["exp_run"]["median_wall_s"], yardstick),
         "noop_repro_s": result["noop"]["median_wall_s"],
         "predict_onnx_s": result["predict"]["onnx"]["median_wall_s"],
         "predict_onnx_rss_mb": result["predict"]["onnx"]["max_rss_mb"],
     }
+    for strategy in STRATEGIES:
+        out[f"{strategy}_over_floor"] = over_floor(result, strategy)
     if "scale" in result["predict"]:
         out["predict_scale_rss_ratio"] = result["predict"]["scale"]["rss_ratio"]
     if "tutorial" in result:

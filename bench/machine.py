@@ -30,6 +30,35 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+# The yardstick the goals are stated against: these machines differ up to ~2× in speed and
+# are shared, so the pipeline's times are compared with `import tensorflow` on the same
+# machine in the same run (4.5 s where the 74 s repro of bench/RESULTS.md was measured).
+YARDSTICK_RUNS = 3
+
+
+def tf_import_seconds(runs: int = YARDSTICK_RUNS) -> dict[str, Any]:
+    """Wall and CPU seconds of `python -c "import tensorflow"` in a fresh process (median of
+    `runs`, after one untimed run that warms the file cache)."""
+    import statistics
+    import sys
+    import time
+
+    def once() -> tuple[float, float]:
+        start = time.perf_counter()
+        child = subprocess.Popen([sys.executable, "-c", "import tensorflow"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        _, status, usage = os.wait4(child.pid, 0)
+        if status != 0:
+            raise RuntimeError("python -c 'import tensorflow' failed")
+        return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
+
+    once()
+    samples = [once() for _ in range(runs)]
+    return {"wall_s": statistics.median(s[0] for s in samples),
+            "cpu_s": statistics.median(s[1] for s in samples),
+            "runs": runs, "load": load_averages()}
+
+
 def machine() -> dict[str, Any]:
     import psutil
 

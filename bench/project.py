@@ -44,7 +44,9 @@ class DataSource:
 
     def describe(self) -> str:
         if self.kind == "real":
-            return f"real Credit Card Fraud data ({self.rows:,} rows) from {self.mirror}"
+            # The mirror's path is this machine's: the results say where it came from, not where.
+            return (f"real Credit Card Fraud data ({self.rows:,} rows) from a local mirror "
+                    "(`FRAUD_DATA_MIRROR`)")
         return f"synthetic stand-in ({self.rows:,} rows, download.url=synthetic)"
 
     def params(self) -> dict[str, Any]:

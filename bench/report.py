@@ -256,10 +256,19 @@ def header(result: dict[str, Any]) -> str:
             f"- **Data: {result['data']['description']}**\n"
             f"- Machine: {m['cpus']} CPUs, {m['memory_gb']} GB, {m['platform']}, Python "
             f"{m['python']}; {versions}\n"
+            f"{_yardstick(m)}"
             f"- Load average (1/5/15 min) at start {m['load_start']}, at end "
             f"{m.get('load_end')}: the machine is shared, timings are noisy\n"
             f"- Project at {result['project']['git_head']}{modified}; repeats {s['repeats']}; "
             f"benchmark wall time {result.get('bench_wall_s', 0) / 60:.1f} min\n")
+
+
+def _yardstick(m: dict[str, Any]) -> str:
+    tf = m.get("tf_import")
+    if not tf:
+        return ""
+    return (f"- Yardstick: `python -c \"import tensorflow\"` {tf['wall_s']:.2f} s wall, "
+            f"{tf['cpu_s']:.2f} s CPU (median of {tf['runs']}; load {tf['load']})\n")
 
 
 def markdown(result: dict[str, Any]) -> str:

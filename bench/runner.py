@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.goals import compare_to_tutorial, goals
-from bench.machine import load_averages, machine, project_info
+from bench.machine import load_averages, machine, project_info, tf_import_seconds
 from bench.project import STAGES, TRAIN_STAGE, DataSource, Project, default_source
 from bench.records import median, run_record, summarise_runs, without_download
 from src.fraud.models import STRATEGIES
@@ -325,6 +325,9 @@ class Bench:
         started = time.time()
         result = self.header()
         log(f"data: {self.source.describe()}; load {load_averages()}")
+        result["machine"]["tf_import"] = tf_import_seconds()
+        log(f"yardstick: python -c 'import tensorflow' "
+            f"{result['machine']['tf_import']['wall_s']:.2f} s")
         if self.smoke and not self.args.skip_scale:
             # Smoke timings mean nothing: overlap the big run with the rest to finish sooner.
             self.background.start("big", self.scale_big, daemon=True)

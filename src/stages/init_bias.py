@@ -49,10 +49,10 @@ def main(argv: Sequence[str]) -> None:
     keras_model.set_determinism(params.seed)
     model = keras_model.make_model(train[0].shape[1], params.model, output_bias=bias,
                                    steps_per_execution=steps)
-    loss_careful = training.initial_loss(model, train, params.train.batch_size)
+    loss_careful = training.initial_loss(model, train)
     initial = model.get_weights()
     model.layers[-1].bias.assign([0.0])
-    loss_zero = training.initial_loss(model, train, params.train.batch_size)
+    loss_zero = training.initial_loss(model, train)
     log.info("careful bias %.4f; initial loss %.4f with it, %.4f with a zero bias "
              "(expected %.4f)", bias, loss_careful, loss_zero,
              training.expected_initial_loss(train[1]))
@@ -86,8 +86,18 @@ def _compare_biases(model: Any, initial: list[Any], bias: float, train: Any, val
     compare = dataclasses.replace(params.train, epochs=params.init_bias.compare_epochs)
     log.info("zero vs careful bias: %d epochs each, losses only (no metrics are compiled, "
              "so no early stopping)", compare.epochs)
+    # The same model for both fits (one traced train function), so everything that a fit
+    # changes is put back before each: the weights, Adam's moments and step count, and the
+    # dropout layer's random state. The careful run then differs from the zero run by its
+    # bias alone, as two fresh models would.
+    optimizer = model.optimizer
+    optimizer.build(model.trainable_variables)
+    state = [*model.variables, *optimizer.variables]
+    start = [variable.numpy() for variable in state]
     results = {}
     for name, output_bias in (("zero", 0.0), ("careful", bias)):
+        for variable, value in zip(state, start, strict=True):
+            variable.assign(value)
         model.set_weights(initial)
         model.layers[-1].bias.assign([output_bias])
         keras_model.set_determinism(params.seed)

@@ -426,11 +426,39 @@ def test_fit_rejects_an_unknown_monitor(params, train_split, val_split) -> None:
 def test_initial_loss_matches_the_base_rate(params, train_split) -> None:
     model = keras_model.make_model(N_FEATURES, params.model,
                                    output_bias=keras_model.careful_bias(train_split[1]))
-    careful = training.initial_loss(model, train_split, 512)
+    careful = training.initial_loss(model, train_split)
     model.layers[-1].bias.assign([0.0])
-    zero = training.initial_loss(model, train_split, 512)
+    zero = training.initial_loss(model, train_split)
     assert careful < zero
     assert careful == pytest.approx(training.expected_initial_loss(train_split[1]), rel=0.5)
+    assert zero == pytest.approx(float(model.evaluate(
+        train_split[0], train_split[1].reshape(-1, 1), batch_size=512, verbose=0)), rel=1e-5)
+
+
+def test_bias_comparison_runs_start_from_a_fresh_optimizer(params, train_split,
+                                                           val_split) -> None:
+    """init_bias trains one model twice (zero, then careful bias): the careful run must be the
+    run a brand-new model with a new Adam gives, not one carrying the zero run's momentum."""
+    from src.stages.init_bias import _compare_biases
+
+    bias = keras_model.careful_bias(train_split[1])
+    epochs = dataclasses.replace(params.init_bias, compare_epochs=3)
+    settings = dataclasses.replace(params, init_bias=epochs)
+    keras_model.set_determinism(params.seed)
+    model = keras_model.make_model(N_FEATURES, params.model, output_bias=bias)
+    initial = model.get_weights()
+    results = _compare_biases(model, initial, bias, train_split, val_split, settings)
+
+    keras_model.set_determinism(params.seed)  # as before `model`: the same dropout seed
+    fresh = keras_model.make_model(N_FEATURES, params.model)
+    fresh.set_weights(initial)
+    fresh.layers[-1].bias.assign([bias])
+    keras_model.set_determinism(params.seed)
+    alone = training.fit(fresh, train_split, val_split,
+                         dataclasses.replace(params.train, epochs=3), "alone",
+                         early_stopping=False)
+    np.testing.assert_allclose(results["careful"].history["loss"], alone.history["loss"],
+                               rtol=1e-6)
 
 
 # --- load_split ---------------------------------------------------------------------------
