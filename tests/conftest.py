@@ -60,11 +60,11 @@ def built_project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # `python -c HEAVY_IMPORTS_PROBE MODULE ARGS...` runs `python -m MODULE ARGS...` and, at exit,
-# prints which of TensorFlow and Keras it imported as its last stderr line: for what must work,
-# or fail, without TensorFlow's ~5 s import.
+# prints which of TensorFlow, Keras and scikit-learn it imported as its last stderr line: for
+# what must work, or fail, without TensorFlow's ~5 s import (or scikit-learn's ~1 s).
 HEAVY_IMPORTS_PROBE = """
 import atexit, runpy, sys
-atexit.register(lambda: print("heavy modules:", sorted(m for m in ("tensorflow", "keras")
+atexit.register(lambda: print("heavy modules:", sorted(m for m in ("tensorflow", "keras", "sklearn")
                                                        if m in sys.modules), file=sys.stderr))
 module = sys.argv[1]
 sys.argv = [module, *sys.argv[2:]]

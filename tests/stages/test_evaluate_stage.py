@@ -197,6 +197,25 @@ def test_evaluate_chooses_and_draws(evaluated: tuple[Path, Path], tmp_path: Path
     assert "tensorflow" not in done.stderr.lower()
 
 
+def test_evaluate_reads_metrics_without_tensorflow_or_sklearn(evaluated, tmp_path,
+                                                               write_params) -> None:
+    """A strategy switch reruns evaluate: it reads metrics and draws, and must not pay for
+    TensorFlow or scikit-learn (and scipy) imports."""
+    import subprocess
+    import sys
+
+    from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS, REPO, stage_env
+
+    out, _ = evaluated
+    args = choice_args(out, write_params({"train.strategy": "weighted"}))
+    args[args.index("--selected-metrics") + 1] = str(tmp_path / "evaluate.json")
+    done = subprocess.run([sys.executable, "-c", HEAVY_IMPORTS_PROBE, "src.stages.evaluate",
+                           *args], cwd=REPO, env=stage_env(), capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip().splitlines()[-1] == NO_HEAVY_IMPORTS
+
+
 def test_missing_model_fails_in_one_line_and_leaves_nothing(inputs, tmp_path, write_params,
                                                             run_stage, stage_error) -> None:
     stale = tmp_path / "m/weighted.json"

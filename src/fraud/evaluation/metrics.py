@@ -9,17 +9,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import (
-    average_precision_score,
-    precision_recall_curve,
-    roc_auc_score,
-    roc_curve,
-)
 
 from ..errors import PipelineError
+
+# scikit-learn (with scipy, ~1 s to import) is loaded by the functions that compute curves and
+# AUCs, not by importing this module: the evaluate stage reads metrics and draws, and a
+# strategy switch reruns it (bench/NOTES.md).
+
+def _sklearn_metrics() -> ModuleType:
+    import sklearn.metrics
+
+    return sklearn.metrics
+
 
 KERAS_EPSILON = 1e-7  # Keras clips probabilities so the loss stays finite; do the same
 
@@ -50,8 +55,8 @@ def binary_metrics(labels: np.ndarray, probabilities: np.ndarray, threshold: flo
         "accuracy": (tp + tn) / len(labels),
         "precision": tp / (tp + fp) if tp + fp else 0.0,
         "recall": tp / (tp + fn) if tp + fn else 0.0,
-        "auc": float(roc_auc_score(labels, probabilities)),
-        "prc": float(average_precision_score(labels, probabilities)),
+        "auc": float(_sklearn_metrics().roc_auc_score(labels, probabilities)),
+        "prc": float(_sklearn_metrics().average_precision_score(labels, probabilities)),
         "brier": float(np.mean((probabilities - labels) ** 2)),
     }
 
@@ -113,7 +118,7 @@ def thin(frame: pd.DataFrame, max_points: int, columns: Sequence[str] | None = N
 
 
 def roc_points(labels: np.ndarray, probabilities: np.ndarray, max_points: int) -> pd.DataFrame:
-    fpr, tpr, thresholds = roc_curve(labels, probabilities)
+    fpr, tpr, thresholds = _sklearn_metrics().roc_curve(labels, probabilities)
     # The first threshold is +inf ("flag nothing"); 1.0 says the same and is plottable.
     thresholds = np.minimum(thresholds, 1.0)
     frame = pd.DataFrame({"fpr": fpr, "tpr": tpr, "threshold": thresholds})
@@ -121,7 +126,8 @@ def roc_points(labels: np.ndarray, probabilities: np.ndarray, max_points: int) -
 
 
 def pr_points(labels: np.ndarray, probabilities: np.ndarray, max_points: int) -> pd.DataFrame:
-    precision, recall, thresholds = precision_recall_curve(labels, probabilities)
+    precision, recall, thresholds = _sklearn_metrics().precision_recall_curve(labels,
+                                                                              probabilities)
     # The last point (recall 0, precision 1) has no threshold: it means "flag nothing".
     thresholds = np.append(thresholds, 1.0)
     frame = pd.DataFrame({"recall": recall, "precision": precision, "threshold": thresholds})
