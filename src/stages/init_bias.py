@@ -102,7 +102,7 @@ def _compare_biases(model: Any, initial: list[Any], bias: float, train: Any, val
         model.layers[-1].bias.assign([output_bias])
         keras_model.set_determinism(params.seed)
         results[name] = training.fit(model, train, val, compare, f"{name} bias",
-                                     early_stopping=False)
+                                     early_stopping=False, seed=params.seed)
     return results
 
 

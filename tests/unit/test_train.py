@@ -456,7 +456,7 @@ def test_bias_comparison_runs_start_from_a_fresh_optimizer(params, train_split,
     keras_model.set_determinism(params.seed)
     alone = training.fit(fresh, train_split, val_split,
                          dataclasses.replace(params.train, epochs=3), "alone",
-                         early_stopping=False)
+                         early_stopping=False, seed=params.seed)
     np.testing.assert_allclose(results["careful"].history["loss"], alone.history["loss"],
                                rtol=1e-6)
 
@@ -552,3 +552,29 @@ def test_load_split_pickled_object_array_is_refused(split_files) -> None:
     with pytest.raises(PipelineError, match="not a readable .npy") as error:
         load_split(fpath, lpath)
     assert str(fpath) in str(error.value)
+
+
+def test_shuffled_batches_show_every_row_once_per_epoch() -> None:
+    """Each epoch of shuffled_batches is a permutation of the split in batches (the last one
+    shorter), another one each epoch, the same on every run; weights follow the class."""
+    features = np.arange(23, dtype=np.float32).reshape(-1, 1).repeat(3, axis=1)
+    labels = (np.arange(23) % 5 == 0).astype(np.float32)
+    weights = {0: 0.5, 1: 4.0}
+
+    def epochs(seed: int) -> list[list[tuple]]:
+        batches = list(training.shuffled_batches(features, labels, 5, seed, weights).take(10))
+        return [batches[:5], batches[5:]]
+
+    first, second = epochs(7)
+    for epoch in (first, second):
+        assert [len(x) for x, _, _ in epoch] == [5, 5, 5, 5, 3]
+        rows = np.concatenate([x[:, 0].numpy() for x, _, _ in epoch]).astype(int)
+        assert sorted(rows) == list(range(23))
+        for x, y, w in epoch:
+            np.testing.assert_array_equal(y.numpy()[:, 0], labels[x[:, 0].numpy().astype(int)])
+            np.testing.assert_array_equal(w.numpy(), np.where(y.numpy()[:, 0] == 1, 4.0, 0.5))
+    order = [np.concatenate([x[:, 0].numpy() for x, _, _ in e]) for e in (first, second)]
+    assert not np.array_equal(*order)
+    again = epochs(7)
+    np.testing.assert_array_equal(np.concatenate([x[:, 0].numpy() for x, _, _ in again[0]]),
+                                  order[0])
