@@ -31,6 +31,10 @@ from src.fraud.monitoring.profile import (
     CARD_KEY,
     build_profile,
     build_reference,
+    check_reference_model,
+    model_reference_json,
+    read_model_reference,
+    reference_from_card,
     reference_from_json,
     reference_to_json,
 )
@@ -434,3 +438,33 @@ def test_a_bad_argument_exits_2_in_one_line(shipped: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run_monitor([shipped, tmp_path / "x.csv", "--chunk-size", "0"], capsys)
     assert status == 2 and err.count("\n") == 1 and "--chunk-size" in err
+
+
+# --- the reference in the model card -------------------------------------------------------
+
+def test_the_reference_in_a_card_round_trips_and_names_its_model() -> None:
+    features = transactions(2_000, seed=3)
+    reference = build_reference(features, probabilities(features), model_sha256="ab" * 32)
+    card = json.loads(json.dumps({"threshold": 0.5, CARD_KEY: reference_to_json(reference)}))
+    again = reference_from_card(card, "card.json")
+    assert again.model_sha256 == "ab" * 32 and again.rows == 2_000
+    assert np.array_equal(again.score.counts, reference.score.counts)
+    check_reference_model(again, "ab" * 32, "m.onnx", "card.json")
+    with pytest.raises(PipelineError) as error:
+        check_reference_model(again, "cd" * 32, "m.onnx", "card.json")
+    assert str(error.value) == ("card.json: built for another model (its model_sha256 differs "
+                                "from m.onnx's); pass the card or reference exported with it")
+
+
+def test_a_models_reference_file_must_come_from_the_shipped_files(tmp_path: Path) -> None:
+    features = transactions(1_000, seed=4)
+    reference = build_reference(features, probabilities(features))
+    built_from = {"detector": "1" * 64, "calibration": "2" * 64}
+    write_json(tmp_path / "gbdt.json", model_reference_json(reference, built_from))
+    again = read_model_reference(tmp_path / "gbdt.json", built_from, "reference")
+    assert again.rows == 1_000 and again.model_sha256 is None
+    with pytest.raises(PipelineError) as error:
+        read_model_reference(tmp_path / "gbdt.json", {**built_from, "calibration": "3" * 64},
+                             "reference")
+    assert str(error.value) == (f"{tmp_path / 'gbdt.json'}: built from another calibration "
+                                "than the one shipped; run the reference stage again")
