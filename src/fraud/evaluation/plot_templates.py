@@ -146,9 +146,9 @@ def panels_template(colors: dict[str, str], color_title: str, y_scale: Spec | No
 
 def drift_template() -> Spec:
     """Horizontal bars, one per raw input and one for the score (DVC's x: the name; y: the
-    PSI), largest first, coloured by band, with the band boundaries as dashed rules. The
-    PSI axis always reaches past the major-shift boundary, so an all-stable chart still
-    shows how far from a shift it is."""
+    PSI), largest first, coloured by band, with the band boundaries as dashed rules in the
+    colour of the band they open. The PSI axis always reaches past the major-shift boundary,
+    so an all-stable chart still shows how far from a shift it is."""
     band = (f"datum.psi_value >= {MAJOR_PSI} ? '{MAJOR}' : "
             f"(datum.psi_value >= {MODERATE_PSI} ? '{MODERATE}' : '{STABLE}')")
     spec = _base([{"calculate": f"toNumber(datum['{Y}'])", "as": "psi_value"},
@@ -156,8 +156,10 @@ def drift_template() -> Spec:
     x: Spec = {"field": "psi_value", "type": "quantitative",
                "title": "<DVC_METRIC_Y_LABEL>",
                "scale": {"domain": {"unionWith": [0, MAJOR_PSI * 1.2]}}}
-    bands = [{"psi_value": MODERATE_PSI, "label": f"{MODERATE} from {MODERATE_PSI:g}"},
-             {"psi_value": MAJOR_PSI, "label": f"{MAJOR} from {MAJOR_PSI:g}"}]
+    rules = [{"mark": {"type": "rule", "strokeDash": [4, 4], "strokeWidth": 1.5,
+                       "color": BAND_COLORS[name]},
+              "encoding": {"x": {"datum": value, "type": "quantitative"}}}
+             for name, value in ((MODERATE, MODERATE_PSI), (MAJOR, MAJOR_PSI))]
     spec.update({
         "width": WIDTH, "height": {"step": 14},
         "layer": [
@@ -165,19 +167,13 @@ def drift_template() -> Spec:
              "encoding": {
                  "y": {"field": X, "type": "nominal", "title": "<DVC_METRIC_X_LABEL>",
                        "sort": {"field": "psi_value", "op": "max", "order": "descending"}},
-                 "yOffset": {"field": "rev", "type": "nominal"},
+                 "yOffset": {"field": "rev", "type": "nominal", "sort": None},
                  "x": x,
-                 "color": {"field": "psi_band", "type": "nominal", "title": "Band",
+                 "color": {"field": "psi_band", "type": "nominal",
+                           "title": "PSI band",
                            "scale": {"domain": list(BAND_COLORS),
                                      "range": list(BAND_COLORS.values())}}}},
-            {"data": {"values": bands},
-             "mark": {"type": "rule", "strokeDash": [4, 4], "color": "#444444"},
-             "encoding": {"x": {"field": "psi_value", "type": "quantitative"}}},
-            {"data": {"values": bands},
-             "mark": {"type": "text", "align": "left", "dx": 3, "dy": -4, "baseline": "top",
-                      "color": "#444444", "y": 0},
-             "encoding": {"x": {"field": "psi_value", "type": "quantitative"},
-                          "text": {"field": "label"}}},
+            *rules,
         ],
     })
     return spec
@@ -185,27 +181,29 @@ def drift_template() -> Spec:
 
 def importance_template(models: dict[str, str]) -> Spec:
     """Horizontal bars of each model's share per raw input (DVC's x: the input; y: the
-    share), grouped by model in its colour; one panel per subset (frauds | all rows).
-    Inputs are ordered by their mean share over the models."""
+    share), grouped by model in its colour (and revision, with `dvc plots diff`); one panel
+    per subset (frauds | all rows). Inputs are ordered by their mean share over the models."""
     spec = _base([{"calculate": MODEL_FROM_FILENAME, "as": "model"},
+                  {"calculate": "datum.model + ' ' + datum.rev", "as": "model_rev"},
                   {"calculate": f"toNumber(datum['{Y}'])", "as": "share"},
                   {"calculate": _label_expression(FIELD_LABELS), "as": "panel"}])
+    color = _color("model", models, "Model")
+    color["legend"] = {"symbolType": "square"}
     spec.update({
         "facet": {"column": {"field": "panel", "type": "nominal", "title": None,
                              "sort": {"field": "seen", "op": "min"},
                              "header": {"labelFontSize": 13, "labelFontWeight": "bold"}}},
         "spec": {
-            "width": PANEL_WIDTH, "height": {"step": 22},
+            # The step is per bar (yOffset): 5 models x 29 inputs x 4 px, ~600 px.
+            "width": PANEL_WIDTH, "height": {"step": 4},
             "mark": {"type": "bar", "tooltip": {"content": "data"}},
             "encoding": {
                 "y": {"field": X, "type": "nominal", "title": "<DVC_METRIC_X_LABEL>",
                       "sort": {"field": "share", "op": "mean", "order": "descending"}},
-                "yOffset": {"field": "model", "type": "nominal",
-                            "scale": {"domain": list(models)}},
+                "yOffset": {"field": "model_rev", "type": "nominal", "sort": None},
                 "x": {"field": "share", "type": "quantitative",
                       "title": "<DVC_METRIC_Y_LABEL>", "axis": {"format": "%"}},
-                "color": _color("model", models, "Model"),
-                "opacity": {"field": "rev", "type": "nominal", "legend": None},
+                "color": color,
             },
         },
     })
