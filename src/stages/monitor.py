@@ -46,10 +46,12 @@ def main(argv: Sequence[str]) -> None:
         drift_rows,
         flat_metrics,
     )
+    from src.fraud.params import load_params
     from src.fraud.schema import INPUT_COLUMNS, LABEL
     from src.fraud.serving.onnx_contract import DETECTOR
     from src.fraud.serving.onnx_scoring import load_onnx
 
+    load_params(args.params)  # checked, as by every stage (this one reads none)
     card = read_json_file(args.card, "export")
     reference = reference_from_card(card, str(args.card))
     check_reference_model(reference, file_sha256(args.model), args.model.name, str(args.card))

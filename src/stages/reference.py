@@ -46,9 +46,11 @@ def main(argv: Sequence[str]) -> None:
 
     from src.fraud.data.columns import read_columns
     from src.fraud.monitoring import profile
+    from src.fraud.params import load_params
     from src.fraud.schema import INPUT_COLUMNS
     from src.fraud.serving.export import shipped_scorer
 
+    load_params(args.params)  # checked, as by every stage (this one reads none)
     train = read_columns(args.train, "split", INPUT_COLUMNS)
     columns = profile.column_profiles(train)
     references = {}
