@@ -6,9 +6,10 @@ and a JSON model card (calibration, decision rule, metrics, checksums, usage).
 Any of the five models ships. No TensorFlow: the train stages build the detectors; this
 stage checks the chosen one, appends the calibration, checks the result as predict will load
 it, and writes the card. The card also carries what monitoring compares new data with (the
-training split's quantile bins per raw column and of the shipped model's scores on it:
-src.monitor and the monitor stage read it) and the model's most important columns (from the
-importance stage's table)."""
+training split's quantile bins per raw column and of the shipped model's scores on it, which
+the reference stage built for every model: this stage checks it was built from the files it
+ships, and names the shipped file's sha256 in it; src.monitor and the monitor stage read it)
+and the model's most important columns (from the importance stage's table)."""
 
 from __future__ import annotations
 
