@@ -14,7 +14,10 @@ detector, and only counts are kept:
   probabilities alone: expected frauds, flagged rows, expected precision and recall, with
   95 % intervals; and, when the batch has Class, the realised figures beside them.
 
-The reference is MODEL with a .reference.json suffix unless --reference names it. A one-screen
+The reference is the one the export stage stored in the model card (MODEL with a .json suffix
+unless --card names it), built from the training split and the model's scores on it; it
+names the model's sha256, so a card of another model fails. --reference REF.json reads it
+from a file of its own instead (the same JSON). A one-screen
 summary goes to stdout, the full report to --json and its numbers as flat JSON to --metrics
 (for `dvc metrics diff`; both written atomically). Errors print one line, `error: ...`, and
 exit 1; a bad command line exits 2.
@@ -33,8 +36,13 @@ import numpy as np
 from src.fraud.cli import OneLineParser, chunk_rows, probability, run
 from src.fraud.errors import PipelineError
 from src.fraud.files import file_sha256, outputs, write_json
-from src.fraud.monitoring.profile import Reference, read_reference
-from src.fraud.monitoring.report import BatchMonitor, flat_metrics, summary
+from src.fraud.monitoring.profile import (
+    Reference,
+    check_reference_model,
+    read_reference,
+    reference_from_card,
+)
+from src.fraud.monitoring.report import BatchMonitor, card_threshold, flat_metrics, summary
 from src.fraud.serving.csv_scoring import (
     DEFAULT_CHUNK_ROWS,
     OpenedInput,
@@ -42,8 +50,6 @@ from src.fraud.serving.csv_scoring import (
     read_chunks,
 )
 from src.predict import read_card, require_model
-
-REFERENCE_SUFFIX = ".reference.json"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,13 +59,14 @@ def build_parser() -> argparse.ArgumentParser:
                                               "(models/fraud_detector.onnx)")
     cli.add_argument("batch", help="transactions CSV (.csv or .csv.gz); - for stdin")
     cli.add_argument("--reference", type=Path,
-                     help=f"the training data's reference (default: MODEL with a "
-                          f"{REFERENCE_SUFFIX} suffix)")
+                     help="the training data's reference as a file of its own (default: the "
+                          "one in the model card)")
     cli.add_argument("--json", type=Path, help="write the full report here (JSON)")
     cli.add_argument("--metrics", type=Path,
                      help="write the report's numbers here as flat JSON (dvc metrics)")
     cli.add_argument("--card", type=Path,
-                     help="the model card (default: MODEL with a .json suffix)")
+                     help="the model card, with the threshold and the reference (default: "
+                          "MODEL with a .json suffix)")
     cli.add_argument("--threshold", type=probability,
                      help="estimate at this threshold instead of the card's")
     cli.add_argument("--id-column", action="append", default=[], metavar="NAME",
@@ -70,13 +77,6 @@ def build_parser() -> argparse.ArgumentParser:
     cli.add_argument("-q", "--quiet", action="store_true",
                      help="no summary on stdout (the --json report only)")
     return cli
-
-
-def check_reference_model(reference: Reference, model: Path, label: Path) -> None:
-    """A reference that names its model must be this model's: the score's bins are."""
-    if reference.model_sha256 is not None and reference.model_sha256 != file_sha256(model):
-        raise PipelineError(f"{label}: built for another model (its model_sha256 differs "
-                            f"from {model.name}'s); pass the reference exported with it")
 
 
 def require_onnx(path: Path) -> None:
@@ -110,12 +110,18 @@ def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
     started = time.perf_counter()
     require_onnx(args.model)
-    reference_path = args.reference or args.model.with_suffix(REFERENCE_SUFFIX)
-    reference = read_reference(reference_path)
-    check_reference_model(reference, args.model, reference_path)
-    card = read_card(args.card or args.model.with_suffix(".json"),
-                     required=args.threshold is None)
-    threshold = args.threshold if args.threshold is not None else float(card["threshold"])
+    card_path = args.card or args.model.with_suffix(".json")
+    card = read_card(card_path, required=args.threshold is None)
+    if args.reference is not None:
+        reference, label = read_reference(args.reference), str(args.reference)
+    elif card is None:
+        raise PipelineError(f"{card_path}: model card not found; it holds the monitoring "
+                            "reference: pass --card CARD.json or --reference REF.json")
+    else:
+        reference, label = reference_from_card(card, str(card_path)), str(card_path)
+    check_reference_model(reference, file_sha256(args.model), args.model.name, label)
+    threshold = args.threshold if args.threshold is not None else \
+        card_threshold(card, str(card_path), "pass --threshold")
     opened = open_input(args.batch, id_columns=args.id_column)  # header errors before loading
     try:
         monitor = monitor_batch(opened, load_detector(args.model), reference, threshold,

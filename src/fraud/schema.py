@@ -7,11 +7,14 @@ message wherever it is read.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import pandas as pd
 
 from .errors import PipelineError, printable, printable_names
+
+if TYPE_CHECKING:  # pandas costs ~0.5 s to import: only the readers of raw rows need it
+    import pandas as pd
 
 __all__ = ["printable", "printable_names"]  # re-exported: messages quote input with them
 
@@ -104,6 +107,8 @@ def validate_raw_frame(path: Path, frame: pd.DataFrame, first_line: int = 2,
     checked (nor needed); with `blank_labels` (scoring) a blank Class is an unlabelled row
     and stays NaN, any other value must still be 0 or 1.
     """
+    import pandas as pd
+
     checked = [c for c in frame.columns if c != LABEL or require_label]
     for column in checked:
         series = frame[column]

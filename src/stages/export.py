@@ -5,7 +5,11 @@ and a JSON model card (calibration, decision rule, metrics, checksums, usage).
 
 Any of the five models ships. No TensorFlow: the train stages build the detectors; this
 stage checks the chosen one, appends the calibration, checks the result as predict will load
-it, and writes the card."""
+it, and writes the card. The card also carries what monitoring compares new data with (the
+training split's quantile bins per raw column and of the shipped model's scores on it, which
+the reference stage built for every model: this stage checks it was built from the files it
+ships, and names the shipped file's sha256 in it; src.monitor and the monitor stage read it)
+and the model's most important columns (from the importance stage's table)."""
 
 from __future__ import annotations
 
@@ -31,18 +35,22 @@ def main(argv: Sequence[str]) -> None:
                           "figures for the card)")
     cli.add_argument("--raw", required=True, type=Path,
                      help="the raw training CSV (its sha256 goes into the card)")
+    cli.add_argument("--reference", required=True, type=model_pattern,
+                     help="each model's monitoring reference, e.g. "
+                          "models/reference/{model}.json")
+    cli.add_argument("--importance", required=True, type=model_pattern,
+                     help="each model's importance table, e.g. plots/importance/{model}.csv")
     cli.add_argument("--out-onnx", required=True, type=Path, help="the shipped .onnx model")
     cli.add_argument("--card", required=True, type=Path, help="the model card (JSON)")
     args = cli.parse_args(argv)
 
-    import onnx
+    from dataclasses import replace
 
-    from src.fraud.errors import PipelineError
+    from src.fraud.evaluation import importance
     from src.fraud.files import file_sha256, outputs, read_json_file, remove_outputs, write_json
-    from src.fraud.models import TRAIN_STAGES
+    from src.fraud.monitoring.profile import read_model_reference
     from src.fraud.params import load_params
     from src.fraud.serving import contract, export
-    from src.fraud.serving.calibrated import calibrated_onnx
     from src.fraud.serving.onnx_contract import DETECTOR
     from src.fraud.serving.onnx_scoring import load_onnx
 
@@ -50,30 +58,32 @@ def main(argv: Sequence[str]) -> None:
     params = load_params(args.params)
     model, choice = export.read_choice(args.choice)
     decision = export.shipped_decision(choice, params.evaluate, args.choice)
-    stage, evaluator = TRAIN_STAGES[model], "evaluate_model"
     source = Path(args.onnx.format(model=model))
     calibration_path = Path(args.calibration.format(model=model))
-    detector = load_onnx(source, stage, DETECTOR)
-    info = contract.read_detector_metadata(detector.metadata, str(source), stage)
-    if info.strategy != model:
-        raise PipelineError(f"{source}: the detector of {info.strategy!r}, not of {model!r}; "
-                            f"run {stage} again (dvc repro {stage})")
-    calibrator = export.read_calibrator(calibration_path, model, evaluator)
-    metrics = read_json_file(Path(args.metrics.format(model=model)), evaluator)
-    shipped = calibrated_onnx(onnx.load(source), calibrator)
+    shipped, calibrator, info = export.shipped_model(model, source, calibration_path)
+    metrics = read_json_file(Path(args.metrics.format(model=model)), "evaluate_model")
+    importance_path = Path(args.importance.format(model=model))
+    top_features = importance.card_entry(importance.read_table(importance_path, "importance"),
+                                         str(importance_path))
+    sources = {"detector": (str(source), file_sha256(source)),
+               "calibration": (str(calibration_path), file_sha256(calibration_path))}
+    reference = read_model_reference(Path(args.reference.format(model=model)),
+                                     {name: sha for name, (_, sha) in sources.items()},
+                                     "reference")
     with outputs() as out:
         written = out.path(args.out_onnx)
         contract.save_onnx(shipped, written)
         load_onnx(written, "export", DETECTOR)  # as predict will load it
-        sources = {"detector": (str(source), file_sha256(source)),
-                   "calibration": (str(calibration_path), file_sha256(calibration_path))}
+        shipped_sha256 = file_sha256(written)
         card = export.model_card(
             model=model, choice=choice, info=info,
-            shipped=(args.out_onnx.name, file_sha256(written)),
+            shipped=(args.out_onnx.name, shipped_sha256),
             sources=sources,
             calibration=export.calibration_card(calibrator, metrics, str(calibration_path)),
             decision=decision, raw_csv=args.raw,
-            raw_sha256=file_sha256(args.raw, "raw training CSV"))
+            raw_sha256=file_sha256(args.raw, "raw training CSV"),
+            reference=replace(reference, model_sha256=shipped_sha256),
+            importance=top_features)
         write_json(out.path(args.card), card)
     log.info("%s: the %s detector, calibration %s, flagged %s -> %s", args.out_onnx, model,
              calibrator.method, decision.describe(), args.card)

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from src.fraud.models import STRATEGIES
+from src.fraud.models import MODELS, STRATEGIES
 from src.fraud.project import ran_stages, stage_names
 from tests.synthetic_project import BUILD_LOG, copy_project, dvc, env, sh
 
@@ -64,6 +64,26 @@ def test_repro_writes_every_artefact(project: Path) -> None:
     assert dvc(project, "status").stdout.strip().endswith("up to date.")
 
 
+def test_repro_monitors_the_test_split_and_explains_every_model(project: Path) -> None:
+    monitor = read_json(project / "metrics/monitor.json")
+    assert monitor["rows"] == read_json(project / "metrics/data.json")["test_rows"]
+    assert monitor["columns_stable"] + monitor["columns_moderate"] \
+        + monitor["columns_major"] == 29
+    for figure in ("frauds", "precision", "recall"):
+        assert {f"{figure}_estimated", f"{figure}_realised", f"{figure}_error"} <= set(monitor)
+    drift = (project / "plots/drift.csv").read_text().splitlines()
+    assert drift[0] == "column,psi,band" and len(drift) == 1 + 29 + 1
+    importance = read_json(project / "metrics/importance.json")
+    for model in MODELS:
+        assert importance[model]["top1_share"] >= importance[model]["top3_share"] > 0
+        assert (project / f"plots/importance/{model}.csv").is_file()
+        assert (project / f"models/reference/{model}.json").is_file()
+    card = read_json(project / "models/fraud_detector.json")
+    assert card["monitoring_reference"]["model_sha256"] == card["files"]["onnx"]["sha256"]
+    assert card["importance"]["test_frauds"][0]["feature"] == \
+        importance[card["model"]]["top1"]
+
+
 def test_metrics_show_has_a_row_per_strategy(project: Path) -> None:
     shown = dvc(project, "metrics", "show").stdout
     for strategy in STRATEGIES:
@@ -76,8 +96,8 @@ def test_exp_run_strategy_reruns_only_evaluate(project: Path) -> None:
     other = next(name for name in ("oversample", "weighted") if name != chosen)
     done = dvc(project, "exp", "run", "-S", f"train.strategy={other}")
     ran = ran_stages(done.stdout)
-    # check_params reads every param first; export ships the champion
-    assert ran == ["check_params", "evaluate", "export"], done.stdout
+    # check_params reads every param first; export ships the champion, monitor watches it
+    assert ran == ["check_params", "evaluate", "export", "monitor"], done.stdout
     selected = read_json(project / "metrics/evaluate.json")
     assert selected["model"] == other and selected["chosen_by"] == "train.strategy"
     diff = dvc(project, "metrics", "diff", "--json").stdout
@@ -94,8 +114,9 @@ def test_exp_run_calibration_retrains_nothing(project: Path) -> None:
     """`calibrate` is read by evaluate_model only: the models stay, the method changes."""
     done = dvc(project, "exp", "run", "-S", "calibrate.method=platt")
     ran = ran_stages(done.stdout)
-    assert not [name for name in ran
-                if not name.startswith(("check_params", "evaluate", "export"))], done.stdout
+    # the references hold the calibrated scores; importance explains the uncalibrated logit
+    assert not [name for name in ran if not name.startswith(
+        ("check_params", "evaluate", "reference", "export", "monitor"))], done.stdout
     assert [name for name in ran if name == "evaluate_model"], done.stdout
     for strategy in STRATEGIES:
         assert read_json(project / f"metrics/{strategy}.json")["calibration"] == "platt"
@@ -131,6 +152,9 @@ def test_plots_show_writes_an_offline_page(project: Path) -> None:
         for strategy in STRATEGIES:  # each compares the three strategies
             assert f"{strategy}.csv" in specs[plot_id], (plot_id, strategy)
     assert "careful_bias_loss" in specs["Bias-Init"]
+    assert "psi" in specs["Drift"] and "major shift" in specs["Drift"]
+    for model in MODELS:  # one colour per model, the five of them
+        assert f'"{model}.csv"' in specs["Importance"], model
     for image in ("roc", "prc", "v5_v6", *(f"confusion_{s}" for s in STRATEGIES)):
         assert f"plots_images_{image}_png" in page, image
 

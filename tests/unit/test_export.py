@@ -37,14 +37,21 @@ from src.fraud.data.prepare import (
 )
 from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from src.fraud.decision import EXPECTED_COST
+from src.fraud.evaluation import importance
 from src.fraud.evaluation.calibration import Calibrator, fit_calibrator
 from src.fraud.files import write_json
+from src.fraud.monitoring.profile import (
+    CARD_KEY,
+    build_reference,
+    model_reference_json,
+    reference_from_card,
+)
 from src.fraud.params import ModelParams, SplitParams, load_params
 from src.fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 from src.fraud.serving import contract, preprocess_graph
 from src.fraud.serving import detector as detectors
 from src.fraud.serving.calibrated import with_logit_output
-from src.fraud.serving.export import shipped_decision
+from src.fraud.serving.export import shipped_decision, shipped_scorer
 from src.fraud.serving.onnx_contract import DETECTOR, NETWORK
 from src.fraud.serving.onnx_scoring import load_onnx
 from src.fraud.serving.peer_onnx import peer_detector
@@ -81,8 +88,27 @@ class Project:
 def export_args(paths: dict[str, Path]) -> list[str]:
     return ["--choice", str(paths["choice"]), "--onnx", str(paths["onnx"]),
             "--calibration", str(paths["calibration"]), "--metrics", str(paths["metrics"]),
-            "--raw", str(paths["raw"]), "--out-onnx", str(paths["out_onnx"]),
+            "--raw", str(paths["raw"]), "--reference", str(paths["reference"]),
+            "--importance", str(paths["importance"]), "--out-onnx", str(paths["out_onnx"]),
             "--card", str(paths["card"])]
+
+
+def write_references_and_importance(root: Path, train: pd.DataFrame,
+                                    test: pd.DataFrame) -> None:
+    """What the reference and importance stages write, for the two detectors."""
+    raw, labels = test[INPUT_COLUMNS].to_numpy(np.float64), test["Class"].to_numpy()
+    rows, is_fraud, in_sample = importance.explained_rows(labels, 300, SEED)
+    features = train[INPUT_COLUMNS].to_numpy(np.float64)
+    for name in ("baseline", "gbdt"):
+        detector = root / f"models/detector/{name}.onnx"
+        score, built_from = shipped_scorer(name, detector,
+                                           root / f"models/calibration/{name}.json")
+        write_json(root / f"models/reference/{name}.json", model_reference_json(
+            build_reference(features, score(features)), built_from))
+        explainer = importance.load_detector_explainer(detector, "train")
+        table = importance.table_rows(importance.model_importance(
+            explainer, raw[rows], is_fraud, in_sample))
+        (root / f"plots/importance/{name}.csv").write_text(importance.table_csv(table))
 
 
 def run_without_tf(module: str, *args: str) -> subprocess.CompletedProcess:
@@ -118,7 +144,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
 
     root = tmp_path_factory.mktemp("export")
     for folder in ("data/raw", "data/scaled", "models/detector", "models/calibration",
-                   "metrics"):
+                   "models/reference", "plots/importance", "metrics"):
         (root / folder).mkdir(parents=True)
     raw_csv = root / "data/raw/creditcard.csv"
     write_creditcard_csv(generate_creditcard(ROWS, RATE, SEED), raw_csv)
@@ -150,10 +176,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Project:
     calibrators = write_calibrators(root, root / "models/baseline.onnx", gbdt,
                                     scale(val_x, scaler, CLIP), val_y)
     write_json(root / "metrics/evaluate.json", CHOICE)
+    write_references_and_importance(root, splits.train, splits.test)
     paths = {"choice": root / "metrics/evaluate.json",
              "onnx": root / "models/detector/{model}.onnx",
              "calibration": root / "models/calibration/{model}.json",
              "metrics": root / "metrics/{model}.json", "raw": raw_csv,
+             "reference": root / "models/reference/{model}.json",
+             "importance": root / "plots/importance/{model}.csv",
              "out_onnx": root / "models/fraud_detector.onnx",
              "card": root / "models/fraud_detector.json"}
     started = time.perf_counter()
@@ -478,3 +507,59 @@ def test_missing_choice(project: Project, tmp_path: Path,
     paths = {**out_paths(project, tmp_path), "choice": tmp_path / "metrics/evaluate.json"}
     line = run_in_process(export_args(paths), capsys)
     assert "metrics/evaluate.json: not found; run the evaluate stage first" in line
+
+
+def test_card_carries_the_reference_of_the_shipped_model(project: Project) -> None:
+    """The reference stage's file for the shipped model, now naming the shipped file: what
+    src.monitor and the monitor stage read."""
+    card = json.loads(project.paths["card"].read_text(encoding="utf-8"))
+    reference = reference_from_card(card, "card")
+    assert reference.model_sha256 == card["files"]["onnx"]["sha256"]
+    stored = json.loads((project.root / "models/reference/baseline.json").read_text())
+    assert card[CARD_KEY] == {**{k: v for k, v in stored.items() if k != "built_from"},
+                              "model_sha256": reference.model_sha256}
+    assert reference.score.counts.sum() == stored["rows"] > 0
+    assert len(json.dumps(card[CARD_KEY])) < 10_000  # a few KB
+
+
+def test_card_names_the_top_features(project: Project) -> None:
+    card = json.loads(project.paths["card"].read_text(encoding="utf-8"))
+    entry = card["importance"]
+    assert entry["source"].endswith("baseline.csv") and "mean |contribution|" in entry["measure"]
+    for subset in ("test_frauds", "test_rows"):
+        shares = [item["share"] for item in entry[subset]]
+        assert len(shares) == importance.CARD_FEATURES
+        assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1 + 1e-12
+        assert {item["feature"] for item in entry[subset]} <= set(INPUT_COLUMNS)
+
+
+def _spoiled(project: Project, tmp_path: Path, folder: str, spoil: Any) -> dict[str, Path]:
+    copy = tmp_path / folder
+    shutil.copytree(project.root / folder, copy)
+    spoil(copy)
+    key = "reference" if folder == "models/reference" else "importance"
+    suffix = ".json" if key == "reference" else ".csv"
+    out = tmp_path / "out"
+    out.mkdir()
+    return {**out_paths(project, out), key: copy / f"{{model}}{suffix}"}
+
+
+@pytest.mark.parametrize(("folder", "spoil", "fragment"), [
+    ("models/reference", lambda d: (d / "baseline.json").write_bytes(
+        (d / "gbdt.json").read_bytes()),
+     ("built from another detector and calibration than the one shipped; run the "
+      "reference stage again")),
+    ("models/reference", lambda d: (d / "baseline.json").unlink(),
+     "baseline.json: not found; run the reference stage first"),
+    ("plots/importance", lambda d: (d / "baseline.csv").unlink(),
+     "baseline.csv: file not found; run the importance stage first"),
+    ("plots/importance", lambda d: (d / "baseline.csv").write_text("feature,share\nV1,0.5\n"),
+     "expected the columns feature, share_frauds"),
+], ids=["stale-reference", "missing-reference", "missing-importance", "bad-importance"])
+def test_a_stale_or_missing_reference_or_table_is_one_line(
+        project: Project, tmp_path: Path, folder: str, spoil: Any, fragment: str,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    paths = _spoiled(project, tmp_path, folder, spoil)
+    line = run_in_process(export_args(paths), capsys)
+    assert fragment in line, line
+    assert list(paths["out_onnx"].parent.iterdir()) == []

@@ -28,12 +28,23 @@ from src.fraud.monitoring.drift import (
 )
 from src.fraud.monitoring.estimates import Tally, estimated, realised
 from src.fraud.monitoring.profile import (
+    CARD_KEY,
     build_profile,
     build_reference,
+    check_reference_model,
+    model_reference_json,
+    read_model_reference,
+    reference_from_card,
     reference_from_json,
     reference_to_json,
 )
-from src.fraud.monitoring.report import BatchMonitor, flat_metrics, summary
+from src.fraud.monitoring.report import (
+    DRIFT_COLUMNS,
+    BatchMonitor,
+    drift_rows,
+    flat_metrics,
+    summary,
+)
 from src.fraud.schema import INPUT_COLUMNS, LABEL, TIME
 from src.fraud.serving.contract import INPUT_NAME, OUTPUT_NAME
 from src.monitor import main
@@ -178,16 +189,29 @@ def test_a_shifted_feature_is_flagged_and_the_rest_are_not() -> None:
     assert report["score"]["psi"] > 0.01  # V3 moves the score too
 
 
-def test_flat_metrics_are_numbers_with_the_gap() -> None:
-    batch = transactions(3_000, seed=6)
+def test_flat_metrics_are_numbers_with_the_error() -> None:
+    batch = transactions(3_000, seed=6, shift={"V3": 0.5})
     labels = (np.random.default_rng(6).uniform(size=len(batch)) < probabilities(batch))
     report = _monitor(batch, labels.astype(float))
     flat = flat_metrics(report)
     assert all(isinstance(v, (int, float)) for v in flat.values())
-    assert flat["psi_V1"] == report["columns"]["V1"]["psi"] and "psi_Amount" in flat
-    assert flat["gap_frauds"] == pytest.approx(report["estimated"]["frauds"]
-                                               - report["realised"]["frauds"])
-    assert "gap_recall" not in flat_metrics(_monitor(batch))
+    assert flat["psi_max"] == report["columns"]["V3"]["psi"] and "psi_V1" not in flat
+    assert (flat["columns_stable"], flat["columns_moderate"] + flat["columns_major"]) == \
+        (len(INPUT_COLUMNS) - 1, 1)
+    assert flat["frauds_error"] == pytest.approx(report["estimated"]["frauds"]
+                                                 - report["realised"]["frauds"])
+    assert flat["recall_error"] == pytest.approx(flat["recall_estimated"]
+                                                 - flat["recall_realised"])
+    assert "recall_error" not in flat_metrics(_monitor(batch))
+
+
+def test_the_drift_table_has_every_column_and_the_score_largest_first() -> None:
+    report = _monitor(transactions(3_000, seed=7, shift={"V5": 0.6}))
+    rows = drift_rows(report)
+    assert [row["column"] for row in rows][0] == "V5"
+    assert {row["column"] for row in rows} == {*INPUT_COLUMNS, "score"}
+    assert [row["psi"] for row in rows] == sorted((row["psi"] for row in rows), reverse=True)
+    assert set(rows[0]) == set(DRIFT_COLUMNS)
 
 
 def test_an_unshifted_batch_is_stable_everywhere() -> None:
@@ -288,13 +312,15 @@ def batch_csv(path: Path, features: np.ndarray, labels: bool = True,
 
 @pytest.fixture
 def shipped(tmp_path: Path) -> Path:
-    """models/fraud_detector.onnx with its card and reference beside it."""
+    """models/fraud_detector.onnx with its card beside it, the reference inside the card (as
+    export writes it) and, for --reference, in a file of its own."""
     model = tiny_detector(tmp_path / "fraud_detector.onnx")
-    write_json(tmp_path / "fraud_detector.json", {"threshold": 0.5,
-                                                  "input_columns": INPUT_COLUMNS})
     features = transactions(20_000, seed=0)
     reference = build_reference(features, probabilities(features), file_sha256(model))
-    write_json(tmp_path / "fraud_detector.reference.json", reference_to_json(reference))
+    write_json(tmp_path / "fraud_detector.json", {"threshold": 0.5,
+                                                  "input_columns": INPUT_COLUMNS,
+                                                  CARD_KEY: reference_to_json(reference)})
+    write_json(tmp_path / "reference.json", reference_to_json(reference))
     return model
 
 
@@ -340,10 +366,18 @@ def test_the_command_chunked_equals_whole(shipped: Path, tmp_path: Path,
 
 
 def _bad_reference(folder: Path, **changes: object) -> Path:
-    data = json.loads((folder / "fraud_detector.reference.json").read_text())
+    data = json.loads((folder / "reference.json").read_text())
     data.update(changes)
     write_json(folder / "bad.json", data)
     return folder / "bad.json"
+
+
+def _card_with(folder: Path, **changes: object) -> Path:
+    """The card with `changes` (None: the key removed), as another file."""
+    card = json.loads((folder / "fraud_detector.json").read_text())
+    card.update(changes)
+    write_json(folder / "card.json", {k: v for k, v in card.items() if v is not None})
+    return folder / "card.json"
 
 
 @pytest.mark.parametrize(("case", "message"), [
@@ -351,6 +385,10 @@ def _bad_reference(folder: Path, **changes: object) -> Path:
     ("bad cell", "line 5, column 'V1': 'abc' is not a number"),
     ("no reference", "monitoring reference not found"),
     ("other model", "built for another model"),
+    ("card of another model", "card.json: built for another model"),
+    ("card without reference", "the model card has no 'monitoring_reference'"),
+    ("no card", "model card not found; it holds the monitoring reference"),
+    ("card without threshold", "no single threshold between 0 and 1 in the model card"),
     ("reference columns", "does not match this model's inputs"),
     ("keras", "monitor scores with the ONNX detector"),
 ])
@@ -370,14 +408,25 @@ def test_a_bad_batch_or_reference_is_one_line(case: str, message: str, shipped: 
         args += ["--reference", tmp_path / "none.json"]
     elif case == "other model":
         args += ["--reference", _bad_reference(tmp_path, model_sha256="0" * 64)]
+    elif case == "card of another model":
+        data = json.loads((tmp_path / "reference.json").read_text())
+        args += ["--card", _card_with(tmp_path, **{CARD_KEY: {**data,
+                                                              "model_sha256": "0" * 64}})]
+    elif case == "card without reference":
+        args += ["--card", _card_with(tmp_path, **{CARD_KEY: None})]
+    elif case == "no card":
+        args += ["--card", tmp_path / "none.json", "--threshold", "0.5"]
+    elif case == "card without threshold":
+        args += ["--card", _card_with(tmp_path, threshold=None, decision={
+            "rule": "expected_cost", "cost_fp": 5.0, "cost_fn": "amount"})]
     elif case == "reference columns":
-        data = json.loads((tmp_path / "fraud_detector.reference.json").read_text())
+        data = json.loads((tmp_path / "reference.json").read_text())
         del data["columns"]["Amount"]
         args += ["--reference", _bad_reference(tmp_path, columns=data["columns"])]
     elif case == "keras":
         keras = tmp_path / "fraud_detector.keras"
         keras.write_bytes(b"PK")
-        args = [keras, batch, "--reference", tmp_path / "fraud_detector.reference.json",
+        args = [keras, batch, "--reference", tmp_path / "reference.json",
                 "--card", tmp_path / "fraud_detector.json"]
     status, out, err = run_monitor([*args, "--json", tmp_path / "r.json"], capsys)
     assert status == 1 and out == "" and err.count("\n") == 1
@@ -389,3 +438,33 @@ def test_a_bad_argument_exits_2_in_one_line(shipped: Path, tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
     status, _, err = run_monitor([shipped, tmp_path / "x.csv", "--chunk-size", "0"], capsys)
     assert status == 2 and err.count("\n") == 1 and "--chunk-size" in err
+
+
+# --- the reference in the model card -------------------------------------------------------
+
+def test_the_reference_in_a_card_round_trips_and_names_its_model() -> None:
+    features = transactions(2_000, seed=3)
+    reference = build_reference(features, probabilities(features), model_sha256="ab" * 32)
+    card = json.loads(json.dumps({"threshold": 0.5, CARD_KEY: reference_to_json(reference)}))
+    again = reference_from_card(card, "card.json")
+    assert again.model_sha256 == "ab" * 32 and again.rows == 2_000
+    assert np.array_equal(again.score.counts, reference.score.counts)
+    check_reference_model(again, "ab" * 32, "m.onnx", "card.json")
+    with pytest.raises(PipelineError) as error:
+        check_reference_model(again, "cd" * 32, "m.onnx", "card.json")
+    assert str(error.value) == ("card.json: built for another model (its model_sha256 differs "
+                                "from m.onnx's); pass the card or reference exported with it")
+
+
+def test_a_models_reference_file_must_come_from_the_shipped_files(tmp_path: Path) -> None:
+    features = transactions(1_000, seed=4)
+    reference = build_reference(features, probabilities(features))
+    built_from = {"detector": "1" * 64, "calibration": "2" * 64}
+    write_json(tmp_path / "gbdt.json", model_reference_json(reference, built_from))
+    again = read_model_reference(tmp_path / "gbdt.json", built_from, "reference")
+    assert again.rows == 1_000 and again.model_sha256 is None
+    with pytest.raises(PipelineError) as error:
+        read_model_reference(tmp_path / "gbdt.json", {**built_from, "calibration": "3" * 64},
+                             "reference")
+    assert str(error.value) == (f"{tmp_path / 'gbdt.json'}: built from another calibration "
+                                "than the one shipped; run the reference stage again")

@@ -19,7 +19,7 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
-from src.fraud.evaluation.colors import BIAS_COLORS, MODEL_COLORS, model_color
+from src.fraud.evaluation.colors import BAND_COLORS, BIAS_COLORS, MODEL_COLORS, model_color
 from src.fraud.evaluation.plot_templates import MODEL_FROM_FILENAME, templates
 from src.fraud.models import STRATEGIES
 
@@ -101,9 +101,22 @@ def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
             if entries and entries[0]["type"] == "vega"}
 
 
+# Horizontal bar charts: DVC's x (a name: a raw input) is drawn on the vertical axis, its y
+# (PSI, a share) on the horizontal one.
+HORIZONTAL = {"Drift", "Importance"}
+
+
 def _units(spec: dict) -> list[dict]:
-    """The views that draw marks: the spec itself, or its faceted `spec`."""
-    return [spec["spec"]] if "spec" in spec else [spec]
+    """The views that draw data marks: the spec itself, its faceted `spec`, or the first
+    layer (the others draw reference rules)."""
+    if "spec" in spec:
+        return [spec["spec"]]
+    return [spec["layer"][0]] if "layer" in spec else [spec]
+
+
+def _axes(plot_id: str) -> dict[str, str]:
+    """Which of DVC's labels each drawn axis carries."""
+    return {"x": "y", "y": "x"} if plot_id in HORIZONTAL else {"x": "x", "y": "y"}
 
 
 def test_every_project_plot_is_rendered(specs: dict[str, dict]) -> None:
@@ -118,12 +131,16 @@ def test_colour_is_the_model_in_every_chart(specs: dict[str, dict]) -> None:
             if plot_id == "Bias-Init":
                 assert scale == BIAS_COLORS
                 continue
+            if plot_id == "Drift":  # no model: the PSI band
+                assert scale == BAND_COLORS and unit["encoding"]["yOffset"]["field"] == "rev"
+                continue
             assert color["title"] == "Model", plot_id
             assert all(scale[name] == model_color(name) for name in scale), plot_id
             # Every file's model has a colour (a model missing from the domain is not drawn).
             models = {PurePosixPath(path).stem for path in plot["y"]}
             assert models <= set(scale), (plot_id, models - set(scale))
-            assert unit["encoding"]["strokeDash"]["field"] == "rev", plot_id
+            revision = unit["encoding"].get("strokeDash") or unit["encoding"]["yOffset"]
+            assert revision["field"] in ("rev", "model_rev"), plot_id
 
 
 def test_every_axis_has_a_title(specs: dict[str, dict]) -> None:
@@ -132,7 +149,7 @@ def test_every_axis_has_a_title(specs: dict[str, dict]) -> None:
         assert not ANCHOR.search(json.dumps(spec)), f"{plot_id}: unfilled anchor"
         assert spec["title"]["text"] == plot["title"]
         for unit in _units(spec):
-            for axis in ("x", "y"):
+            for axis, label in _axes(plot_id).items():
                 title = unit["encoding"][axis].get("title")
                 assert title and title not in RAW_NAMES, (plot_id, axis, title)
-                assert title == plot[f"{axis}_label"], (plot_id, axis)
+                assert title == plot[f"{label}_label"], (plot_id, axis)

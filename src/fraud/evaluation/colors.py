@@ -19,6 +19,9 @@ MODEL_COLORS: dict[str, str] = {
 }
 # The zero-vs-careful output bias comparison of init_bias: no model, so no model colour.
 BIAS_COLORS: dict[str, str] = {"zero bias": "#999999", "careful bias": "#000000"}
+# The PSI bands of the Drift chart (monitoring/drift.py's names): calm to alarming.
+BAND_COLORS: dict[str, str] = {"stable": "#56B4E9", "moderate shift": "#E69F00",
+                               "major shift": "#D55E00"}
 UNKNOWN = "#7f7f7f"
 
 

@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from ..models import STRATEGIES
-from .colors import BIAS_COLORS, MODEL_COLORS
+from ..monitoring.drift import MAJOR, MAJOR_PSI, MODERATE, MODERATE_PSI, STABLE
+from .colors import BAND_COLORS, BIAS_COLORS, MODEL_COLORS
 
 Spec = dict[str, Any]
 
@@ -37,6 +38,7 @@ FIELD_LABELS = {
     "val_prc": "PR-AUC (Keras, 200 bins)", "val_ap": "average precision (exact)",
     "val_precision": "precision at 0.5", "val_recall": "recall at 0.5",
     "val_auc": "ROC-AUC (Keras, 200 bins)", "precision": "precision", "recall": "recall",
+    "share_frauds": "over the test frauds", "share_all": "over test rows (a seeded sample)",
 }
 X, Y = "<DVC_METRIC_X>", "<DVC_METRIC_Y>"
 
@@ -142,6 +144,72 @@ def panels_template(colors: dict[str, str], color_title: str, y_scale: Spec | No
     return spec
 
 
+def drift_template() -> Spec:
+    """Horizontal bars, one per raw input and one for the score (DVC's x: the name; y: the
+    PSI), largest first, coloured by band, with the band boundaries as dashed rules in the
+    colour of the band they open. The PSI axis always reaches past the major-shift boundary,
+    so an all-stable chart still shows how far from a shift it is."""
+    band = (f"datum.psi_value >= {MAJOR_PSI} ? '{MAJOR}' : "
+            f"(datum.psi_value >= {MODERATE_PSI} ? '{MODERATE}' : '{STABLE}')")
+    spec = _base([{"calculate": f"toNumber(datum['{Y}'])", "as": "psi_value"},
+                  {"calculate": band, "as": "psi_band"}])
+    x: Spec = {"field": "psi_value", "type": "quantitative",
+               "title": "<DVC_METRIC_Y_LABEL>",
+               "scale": {"domain": {"unionWith": [0, MAJOR_PSI * 1.2]}}}
+    rules = [{"mark": {"type": "rule", "strokeDash": [4, 4], "strokeWidth": 1.5,
+                       "color": BAND_COLORS[name]},
+              "encoding": {"x": {"datum": value, "type": "quantitative"}}}
+             for name, value in ((MODERATE, MODERATE_PSI), (MAJOR, MAJOR_PSI))]
+    spec.update({
+        "width": WIDTH, "height": {"step": 14},
+        "layer": [
+            {"mark": {"type": "bar", "tooltip": {"content": "data"}},
+             "encoding": {
+                 "y": {"field": X, "type": "nominal", "title": "<DVC_METRIC_X_LABEL>",
+                       "sort": {"field": "psi_value", "op": "max", "order": "descending"}},
+                 "yOffset": {"field": "rev", "type": "nominal", "sort": None},
+                 "x": x,
+                 "color": {"field": "psi_band", "type": "nominal",
+                           "title": "PSI band",
+                           "scale": {"domain": list(BAND_COLORS),
+                                     "range": list(BAND_COLORS.values())}}}},
+            *rules,
+        ],
+    })
+    return spec
+
+
+def importance_template(models: dict[str, str]) -> Spec:
+    """Horizontal bars of each model's share per raw input (DVC's x: the input; y: the
+    share), grouped by model in its colour (and revision, with `dvc plots diff`); one panel
+    per subset (frauds | all rows). Inputs are ordered by their mean share over the models."""
+    spec = _base([{"calculate": MODEL_FROM_FILENAME, "as": "model"},
+                  {"calculate": "datum.model + ' ' + datum.rev", "as": "model_rev"},
+                  {"calculate": f"toNumber(datum['{Y}'])", "as": "share"},
+                  {"calculate": _label_expression(FIELD_LABELS), "as": "panel"}])
+    color = _color("model", models, "Model")
+    color["legend"] = {"symbolType": "square"}
+    spec.update({
+        "facet": {"column": {"field": "panel", "type": "nominal", "title": None,
+                             "sort": {"field": "seen", "op": "min"},
+                             "header": {"labelFontSize": 13, "labelFontWeight": "bold"}}},
+        "spec": {
+            # The step is per bar (yOffset): 5 models x 29 inputs x 4 px, ~600 px.
+            "width": PANEL_WIDTH, "height": {"step": 4},
+            "mark": {"type": "bar", "tooltip": {"content": "data"}},
+            "encoding": {
+                "y": {"field": X, "type": "nominal", "title": "<DVC_METRIC_X_LABEL>",
+                      "sort": {"field": "share", "op": "mean", "order": "descending"}},
+                "yOffset": {"field": "model_rev", "type": "nominal", "sort": None},
+                "x": {"field": "share", "type": "quantitative",
+                      "title": "<DVC_METRIC_Y_LABEL>", "axis": {"format": "%"}},
+                "color": color,
+            },
+        },
+    })
+    return spec
+
+
 def templates() -> dict[str, Spec]:
     """Every template, by the name dvc.yaml gives in `template:`."""
     every_model = dict(MODEL_COLORS)
@@ -168,6 +236,8 @@ def templates() -> dict[str, Spec]:
         "model_epochs": panels_template(trained_per_epoch, "Model", y_scale={"zero": False},
                                         shared_y=False),
         "bias_loss": panels_template(BIAS_COLORS, "Output bias", y_scale=log, by_bias=True),
+        "drift_bars": drift_template(),
+        "model_importance": importance_template(every_model),
     }
 
 

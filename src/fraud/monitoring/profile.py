@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import PipelineError, printable, printable_names
+from ..files import read_json_file
 from ..schema import INPUT_COLUMNS
 
 BINS = 10
@@ -37,6 +38,12 @@ SCORE = "score"
 CUT_DIGITS = 6
 # A reference is ~7 KB; a large file is not one (and is not read whole).
 MAX_REFERENCE_BYTES = 1 << 20
+# A model's reference as the reference stage writes it names the files its scores came
+# from (name -> sha256) under this key; export checks them against the files it ships.
+BUILT_FROM = "built_from"
+# Where the export stage stores the reference in the model card: one file travels with the
+# model, so a team cannot pair a model with another model's reference by mistake.
+CARD_KEY = "monitoring_reference"
 
 
 @dataclass(frozen=True)
@@ -79,19 +86,30 @@ class Reference:
     model_sha256: str | None = None  # the model whose scores made `score`, when known
 
 
+def column_profiles(features: np.ndarray, bins: int = BINS) -> dict[str, Profile]:
+    """The profiles of raw inputs `features` (rows, INPUT_COLUMNS): they do not depend on
+    the model, so one set serves the references of several models."""
+    features = np.asarray(features, dtype=np.float64)
+    if features.ndim != 2 or features.shape[1] != len(INPUT_COLUMNS):
+        raise ValueError(f"expected (rows, {len(INPUT_COLUMNS)}) features, got "
+                         f"{features.shape}")
+    return {name: build_profile(features[:, i], bins) for i, name in enumerate(INPUT_COLUMNS)}
+
+
 def build_reference(features: np.ndarray, scores: np.ndarray,
-                    model_sha256: str | None = None, bins: int = BINS) -> Reference:
-    """The reference of raw inputs `features` (rows, INPUT_COLUMNS) and their `scores`."""
+                    model_sha256: str | None = None, bins: int = BINS,
+                    columns: dict[str, Profile] | None = None) -> Reference:
+    """The reference of raw inputs `features` (rows, INPUT_COLUMNS) and their `scores`;
+    `columns`: column_profiles(features) when already built."""
     features = np.asarray(features, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if features.ndim != 2 or features.shape[1] != len(INPUT_COLUMNS) \
             or len(scores) != len(features):
         raise ValueError(f"expected (rows, {len(INPUT_COLUMNS)}) features and one score per "
                          f"row, got {features.shape} and {scores.shape}")
-    columns = {name: build_profile(features[:, i], bins)
-               for i, name in enumerate(INPUT_COLUMNS)}
-    return Reference(columns=columns, score=build_profile(scores, bins), rows=len(features),
-                     bins=bins, model_sha256=model_sha256)
+    return Reference(columns=columns if columns is not None else column_profiles(features, bins),
+                     score=build_profile(scores, bins), rows=len(features), bins=bins,
+                     model_sha256=model_sha256)
 
 
 def _profile_json(profile: Profile) -> dict[str, Any]:
@@ -175,3 +193,38 @@ def read_reference(path: Path) -> Reference:
         raise PipelineError(f"{path}: not valid JSON "
                             f"({printable(str(error) or type(error).__name__, 200)})") from None
     return reference_from_json(data, str(path))
+
+
+def reference_from_card(card: dict[str, Any], label: str) -> Reference:
+    """The reference the export stage stored in the model card (`CARD_KEY`)."""
+    if CARD_KEY not in card:
+        raise PipelineError(f"{label}: the model card has no {CARD_KEY!r}; export the model "
+                            "again (dvc repro export), or pass --reference REF.json")
+    return reference_from_json(card[CARD_KEY], f"{label} ({CARD_KEY})")
+
+
+def check_reference_model(reference: Reference, model_sha256: str, model: str,
+                          label: str) -> None:
+    """A reference that names its model must be this model's: its score bins are that
+    model's scores, so another model's would report drift that is not there."""
+    if reference.model_sha256 is not None and reference.model_sha256 != model_sha256:
+        raise PipelineError(f"{label}: built for another model (its model_sha256 differs "
+                            f"from {model}'s); pass the card or reference exported with it")
+
+
+def model_reference_json(reference: Reference, built_from: dict[str, str]) -> dict[str, Any]:
+    """The reference stage's file: the reference and the sha256 of the files it scored."""
+    return {**reference_to_json(reference), BUILT_FROM: dict(sorted(built_from.items()))}
+
+
+def read_model_reference(path: Path, built_from: dict[str, str], stage: str) -> Reference:
+    """The reference stage's file for a model, if it was built from exactly `built_from`
+    (name -> sha256): else its score bins belong to other weights or calibration."""
+    data = read_json_file(path, stage)
+    found = data.get(BUILT_FROM) if isinstance(data, dict) else None
+    if not isinstance(found, dict) or found != dict(sorted(built_from.items())):
+        names = [name for name in built_from
+                 if not isinstance(found, dict) or found.get(name) != built_from[name]]
+        raise PipelineError(f"{path}: built from another {' and '.join(names) or 'model'} "
+                            f"than the one shipped; run the {stage} stage again")
+    return reference_from_json({k: v for k, v in data.items() if k != BUILT_FROM}, str(path))

@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import PipelineError, printable
 from ..schema import INPUT_COLUMNS
 from .drift import EMPTY_BIN_SHARE, MAJOR_PSI, MODERATE_PSI, band, psi, psi_noise_floor
 from .estimates import Tally, estimated, realised
@@ -67,24 +68,55 @@ class BatchMonitor:
         return result
 
 
+# The figures compared with the labels, and what flat_metrics calls them.
+ESTIMATED_FIGURES = ("frauds", "precision", "recall")
+# The columns of the drift table (the Drift chart's rows).
+DRIFT_COLUMNS = ("column", "psi", "band")
+
+
 def flat_metrics(report: dict[str, Any]) -> dict[str, float | int | None]:
-    """The report's numbers as one flat object, for `dvc metrics show/diff`: PSI per column
-    and of the score, the counts per band, and the estimated and realised figures with the
-    gap between them (estimated − realised, on the same rows)."""
+    """The report's headline numbers as one flat object, for `dvc metrics show/diff`: the
+    score's PSI, the largest column PSI, the columns per band, and each estimated figure
+    beside the realised one with the error (estimated − realised, on the same rows).
+    PSI per column stays in the report and the drift table: 29 more columns would crowd
+    `dvc exp show`."""
+    moderate_or_more, major = report["columns_moderate_or_more"], report["columns_major"]
     result: dict[str, float | int | None] = {
-        "rows": report["rows"], "psi_score": report[SCORE]["psi"],
-        "psi_max": report["psi_max"], "columns_moderate_or_more":
-            report["columns_moderate_or_more"], "columns_major": report["columns_major"]}
-    result.update({f"psi_{name}": entry["psi"] for name, entry in report["columns"].items()})
+        "rows": report["rows"], "threshold": report["threshold"],
+        "psi_score": report[SCORE]["psi"], "psi_max": report["psi_max"],
+        "columns_stable": len(report["columns"]) - moderate_or_more,
+        "columns_moderate": moderate_or_more - major, "columns_major": major}
     compared = report.get("estimated_on_labelled", report["estimated"])
-    for key in ("frauds", "flagged", "precision", "recall"):
-        result[f"estimated_{key}"] = compared[key]
+    result["flagged"] = compared["flagged"]  # counted, not estimated: no label needed
+    for key in ESTIMATED_FIGURES:
+        result[f"{key}_estimated"] = compared[key]
         if "realised" in report:
             truth = report["realised"][key]
-            result[f"realised_{key}"] = truth
-            result[f"gap_{key}"] = None if compared[key] is None or truth is None \
+            result[f"{key}_realised"] = truth
+            result[f"{key}_error"] = None if compared[key] is None or truth is None \
                 else compared[key] - truth
     return result
+
+
+def drift_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """One row per input column and one for the score (named SCORE), largest PSI first:
+    the table behind the Drift chart."""
+    entries = [(SCORE, report[SCORE]), *report["columns"].items()]
+    entries.sort(key=lambda item: -item[1]["psi"])
+    return [{"column": name, "psi": entry["psi"], "band": entry["band"]}
+            for name, entry in entries]
+
+
+def card_threshold(card: dict[str, Any] | None, label: str, fix: str) -> float:
+    """The card's single threshold: the estimates count the rows flagged at it. A card whose
+    rule flags per row (expected_cost with cost_fn `amount`) has none."""
+    threshold = (card or {}).get("threshold")
+    if isinstance(threshold, bool) or not isinstance(threshold, int | float) \
+            or not 0 <= threshold <= 1:
+        raise PipelineError(f"{label}: no single threshold between 0 and 1 in the model card "
+                            f"(threshold {printable(threshold)}); the label-free estimates "
+                            f"need one: {fix}")
+    return float(threshold)
 
 
 def _drift(reference_counts: np.ndarray, batch_counts: np.ndarray) -> dict[str, Any]:

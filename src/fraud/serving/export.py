@@ -13,14 +13,18 @@ The detector's input/output contract and the preprocessing it carries: contract.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ..calibrator import Calibrator
 from ..decision import EXPECTED_COST, Decision, expected_cost_threshold
 from ..errors import PipelineError
-from ..files import read_json_file
-from ..models import MODELS, STRATEGY_ALIASES
+from ..files import file_sha256, read_json_file
+from ..models import MODELS, STRATEGY_ALIASES, TRAIN_STAGES
+from ..monitoring.profile import CARD_KEY, Reference, reference_to_json
 from ..params import EvaluateParams
 from ..schema import FEATURES, INPUT_COLUMNS
 from .contract import INPUT_DTYPE, INPUT_NAME, OUTPUT_NAME, DetectorInfo
@@ -36,6 +40,7 @@ PREPROCESSING_STEPS = [
 ]
 PREDICT_COMMAND = ("python -m src.predict models/fraud_detector.onnx transactions.csv "
                    "-o scores.csv")
+MONITOR_COMMAND = "python -m src.monitor models/fraud_detector.onnx batch.csv"
 # Keys of evaluate.json that name the choice rather than measure the model.
 CHOICE_KEYS = ("model", "strategy", "chosen_by", "select_by")
 # The calibration figures evaluate_model writes into metrics/<model>.json (with `val_` twins
@@ -96,6 +101,41 @@ def read_calibrator(path: str | Path, model: str, stage: str) -> Calibrator:
     return Calibrator.from_dict({k: v for k, v in data.items() if k != "model"})
 
 
+def shipped_model(model: str, detector_path: Path, calibration_path: Path
+                  ) -> tuple[Any, Calibrator, DetectorInfo]:
+    """What export ships for `model`: its detector (checked as predict will check it, and
+    that it is this model's) with its calibrator appended; the calibrator; the detector's
+    metadata. A missing, corrupt or foreign file is one line naming the stage to run."""
+    import onnx
+
+    from .calibrated import calibrated_onnx
+    from .contract import read_detector_metadata
+    from .onnx_contract import DETECTOR
+    from .onnx_scoring import load_onnx
+
+    stage = TRAIN_STAGES[model]
+    detector = load_onnx(detector_path, stage, DETECTOR)
+    info = read_detector_metadata(detector.metadata, str(detector_path), stage)
+    if info.strategy != model:
+        raise PipelineError(f"{detector_path}: the detector of {info.strategy!r}, not of "
+                            f"{model!r}; run {stage} again (dvc repro {stage})")
+    calibrator = read_calibrator(calibration_path, model, "evaluate_model")
+    return calibrated_onnx(onnx.load(detector_path), calibrator), calibrator, info
+
+
+def shipped_scorer(model: str, detector_path: Path, calibration_path: Path
+                   ) -> tuple[Callable[[np.ndarray], np.ndarray], dict[str, str]]:
+    """The calibrated probabilities `model` would ship with, scored in memory, and the
+    sha256 of the files they come from (the card's `built_from`)."""
+    from .onnx_scoring import model_in_memory
+
+    shipped, _, _ = shipped_model(model, detector_path, calibration_path)
+    score = model_in_memory(shipped.SerializeToString(deterministic=True),
+                            f"{model} calibrated", "run the reference stage again")
+    return score, {"detector": file_sha256(detector_path),
+                   "calibration": file_sha256(calibration_path)}
+
+
 def calibration_card(calibrator: Calibrator, metrics: dict[str, Any],
                      source: str) -> dict[str, Any]:
     """The card's `calibration`: the method, its parameters (the calibrator's JSON, as in the
@@ -128,19 +168,24 @@ USAGE = {
                             f"tensor '{INPUT_NAME}' of shape [rows, {len(INPUT_COLUMNS)}], read "
                             f"the float64 tensor '{OUTPUT_NAME}' of shape [rows, 1]",
     "command_line": PREDICT_COMMAND + "  # CSV or CSV.gz in, probability and flagged out",
+    "monitor": MONITOR_COMMAND + "  # drift and label-free estimates against "
+               f"{CARD_KEY}",
 }
 
 
 def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
                shipped: tuple[str, str], sources: dict[str, tuple[str, str]],
                calibration: dict[str, Any], decision: Decision,
-               raw_csv: str | Path, raw_sha256: str) -> dict[str, Any]:
+               raw_csv: str | Path, raw_sha256: str, reference: Reference,
+               importance: dict[str, Any]) -> dict[str, Any]:
     """The JSON card beside the model: what it is, what it was trained on, how it is
     calibrated, how to use it.
 
     `shipped`: (file name, sha256) of the calibrated `.onnx`; `sources`: what it was built
     from, name -> (path, sha256): the model's detector (from its train_* stage) and evaluate_model's
-    calibrator. Deterministic (no timestamps), so equal exports give equal cards.
+    calibrator. `reference`: the training split's profile for monitoring (monitoring/);
+    `importance`: the model's top features (evaluation/importance.py). Deterministic (no
+    timestamps), so equal exports give equal cards.
     """
     return {
         "model": model,
@@ -174,6 +219,8 @@ def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
                          if key not in CHOICE_KEYS and not key.startswith("val_")},
         "validation_metrics": {key: value for key, value in sorted(choice.items())
                                if key.startswith("val_")},
+        "importance": importance,
+        CARD_KEY: reference_to_json(reference),
         "versions": dict(sorted(info.versions.items())),
         "usage": dict(USAGE),
     }

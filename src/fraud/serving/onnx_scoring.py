@@ -73,6 +73,13 @@ class OnnxModel:
                           self.fix, first_row)
 
 
+def model_in_memory(content: bytes, label: str, fix: str) -> OnnxModel:
+    """A model this process built (not read from a file: no checks), ready to score:
+    the reference stage scores what export will ship before it is written."""
+    return OnnxModel(ort.InferenceSession(content, sess_options=session_options(),
+                                          providers=["CPUExecutionProvider"]), label, fix)
+
+
 def session_options(threads: int = ONNX_THREADS) -> ort.SessionOptions:
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads

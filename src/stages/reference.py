@@ -1,0 +1,71 @@
+"""Stage reference: what monitoring compares new data with, for each model that may ship.
+
+Per model, the training split's profile: quantile bins of every raw input (V1 … V28,
+Amount) and of the calibrated probability that model would ship with (its detector with
+its calibrator appended, exactly as export builds it), scored on the training rows with
+ONNX Runtime (no TensorFlow, no scikit-learn). Built here, once per training, rather than in
+export, which reruns on every `dvc exp run -S train.strategy=...` and only copies the
+chosen model's reference into the card (reading and scoring the ~180k training rows costs
+about a second). Each file names the sha256 of the detector and calibration it scored, so
+export can tell a stale one."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+from src.fraud.cli import model_pattern, parser, run
+
+log = logging.getLogger("reference")
+
+
+def main(argv: Sequence[str]) -> None:
+    cli = parser(__doc__)
+    cli.add_argument("--models", required=True, type=lambda text: tuple(text.split(",")),
+                     help="the models that may ship, comma-separated")
+    cli.add_argument("--onnx", required=True, type=model_pattern,
+                     help="the detectors, e.g. models/detector/{model}.onnx")
+    cli.add_argument("--calibration", required=True, type=model_pattern,
+                     help="the calibrators, e.g. models/calibration/{model}.json")
+    cli.add_argument("--train", required=True, type=Path,
+                     help="the training split's table (its raw columns are profiled)")
+    cli.add_argument("--out", required=True, type=model_pattern,
+                     help="each model's reference, e.g. models/reference/{model}.json")
+    args = cli.parse_args(argv)
+
+    from src.fraud.errors import PipelineError
+    from src.fraud.files import outputs, remove_outputs, write_json
+    from src.fraud.models import MODELS
+
+    unknown = [name for name in args.models if name not in MODELS]
+    if unknown:
+        raise PipelineError(f"--models: {', '.join(unknown)} not among {', '.join(MODELS)}")
+    written = {name: Path(args.out.format(model=name)) for name in args.models}
+    remove_outputs(*written.values())
+
+    from src.fraud.data.columns import read_columns
+    from src.fraud.monitoring import profile
+    from src.fraud.params import load_params
+    from src.fraud.schema import INPUT_COLUMNS
+    from src.fraud.serving.export import shipped_scorer
+
+    load_params(args.params)  # checked, as by every stage (this one reads none)
+    train = read_columns(args.train, "split", INPUT_COLUMNS)
+    columns = profile.column_profiles(train)
+    references = {}
+    for name in args.models:
+        score, built_from = shipped_scorer(name, Path(args.onnx.format(model=name)),
+                                           Path(args.calibration.format(model=name)))
+        references[name] = profile.model_reference_json(
+            profile.build_reference(train, score(train), columns=columns), built_from)
+    for path in written.values():
+        path.parent.mkdir(parents=True, exist_ok=True)
+    with outputs() as out:
+        for name, data in references.items():
+            write_json(out.path(written[name]), data)
+    log.info("%s: %d training rows, %d models", args.out, len(train), len(references))
+
+
+if __name__ == "__main__":
+    run(main)
