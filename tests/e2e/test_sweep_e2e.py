@@ -26,8 +26,11 @@ from src.fraud.experiments.show import MODELS
 from src.fraud.models import STRATEGIES
 from tests.synthetic_project import copy_project, dvc, env, sh
 
-# --poll 2: each `dvc queue status` costs ~0.5 s of CPU, and three sweeps share 2 cores.
-SWEEP = [sys.executable, "-m", "src.sweep", "--seed-list", "42,43", "--poll", "2"]
+# --poll 2: a finished experiment is seen by its ref (one git call). --status-every 60: each
+# `dvc queue status` costs ~0.7 s of CPU, three sweeps share 2 cores with the rest of the
+# suite, and no experiment here fails (tests/e2e/test_sweep_queue_e2e.py covers failures).
+SWEEP = [sys.executable, "-m", "src.sweep", "--seed-list", "42,43", "--poll", "2",
+         "--status-every", "60"]
 
 
 def _origin(root: Path, built: Path) -> tuple[Path, Path]:
@@ -53,8 +56,13 @@ def _sweep(repo: Path, *args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
+# Generous: three sweeps share the CPU with the rest of the suite, and a busy machine can
+# triple their time; a sweep that hangs still fails.
+SWEEP_TIMEOUT_S = 1800
+
+
 def _finish(process: subprocess.Popen[str]) -> str:
-    out, err = process.communicate(timeout=600)
+    out, err = process.communicate(timeout=SWEEP_TIMEOUT_S)
     assert process.returncode == 0, (out[-2000:], err[-4000:])
     return err
 

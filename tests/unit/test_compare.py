@@ -6,6 +6,7 @@ CLI's argument errors."""
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import os
@@ -346,7 +347,7 @@ def test_experiments_from_show_rejects_other_formats() -> None:
 # ---------------------------------------------------------------------------- the CLI
 
 
-@pytest.mark.parametrize("args, fragment", [
+CLI_ERRORS = [
     (["--seeds", "1"], "at least 2 seeds"),
     (["--seed-list", "4,4"], "repeated"),
     (["--seeds", "3", "--set", "seed=1"], "--seeds or --seed-list"),
@@ -357,16 +358,39 @@ def test_experiments_from_show_rejects_other_formats() -> None:
     (["--seeds", "3", "--grid", "a.b=1,2", "--set", "a.b=3"], "both in --grid and --set"),
     (["--seeds", "3", "--shard", "3/2"], "--shard"),
     (["--seeds", "3", "--report-only", "--push", "origin"], "--report-only"),
-])
-@pytest.mark.parametrize("module", ["src.sweep", "src.compare_seeds"])
-def test_cli_argument_errors_are_one_line(args, fragment, module) -> None:
-    # Fails before any dvc command: safe to run in the project itself.
+]
+CLI_MODULES = ["src.sweep", "src.compare_seeds"]
+
+
+def assert_one_usage_line(status: int | str | None, stderr: str, fragment: str) -> None:
+    assert status == 2, stderr  # an argument error, as argparse's own
+    lines = stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+
+
+@pytest.mark.parametrize("args, fragment", CLI_ERRORS)
+@pytest.mark.parametrize("module", CLI_MODULES)
+def test_cli_argument_errors_are_one_line(args, fragment, module, capsys,
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process, through cli.run as `python -m` runs it (a process per case costs ~0.7 s
+    of imports; test_cli_argument_error_in_a_process runs one of them for real)."""
+    from src.fraud.cli import run
+
+    monkeypatch.chdir(REPO)  # fails before any dvc command: safe in the project itself
+    main = importlib.import_module(module).main
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as stopped:
+        run(main, args)
+    assert_one_usage_line(stopped.value.code, capsys.readouterr().err, fragment)
+
+
+@pytest.mark.parametrize("module", CLI_MODULES)
+def test_cli_argument_error_in_a_process(module) -> None:
+    args, fragment = CLI_ERRORS[0]
     done = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO,
                           capture_output=True, text=True,
                           env={**os.environ, "DVC_NO_ANALYTICS": "1"})
-    assert done.returncode == 2, done.stderr  # an argument error, as argparse's own
-    lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0], lines
+    assert_one_usage_line(done.returncode, done.stderr, fragment)
 
 
 def test_cli_outside_a_git_repository(tmp_path: Path, stage_error) -> None:
