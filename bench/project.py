@@ -155,8 +155,9 @@ class Project:
     """A throw-away copy of the pipeline with its own git repository and DVC cache."""
 
     def __init__(self, path: Path, source: DataSource, params: dict[str, Any] | None = None,
-                 root: Path = ROOT) -> None:
+                 root: Path = ROOT, rss_interval: float = 0.05) -> None:
         self.path = path
+        self.rss_interval = rss_interval  # s between memory samples of a measured command
         self.source = source
         self.shim = install_shim(path.parent / f".{path.name}-bin")
         self.stage_log = path.parent / f".{path.name}-stages.jsonl"
@@ -217,7 +218,7 @@ class Project:
         proc = subprocess.Popen(argv, cwd=self.path, env={**self.env(), **(env_extra or {})},
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-        sampler = RssSampler(proc.pid)
+        sampler = RssSampler(proc.pid, self.rss_interval)
         sampler.start()
         try:
             stdout, stderr = proc.communicate(timeout=timeout)

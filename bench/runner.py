@@ -97,7 +97,9 @@ class Bench:
             self.counter += 1
             path = self.work / f"{self.counter:02d}-{label}" / "project"
         path.mkdir(parents=True)
-        return Project(path, source or self.source, {**self.base_params, **(params or {})})
+        # --smoke measures nothing: sample memory 5× less often (the sampler's own CPU).
+        return Project(path, source or self.source, {**self.base_params, **(params or {})},
+                       rss_interval=0.25 if self.smoke else 0.05)
 
     def fixed_params(self) -> dict[str, Any]:
         """Every strategy runs exactly --epochs epochs (patience = epochs: never stops)."""

@@ -30,6 +30,17 @@ class Scored:
     amounts: np.ndarray | None = None
 
 
+def _require_keras_archive(path: Path, stage_hint: str) -> None:
+    """A `.keras` file is a zip archive: anything else fails here, in one line, without
+    importing TensorFlow (~5 s) to find out."""
+    import zipfile
+
+    require_file(path, stage_hint, "model")
+    if not zipfile.is_zipfile(path):
+        raise PipelineError(f"{path}: not a loadable Keras model (not a .keras zip archive); "
+                            f"run the {stage_hint} stage again")
+
+
 def load_scorer(path: str | Path, stage_hint: str, batch_size: int) -> Scorer:
     """Fraud probabilities (float64, 1-D) from a saved model, by its file type: `.onnx`
     (ONNX Runtime), `.skops` (a scikit-learn peer) or `.keras` (imports TensorFlow)."""
@@ -44,7 +55,7 @@ def load_scorer(path: str | Path, stage_hint: str, batch_size: int) -> Scorer:
         return lambda features: check_probabilities(peer_scores(peer, features), str(path),
                                                     f"run the {stage_hint} stage again")
     if path.suffix == ".keras":
-        require_file(path, stage_hint, "model")  # before TensorFlow's ~5 s import
+        _require_keras_archive(path, stage_hint)  # before TensorFlow's ~5 s import
         from ..training import network as keras_model
         network = keras_model.load_model(path, stage_hint)
         return lambda features: check_probabilities(
@@ -71,7 +82,7 @@ def load_logit_scorer(path: str | Path, stage_hint: str, batch_size: int
         return (lambda features: check_logits(peer_logits(peer, features), str(path), fix),
                 getattr(peer, "class_weight", None) == "balanced")
     if path.suffix == ".keras":
-        require_file(path, stage_hint, "model")  # before TensorFlow's ~5 s import
+        _require_keras_archive(path, stage_hint)  # before TensorFlow's ~5 s import
         from ..training import network as keras_model
         network = keras_model.load_model(path, stage_hint)
         return (lambda features: check_logits(
