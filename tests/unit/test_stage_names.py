@@ -185,3 +185,13 @@ def test_the_checks_find_wrong_names(tmp_path: Path) -> None:
 ])
 def test_readme_mentions_are_found(text: str, expected: set[str]) -> None:
     assert mentions_in_readme(text) == expected
+
+
+def test_lock_file_holds_only_current_stages() -> None:
+    """DVC keeps a dvc.lock entry for a stage that left dvc.yaml (renamed, merged): dead
+    weight every DVC command parses again and again. The committed lock has none."""
+    import yaml
+
+    locked = set(yaml.safe_load((ROOT / "dvc.lock").read_text(encoding="utf-8"))["stages"])
+    current = set(stage_names(ROOT / "dvc.yaml"))
+    assert locked <= current, f"stale entries: {sorted(locked - current)}"
