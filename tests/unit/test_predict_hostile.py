@@ -182,8 +182,12 @@ def test_process_substitution_is_read(model: Path, tmp_path: Path) -> None:
 def test_a_signal_mid_run_leaves_no_temporary(signum: int, status: int, message: str,
                                               model: Path, tmp_path: Path) -> None:
     out = tmp_path / "scores.csv"
+    # A shell starts background jobs with SIGINT ignored, and Python keeps an ignored SIGINT
+    # ignored: give the child the default disposition, as a terminal's foreground job has,
+    # whatever started pytest.
     process = predict_process(model, "-", "-o", out, "--threshold", "0.5", "--chunk-size",
-                              "100", stdin=subprocess.PIPE)
+                              "100", stdin=subprocess.PIPE,
+                              preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     assert process.stdin is not None
     process.stdin.write(",".join(INPUT_COLUMNS) + "\n" + ("0.5," * 28 + "1\n") * 2_000)
     process.stdin.flush()  # the rest never comes: predict waits, mid-file, its output open
