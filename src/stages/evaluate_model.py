@@ -59,17 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
 
-    from src.fraud.errors import PipelineError
     from src.fraud.files import outputs, read_json_file, remove_outputs
-    from src.fraud.models import TRAIN_STAGES
+    from src.fraud.models import require_models
 
     names = [name for name, _ in args.models]
-    if len(set(names)) != len(names):
-        raise PipelineError(f"--model: a model named twice ({', '.join(names)})")
-    unknown = [name for name in names if name not in TRAIN_STAGES]
-    if unknown:
-        raise PipelineError(f"--model: unknown model {unknown[0]!r}: expected one of "
-                            f"{', '.join(TRAIN_STAGES)}")
+    require_models(names, "--model")
     paths = {name: {output: Path(getattr(args, output.replace("-", "_")).format(model=name))
                     for output in OUTPUTS} for name in names}
     remove_outputs(*(path for files in paths.values() for path in files.values()))

@@ -32,13 +32,10 @@ def main(argv: Sequence[str]) -> None:
                      help="the top columns per model (flat JSON per model)")
     args = cli.parse_args(argv)
 
-    from src.fraud.errors import PipelineError
     from src.fraud.files import outputs, remove_outputs, write_json
-    from src.fraud.models import MODELS, TRAIN_STAGES
+    from src.fraud.models import TRAIN_STAGES, require_models
 
-    unknown = [name for name in args.models if name not in MODELS]
-    if unknown:
-        raise PipelineError(f"--models: {', '.join(unknown)} not among {', '.join(MODELS)}")
+    require_models(args.models, "--models")
     tables = {name: Path(args.table.format(model=name)) for name in args.models}
     remove_outputs(args.metrics, *tables.values())
 

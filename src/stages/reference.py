@@ -34,13 +34,10 @@ def main(argv: Sequence[str]) -> None:
                      help="each model's reference, e.g. models/reference/{model}.json")
     args = cli.parse_args(argv)
 
-    from src.fraud.errors import PipelineError
     from src.fraud.files import outputs, remove_outputs, write_json
-    from src.fraud.models import MODELS
+    from src.fraud.models import require_models
 
-    unknown = [name for name in args.models if name not in MODELS]
-    if unknown:
-        raise PipelineError(f"--models: {', '.join(unknown)} not among {', '.join(MODELS)}")
+    require_models(args.models, "--models")
     written = {name: Path(args.out.format(model=name)) for name in args.models}
     remove_outputs(*written.values())
 

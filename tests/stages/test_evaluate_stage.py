@@ -249,7 +249,7 @@ def test_evaluate_without_a_model_metrics_names_the_stage(tmp_path, write_params
 @pytest.mark.parametrize(("models", "expected", "status"), [
     (["--model", "baseline"], "expected NAME=PATH", 2),
     (["--model", "baseline=a.onnx", "--model", "baseline=b.onnx"], "a model named twice", 1),
-    (["--model", "forest=f.onnx"], "unknown model 'forest'", 1),
+    (["--model", "forest=f.onnx"], "--model: 'forest' not among baseline", 1),
 ], ids=["no-path", "twice", "unknown"])
 def test_bad_model_list_is_one_line(inputs, tmp_path, write_params, run_stage, models,
                                     expected, status) -> None:

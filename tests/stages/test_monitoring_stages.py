@@ -176,7 +176,7 @@ def test_monitor_fails_in_one_line_and_writes_nothing(
 
 @pytest.mark.parametrize(("stage", "models", "fragment"), [
     ("reference", "logreg,gbdt", "gbdt.onnx: model not found; run the train_gbdt stage"),
-    ("reference", "xgboost", "--models: xgboost not among baseline"),
+    ("reference", "xgboost", "--models: 'xgboost' not among baseline"),
     ("importance", "logreg,gbdt", "gbdt.onnx: model not found; run the train_gbdt stage"),
 ], ids=["reference-missing-detector", "reference-unknown-model",
         "importance-missing-detector"])
