@@ -1,10 +1,12 @@
 """Stage evaluate_model: for each model, its calibration (fitted on validation), its threshold
 (chosen on validation), its test metrics on the calibrated probabilities with 95 % bootstrap
 intervals, curves, reliability curve and confusion matrix. The only stage that reads the test
-split, and only to report. No TensorFlow: models give their logit through ONNX Runtime
-(networks, final Sigmoid cut) or scikit-learn (peers' decision_function).
+split, and only to report. No TensorFlow: every model gives its logit through ONNX Runtime,
+a network on the scaled features (final Sigmoid cut), a peer as its detector ships (raw
+transactions in: the same preprocessing, float64 trees or linear model, sigmoid cut); a
+`.skops` or `.keras` file is scored by scikit-learn or Keras instead.
 
-One process for every model: the imports (scikit-learn, skops, matplotlib) cost far more than
+One process for every model: the imports (scikit-learn, matplotlib) cost far more than
 evaluating a model (bench/NOTES.md), so five stages paid them five times. Each model's outputs
 are its own files (`{model}` in the output patterns)."""
 
@@ -42,12 +44,13 @@ def build_parser() -> argparse.ArgumentParser:
     cli = parser(__doc__)
     cli.add_argument("--model", required=True, action="append", type=model_file,
                      dest="models", metavar="NAME=PATH",
-                     help="a model to evaluate (.onnx, .skops or .keras); repeat for each")
+                     help="a model to evaluate (.onnx: a network or a detector; .skops or "
+                          ".keras); repeat for each")
     for split in ("val", "test"):
         cli.add_argument(f"--{split}-features", required=True, type=Path)
         cli.add_argument(f"--{split}-labels", required=True, type=Path)
         cli.add_argument(f"--{split}-table", required=True, type=Path,
-                         help="split table, for transaction amounts")
+                         help="split table: raw transactions (for detectors) and amounts")
     cli.add_argument("--data-summary", required=True, type=Path,
                      help="the split stage's counts (metrics/data.json): the prior's beta")
     for output, what in OUTPUTS.items():
@@ -69,18 +72,13 @@ def main(argv: Sequence[str]) -> None:
     remove_outputs(*(path for files in paths.values() for path in files.values()))
 
     from src.fraud.data.arrays import load_split
-    from src.fraud.data.prepare import read_table
     from src.fraud.params import load_params
 
     params = load_params(args.params)
-    splits = {}
-    for split in ("val", "test"):
-        features, labels = load_split(getattr(args, f"{split}_features"),
-                                      getattr(args, f"{split}_labels"))
-        amounts = None
-        if params.evaluate.cost_fn == "amount":
-            amounts = read_table(getattr(args, f"{split}_table"), "split")["Amount"].to_numpy()
-        splits[split] = (features, labels, amounts)
+    splits = {split: _Split(*load_split(getattr(args, f"{split}_features"),
+                                        getattr(args, f"{split}_labels")),
+                            getattr(args, f"{split}_table"))
+              for split in ("val", "test")}
     data_summary = read_json_file(args.data_summary, "split")
 
     # Every model is evaluated before anything is written: all files or none.
@@ -91,16 +89,50 @@ def main(argv: Sequence[str]) -> None:
             _write(out, paths[name], name, evaluation, params)
 
 
-def _evaluate(name: str, path: Path, splits: dict[str, Any], data_summary: Any,
+class _Split:
+    """One split as the models take it: the scaled features, or (read once, when a detector
+    asks) the raw transactions of its table, the same rows in the same order."""
+
+    def __init__(self, features: Any, labels: Any, table: Path) -> None:
+        self.features, self.labels, self.table = features, labels, table
+        self._raw: Any = None
+
+    def raw(self) -> Any:
+        if self._raw is None:
+            from src.fraud.data.columns import read_columns
+            from src.fraud.errors import PipelineError
+            from src.fraud.schema import INPUT_COLUMNS
+
+            self._raw = read_columns(self.table, "split", list(INPUT_COLUMNS))
+            if len(self._raw) != len(self.labels):
+                raise PipelineError(f"{self.table}: {len(self._raw):,} rows, but its labels "
+                                    f"have {len(self.labels):,}; run the split and scale "
+                                    "stages again")
+        return self._raw
+
+    def amounts(self, params: Any) -> Any:
+        """The transactions' amounts when a missed fraud costs its amount, else None."""
+        if params.evaluate.cost_fn != "amount":
+            return None
+        from src.fraud.schema import INPUT_COLUMNS
+
+        return self.raw()[:, list(INPUT_COLUMNS).index("Amount")]
+
+
+def _evaluate(name: str, path: Path, splits: dict[str, _Split], data_summary: Any,
               params: Any) -> Any:
     from src.fraud.evaluation import choice, model_evaluation
     from src.fraud.models import TRAIN_STAGES
 
-    logit_of, balanced = choice.load_logit_scorer(path, TRAIN_STAGES[name],
-                                                  params.evaluate.batch_size)
+    scorer = choice.load_logit_scorer(path, TRAIN_STAGES[name], params.evaluate.batch_size)
+    # A detector does not record its class weights: the params it was trained with do.
+    balanced = scorer.balanced if scorer.balanced is not None else (
+        name == "logreg" and params.logreg.class_weight == "balanced")
     beta = model_evaluation.prior_beta(name, data_summary, balanced)
-    logits = {split: model_evaluation.Logits(labels, logit_of(features), amounts)
-              for split, (features, labels, amounts) in splits.items()}
+    logits = {split: model_evaluation.Logits(
+                  data.labels, scorer.logit(data.raw() if scorer.raw_input else data.features),
+                  data.amounts(params))
+              for split, data in splits.items()}
     evaluation = model_evaluation.evaluate_calibrated(logits["val"], logits["test"], params,
                                                       beta)
     _log(name, evaluation.metrics)

@@ -97,6 +97,16 @@ def test_detector_parity(trained: dict[str, Any]) -> None:
     np.testing.assert_array_equal(got, network(trained["features"]))
 
 
+def test_either_contract_by_the_input_name(trained: dict[str, Any]) -> None:
+    """evaluate_model's files: a network (scaled features) or a detector (raw rows), told
+    apart by the input's name; either scores as it does under its own contract."""
+    network = load_onnx(trained["network_onnx_path"], "train", None)
+    detector = load_onnx(trained["detector_onnx_path"], "train", None)
+    assert network.input_name == NETWORK.input_name
+    assert detector.input_name == DETECTOR.input_name
+    np.testing.assert_array_equal(network(trained["features"]), detector(trained["inputs"]))
+
+
 def test_batches_do_not_change_the_scores(trained: dict[str, Any]) -> None:
     inputs = np.concatenate([trained["inputs"]] * 3)  # 150,012 rows: three batches
     assert len(inputs) > 2 * BATCH_ROWS

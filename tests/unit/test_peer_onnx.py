@@ -261,3 +261,37 @@ def test_a_calibrated_peer_equals_the_calibrator_on_scikit_learns_logit(
     expected = calibrator(model.decision_function(data["features"]["test"]))
     tolerance = TREE_TOLERANCE if name == "gbdt" else LOGREG_SKLEARN_TOLERANCE
     np.testing.assert_allclose(got[:, 0], expected, rtol=0, atol=tolerance)
+
+
+@pytest.mark.parametrize("name", ["logreg", "gbdt"])
+def test_evaluation_scores_a_peer_through_its_detector(name: str, models: dict[str, Any],
+                                                       data: dict[str, Any],
+                                                       tmp_path: Any) -> None:
+    """evaluate_model's loader takes a peer's detector file as it ships: raw transactions in
+    (it says so), the logit out (its sigmoid cut), scikit-learn's decision value to the
+    tolerances above; the class weights are not in the file (None: the caller's params)."""
+    from src.fraud.evaluation.choice import load_logit_scorer
+
+    path = tmp_path / f"{name}.onnx"
+    path.write_bytes(peer_detector(models[name], data["stats"], EPS).SerializeToString())
+    scorer = load_logit_scorer(path, f"train_{name}", 1024)
+    assert scorer.raw_input and scorer.balanced is None
+    tolerance = TREE_TOLERANCE if name == "gbdt" else LOGREG_SKLEARN_TOLERANCE
+    np.testing.assert_allclose(scorer.logit(data["raw"]["test"]),
+                               models[name].decision_function(data["features"]["test"]),
+                               rtol=0, atol=tolerance)
+
+
+def test_a_detector_fed_the_scaled_features_is_refused(models: dict[str, Any],
+                                                      data: dict[str, Any],
+                                                      tmp_path: Any) -> None:
+    """The input's name decides which contract a file is held to, not which arrays fit."""
+    from src.fraud.serving.onnx_contract import NETWORK, claimed_contract
+
+    content = peer_detector(models["logreg"], data["stats"], EPS).SerializeToString()
+    assert claimed_contract(content) == DETECTOR
+    assert claimed_contract(b"not a model") == DETECTOR
+    path = tmp_path / "logreg.onnx"
+    path.write_bytes(content)
+    with pytest.raises(PipelineError, match="it is not a trained network"):
+        load_onnx(path, "train_logreg", NETWORK)

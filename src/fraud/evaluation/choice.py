@@ -65,28 +65,43 @@ def load_scorer(path: str | Path, stage_hint: str, batch_size: int) -> Scorer:
                         ".skops or .keras")
 
 
-def load_logit_scorer(path: str | Path, stage_hint: str, batch_size: int
-                      ) -> tuple[Scorer, bool]:
-    """The model's logit (float64, 1-D) from a saved model, by file type as `load_scorer`,
-    and whether it was trained with balanced class weights (a peer's own setting; the
-    networks' strategy is their name). Calibration maps the logit to a probability."""
+@dataclass(frozen=True)
+class LogitScorer:
+    """A saved model's logit (float64, 1-D) and what scoring and calibrating it needs."""
+    logit: Scorer
+    # Whether it was trained with balanced class weights: a peer's own setting (the
+    # networks' strategy is their name); None when the file does not say (an ONNX detector).
+    balanced: bool | None
+    # It takes raw transactions (V1..V28, Amount: a detector, as it ships) rather than the
+    # scaled features the scale stage writes.
+    raw_input: bool
+
+
+def load_logit_scorer(path: str | Path, stage_hint: str, batch_size: int) -> LogitScorer:
+    """The model's logit from a saved model, by file type as `load_scorer`. An `.onnx` file
+    is a trained network (scaled features in) or a detector (raw transactions in), by its
+    input's name. Calibration maps the logit to a probability."""
     path = Path(path)
     fix = f"run the {stage_hint} stage again"
     if path.suffix == ".onnx":
-        from ..serving.onnx_contract import NETWORK
+        from ..serving.contract import INPUT_NAME
         from ..serving.onnx_scoring import load_onnx
-        return load_onnx(path, stage_hint, NETWORK, logit=True), False
+        model = load_onnx(path, stage_hint, None, logit=True)
+        raw = model.input_name == INPUT_NAME
+        return LogitScorer(model, None if raw else False, raw)
     if path.suffix == ".skops":
         from ..training.peers import load_peer, peer_logits
         peer = load_peer(path, stage_hint)
-        return (lambda features: check_logits(peer_logits(peer, features), str(path), fix),
-                getattr(peer, "class_weight", None) == "balanced")
+        return LogitScorer(
+            lambda features: check_logits(peer_logits(peer, features), str(path), fix),
+            getattr(peer, "class_weight", None) == "balanced", False)
     if path.suffix == ".keras":
         _require_keras_archive(path, stage_hint)  # before TensorFlow's ~5 s import
         from ..training import network as keras_model
         network = keras_model.load_model(path, stage_hint)
-        return (lambda features: check_logits(
-            keras_model.predict_logit(network, features, batch_size), str(path), fix), False)
+        return LogitScorer(lambda features: check_logits(
+            keras_model.predict_logit(network, features, batch_size), str(path), fix),
+            False, False)
     raise PipelineError(f"{path}: unknown model type {path.suffix!r}; expected .onnx, "
                         ".skops or .keras")
 

@@ -71,6 +71,20 @@ DETECTOR = Contract("an exported fraud model (raw transactions in: pass "
                     len(INPUT_COLUMNS))
 
 
+def claimed_contract(content: bytes) -> Contract:
+    """NETWORK if the model's input is named as a trained network's (scaled features), else
+    DETECTOR (raw transactions): what a caller that takes either scores it with.
+    `check_model_bytes` then holds the file to the whole contract (a file that does not
+    parse is reported there)."""
+    try:
+        graph = onnx.load_model_from_string(content).graph
+    except Exception:  # protobuf's DecodeError and friends: check_model_bytes says it
+        return DETECTOR
+    stored = {tensor.name for tensor in graph.initializer}
+    names = [value.name for value in graph.input if value.name not in stored]
+    return NETWORK if names == [NETWORK.input_name] else DETECTOR
+
+
 def _fail(path: Path, problem: str, fix: str) -> PipelineError:
     return PipelineError(f"{path}: {problem}; {fix}")
 

@@ -20,7 +20,7 @@ import numpy as np
 import onnxruntime as ort
 
 from ..errors import PipelineError, check_logits, check_probabilities, first_line, require_file
-from .onnx_contract import MAX_MODEL_BYTES, Contract, check_model_bytes
+from .onnx_contract import MAX_MODEL_BYTES, Contract, check_model_bytes, claimed_contract
 
 # One thread: the network is two small matrix products per row, so a second thread mostly
 # adds hand-offs on these shared 2-core machines, and one setting gives the same numbers on
@@ -92,12 +92,14 @@ def session_options(threads: int = ONNX_THREADS) -> ort.SessionOptions:
     return options
 
 
-def load_onnx(path: str | Path, stage_hint: str, contract: Contract, logit: bool = False
-              ) -> OnnxModel:
+def load_onnx(path: str | Path, stage_hint: str, contract: Contract | None,
+              logit: bool = False) -> OnnxModel:
     """Loads an `.onnx` model for scoring once it has passed the contract's checks; a
     missing, corrupt or foreign file is a one-line PipelineError that names the stage to
-    (re)run. The result is a Callable[[np.ndarray], np.ndarray]. `logit`: the model's final
-    Sigmoid is cut off, so it returns the logit (calibration works on it, in float64)."""
+    (re)run. The result is a Callable[[np.ndarray], np.ndarray]. `contract` None: a trained
+    network or a detector, whichever the model's input name claims (`input_name` then
+    tells the caller which). `logit`: the model's final Sigmoid is cut off, so it returns
+    the logit (calibration works on it, in float64)."""
     path = require_file(path, stage_hint, "model")
     fix = f"run the {stage_hint} stage again"
     size = path.stat().st_size
@@ -105,6 +107,8 @@ def load_onnx(path: str | Path, stage_hint: str, contract: Contract, logit: bool
         raise PipelineError(f"{path}: {size:,} bytes, over the {MAX_MODEL_BYTES:,} a fraud "
                             f"model may have; {fix}")
     content = path.read_bytes()
+    if contract is None:
+        contract = claimed_contract(content)
     check_model_bytes(content, path, contract, fix)
     if logit:
         import onnx
