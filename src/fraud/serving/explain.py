@@ -373,38 +373,44 @@ class BaselineTreeExplainer:
         """Adds one tree's value to logit and its Shapley values to phi.
 
         Depth first; per row: can it reach the node for some coalition, which features must
-        follow x (A) and which the reference (B) on the way."""
+        follow x (A) and which the reference (B) on the way. Each branch carries only the
+        rows that can still reach it (their indices and their A, B): a leaf deep in a tree
+        costs what its few rows cost, not what all rows do (the importance stage, real data:
+        5.4 -> 1.8 CPU-s, the same bytes out)."""
         e, rows, n = self.ensemble, len(x), x.shape[1]
-        stack = [(root, False, np.ones(rows, bool), np.zeros((rows, n), bool),
+        stack = [(root, False, np.arange(rows), np.zeros((rows, n), bool),
                   np.zeros((rows, n), bool))]
         while stack:
-            node, is_leaf, alive, in_a, in_b = stack.pop()
+            node, is_leaf, index, in_a, in_b = stack.pop()
             if is_leaf:
-                self._credit(float(e.leaf_weight[node]), alive, in_a, in_b, phi, logit)
+                self._credit(float(e.leaf_weight[node]), index, in_a, in_b, phi, logit)
                 continue
             f = int(e.feature[node])
-            x_true, r_true = e.goes_true(x, node), bool(e.goes_true(reference, node)[0])
+            x_true, r_true = e.goes_true(x[index], node), bool(e.goes_true(reference, node)[0])
             for side, child, leaf in ((True, e.true_id[node], e.true_leaf[node]),
                                       (False, e.false_id[node], e.false_leaf[node])):
                 x_side, r_side = x_true == side, r_true == side
-                a, b = in_a.copy(), in_b.copy()
-                a[:, f] |= x_side & (not r_side)  # only x goes this way: f must follow x
-                b[:, f] |= ~x_side & r_side       # only r goes this way: f must follow r
-                still = alive & (x_side | r_side) & ~(a[:, f] & b[:, f])
+                only_x = x_side & (not r_side)  # only x goes this way: f must follow x
+                only_r = ~x_side & r_side       # only r goes this way: f must follow r
+                still = (x_side | r_side) & ~((in_a[:, f] | only_x) & (in_b[:, f] | only_r))
                 if still.any():
-                    stack.append((int(child), bool(leaf), still, a, b))
+                    a, b = in_a[still], in_b[still]
+                    a[:, f] |= only_x[still]
+                    b[:, f] |= only_r[still]
+                    stack.append((int(child), bool(leaf), index[still], a, b))
 
     @staticmethod
-    def _credit(value: float, alive: np.ndarray, in_a: np.ndarray, in_b: np.ndarray,
+    def _credit(value: float, index: np.ndarray, in_a: np.ndarray, in_b: np.ndarray,
                 phi: np.ndarray, logit: np.ndarray) -> None:
+        """A leaf's share to the rows `index` (each once) that reach it for some coalition."""
         size_a, size_b = in_a.sum(axis=1), in_b.sum(axis=1)
-        logit += np.where(alive & (size_b == 0), value, 0.0)
+        logit[index] += np.where(size_b == 0, value, 0.0)
         total = size_a + size_b
         weight_a = _FACTORIALS[np.maximum(size_a - 1, 0)] * _FACTORIALS[size_b] / _FACTORIALS[total]
         weight_b = _FACTORIALS[size_a] * _FACTORIALS[np.maximum(size_b - 1, 0)] / _FACTORIALS[total]
-        gain = np.where(alive & (size_a > 0), value * weight_a, 0.0)
-        loss = np.where(alive & (size_b > 0), value * weight_b, 0.0)
-        phi += in_a * gain[:, None] - in_b * loss[:, None]
+        gain = np.where(size_a > 0, value * weight_a, 0.0)
+        loss = np.where(size_b > 0, value * weight_b, 0.0)
+        phi[index] += in_a * gain[:, None] - in_b * loss[:, None]
 
 
 # --- from the shipped ONNX file --------------------------------------------------------------
