@@ -36,9 +36,9 @@ def versions() -> dict[str, str | None]:
 YARDSTICK_RUNS = 3
 
 
-def tf_import_seconds(runs: int = YARDSTICK_RUNS) -> dict[str, Any]:
+def tf_import_seconds(runs: int = YARDSTICK_RUNS, warm_up: bool = True) -> dict[str, Any]:
     """Wall and CPU seconds of `python -c "import tensorflow"` in a fresh process (median of
-    `runs`, after one untimed run that warms the file cache)."""
+    `runs`, after one untimed run that warms the file cache unless `warm_up` is False)."""
     import statistics
     import sys
     import time
@@ -52,7 +52,8 @@ def tf_import_seconds(runs: int = YARDSTICK_RUNS) -> dict[str, Any]:
             raise RuntimeError("python -c 'import tensorflow' failed")
         return time.perf_counter() - start, usage.ru_utime + usage.ru_stime
 
-    once()
+    if warm_up:
+        once()
     samples = [once() for _ in range(runs)]
     return {"wall_s": statistics.median(s[0] for s in samples),
             "cpu_s": statistics.median(s[1] for s in samples),
