@@ -37,6 +37,10 @@ def test_an_import_statement_does_not_run_it(probe: list[str]) -> None:
     from deferred_probe_pkg import heavy as same
 
     assert heavy is same and probe == ["pkg"]
+    # Metadata reads do not run it: autograph reads `__file__` of every loaded module,
+    # isinstance falls back to `__class__`.
+    assert heavy.__file__.endswith("heavy.py") and heavy.__name__ == f"{PACKAGE}.heavy"
+    assert not isinstance(heavy, int) and probe == ["pkg"]
     assert heavy.VALUE == 42 and heavy.twice(3) == 6  # first use: the code runs, once
     assert probe == ["pkg", "heavy"]
     assert type(heavy) is type(sys) and sys.modules[f"{PACKAGE}.heavy"] is heavy

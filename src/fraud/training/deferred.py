@@ -7,8 +7,9 @@ module is an empty module object whose code runs on its first attribute access, 
 changes for code that does use it; a module already imported (in a notebook, IPython is) is
 left alone.
 
-The standard library's `importlib.util.LazyLoader` does not do for this: the `import`
-statement reads the module's `__spec__` (is it still initialising?), which loads it.
+The standard library's `importlib.util.LazyLoader` does not do for this: its module loads on
+any attribute access, and the `import` statement reads `__spec__` (is the module still
+initialising?), TensorFlow's autograph the `__file__` of every module.
 """
 
 from __future__ import annotations
@@ -20,11 +21,18 @@ import types
 KERAS_UNUSED = ("IPython", "matplotlib.pyplot")
 
 
+# What the import system sets before a module's code runs (importlib's module_from_spec): read
+# without running it. TensorFlow's autograph reads `__file__` of every module in sys.modules
+# when it converts a function; `isinstance` falls back to `__class__`.
+METADATA = frozenset({"__spec__", "__name__", "__file__", "__path__", "__loader__",
+                      "__package__", "__cached__", "__class__"})
+
+
 class _DeferredModule(types.ModuleType):
-    """A module whose code runs on the first access to an attribute other than `__spec__`."""
+    """A module whose code runs on the first access to an attribute other than its metadata."""
 
     def __getattribute__(self, attr: str) -> object:
-        if attr == "__spec__":
+        if attr in METADATA:
             return super().__getattribute__(attr)
         self.__class__ = types.ModuleType  # from here on, an ordinary module
         spec = self.__spec__
