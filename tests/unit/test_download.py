@@ -34,6 +34,7 @@ from src.fraud.data.download import (
 from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from src.fraud.errors import PipelineError
 from src.fraud.params import DownloadParams
+from src.fraud.schema import RAW_COLUMNS
 from tests.conftest import loopback_only, serve_on_loopback
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Login</body></html>\n"
@@ -501,8 +502,8 @@ def test_a_body_larger_than_max_bytes(server: str, trickle: str, tmp_path: Path,
 
 @pytest.mark.parametrize("kind", ["zip", "gz"])
 def test_an_archive_that_unpacks_past_max_bytes(tmp_path: Path, kind: str) -> None:
-    """A compression bomb: 20 MB of one byte is 20 KB packed."""
-    data = b"0" * 20_000_000
+    """A compression bomb behind the table's header: 20 MB of one byte is 20 KB packed."""
+    data = ",".join(RAW_COLUMNS).encode() + b"\n" + b"0" * 20_000_000
     source = tmp_path / f"bomb.{kind}"
     if kind == "gz":
         source.write_bytes(gzip.compress(data))

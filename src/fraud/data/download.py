@@ -8,18 +8,19 @@ the same bytes, so dvc.lock does not depend on where the data came from.
 from __future__ import annotations
 
 import contextlib
+import csv
 import gzip
 import hashlib
 import logging
 import os
-import shutil
 import signal
 import socket
+import stat
 import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -27,7 +28,14 @@ from typing import Any, BinaryIO
 from ..errors import PipelineError
 from ..files import file_sha256
 from ..params import SYNTHETIC_SOURCE, DownloadParams
-from ..schema import GZIP_MAGIC, printable, printable_names, sniff_not_csv
+from ..schema import (
+    GZIP_MAGIC,
+    RAW_COLUMNS,
+    check_header,
+    printable,
+    printable_names,
+    sniff_not_csv,
+)
 
 log = logging.getLogger(__name__)
 
@@ -95,43 +103,110 @@ class Budget:
 UNLIMITED = Budget(ends_at=float("inf"), max_bytes=1 << 62, seconds=float("inf"))
 
 
-def _copy_hashing(source: BinaryIO, target: BinaryIO, budget: Budget, label: str) -> str:
+# The table's header must end within the first 64 KiB of the (decompressed) source.
+HEADER_BYTES = 1 << 16
+
+
+def _read_or_fail(source: BinaryIO, size: int, label: str) -> bytes:
+    """`source.read(size)`, with a read error (EIO from /proc/self/mem, a bad disk) as one line."""
+    try:
+        return source.read(size)
+    except OSError as error:
+        if error.errno is None:  # gzip's BadGzipFile, a CRC error: the caller says "corrupt"
+            raise
+        raise PipelineError(f"{label}: cannot be read ({error.strerror or error}); a data "
+                            "source must be a regular file holding the table") from None
+
+
+def _write_or_fail(target: BinaryIO, chunk: bytes, out: Path) -> None:
+    """A full disk is the disk's fault, not the source's: say so, not "corrupt file"."""
+    try:
+        target.write(chunk)
+    except OSError as error:
+        raise PipelineError(f"{out}: writing failed ({error.strerror or error}); free space "
+                            "on that disk and run again") from None
+
+
+def _first_line(label: str, head: bytes) -> list[str] | None:
+    """The column names of `head`'s first line, or None when it is not a CSV header line."""
+    end = head.find(b"\n")
+    if end < 0:
+        return None
+    try:
+        text = head[:end].decode("utf-8-sig").rstrip("\r")
+        names = next(csv.reader([text]))
+    except (UnicodeDecodeError, csv.Error, StopIteration):
+        return None
+    return [name.strip() for name in names]
+
+
+def check_table_header(label: str, head: bytes, expected: Sequence[str]) -> None:
+    """Refuses a source whose first line is not the declared table's header, before a byte of
+    it is written anywhere: nothing but the data reaches data/raw and DVC's cache.
+
+    Quotes nothing from a file that is not the table (it may be /etc/shadow or a process's
+    environment): foreign names are named only when the header is mostly the table's.
+    """
+    sniff_not_csv(label, head[:4096])
+    names = _first_line(label, head)
+    known = set(names or ()) & set(expected)
+    if names is None or 2 * len(known) < len(expected):
+        shown = f"{', '.join(expected[:3])}, …, {expected[-1]}" if len(expected) > 4 \
+            else ", ".join(expected)
+        raise PipelineError(f"{label}: not the data set: its first line is not a CSV header "
+                            f"with the columns {shown} ({len(expected)} columns); nothing was "
+                            "copied. Point download.url (or FRAUD_DATA_MIRROR) at the table's "
+                            "file (.csv, .csv.gz or .zip)")
+    check_header(Path(label), names, list(expected))
+
+
+def _copy_checked(source: BinaryIO, target: BinaryIO, out: Path, budget: Budget, label: str,
+                  expected: Sequence[str]) -> str:
+    """Copies `source` to `target` once its first line is the table's header; returns the
+    sha256 of the bytes copied (at most `budget.max_bytes`)."""
+    head = b""
+    while len(head) < HEADER_BYTES and b"\n" not in head:
+        chunk = _read_or_fail(source, HEADER_BYTES - len(head), label)
+        if not chunk:
+            break
+        head += chunk
+    check_table_header(label, head, expected)
     digest = hashlib.sha256()
     written = 0
-    while chunk := source.read(CHUNK):
+    chunk = head
+    while chunk:
         written += len(chunk)
         budget.check_size(label, written, "unpacks to")
         digest.update(chunk)
-        target.write(chunk)
+        _write_or_fail(target, chunk, out)
+        chunk = _read_or_fail(source, CHUNK, label)
     return digest.hexdigest()
 
 
-def unpack_to_csv(packed: Path, out: Path, label: str, budget: Budget = UNLIMITED) -> str:
-    """Writes the CSV inside `packed` (plain, gzip or zip, told by magic bytes) to `out`.
+def unpack_to_csv(packed: BinaryIO, out: Path, label: str, budget: Budget = UNLIMITED,
+                  expected: Sequence[str] = RAW_COLUMNS) -> str:
+    """Writes the CSV inside `packed` (plain, gzip or zip, told by magic bytes; a seekable
+    file opened for reading) to `out`, once its header is checked against `expected`.
 
     Returns the sha256 of the CSV bytes written. At most `budget.max_bytes` are written.
     """
-    with open(packed, "rb") as handle:
-        head = handle.read(4096)
-    if head.startswith(GZIP_MAGIC):
+    magic = _read_or_fail(packed, 4, label)
+    packed.seek(0)
+    if magic.startswith(GZIP_MAGIC):
         try:
-            with gzip.open(packed, "rb") as source, open(out, "wb") as target:
-                digest = _copy_hashing(source, target, budget, label)
+            with gzip.GzipFile(fileobj=packed, mode="rb") as source, open(out, "wb") as target:
+                return _copy_checked(source, target, out, budget, label, expected)
         except (OSError, EOFError, zlib.error) as error:
             raise PipelineError(f"{label}: corrupt gzip file ({printable(str(error))}); "
                                 "download it again") from None
-    elif head.startswith(ZIP_MAGIC):
-        digest = _unzip(packed, out, label, budget)
-    else:
-        sniff_not_csv(label, head)
-        with open(packed, "rb") as source, open(out, "wb") as target:
-            digest = _copy_hashing(source, target, budget, label)
-    with open(out, "rb") as handle:
-        sniff_not_csv(label, handle.read(4096))
-    return digest
+    if magic.startswith(ZIP_MAGIC):
+        return _unzip(packed, out, label, budget, expected)
+    with open(out, "wb") as target:
+        return _copy_checked(packed, target, out, budget, label, expected)
 
 
-def _unzip(packed: Path, out: Path, label: str, budget: Budget) -> str:
+def _unzip(packed: BinaryIO, out: Path, label: str, budget: Budget,
+           expected: Sequence[str]) -> str:
     try:
         with zipfile.ZipFile(packed) as archive:
             members = [m for m in archive.namelist() if m.lower().endswith(".csv")
@@ -141,13 +216,44 @@ def _unzip(packed: Path, out: Path, label: str, budget: Budget) -> str:
                                     f"(Kaggle's creditcard.zip holds creditcard.csv), "
                                     f"found {printable_names(members) or 'none'}")
             with archive.open(members[0]) as source, open(out, "wb") as target:
-                return _copy_hashing(source, target, budget, label)
+                return _copy_checked(source, target, out, budget, label, expected)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as error:
         raise PipelineError(f"{label}: corrupt zip file ({printable(str(error))}); download "
                             "it again") from None
     except (RuntimeError, NotImplementedError) as error:  # encrypted, unknown compression
         raise PipelineError(f"{label}: cannot unpack the zip ({printable(str(error))}); "
                             "expected Kaggle's creditcard.zip") from None
+
+
+def open_local_source(source: str, budget: Budget = UNLIMITED) -> BinaryIO:
+    """Opens a local data source for reading, only if it is a regular file (after symlinks).
+
+    A folder, FIFO (opened without blocking, so it cannot hang), socket or device (/dev/zero,
+    /dev/stdin) is refused; a missing file is SourceUnavailable (the next source may work).
+    The header check (`unpack_to_csv`) then refuses a regular file that is not the table.
+    """
+    label = shown_source(source)
+    local = Path(source).expanduser()
+    try:
+        fd = os.open(local, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC)
+    except (FileNotFoundError, NotADirectoryError):
+        raise SourceUnavailable(f"{label}: no such file") from None
+    except OSError as error:
+        raise PipelineError(f"{label}: cannot be read ({error.strerror or error})") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        kind = "a folder" if stat.S_ISDIR(info.st_mode) else "a device, FIFO or socket"
+        raise PipelineError(f"{label}: {kind}, not a file; a data source must be a regular "
+                            "file holding the table (.csv, .csv.gz or .zip)")
+    os.set_blocking(fd, True)
+    handle = os.fdopen(fd, "rb")
+    try:
+        budget.check_size(label, info.st_size)
+    except PipelineError:
+        handle.close()
+        raise
+    return handle
 
 
 class SourceUnavailable(Exception):
@@ -328,13 +434,16 @@ class DownloadResult:
 
 
 def download(params: DownloadParams, out: Path, seed: int, mirror: str | None = None,
-             fetch: Callable[..., None] = fetch_url, scratch: Path | None = None
-             ) -> DownloadResult:
+             fetch: Callable[..., None] = fetch_url, scratch: Path | None = None,
+             expected: Sequence[str] = RAW_COLUMNS) -> DownloadResult:
     """Writes the raw CSV to `out` from the first source that can be reached.
 
+    A source is read only if it is a regular file (or an HTTP body) whose first line, after
+    decompression, is the header of the table `expected` names: nothing else reaches `out`.
     `seed` seeds the synthetic source only (the stage passes `download.synthetic_seed`).
-    `scratch` holds the fetched file before unpacking (default: `out` + `.part`); it is
-    deleted whatever happens. All sources together get `download.deadline` seconds.
+    `scratch` holds a fetched body before unpacking (default: `out` + `.part`); it is
+    deleted whatever happens. Local files are read in place. All sources together get
+    `download.deadline` seconds.
     """
     if mirror and mirror.strip() == SYNTHETIC_SOURCE and params.url != SYNTHETIC_SOURCE:
         raise PipelineError(f"{MIRROR_ENV}={SYNTHETIC_SOURCE}: a mirror is a copy of the real "
@@ -348,13 +457,14 @@ def download(params: DownloadParams, out: Path, seed: int, mirror: str | None = 
             return _synthetic(params, out, seed)
         try:
             try:
-                _fetch_source(source, packed, params, fetch, budget)
+                opened = _open_source(source, packed, params, fetch, budget)
             except SourceUnavailable as error:
                 failures.append(error)
                 if index + 1 < len(sources):  # the last one is the error line itself
                     log.warning("%s; trying %s", error, shown_source(sources[index + 1]))
                 continue
-            digest = unpack_to_csv(packed, out, shown_source(source), budget)
+            with opened:
+                digest = unpack_to_csv(opened, out, shown_source(source), budget, expected)
             _check_sha256(shown_source(source), digest, params.sha256)
         except BaseException:
             out.unlink(missing_ok=True)  # no partial or wrong CSV, whoever calls
@@ -374,16 +484,14 @@ def unavailable(failures: list[SourceUnavailable]) -> PipelineError:
     return PipelineError(f"{reasons}. {OFFLINE_HINT}")
 
 
-def _fetch_source(source: str, packed: Path, params: DownloadParams,
-                  fetch: Callable[..., None], budget: Budget) -> None:
+def _open_source(source: str, packed: Path, params: DownloadParams,
+                 fetch: Callable[..., None], budget: Budget) -> BinaryIO:
+    """The source's bytes, open for reading: an HTTP body fetched to `packed`, or a local
+    regular file read in place (no copy: nothing of a refused file is written)."""
     if is_url(source):
         fetch(source, packed, params.timeout, params.retries, budget=budget)
-        return
-    local = Path(source).expanduser()
-    if not local.is_file():
-        raise SourceUnavailable(f"{shown_source(source)}: no such file")
-    budget.check_size(shown_source(source), local.stat().st_size)
-    shutil.copyfile(local, packed)
+        return open(packed, "rb")
+    return open_local_source(source, budget)
 
 
 def _check_sha256(source: str, digest: str, expected: str | None) -> None:
