@@ -112,21 +112,19 @@ def _first_seed(path: str) -> int:
                             f"({type(error).__name__}: {error})") from None
 
 
-def _raw_params(path: str) -> dict[str, Any]:
-    import yaml
-
-    return dict(yaml.safe_load(Path(path).read_text(encoding="utf-8")))  # _first_seed read it
+def _params_text(path: str) -> str:
+    return Path(path).read_text(encoding="utf-8")  # _first_seed read it
 
 
-def _validator(raw: dict[str, Any]) -> Callable[[Any], object]:
-    """This pipeline's params check, for the values of a sweep; on another DVC project (whose
-    params are not this pipeline's) only the keys are checked."""
-    from src.fraud.params import parse_params
+def _validator(text: str) -> Callable[[Any], object]:
+    """This pipeline's params check and typing, for the values of a sweep; on another DVC
+    project (whose params are not this pipeline's) the values are taken as read."""
+    from src.fraud.params import parse_params, parse_yaml
 
     try:
-        parse_params(raw)
+        parse_params(parse_yaml(text, "params.yaml"))
     except PipelineError:
-        return lambda params: None
+        return lambda params: params
     return parse_params
 
 
@@ -149,7 +147,7 @@ def plan(args: argparse.Namespace) -> tuple[Sweep, dvc_exp.Baseline, dict[str, l
     if args.seeds is None and args.seed_list is None:
         args.seeds = 5
     first = _first_seed(args.params)
-    raw = _raw_params(args.params)
+    text = _params_text(args.params)
     try:
         if not 1 <= args.jobs <= MAX_JOBS:
             raise PipelineError(f"--jobs {args.jobs}: expected a whole number from 1 to "
@@ -172,7 +170,7 @@ def plan(args: argparse.Namespace) -> tuple[Sweep, dvc_exp.Baseline, dict[str, l
         seeds = seed_list(args.seeds, args.seed_list, first)
         check_size(seeds, grid)
         check_disjoint(grid, fixed)
-        check_overrides(raw, grid, fixed, _validator(raw))
+        check_overrides(text, grid, fixed, _validator(text))
     except PipelineError as error:
         raise UsageError(str(error)) from None
     mirror = dvc_exp.absolute_mirror(os.environ, Path.cwd())

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-import yaml
 
 from src import sweep
 from src.fraud.errors import PipelineError
@@ -52,7 +52,46 @@ BAD_ARGUMENTS = [
     (["--stem", "../../escape"], "a file name, without folders"),
     (["--out-dir", "/dev/null"], "not a folder"),
     (["--prefix", "../x"], "--prefix '../x'"),
-    (["--set", "train.epochs=\x1b[31m"], "train.epochs = '\\x1b[31m' is invalid"),
+    (["--set", "train.epochs=\x1b[31m"], "train.epochs=\\x1b[31m: not a value DVC's -S"),
+]
+
+# Values DVC's `-S` (Hydra's grammar, written with ruamel.yaml: YAML 1.2) and the stages
+# (PyYAML: YAML 1.1) read differently, interpolation, and Hydra's sweeps and functions, which
+# make several experiments of one option (issue 32). Each is one line and exit status 2.
+# tools/adversarial.py throws them at the sweep with BAD_ARGUMENTS.
+HOSTILE_VALUES = [
+    (["--set", "train.epochs=1:30"], ("DVC records '1:30' (params.yaml read as YAML 1.2), "
+                                      "but the stages read 90")),
+    (["--grid", "train.epochs=20,1:30"], "the stages read 90"),
+    (["--set", "train.epochs=12:30:45"], "the stages read 45045"),
+    (["--set", "split.group_duplicates=yes"], "DVC records 'yes'"),
+    (["--set", "split.group_duplicates=off"], "the stages read False"),
+    (["--set", "split.method=on"], "DVC records 'on'"),
+    (["--set", "train.epochs=0x10"], "train.epochs = '0x10' is invalid: expected a number"),
+    (["--set", "train.epochs=0o10"], "train.epochs = '0o10' is invalid: expected a number"),
+    (["--set", "train.epochs=010"], "DVC records the text '010'"),
+    (["--set", "train.epochs='16'"], "DVC records the text '16'"),
+    (["--set", "model.dropout=.inf"], "model.dropout = '.inf' is invalid"),
+    (["--set", "model.dropout=inf"], "model.dropout = inf is invalid: expected a finite"),
+    (["--set", "download.url=${oc.env:HOME}"], "${...} is interpolation"),
+    (["--grid", "download.url=${seed},synthetic"], "${...} is interpolation"),
+    (["--set", "download.url=x\\${HOME}"], "${...} is interpolation"),
+    (["--set", "split.method=choice(stratified,time)"], "Hydra's functions and sweeps"),
+    (["--grid", "split.method=choice(a,b,c)"], "Hydra's functions and sweeps"),
+    (["--set", "train.epochs=range(1,4)"], "Hydra's functions and sweeps"),
+    (["--set", "model.dropout=interval(0,1)"], "Hydra's functions and sweeps"),
+    (["--set", "download.url=glob(*)"], "Hydra's functions and sweeps"),
+    (["--set", "train.epochs=int(3.5)"], "Hydra's functions and sweeps"),
+    (["--set", "evaluate.candidates=sort([weighted,baseline])"], "Hydra's functions"),
+    (["--set", "evaluate.candidates=shuffle([weighted,baseline])"], "Hydra's functions"),
+    (["--set", "split.method=tag(a,stratified)"], "Hydra's functions and sweeps"),
+    (["--set", "download.url=synthetic,synthetic"], "one experiment of each item"),
+    (["--set", "train.epochs=[1"], "not a value DVC's -S can read"),
+    (["--set", "train.epochs=~"], "not a value DVC's -S can read"),
+    (["--grid", "model.hidden_units=16,16.0,1.6e1"], "16 and 16.0 are the same value"),
+    (["--grid", "model.dropout=0.5,5e-1"], "0.5 and 5e-1 are the same value"),
+    (["--grid", "split.method=time,'time'"], "time and 'time' are the same value"),
+    (["--grid", "split.group_duplicates=true,True"], "true and True are the same value"),
 ]
 
 
@@ -70,7 +109,7 @@ def no_dvc(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
     return calls
 
 
-@pytest.mark.parametrize("arguments, fragment", BAD_ARGUMENTS)
+@pytest.mark.parametrize("arguments, fragment", BAD_ARGUMENTS + HOSTILE_VALUES)
 def test_a_bad_argument_is_one_line_and_exit_2(arguments: list[str], fragment: str,
                                                no_dvc: list[tuple[str, ...]],
                                                tmp_path: Path,
@@ -117,9 +156,47 @@ def test_a_params_file_that_is_no_file_is_one_line(no_dvc: list[tuple[str, ...]]
 
 
 def test_the_committed_keys_and_values_pass() -> None:
-    raw = yaml.safe_load((REPO / "params.yaml").read_text(encoding="utf-8"))
-    check_overrides(raw, {"model.hidden_units": ["16", "32"], "evaluate.cost_fp": ["1e-3"]},
+    text = (REPO / "params.yaml").read_text(encoding="utf-8")
+    check_overrides(text, {"model.hidden_units": ["16", "32"], "evaluate.cost_fp": ["1e-3"]},
                     {"train.epochs": "3", "train.strategy": "auto"}, parse_params)
+
+
+@pytest.mark.parametrize("key, value", [
+    ("model.learning_rate", "1e-5"),      # written 1e-05: a string for PyYAML, the same number
+    ("train.epochs", "1e3"),              # written 1000.0 by DVC, 1000 epochs for the stages
+    ("train.epochs", "1.0e3"),
+    ("train.epochs", "1_000"),            # Hydra's int: written 1000
+    ("split.group_duplicates", "True"),   # Hydra's bool: written true
+    ("train.oversample_steps_per_epoch", "null"),
+    ("evaluate.candidates", "[baseline,gbdt]"),
+    ("split.method", "'time'"),
+    ("download.url", "'https://example.com/a,b.csv'"),
+])
+def test_values_read_alike_pass(key: str, value: str) -> None:
+    check_overrides((REPO / "params.yaml").read_text(encoding="utf-8"), {}, {key: value},
+                    parse_params)
+
+
+def test_the_check_leaves_no_scratch_file(monkeypatch: pytest.MonkeyPatch,
+                                          tmp_path: Path) -> None:
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    monkeypatch.setattr(tempfile, "tempdir", None)
+    text = (REPO / "params.yaml").read_text(encoding="utf-8")
+    check_overrides(text, {"model.hidden_units": ["16", "32"]}, {}, parse_params)
+    with pytest.raises(PipelineError, match="the stages read 90"):
+        check_overrides(text, {}, {"train.epochs": "1:30"}, parse_params)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_another_project_s_values_are_compared_as_read() -> None:
+    """Without this pipeline's typing, 16 and 16.0 are still one value; '010' is text for
+    both readers, so it passes."""
+    text = "seed: 1\nmodel:\n  width: 16\n  name: a\n"
+    check_overrides(text, {"model.name": ["010", "b"]}, {}, lambda params: params)
+    with pytest.raises(PipelineError, match="16 and 16.0 are the same value"):
+        check_overrides(text, {"model.width": ["16", "16.0"]}, {}, lambda params: params)
+    with pytest.raises(PipelineError, match="the stages read 90"):
+        check_overrides(text, {}, {"model.name": "1:30"}, lambda params: params)
 
 
 def test_seeds_are_bounded_before_a_list_is_built() -> None:

@@ -223,3 +223,33 @@ def test_resume_reuses_finished_waits_for_queued_and_reruns_failed(monkeypatch,
     ]
     assert sweep.ran == [queued.name, failed.name, stale.name, new.name]
     assert sweep.failed == []
+
+
+# What `dvc exp run -S train.epochs=<value>` writes to params.yaml, what DVC records (YAML 1.2)
+# and what the stages read (PyYAML, YAML 1.1), measured with `dvc exp run -S` and
+# `dvc exp show --json` in a scratch repository (DVC 3.67): the check rests on these.
+WRITTEN = [
+    ("1:30", "epochs: 1:30", "1:30", 90),
+    ("12:30:45", "epochs: 12:30:45", "12:30:45", 45045),
+    ("0x10", "epochs: '0x10'", "0x10", "0x10"),
+    ("010", "epochs: '010'", "010", "010"),
+    ("yes", "epochs: yes", "yes", True),
+    ("1e3", "epochs: 1000.0", 1000.0, 1000.0),
+    ("1.0e3", "epochs: 1000.0", 1000.0, 1000.0),
+    ("1e-5", "epochs: 1e-05", 1e-05, "1e-05"),
+    (".inf", "epochs: '.inf'", ".inf", ".inf"),
+    ("True", "epochs: true", True, True),
+]
+
+
+@pytest.mark.parametrize("value, line, recorded, read", WRITTEN)
+def test_what_dvc_writes_and_both_readers_read(value: str, line: str, recorded: object,
+                                               read: object, tmp_path: Path) -> None:
+    from src.fraud.experiments.overrides import read_as_dvc_writes
+
+    path = tmp_path / "params.yaml"
+    original = "seed: 1\ntrain:\n  epochs: 100  # a comment\n"
+    [reading] = read_as_dvc_writes(original, {"train.epochs": value}, path, "--set").values()
+    assert line in path.read_text(encoding="utf-8")
+    assert (reading.dvc, type(reading.dvc)) == (recorded, type(recorded))
+    assert (reading.stage, type(reading.stage)) == (read, type(read))

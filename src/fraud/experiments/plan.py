@@ -1,8 +1,9 @@
 """A sweep's plan: which experiments it holds, what each is called, which machine runs which.
 
-Pure functions of the command line and the commit: no DVC, no subprocesses. The names matter
-most. A name is derived from the code (commit, plus a hash of uncommitted changes) and the
-params of the experiment, so the same sweep gives the same names on every machine and on
+Functions of the command line and the commit: no DVC command, no subprocess (values are read
+through DVC's own library code, overrides.py). The names matter most. A name is derived
+from the code (commit, plus a hash of uncommitted changes) and the params of the
+experiment, so the same sweep gives the same names on every machine and on
 every rerun. Reuse and resuming rest on that: an experiment whose name exists with metrics
 is not run again, and another clone finds it by name after `dvc exp pull`.
 """
@@ -18,11 +19,12 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-import yaml
-
 from ..errors import PipelineError, printable
+from ..params import parse_yaml
+from .overrides import Reading, read_as_dvc_writes, scratch
 
 MAX_SEED = 2**32 - 1
 # Each experiment is a whole pipeline run (~2 min of CPU on a 2-core machine) and a git ref:
@@ -191,20 +193,6 @@ def check_size(seeds: Sequence[int], grid: Mapping[str, Sequence[str]]) -> None:
 OVERRIDE_PREFIXES = ("+", "~")
 
 
-def override_value(text: str) -> Any:
-    """A `-S key=value` value as DVC reads it (a YAML scalar: 20 -> 20, 1e-3 -> 0.001)."""
-    try:
-        value = yaml.safe_load(text)
-    except yaml.YAMLError:
-        return text
-    if isinstance(value, str):
-        try:
-            return float(value)  # YAML 1.1 reads 1e-3 as a string; DVC as a number
-        except ValueError:
-            return value
-    return value
-
-
 def _check_key(raw: Mapping[str, Any], option: str, key: str) -> None:
     shown = printable(key, 80)
     if key.startswith(OVERRIDE_PREFIXES):
@@ -229,33 +217,100 @@ def _check_key(raw: Mapping[str, Any], option: str, key: str) -> None:
                             "one")
 
 
-def check_overrides(raw: Mapping[str, Any], grid: Mapping[str, Sequence[str]],
-                    fixed: Mapping[str, str], validate: Callable[[Any], object]) -> None:
-    """Every key of --grid and --set is one params.yaml has, and every experiment's params
-    pass `validate` (the pipeline's own check), before anything is queued: a bad key or value
-    would otherwise fail in every queued experiment, or be added by DVC as a new key."""
+def _same(first: Any, second: Any) -> bool:
+    """Equal and of one type: 1e-05 and '1e-05' are not the same reading (1 and True neither)."""
+    return type(first) is type(second) and first == second
+
+
+def _with(params: Any, key: str, value: Any) -> Any:
+    changed = copy.deepcopy(params)
+    *sections, last = key.split(".")
+    node = changed
+    for name in sections:
+        node = node[name]
+    node[last] = value
+    return changed
+
+
+def _typed(validate: Callable[[Any], object], params: Any) -> object:
+    """The params as the pipeline types them, or None when it refuses them."""
+    try:
+        return validate(params)
+    except PipelineError:
+        return None
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def _check_reading(key: str, reading: Reading, validate: Callable[[Any], object],
+                   what: str) -> None:
+    """DVC must record what the stages get: not `1:30` (text for DVC, 90 for the stages),
+    not `yes` ('yes' / True), not `010` or '16' (text for DVC, a number for the pipeline)."""
+    stage = _typed(validate, reading.stage_params)
+    if not _same(reading.dvc, reading.stage):
+        if stage is None or stage != _typed(validate, _with(reading.stage_params, key,
+                                                            reading.dvc)):
+            raise PipelineError(
+                f"{what}: DVC records {printable(reading.dvc, 40)} (params.yaml read as YAML "
+                f"1.2), but the stages read {printable(reading.stage, 40)} (YAML 1.1); write a "
+                "value both read alike (a plain number, true or false, a word)")
+        return
+    number = _number(reading.dvc) if isinstance(reading.dvc, str) else None
+    if number is not None and stage is not None and \
+            stage == _typed(validate, _with(reading.stage_params, key, number)):
+        raise PipelineError(f"{what}: DVC records the text {printable(reading.dvc, 40)} "
+                            "(quoted, or a leading zero: YAML 1.2 has no such number), which "
+                            f"the pipeline reads as the number {number:g}; write the number "
+                            "plainly, e.g. 10 or 0.5")
+
+
+def _stage_value(option: str, text: str, overrides: Mapping[str, str], path: Path,
+                 validate: Callable[[Any], object], what: str) -> object:
+    """The params the stages get with `overrides` (typed by `validate`), after checking that
+    DVC records what they read."""
+    readings = read_as_dvc_writes(text, overrides, path, option)
+    for key, reading in readings.items():
+        _check_reading(key, reading, validate, what)
+    try:
+        return validate(readings[next(iter(readings))].stage_params)
+    except PipelineError as error:
+        raise PipelineError(f"{what}: {error}") from None
+
+
+def check_overrides(text: str, grid: Mapping[str, Sequence[str]], fixed: Mapping[str, str],
+                    validate: Callable[[Any], object]) -> None:
+    """Every key of --grid and --set is one params.yaml (`text`) has, and every value is
+    read alike by DVC and by the stages, and passes `validate` (the pipeline's own check),
+    before anything is queued: a bad key or value would otherwise fail in every queued
+    experiment, be added by DVC as a new key, or train something else than DVC records.
+    Grid values the stages read as one value (16, 16.0, 1.6e1) are refused."""
+    raw = parse_yaml(text, "params.yaml")
     for option, keys in (("--set", fixed), ("--grid", grid)):
         for key in keys:
             _check_key(raw, option, key)
-
-    def check(settings: Mapping[str, str], what: str) -> None:
-        params = copy.deepcopy(dict(raw))
-        for key, text in {**settings, **fixed}.items():
-            *sections, last = key.split(".")
-            node = params
-            for name in sections:
-                node = node[name]
-            node[last] = override_value(text)
-        try:
-            validate(params)
-        except PipelineError as error:
-            raise PipelineError(f"{what}: {error}") from None
-
-    if fixed:
-        check({}, "--set " + ", ".join(f"{k}={printable(v, 40)}" for k, v in fixed.items()))
-    for key, values in grid.items():
-        for value in values:
-            check({key: value}, f"--grid {printable(key, 80)}={printable(value, 40)}")
+    with scratch(text) as path:
+        if fixed:
+            _stage_value("--set", text, fixed, path, validate, "--set " + ", ".join(
+                f"{k}={printable(v, 40)[1:-1]}" for k, v in fixed.items()))
+        for key, values in grid.items():
+            seen: list[tuple[str, object]] = []
+            for value in values:
+                what = f"--grid {printable(key, 80)[1:-1]}={printable(value, 40)[1:-1]}"
+                typed = _stage_value("--grid", text, {key: value, **fixed}, path, validate,
+                                     what)
+                same = [given for given, known in seen if known == typed]
+                if same:
+                    raise PipelineError(f"--grid {printable(key, 80)[1:-1]}: "
+                                        f"{printable(same[0], 40)[1:-1]} and "
+                                        f"{printable(value, 40)[1:-1]} are the same value for "
+                                        "the pipeline (read and typed as params.yaml's); list "
+                                        "each value once")
+                seen.append((value, typed))
 
 
 def shard(points: Sequence[Point], k: int, n: int) -> list[Point]:
