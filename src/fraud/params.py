@@ -68,6 +68,22 @@ UPPER_BOUNDS: dict[str, float] = {
     "gbdt.n_iter_no_change": 10_000,
 }
 MAX_C_GRID = 100  # logreg fits one model per value
+# The largest value of each number that would overflow a computation long before it exhausts
+# anything: the reason is part of the message. `model.learning_rate: 1e300` passed and made
+# init_bias' losses NaN (a traceback, after DVC had deleted its git-tracked outputs).
+OVERFLOW_BOUNDS: dict[str, tuple[float, str]] = {
+    "model.learning_rate": (1.0, "Adam's steps overflow the weights to NaN; 0.001 is usual"),
+    "clean.eps": (1_000.0, "log(Amount + eps) would hide the amount's variation"),
+    "evaluate.cost_fp": (1e12, "costs summed over the test split would overflow"),
+    "evaluate.cost_fn": (1e12, "costs summed over the test split would overflow"),
+    "gbdt.l2_regularization": (1e6, "the leaves' values underflow to 0"),
+}
+# logreg.c_grid: C is the inverse of the L2 penalty; scikit-learn computes 1/C, which
+# overflows for subnormal C, and a C beyond 1e8 is no penalty at all.
+C_RANGE = (1e-8, 1e8)
+# The marker of an interpolation: DVC resolves ${...} (OmegaConf) when it applies
+# `dvc exp run -S`, for the whole of params.yaml, so `${oc.env:SECRET}` would be written out.
+INTERPOLATION = "${"
 
 
 @dataclass(frozen=True)
@@ -205,6 +221,9 @@ def _as_float(name: str, value: Any) -> float:
     if high is not None and result > high:
         raise _fail(name, value, f"at most {int(high):,} (a larger value would exhaust this "
                                  "machine's memory or time)")
+    if name in OVERFLOW_BOUNDS and abs(result) > OVERFLOW_BOUNDS[name][0]:
+        limit, reason = OVERFLOW_BOUNDS[name]
+        raise _fail(name, value, f"at most {limit:g} ({reason})")
     return result
 
 
@@ -314,10 +333,30 @@ def _evaluate_selection(e: dict[str, Any]) -> dict[str, Any]:
             "select_by": select_by, "bootstrap": bootstrap}
 
 
+def _refuse_interpolation(node: Any, path: str = "") -> None:
+    """No `${...}` anywhere: DVC resolves interpolations in the whole file when it applies an
+    experiment's `-S`, so `${oc.env:AWS_SECRET_ACCESS_KEY}` would land, resolved, in
+    params.yaml and the experiment's commit."""
+    items = node.items() if isinstance(node, dict) else enumerate(node) \
+        if isinstance(node, list) else ()
+    for key, value in items:
+        dotted = f"{path}[{key}]" if isinstance(node, list) else \
+            f"{path}.{key}" if path else str(key)
+        if isinstance(value, str) and INTERPOLATION in value or \
+                isinstance(key, str) and INTERPOLATION in key:
+            raise PipelineError(f"params.yaml: {printable(dotted)[1:-1]} holds an interpolation "
+                                f"({printable(value, 60)}); DVC would resolve it (an "
+                                "environment variable's value, for ${oc.env:…}) into "
+                                "params.yaml and the experiment's commit: write the value "
+                                "itself")
+        _refuse_interpolation(value, dotted)
+
+
 def parse_params(raw: Any) -> Params:
     """Validates the content of params.yaml; raises PipelineError naming the bad key."""
     if not isinstance(raw, dict):
         raise PipelineError("params.yaml: expected a mapping of sections at the top level")
+    _refuse_interpolation(raw)
     sections = {f.name: f.type for f in fields(Params)}
     unknown = sorted(map(str, set(raw) - set(sections)))  # str: YAML keys may be numbers
     if unknown:
@@ -492,6 +531,11 @@ def _c_grid(value: Any) -> tuple[float, ...]:
     grid = tuple(_as_float(f"logreg.c_grid[{i}]", item) for i, item in enumerate(items))
     _check("logreg.c_grid", value, all(c > 0 for c in grid) and len(set(grid)) == len(grid),
            allowed)
+    low, high = C_RANGE
+    for index, c in enumerate(grid):
+        _check(f"logreg.c_grid[{index}]", items[index], low <= c <= high,
+               f"a value of C from {low:g} to {high:g} (1/C is the penalty: smaller "
+               "overflows, larger is no penalty)")
     return grid
 
 

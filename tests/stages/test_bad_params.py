@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from src.fraud.data.download import MIRROR_ENV
-from src.fraud.params import UPPER_BOUNDS
+from src.fraud.params import OVERFLOW_BOUNDS, UPPER_BOUNDS
 
 DELETE = object()  # as a value: remove the key
 
@@ -133,6 +133,22 @@ BAD_PARAMS: dict[str, tuple[Any, tuple[str, ...]]] = {
     "ansi-newline-key": ({"train.\x1b[31mred\nline": 1},
                          ("unknown key(s) 'train.\\x1b[31mred\\nline'",)),
     "600k-key": ({"train." + "k" * 600_000: 1}, ("(600,006 characters)",)),
+    # numbers that would overflow training or a sum: init_bias crashed on NaN losses after
+    # DVC had deleted its git-tracked outputs
+    "learning-rate-1e300": ({"model.learning_rate": 1e300},
+                            ("model.learning_rate = 1e+300", "at most 1 ", "NaN")),
+    "c-grid-subnormal": ({"logreg.c_grid": [1e-320, 1]},
+                         ("logreg.c_grid[0] = 1e-320", "from 1e-08 to 1e+08")),
+    "c-grid-huge": ({"logreg.c_grid": [0.1, 1e300]}, ("logreg.c_grid[1] = 1e+300",)),
+    **{f"over-{key}": ({key: high * 10}, (f"{key} = ", f"at most {high:g} ({reason})"))
+       for key, (high, reason) in OVERFLOW_BOUNDS.items()},
+    # an interpolation: DVC resolves it into params.yaml when it applies any -S
+    "interpolation-env": ({"download.url": "${oc.env:HOME}"},
+                          ("download.url holds an interpolation", "'${oc.env:HOME}'",
+                           "write the value itself")),
+    "interpolation-in-a-list": ({"evaluate.candidates": ["baseline", "${seed}"]},
+                                ("evaluate.candidates[1] holds an interpolation",)),
+    "interpolation-in-a-key": ({"train.${HOME}": 1}, ("holds an interpolation",)),
     # every upper bound: one over it is refused before any work
     **{f"over-{key}": ({key: int(high) + 1}, (f"{key} = {int(high) + 1}",
                                              f"at most {int(high):,}"))
@@ -236,8 +252,9 @@ def test_every_upper_bound_names_a_numeric_param(repo_params_raw: dict[str, Any]
     from src.fraud.params import parse_params
 
     keys = set(leaf_keys(repo_params_raw))
-    assert set(UPPER_BOUNDS) <= keys
-    for key, high in UPPER_BOUNDS.items():  # the bound itself is a valid value
+    assert set(UPPER_BOUNDS) <= keys and set(OVERFLOW_BOUNDS) <= keys
+    bounds = {**UPPER_BOUNDS, **{key: high for key, (high, _) in OVERFLOW_BOUNDS.items()}}
+    for key, high in bounds.items():  # the bound itself is a valid value
         raw = copy.deepcopy(repo_params_raw)
-        edit(raw, key, int(high))
+        edit(raw, key, int(high) if key in UPPER_BOUNDS else high)
         parse_params(raw)

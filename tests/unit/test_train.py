@@ -389,6 +389,24 @@ def test_fit_without_early_stopping_keeps_the_last_epoch(params, train_split, va
     assert len(result.epoch_seconds) == 2
 
 
+@pytest.mark.parametrize("early_stopping", [True, False])
+def test_a_diverging_fit_stops_in_one_line(params, early_stopping: bool,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    """A NaN loss (here: huge inputs at learning rate 1) ends the fit at once with the epoch
+    and what to do, instead of NaN metrics that crash the stage's JSON writer."""
+    train = as_float(make_split(2_000, 1))
+    train[0][:5] = 1e30
+    diverging = tiny_params(model={"learning_rate": 1.0})
+    keras_model.set_determinism(SEED)
+    model = keras_model.make_model(N_FEATURES, diverging.model, steps_per_execution=8)
+    many = dataclasses.replace(params.train, epochs=50)
+    with pytest.raises(PipelineError, match=r"baseline: the loss became NaN or infinite at "
+                                            r"epoch 1 \(model\.learning_rate = 1\); lower"):
+        training.fit(model, train, as_float(make_split(500, 2)), many, "baseline",
+                     early_stopping=early_stopping)
+    assert capsys.readouterr().out == ""
+
+
 @pytest.mark.parametrize(("monitor", "mode"), [
     ("val_loss", "min"), ("val_prc", "max"), ("val_auc", "max"), ("val_fn", "min"),
     ("val_fp", "min"), ("val_brier", "min"), ("val_recall", "max"), ("loss", "min"),

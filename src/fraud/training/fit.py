@@ -137,7 +137,18 @@ class ValidationMetrics(keras.callbacks.Callback):
         if self.with_metrics:
             from sklearn.metrics import average_precision_score
 
-            logs["val_ap"] = float(average_precision_score(self.labels, scores))
+            # NaN scores (a diverged fit) make NaN figures, which check_finite_losses reports
+            logs["val_ap"] = float(average_precision_score(self.labels, scores)) \
+                if np.isfinite(scores).all() else float("nan")
+
+
+class StopOnNaN(keras.callbacks.Callback):
+    """Keras' TerminateOnNaN, without its line on stdout: the stage's error says it."""
+
+    def on_train_batch_end(self, batch: int, logs: dict | None = None) -> None:
+        loss = (logs or {}).get("loss")
+        if loss is not None and not math.isfinite(float(loss)):
+            self.model.stop_training = True
 
 
 class EpochTimer(keras.callbacks.Callback):
@@ -225,15 +236,28 @@ def fit(model: keras.Model, train: tuple[np.ndarray, np.ndarray],
         callbacks.append(keras.callbacks.EarlyStopping(
             monitor=monitor, mode=monitor_mode(monitor), patience=params.patience,
             restore_best_weights=True, verbose=0))
-    callbacks.append(timer)
+    callbacks += [timer, StopOnNaN()]
     if dataset is None:
         dataset = shuffled_batches(train[0], train[1], params.batch_size, seed, class_weight)
         steps_per_epoch = steps_for(len(train[1]), params.batch_size)
     history = model.fit(dataset, steps_per_epoch=steps_per_epoch, shuffle=False,
                         epochs=params.epochs, callbacks=callbacks, verbose=0)
     frame = history_frame(history.history)
+    check_finite_losses(frame, label, float(model.optimizer.learning_rate.numpy()))
     best = best_epoch(frame, monitor) if early_stopping else int(frame["epoch"].iloc[-1])
     return TrainResult(history=frame, best_epoch=best, epoch_seconds=timer.seconds)
+
+
+def check_finite_losses(history: pd.DataFrame, label: str, learning_rate: float) -> None:
+    """A NaN or infinite loss stops the stage in one line, before it writes anything (the
+    metrics would not be JSON, the weights useless). TerminateOnNaN ended the fit there."""
+    losses = history[[c for c in ("loss", "val_loss") if c in history]].to_numpy(np.float64)
+    bad = ~np.isfinite(losses).all(axis=1)
+    if bad.any() or len(history) == 0:
+        epoch = int(history["epoch"].iloc[int(np.argmax(bad))]) if bad.any() else 1
+        raise PipelineError(f"{label}: the loss became NaN or infinite at epoch {epoch} "
+                            f"(model.learning_rate = {learning_rate:g}); lower "
+                            "model.learning_rate, or check the inputs for extreme values")
 
 
 def steps_for(rows: int, batch_size: int) -> int:
