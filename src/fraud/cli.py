@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import logging
 import math
 import os
@@ -209,14 +210,61 @@ class _ShortNames(logging.Formatter):
         return super().format(record)
 
 
+# A write that the disk refused: the disk's state, not a bug or bad input (pyarrow and numpy
+# raise these with no file name; a file-size limit, `ulimit -f`, gives EFBIG).
+DISK_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is used up",
+             errno.EFBIG: "a file-size limit was hit", errno.EROFS: "the disk is read-only"}
+
+
+def os_error_line(error: OSError) -> str:
+    """One line for an operating-system error: what failed, where (when known), what to do."""
+    where = f" ({printable_path(error.filename)})" if error.filename else ""
+    reason = error.strerror or str(error) or type(error).__name__
+    if error.errno in DISK_FULL or is_short_write(error):
+        why = DISK_FULL.get(error.errno or 0, "the disk is full or a file-size limit was hit")
+        return (f"writing failed{where}: {reason}; {why}: free space (or raise the limit) "
+                "and run again; no output was left half-written")
+    return f"{reason}{where}"
+
+
+def is_short_write(error: OSError) -> bool:
+    """numpy's `.npy` writer reports a short write as "N requested and M written", no errno."""
+    return error.errno is None and " requested and " in str(error) and \
+        str(error).endswith(" written")
+
+
+def printable_path(name: object) -> str:
+    shown = str(name)
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown[:300])
+
+
+def _stdout_gone() -> None:
+    """stdout failed (a full disk behind `> file`, /dev/full): send what is left of it to
+    /dev/null, so that Python's own flush at exit prints no second error."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
 def run(main: Callable[[Sequence[str]], None], argv: Sequence[str] | None = None) -> None:
-    """Runs a stage: an expected failure prints one line and exits 1, with no traceback."""
+    """Runs a stage: an expected failure prints one line and exits 1, with no traceback.
+
+    A disk that refuses a write (full, over quota, read-only) is one of them: outputs are
+    written to temporaries first, so nothing half-written is left (files.outputs)."""
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_ShortNames("%(short_name)s: %(message)s"))
     logging.basicConfig(level=logging.INFO, handlers=[handler])
     try:
         with stop_cleanly():
             main(sys.argv[1:] if argv is None else argv)
+            sys.stdout.flush()  # inside: a full disk behind stdout is reported here
+    except OSError as error:
+        if isinstance(error, BrokenPipeError):  # the reader left (`| head`): not an error
+            _stdout_gone()
+            sys.exit(1)
+        if error.errno in DISK_FULL or is_short_write(error):
+            _stdout_gone()
+        print(f"error: {os_error_line(error)}", file=sys.stderr)
+        sys.exit(1)
     except PipelineError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(1)
