@@ -5,8 +5,15 @@
 MODEL is the exported model, models/fraud_detector.onnx: any of the pipeline's five models
 with its calibration in one file, calibrated float64 probabilities out. A `.keras` detector
 (a network's, from models/detector/) is scored too, but it is NOT calibrated: its
-probabilities are the network's own (class weights or oversampling inflate them), and its
-card's threshold and costs do not apply to them; pass --threshold.
+probabilities are the network's own (class weights or oversampling inflate them), and no
+card's threshold or costs apply to them: without --threshold it is refused.
+
+The card is checked against the model, strictly: its rule applies only to the file whose
+sha256 it records (`files.onnx.sha256`, written by export). A model file that differs (another
+model, an uncalibrated detector, a file edited since) is refused, and so is a card that
+records no sha256 (an older card): pass the model's own card, or --threshold to score
+without one. The card's `decision` must be an object with a known `rule` whose threshold
+agrees with the card's `threshold`; anything else is refused, never read as a threshold.
 
 INPUT is a CSV with the columns of the Credit Card Fraud data set: V1 … V28 and Amount
 (any order), optionally Time (ignored), Class (0 or 1, or blank for an unlabelled row;
@@ -17,7 +24,8 @@ work); `-` reads stdin. Rows are checked as the pipeline's clean stage checks th
 messages, naming the line and column; every row must have the header's number of fields,
 and a line longer than 64 KiB is refused.
 
-OUTPUT (`-o`; stdout when absent or `-`; `.gz` compresses) has one row per input row, in
+OUTPUT (`-o`; stdout when absent or `-`; `.gz` compresses; never the input, the model or
+the card, whatever the path says: it would replace them) has one row per input row, in
 order: the --id-column keys (as in the input, in the order given), `probability` (the
 model's output as float32, in its shortest round-trip form), `flagged` (1 when the decision
 rule holds, decided on the model's float64 value) and, if the input has it, `Class` (blank
@@ -61,12 +69,13 @@ from src.fraud.cli import OneLineParser, chunk_rows, probability
 from src.fraud.cli import run as cli_run
 from src.fraud.decision import Decision, decision_from_card
 from src.fraud.errors import PipelineError, printable, printable_names
-from src.fraud.files import outputs
+from src.fraud.files import file_sha256, outputs
 from src.fraud.serving.csv_scoring import (
     DEFAULT_CHUNK_ROWS,
     INPUT_COLUMNS,
     PREPROCESS_NAME,
     STDIO,
+    check_not_an_input,
     open_input,
     score,
 )
@@ -182,6 +191,38 @@ def require_model(path: Path) -> None:
                             "path of an exported model)")
 
 
+def require_calibrated(path: Path) -> None:
+    """A card's rule is for calibrated probabilities: a .keras detector's are not."""
+    if path.suffix != ".onnx":
+        raise PipelineError(f"{path}: a {path.suffix or 'non-.onnx'} detector is not "
+                            "calibrated, so no model card's rule applies to its scores; pass "
+                            "--threshold, or score the .onnx exported with the card")
+
+
+def card_sha256(card: dict[str, Any]) -> str | None:
+    """The sha256 the card records of its model file (export's `files.onnx.sha256`)."""
+    files = card.get("files")
+    shipped = files.get("onnx") if isinstance(files, dict) else None
+    sha = shipped.get("sha256") if isinstance(shipped, dict) else None
+    return sha if isinstance(sha, str) and len(sha) == 64 \
+        and all(c in "0123456789abcdef" for c in sha) else None
+
+
+def check_card_model(card: dict[str, Any], card_path: Path, model: Path) -> None:
+    """The card must be this model file's: its threshold, costs and reference were made
+    for those bytes (a constant-0.99 file with the shipped card would flag every row)."""
+    recorded = card_sha256(card)
+    if recorded is None:
+        raise PipelineError(f"{card_path}: records no sha256 of its model (files.onnx.sha256; "
+                            f"an older card?), so it cannot be matched with {model}; export "
+                            "again (dvc repro export), or pass --threshold to score without "
+                            "a card")
+    if recorded != file_sha256(model, "model"):
+        raise PipelineError(f"{card_path}: is the card of another model, not of {model} "
+                            "(their sha256 differ); pass the model's own card (--card), or "
+                            "--threshold to score without a card")
+
+
 def load_model(path: Path) -> Any:
     require_model(path)
     if path.suffix == ".onnx":
@@ -244,9 +285,17 @@ def main(argv: Sequence[str]) -> None:
     started = time.perf_counter()
     require_model(args.model)  # before its card: the model is what is missing
     card_path = args.card or args.model.with_suffix(".json")
-    card = read_card(card_path, required=args.threshold is None)
-    decision = Decision(threshold=args.threshold) if args.threshold is not None else \
-        decision_from_card(card.get("decision"), card.get("threshold"), str(card_path))
+    check_not_an_input(args.output, {"input": args.input, "model": args.model,
+                                     "card": card_path if card_path.is_file() else None})
+    if args.threshold is not None:
+        read_card(card_path, required=False)  # a card beside the model is still checked
+        decision = Decision(threshold=args.threshold)
+    else:
+        require_calibrated(args.model)
+        card = read_card(card_path, required=True) or {}
+        check_card_model(card, card_path, args.model)
+        decision = decision_from_card(card.get("decision"), card.get("threshold"),
+                                      str(card_path))
     # header checks first: fast errors, before TensorFlow
     opened = open_input(args.input, id_columns=args.id_column)
     try:

@@ -81,26 +81,74 @@ class Decision:
                 "flag_when": f"probability * {miss} > (1 - probability) * cost_fp"}
 
 
+RULES = ("threshold", EXPECTED_COST)
+
+
 def decision_from_card(decision: Any, threshold: Any, label: str) -> Decision:
     """The card's decision (`decision` object, else its `threshold`); a one-line error for
-    anything else, so a hand-edited card fails before scoring."""
-    if isinstance(decision, Mapping) and decision.get("rule") == EXPECTED_COST:
-        cost_fp, cost_fn = decision.get("cost_fp"), decision.get("cost_fn")
-        if _cost(cost_fp) and (cost_fn == AMOUNT or (_cost(cost_fn) and cost_fp + cost_fn > 0)):
-            return Decision(threshold=None if cost_fn == AMOUNT else
-                            expected_cost_threshold(float(cost_fp), float(cost_fn)),
-                            rule=EXPECTED_COST, cost_fp=float(cost_fp),
-                            cost_fn=AMOUNT if cost_fn == AMOUNT else float(cost_fn))
-        raise PipelineError(f"{label}: the card's expected_cost rule needs cost_fp >= 0 and "
-                            f"cost_fn >= 0 (not both 0) or 'amount', got {printable(cost_fp)} and "
-                            f"{printable(cost_fn)}; pass --threshold")
-    if isinstance(threshold, bool) or not isinstance(threshold, int | float) \
-            or not 0 <= threshold <= 1:
+    anything else, so a hand-edited card fails before scoring. Strict: an unknown rule, a
+    `decision` that is not an object, or a `decision.threshold` that differs from the card's
+    `threshold` would otherwise flag by a rule the card does not state."""
+    if decision is not None and not isinstance(decision, Mapping):
+        raise PipelineError(f"{label}: the card's 'decision' is {printable(decision)}, not an "
+                            f"object with a 'rule' ({' or '.join(RULES)}); pass --threshold")
+    rule = (decision or {}).get("rule", "threshold")
+    if rule not in RULES:
+        raise PipelineError(f"{label}: the card's decision rule {printable(rule)} is not one "
+                            f"this command applies ({' or '.join(RULES)}); pass --threshold")
+    if decision is not None and "threshold" in decision \
+            and not _same(decision["threshold"], threshold):
+        raise PipelineError(f"{label}: the card's decision.threshold "
+                            f"{printable(decision['threshold'])} differs from its threshold "
+                            f"{printable(threshold)}; export the model again, or pass "
+                            "--threshold")
+    if rule == EXPECTED_COST:
+        return _expected_cost(decision or {}, threshold, label)
+    if not _probability(threshold):
         raise PipelineError(f"{label}: no valid 'threshold' (a number in [0, 1]) in the card; "
                             "pass --threshold")
     return Decision(threshold=float(threshold))
 
 
-def _cost(value: Any) -> bool:
+def _expected_cost(decision: Mapping[str, Any], threshold: Any, label: str) -> Decision:
+    """The expected_cost rule; the card's threshold, if any, must be the one its costs
+    give (monitor's estimates count the rows flagged at it)."""
+    cost_fp, cost_fn = decision.get("cost_fp"), decision.get("cost_fn")
+    if not (_cost(cost_fp) and (cost_fn == AMOUNT or (_cost(cost_fn)
+                                                      and cost_fp + cost_fn > 0))):
+        raise PipelineError(f"{label}: the card's expected_cost rule needs cost_fp >= 0 and "
+                            f"cost_fn >= 0 (not both 0) or 'amount', got {printable(cost_fp)} and "
+                            f"{printable(cost_fn)}; pass --threshold")
+    implied = None if cost_fn == AMOUNT else \
+        expected_cost_threshold(float(cost_fp), float(cost_fn))
+    if not _same(threshold, implied):
+        what = "no single threshold (cost_fn 'amount')" if implied is None else \
+            f"the threshold cost_fp / (cost_fp + cost_fn) = {implied:.6g}"
+        raise PipelineError(f"{label}: the card's threshold {printable(threshold)} disagrees "
+                            f"with its expected_cost rule, which gives {what}; export the "
+                            "model again, or pass --threshold")
+    return Decision(threshold=implied, rule=EXPECTED_COST, cost_fp=float(cost_fp),
+                    cost_fn=AMOUNT if cost_fn == AMOUNT else float(cost_fn))
+
+
+def _same(left: Any, right: Any) -> bool:
+    """Two thresholds of a card agree: both absent (None), or equal numbers (to rounding)."""
+    if left is None or right is None:
+        return left is None and right is None
+    return _probability(left) and _probability(right) and \
+        math.isclose(float(left), float(right), rel_tol=1e-9, abs_tol=1e-15)
+
+
+def _probability(value: Any) -> bool:
     return (not isinstance(value, bool) and isinstance(value, int | float)
-            and math.isfinite(value) and value >= 0)
+            and 0 <= value <= 1)
+
+
+def _cost(value: Any) -> bool:
+    """A finite number >= 0 (a JSON integer of 400 digits is not: float() overflows)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value) and value >= 0
+    except OverflowError:
+        return False

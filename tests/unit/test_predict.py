@@ -23,7 +23,7 @@ import pytest
 
 from src.fraud.data.prepare import clean, features_and_labels, fit_scaler, scaler_to_json
 from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from src.fraud.files import write_json
+from src.fraud.files import file_sha256, write_json
 from src.fraud.params import ModelParams
 from src.fraud.schema import INPUT_COLUMNS, N_FEATURES, RAW_COLUMNS
 from src.fraud.serving import contract
@@ -40,10 +40,11 @@ ENV = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONDONTWRITEBYTECODE": "1"
 
 @dataclass
 class Exported:
-    model: Path               # a .keras detector (uncalibrated; predict still scores one)
+    model: Path               # a .keras detector (uncalibrated; predict scores one only with
+                              # --threshold)
     onnx: Path                # the same detector as ONNX (what the command-line tests run:
                               # no TensorFlow import, ~4 s less per process)
-    card: Path
+    card: Path                # the .onnx file's card (it records that file's sha256)
     threshold: float
     csv: Path                 # ROWS generated transactions, the real file's dialect
     lines: list[str]          # its lines (header first)
@@ -79,9 +80,11 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Exported:
                                    ).astype(np.float64)
     # A threshold that flags about a third of the rows, exactly representable in float32.
     threshold = float(np.float32(np.quantile(expected, 2 / 3)))
-    # What predict reads of the card (test_export.py checks the whole card).
-    write_json(model_path.with_suffix(".json"), {"threshold": threshold,
-                                                 "input_columns": INPUT_COLUMNS})
+    # What predict reads of the card (test_export.py checks the whole card): the card is
+    # the .onnx file's (its sha256); the .keras detector is uncalibrated: no card applies.
+    write_json(model_path.with_suffix(".json"), {
+        "threshold": threshold, "input_columns": INPUT_COLUMNS,
+        "files": {"onnx": {"file": onnx_path.name, "sha256": file_sha256(onnx_path)}}})
     return Exported(model=model_path, onnx=onnx_path, card=model_path.with_suffix(".json"),
                     threshold=threshold,
                     csv=csv_path, lines=csv_path.read_text(encoding="ascii").splitlines(),
@@ -114,7 +117,8 @@ def check_scores(scores: pd.DataFrame, exported: Exported, threshold: float) -> 
 def test_csv_to_file(exported: Exported, tmp_path: Path, capsys: pytest.CaptureFixture[str],
                      monkeypatch: pytest.MonkeyPatch) -> None:
     out = tmp_path / "scores.csv"
-    result = predict(capsys, monkeypatch, exported.model, exported.csv, "-o", out)
+    result = predict(capsys, monkeypatch, exported.model, exported.csv, "-o", out,
+                     "--threshold", repr(exported.threshold))  # .keras: uncalibrated
     assert result.code == 0, result.stderr
     assert result.stdout == ""
     scores = pd.read_csv(out)
@@ -132,7 +136,7 @@ def test_gzip_in_and_out(exported: Exported, tmp_path: Path, capsys: pytest.Capt
     packed = tmp_path / "transactions.csv.gz"
     packed.write_bytes(gzip.compress(exported.csv.read_bytes()))
     out = tmp_path / "scores.csv.gz"
-    result = predict(capsys, monkeypatch, exported.model, packed, "-o", out)
+    result = predict(capsys, monkeypatch, exported.onnx, packed, "-o", out)
     assert result.code == 0, result.stderr
     check_scores(pd.read_csv(out), exported, exported.threshold)
 
@@ -142,7 +146,7 @@ def test_stdin_to_stdout_without_class_or_time(exported: Exported,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
     frame = exported.frame[INPUT_COLUMNS[::-1]]  # any column order; no Time, no Class
     data = frame.to_csv(index=False).encode()
-    result = predict(capsys, monkeypatch, exported.model, "-", stdin=data)
+    result = predict(capsys, monkeypatch, exported.onnx, "-", stdin=data)
     assert result.code == 0, result.stderr
     scores = read_scores(result.stdout)
     assert list(scores.columns) == ["probability", "flagged"]
@@ -164,9 +168,9 @@ def test_threshold_without_card(exported: Exported, tmp_path: Path,
                                 capsys: pytest.CaptureFixture[str],
                                 monkeypatch: pytest.MonkeyPatch) -> None:
     absent = tmp_path / "absent.json"
-    result = predict(capsys, monkeypatch, exported.model, exported.csv, "--card", absent)
+    result = predict(capsys, monkeypatch, exported.onnx, exported.csv, "--card", absent)
     assert "model card not found" in result.error_line
-    result = predict(capsys, monkeypatch, exported.model, exported.csv, "--card", absent,
+    result = predict(capsys, monkeypatch, exported.onnx, exported.csv, "--card", absent,
                      "--threshold", "0.5")
     assert result.code == 0, result.stderr
 
@@ -174,8 +178,11 @@ def test_threshold_without_card(exported: Exported, tmp_path: Path,
 def test_chunks_give_the_same_rows_as_one_chunk(exported: Exported,
                                                 capsys: pytest.CaptureFixture[str],
                                                 monkeypatch: pytest.MonkeyPatch) -> None:
-    whole = predict(capsys, monkeypatch, exported.model, exported.csv, "--chunk-size", ROWS)
-    chunked = predict(capsys, monkeypatch, exported.model, exported.csv, "--chunk-size", 37)
+    cut = ("--threshold", repr(exported.threshold))  # .keras: uncalibrated, no card applies
+    whole = predict(capsys, monkeypatch, exported.model, exported.csv, "--chunk-size", ROWS,
+                    *cut)
+    chunked = predict(capsys, monkeypatch, exported.model, exported.csv, "--chunk-size", 37,
+                      *cut)
     assert whole.code == chunked.code == 0, (whole.stderr, chunked.stderr)
     one, many = read_scores(whole.stdout), read_scores(chunked.stdout)
     # The same rows in the same order; the probability may differ in the last float32 bit
@@ -230,7 +237,7 @@ def test_bad_input_fails_cleanly(case: str, exported: Exported, tmp_path: Path,
     source.parent.mkdir()
     source.write_bytes(make(exported.lines))
     out = tmp_path / "out" / "scores.csv"
-    result = predict(capsys, monkeypatch, exported.model, source, "-o", out,
+    result = predict(capsys, monkeypatch, exported.onnx, source, "-o", out,
                      "--chunk-size", chunk_size)
     line = result.error_line
     assert line.startswith(f"error: {source}: "), line
@@ -246,7 +253,7 @@ def test_a_failed_run_keeps_an_earlier_output(exported: Exported, tmp_path: Path
     source.write_bytes(set_cell(exported.lines, 500, "V1", "x"))
     out = tmp_path / "scores.csv"
     out.write_text("earlier\n")
-    result = predict(capsys, monkeypatch, exported.model, source, "-o", out, "--chunk-size", 64)
+    result = predict(capsys, monkeypatch, exported.onnx, source, "-o", out, "--chunk-size", 64)
     assert "line 500" in result.error_line
     assert out.read_text() == "earlier\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv", "scores.csv"]
@@ -311,7 +318,7 @@ def test_a_long_row_with_extra_fields_is_refused(exported: Exported, tmp_path: P
     source = tmp_path / "transactions.csv"
     source.write_bytes(("\n".join(lines) + "\n").encode())
     out = tmp_path / "out" / "scores.csv"
-    result = predict(capsys, monkeypatch, exported.model, source, "-o", out)
+    result = predict(capsys, monkeypatch, exported.onnx, source, "-o", out)
     assert "line 501 is longer than 65,536 bytes" in result.error_line
     assert not out.parent.exists() or list(out.parent.iterdir()) == []
 

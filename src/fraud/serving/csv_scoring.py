@@ -11,6 +11,8 @@ with the checks `clean` applies (schema.py), scored, written, and dropped.
 from __future__ import annotations
 
 import functools
+import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -95,6 +97,35 @@ def check_id_columns(label: str, columns: list[str], id_columns: Sequence[str]) 
         if name not in columns:
             raise PipelineError(f"{label}: no column {printable(name)} (from --id-column); "
                                 f"the header has {printable_names(columns, 35)}")
+
+
+def _file_identity(path: str | Path) -> tuple[int, int] | None:
+    """(device, inode) of a path (followed through symlinks), or of stdin for `-`; None
+    when there is no such file (or stdin is not one)."""
+    try:
+        found = os.fstat(sys.stdin.fileno()) if str(path) == STDIO else os.stat(path)
+    except (OSError, ValueError, AttributeError):  # io.UnsupportedOperation is an OSError
+        return None
+    return found.st_dev, found.st_ino
+
+
+def check_not_an_input(output: str | Path, inputs: dict[str, str | Path | None]) -> None:
+    """An output file must not be one the command reads (`inputs`: what it is -> path):
+    publishing renames the output over it, so `predict X.csv -o X.csv` would replace the
+    transactions with their scores. Compared by file (device and inode: symlinks, hard
+    links, `./X.csv.gz`, stdin redirected from it), or by resolved path when the output
+    does not exist yet. Raised before anything is read or written."""
+    if str(output) == STDIO:
+        return
+    target, where = _file_identity(output), os.path.realpath(output)
+    for what, path in inputs.items():
+        if path is None or (str(path) == STDIO and what != "input"):
+            continue
+        same = target is not None and _file_identity(path) == target
+        if same or (str(path) != STDIO and os.path.realpath(path) == where):
+            shown = "stdin" if str(path) == STDIO else str(path)
+            raise PipelineError(f"{output}: is the same file as the {what} ({shown}), which "
+                                "it would replace; write the output to another file")
 
 
 @dataclass
