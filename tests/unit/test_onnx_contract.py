@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -18,9 +19,9 @@ from onnx import TensorProto, helper, numpy_helper
 
 from src.fraud.errors import PipelineError
 from src.fraud.schema import N_FEATURES
-from src.fraud.serving import onnx_contract
+from src.fraud.serving import onnx_contract, onnx_scoring
 from src.fraud.serving.onnx_contract import DETECTOR, NETWORK
-from src.fraud.serving.onnx_scoring import load_onnx
+from src.fraud.serving.onnx_scoring import BATCH_ROWS, load_onnx
 
 REPO = Path(__file__).resolve().parents[2]
 F32 = TensorProto.FLOAT
@@ -131,7 +132,67 @@ HOSTILE: dict[str, tuple[Callable[[], onnx.ModelProto], str]] = {
     "(rows, 2) output": (lambda: network(output_shape=["rows", 2], weights_columns=2),
                          "its output has shape ['rows', 2]"),
     "scalar output": (lambda: network(output_shape=[]), "its output has shape []"),
+    # Allowed operators that bomb (issue 32): refused by the shapes onnx infers.
+    "eleven chained Concats": (lambda: _doubled("features", 11, axis=1),
+                               "474,924 bytes per row (largest: 'c10' ['rows', 59392])"),
+    "eleven Concats along the batch": (lambda: _doubled("score", 11, axis=0),
+                                       "'c0' (node 'c0', shape ['?', 1]) cannot be bounded"),
+    "100,000 chained MatMuls": (lambda: _matmuls(100_000, 1),
+                                "100,006 operators, over the 1,000 allowed"),
+    "eight 1024x1024 MatMuls per row": (lambda: _matmuls(8, 1024),
+                                        "8,418,337 multiply-adds per row, over the 1,000,000"),
+    "27 Concats folded at load": (lambda: _doubled("stored", 27, axis=0),
+                                  "from its weights alone take 1,073,741,820 bytes"),
+    "wide weight declared (1, rows)": (lambda: _wide_weight_as_input(),
+                                       "240,016 bytes per row (largest: 'sum' ['rows', 60000])"),
+    "output computes (rows, 2)": (lambda: network(weights_columns=2),
+                                  "declares shape (rows, 1) but computes ['rows', 2]"),
 }
+
+
+def _doubled(start: str, times: int, axis: int) -> onnx.ModelProto:
+    """`start` concatenated with itself `times` times along `axis`, one column of it sliced
+    off and added to the score: a few hundred bytes that double a value at each node. From
+    "stored" (a stored 1x1 value), ONNX Runtime computes the chain while loading."""
+    nodes = [helper.make_node("Concat", [start if i == 0 else f"c{i - 1}"] * 2, [f"c{i}"],
+                              axis=axis, name=f"c{i}") for i in range(times)]
+    nodes += [helper.make_node("Slice", [f"c{times - 1}", "zero", "one", "axis"], ["first"],
+                               name="first"),
+              helper.make_node("Add", ["score", "first"], ["probability"], name="sum")]
+    stored = [numpy_helper.from_array(np.array(value, np.int64), name)
+              for name, value in (("zero", [0]), ("one", [1]), ("axis", [axis]))]
+    stored.append(numpy_helper.from_array(np.zeros((1, 1), np.float32), "stored"))
+    return network(extra_nodes=nodes, initializers=stored)
+
+
+def _wide_weight_as_input() -> onnx.ModelProto:
+    """A (1, 60,000) weight also listed as a graph input declared (1, rows), so that shapes
+    taken from the declarations would make the row-wide sum look as wide as the batch."""
+    model = network(extra_nodes=[
+        helper.make_node("Add", ["score", "wide"], ["sum"], name="sum"),
+        helper.make_node("Slice", ["sum", "zero", "one", "one"], ["probability"], name="first")],
+        initializers=[numpy_helper.from_array(np.zeros((1, 60_000), np.float32), "wide"),
+                      numpy_helper.from_array(np.array([0], np.int64), "zero"),
+                      numpy_helper.from_array(np.array([1], np.int64), "one")])
+    model.graph.input.append(helper.make_tensor_value_info("wide", F32, [1, "rows"]))
+    return model
+
+
+def _matmuls(count: int, width: int) -> onnx.ModelProto:
+    """features → (rows, width) → `count` MatMuls by one stored (width, width) matrix → one
+    column added to the score: few weights, much work per row (or many nodes)."""
+    rng = np.random.default_rng(1)
+    stored = [numpy_helper.from_array(rng.normal(size=shape).astype(np.float32), name)
+              for name, shape in (("spread", (N_FEATURES, width)), ("square", (width, width)))]
+    stored += [numpy_helper.from_array(np.array(value, np.int64), name)
+               for name, value in (("zero", [0]), ("one", [1]))]
+    nodes = [helper.make_node("MatMul", ["features", "spread"], ["m0"], name="spread")]
+    nodes += [helper.make_node("MatMul", [f"m{i}", "square"], [f"m{i + 1}"], name=f"m{i + 1}")
+              for i in range(count)]
+    nodes += [helper.make_node("Slice", [f"m{count}", "zero", "one", "one"], ["first"],
+                               name="first"),
+              helper.make_node("Add", ["score", "first"], ["probability"], name="sum")]
+    return network(extra_nodes=nodes, initializers=stored)
 
 
 def _tree_reading(location: str) -> onnx.NodeProto:
@@ -169,6 +230,96 @@ def test_hostile_model_is_refused_in_one_line_before_a_session(
     assert message.startswith(f"{path}: ") and expected in message, message
     assert message.endswith("run the train_baseline stage again")
     assert sessions == []  # refused before ONNX Runtime saw the bytes
+
+
+def test_the_inferred_shapes_are_what_onnx_runtime_computes() -> None:
+    """The budgets rest on onnx's inference: ONNX Runtime, run unchecked on a few rows,
+    makes the eleven-Concat bomb's last value 59,392 wide per row, as inferred (2,000 rows
+    of it: 475 MB)."""
+    model = _doubled("features", 11, axis=1)
+    model.graph.output.append(helper.make_tensor_value_info("c10", F32, ["rows", None]))
+    session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    last = session.run(["c10"], {"features": np.ones((3, N_FEATURES), np.float32)})[0]
+    assert last.shape == (3, N_FEATURES * 2 ** 11) == (3, 59_392)
+    assert len(_doubled("features", 11, axis=1).SerializeToString()) < 1_000
+
+
+def test_100000_matmuls_are_refused_without_being_loaded(tmp_path: Path) -> None:
+    """ONNX Runtime took 6 to 12 s to load them; the node budget refuses them after a parse
+    (~50 ms)."""
+    path = save(_matmuls(100_000, 1), tmp_path / "model.onnx")
+    started = time.perf_counter()
+    with pytest.raises(PipelineError, match="100,006 operators, over the 1,000 allowed"):
+        load_onnx(path, "train_baseline", NETWORK)
+    assert time.perf_counter() - started < 2.0
+
+
+def test_a_value_sized_by_the_batch_twice_cannot_be_bounded() -> None:
+    """(rows, rows) grows with the square of the batch: refused by `footprint` itself
+    (Transpose is not allowed, so no checked file reaches it this way)."""
+    nodes = [helper.make_node("Transpose", ["score"], ["across"], name="across"),
+             helper.make_node("MatMul", ["score", "across"], ["square"], name="square"),
+             helper.make_node("Slice", ["square", "zero", "one", "one"], ["probability"],
+                              name="first")]
+    model = network(extra_nodes=nodes, initializers=[
+        numpy_helper.from_array(np.array([0], np.int64), "zero"),
+        numpy_helper.from_array(np.array([1], np.int64), "one")])
+    with pytest.raises(PipelineError, match=r"'square' \(node 'square', shape \['rows', "
+                                            r"'rows'\]\) cannot be bounded"):
+        onnx_contract.footprint(model, Path("m.onnx"), "fix")
+
+
+def _widest_network(hidden: int) -> onnx.ModelProto:
+    """features → hidden units (Relu) → one sigmoid unit: the network of the largest
+    model.hidden_units params allow, written as tf2onnx writes it, without TensorFlow."""
+    rng = np.random.default_rng(2)
+    stored = [numpy_helper.from_array(rng.normal(size=shape).astype(np.float32) / 100, name)
+              for name, shape in (("w1", (N_FEATURES, hidden)), ("b1", (hidden,)),
+                                  ("w2", (hidden, 1)), ("b2", (1,)))]
+    steps = [("MatMul", ["features", "w1"]), ("Add", ["h0", "b1"]), ("Relu", ["h1"]),
+             ("MatMul", ["h2", "w2"]), ("Add", ["h3", "b2"]), ("Sigmoid", ["h4"])]
+    nodes = [helper.make_node(op, inputs, [f"h{i}" if i < 5 else "probability"], name=f"n{i}")
+             for i, (op, inputs) in enumerate(steps)]
+    graph = helper.make_graph(nodes, "widest", [helper.make_tensor_value_info(
+        "features", F32, ["rows", N_FEATURES])], [helper.make_tensor_value_info(
+            "probability", F32, ["rows", 1])], initializer=stored)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+
+
+def test_the_largest_valid_network_with_a_1000_knot_calibrator_loads(tmp_path: Path) -> None:
+    """The budgets' margin: model.hidden_units at its cap (4,096) and a calibrator of 1,000
+    knots, appended as export appends it, load and score in batches within BATCH_BYTES."""
+    from src.fraud.calibrator import Calibrator
+    from src.fraud.params import UPPER_BOUNDS
+    from src.fraud.serving.calibrated import calibrated_onnx
+
+    knots = tuple(np.linspace(-20.0, 20.0, 1_000).tolist())
+    calibrated = calibrated_onnx(_widest_network(int(UPPER_BOUNDS["model.hidden_units"])),
+                                 Calibrator("isotonic", knots, knots, (1.0, 1.0)))
+    found = onnx_contract.footprint(calibrated, Path("m.onnx"), "fix")
+    assert found.row_bytes * 1.5 < onnx_contract.MAX_ROW_BYTES, found
+    assert found.row_work * 5 < onnx_contract.MAX_ROW_WORK, found
+    model = load_onnx(save(calibrated, tmp_path / "m.onnx"), "export", NETWORK)
+    assert model.batch_rows == onnx_scoring.BATCH_BYTES // found.row_bytes < BATCH_ROWS
+    assert model(np.zeros((3, N_FEATURES), np.float32)).shape == (3,)
+
+
+def test_batches_are_sized_by_the_bytes_a_row_takes(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    path = save(network(), tmp_path / "model.onnx")
+    row_bytes = onnx_contract.footprint(network(), path, "fix").row_bytes
+    assert row_bytes == 12  # MatMul, Add, Sigmoid: one float32 each
+    monkeypatch.setattr(onnx_scoring, "BATCH_BYTES", 1_000)
+    model = load_onnx(path, "train_baseline", NETWORK)
+    assert model.batch_rows == 83
+    rows = np.random.default_rng(3).normal(size=(200, N_FEATURES)).astype(np.float32)
+    calls: list[int] = []
+    run = model.session.run
+    monkeypatch.setattr(model.session, "run", lambda names, feed: calls.append(
+        len(feed["features"])) or run(names, feed), raising=False)
+    scores = model(rows)
+    assert calls == [83, 83, 34]
+    np.testing.assert_array_equal(scores, run(None, {"features": rows})[0].reshape(-1))
 
 
 def test_a_file_larger_than_any_fraud_model_is_not_read(

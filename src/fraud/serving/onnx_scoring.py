@@ -8,8 +8,10 @@ columns; both return the probability, shape (rows, 1).
 
 Loading is safe for files from elsewhere too: before ONNX Runtime sees a file, it must pass
 `onnx_contract.check_model_bytes` (no external data, no loops, only the operators our models
-use, the expected input and a (rows, 1) output); no custom-operator library is registered;
-and every score it returns must be a probability, or scoring stops with an error.
+use, the expected input and a (rows, 1) output, within budgets of nodes and of memory and
+work per row); no custom-operator library is registered; batches are sized so that their
+values stay within BATCH_BYTES; and every score it returns must be a probability, or
+scoring stops with an error.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ ONNX_THREADS = 1
 # Rows per session call: 16,384 rows (3.8 MB of float64 in) amortise the call and stay in
 # cache; on the real file it scored faster than 65,536 and kept predict's peak RSS lower.
 BATCH_ROWS = 16_384
+# What one session call's values may take (the checked model's bytes per row times its rows):
+# the default detector (1,496 bytes per row) keeps BATCH_ROWS; a model of the largest valid
+# network (34,072) scores ~7,900 rows a call, one at the row budget (128 KiB) 2,048.
+BATCH_BYTES = 256 * 1024 * 1024
 _DTYPES = {"tensor(float)": np.float32, "tensor(double)": np.float64}
 
 
@@ -37,8 +43,9 @@ class OnnxModel:
     (or logits, when loaded with `logit=True`)."""
 
     def __init__(self, session: ort.InferenceSession, label: str, fix: str,
-                 logit: bool = False) -> None:
+                 logit: bool = False, batch_rows: int = BATCH_ROWS) -> None:
         self.session = session
+        self.batch_rows = batch_rows
         self.label = label
         self.fix = fix
         self.check = check_logits if logit else check_probabilities
@@ -54,8 +61,8 @@ class OnnxModel:
         if features.ndim != 2 or features.shape[1] != self.columns:
             raise ValueError(f"{self.label}: expected a (rows, {self.columns}) array, got "
                              f"{features.shape}")
-        parts = [self._run(features[start:start + BATCH_ROWS], start)
-                 for start in range(0, len(features), BATCH_ROWS)]
+        parts = [self._run(features[start:start + self.batch_rows], start)
+                 for start in range(0, len(features), self.batch_rows)]
         return np.concatenate(parts) if parts else np.empty(0)
 
     def _run(self, batch: np.ndarray, first_row: int) -> np.ndarray:
@@ -109,7 +116,7 @@ def load_onnx(path: str | Path, stage_hint: str, contract: Contract | None,
     content = path.read_bytes()
     if contract is None:
         contract = claimed_contract(content)
-    check_model_bytes(content, path, contract, fix)
+    row_bytes = check_model_bytes(content, path, contract, fix).row_bytes
     if logit:
         import onnx
 
@@ -122,4 +129,9 @@ def load_onnx(path: str | Path, stage_hint: str, contract: Contract | None,
     except Exception as error:  # onnxruntime raises several types for a file that is no model
         raise PipelineError(f"{path}: not a loadable ONNX model ({first_line(error)}); "
                             f"{fix}") from None
-    return OnnxModel(session, str(path), fix, logit)
+    return OnnxModel(session, str(path), fix, logit, batch_rows_for(row_bytes))
+
+
+def batch_rows_for(row_bytes: int) -> int:
+    """Rows per session call: BATCH_ROWS, fewer if their values would exceed BATCH_BYTES."""
+    return max(1, min(BATCH_ROWS, BATCH_BYTES // max(row_bytes, 1)))
