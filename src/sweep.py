@@ -23,11 +23,12 @@ point, ranked on validation PR-AUC with test beside it: <out-dir>/<stem>.md and 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from src.fraud.experiments.plan import (
     check_size,
     code_key,
     expand,
+    experiment_name,
     parse_grid,
     parse_set,
     parse_shard,
@@ -141,6 +143,15 @@ class Sweep:
     failed: list[str] = field(default_factory=list)
 
 
+def _report_files(args: argparse.Namespace) -> list[str]:
+    """The report this command writes, relative to the project's root (the working folder):
+    it is no input of any experiment, so changing it changes no experiment's name."""
+    root = Path.cwd().resolve()
+    files = [(args.out_dir / f"{args.stem}{suffix}").resolve() for suffix in (".md", ".json")]
+    # outside the project, git tracks none of them
+    return [path.relative_to(root).as_posix() for path in files if path.is_relative_to(root)]
+
+
 def plan(args: argparse.Namespace) -> tuple[Sweep, dvc_exp.Baseline, dict[str, list[str]]]:
     """Everything checked before DVC is asked to do anything; a bad argument raises
     UsageError."""
@@ -174,11 +185,36 @@ def plan(args: argparse.Namespace) -> tuple[Sweep, dvc_exp.Baseline, dict[str, l
     except PipelineError as error:
         raise UsageError(str(error)) from None
     mirror = dvc_exp.absolute_mirror(os.environ, Path.cwd())
-    base = dvc_exp.baseline(args.rev)
+    base = dvc_exp.baseline(args.rev, _report_files(args))
     points = expand(seeds, grid, fixed, args.prefix, code_key(base.commit, base.diff))
     sweep = Sweep(points=points, mine=shard(points, k, n), fixed=fixed,
                   env=dvc_exp.environment(mirror), commit=base.commit)
     return sweep, base, grid
+
+
+def earlier_sweep(sweep: Sweep, base: dvc_exp.Baseline, args: argparse.Namespace
+                  ) -> tuple[Sweep, dvc_exp.Baseline] | None:
+    """The same sweep at the commit the report in --out-dir ran from, when HEAD differs from
+    that commit only in the report (it was committed since) and every experiment finished
+    there: a rerun reuses them under their names and rewrites nothing. None otherwise (the
+    sweep then runs from HEAD, under HEAD's names)."""
+    try:
+        earlier = json.loads((args.out_dir / f"{args.stem}.json").read_text(encoding="utf-8")
+                             )["baseline"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if args.rev != "HEAD" or not isinstance(earlier, str) or earlier == base.commit or \
+            not dvc_exp.same_code(earlier, base.commit, _report_files(args)):
+        return None
+    code = code_key(earlier, base.diff)
+    points = [replace(p, name=experiment_name(args.prefix, code, p.seed, p.settings,
+                                              sweep.fixed)) for p in sweep.points]
+    known = dvc_exp.show(sweep.env, earlier)
+    if not all(finished(known.get(p.name)) for p in points):
+        return None
+    k, n = parse_shard(args.shard)
+    return (replace(sweep, points=points, mine=shard(points, k, n), commit=earlier),
+            replace(base, commit=earlier))
 
 
 def _report_failure(sweep: Sweep, point: Point, logs: Path) -> None:
@@ -251,6 +287,26 @@ def _missing(sweep: Sweep, experiments: dict[str, Any], shards: int) -> list[str
             for p in sweep.points if not finished(experiments.get(p.name))]
 
 
+# How a report was made, not what it found: a rerun that reuses every experiment differs from
+# the run that computed them only in these, and must leave a committed report byte-identical.
+RUN_CIRCUMSTANCES = ("command", "seconds", "ran", "reused", "jobs")
+
+
+def _same_report(path: Path, data: str) -> bool:
+    """Whether the report at `path` says what `data` says, the run's circumstances aside."""
+    try:
+        old = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    new = json.loads(data)
+    if not isinstance(old, dict):
+        return False
+    for key in RUN_CIRCUMSTANCES:
+        old.pop(key, None)
+        new.pop(key, None)
+    return bool(old == new)
+
+
 def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
            grid: dict[str, list[str]], seconds: Callable[[], float]) -> None:
     from src.fraud.experiments.compare import compare_sweep
@@ -276,11 +332,16 @@ def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
         "skipped": skipped, "jobs": args.jobs, "seconds": round(seconds(), 1),
     }
     markdown = to_markdown(groups, context)
+    data = json_dumps(to_json(groups, context))
+    print(markdown)
+    if _same_report(args.out_dir / f"{args.stem}.json", data) and \
+            (args.out_dir / f"{args.stem}.md").is_file():
+        _say(f"{args.out_dir / (args.stem + '.md')} and .json left as they are: same "
+             "experiments, same results (only the run's timing and counts differ)")
+        return
     with outputs() as out:
         out.path(args.out_dir / f"{args.stem}.md").write_text(markdown, encoding="utf-8")
-        out.path(args.out_dir / f"{args.stem}.json").write_text(
-            json_dumps(to_json(groups, context)), encoding="utf-8")
-    print(markdown)
+        out.path(args.out_dir / f"{args.stem}.json").write_text(data, encoding="utf-8")
     _say(f"wrote {args.out_dir / (args.stem + '.md')} and .json")
 
 
@@ -297,6 +358,11 @@ def main(argv: Sequence[str], cli: argparse.ArgumentParser | None = None) -> Non
              "experiment (and of their names); other clones cannot share them: commit first")
     if args.pull:
         dvc_exp.pull(sweep.env, args.pull, sweep.commit)
+    earlier = earlier_sweep(sweep, base, args)
+    if earlier:
+        sweep, base = earlier
+        _say(f"HEAD differs from {base.commit[:10]}, where this sweep ran, only in its report: "
+             "its experiments are reused")
     if not args.report_only:
         run_share(sweep, args.jobs, args.rerun, args.poll, args.out_dir / "logs",
                   args.status_every)

@@ -98,3 +98,53 @@ def test_a_failure_is_reported_and_the_others_are_compared(tiny: Path) -> None:
     assert again.returncode == 1
     assert "1 of 3 experiments are not here: sweep-" in again.stderr
     assert "(seed 3)" in again.stderr
+
+
+@pytest.fixture(scope="module")
+def tracked(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny project with its sweep report in git, as this project keeps reports/sweeps."""
+    repo = tmp_path_factory.mktemp("tracked")
+    (repo / "score.py").write_text(SCORE)
+    (repo / "params.yaml").write_text("seed: 1\nmodel:\n  hidden_units: 16\n")
+    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"score": {
+        "cmd": "python score.py", "deps": ["score.py"], "params": ["seed", "model"],
+        "metrics": [{f"metrics/{n}.json": {"cache": False}}
+                    for n in ("baseline", "logreg", "evaluate")]}}}))
+    (repo / "reports/sweeps").mkdir(parents=True)
+    for name in ("sweep.md", "sweep.json"):
+        (repo / "reports/sweeps" / name).write_text("an older sweep's report\n")
+    _run(repo, "git", "init", "-q", "-b", "main")
+    _run(repo, sys.executable, "-m", "dvc", "init", "-q")
+    _run(repo, "git", "add", "-A")
+    _run(repo, "git", "commit", "-q", "-m", "tiny, with a report")
+    return repo
+
+
+def _state(repo: Path) -> tuple[str, bytes, bytes, str]:
+    return (_run(repo, "git", "status", "--porcelain", "--untracked-files=no").stdout,
+            (repo / "reports/sweeps/sweep.md").read_bytes(),
+            (repo / "reports/sweeps/sweep.json").read_bytes(),
+            _run(repo, "git", "for-each-ref", "refs/exps").stdout)
+
+
+def test_a_rerun_reuses_everything_and_rewrites_nothing(tracked: Path) -> None:
+    """Issue 32: the rewritten report dirtied the tree, which renamed every experiment of the
+    rerun; nothing was reused and the report was rewritten again. Now: reused, byte-identical,
+    before and after the report is committed."""
+    plan = (*SWEEP[:4], "1,2", *SWEEP[5:])
+    first = _run(tracked, *plan)
+    assert "0 experiment(s) reused, 2 to run" in first.stderr, first.stderr
+    after_first = _state(tracked)
+    assert after_first[0].split() == ["M", "reports/sweeps/sweep.json", "M",
+                                      "reports/sweeps/sweep.md"]   # the new report, only
+    again = _run(tracked, *plan, "--jobs", "1")
+    assert "2 experiment(s) reused, 0 to run" in again.stderr, again.stderr
+    assert "left as they are" in again.stderr
+    assert _state(tracked) == after_first
+    _run(tracked, "git", "commit", "-q", "-am", "the sweep's report")
+    committed = _state(tracked)
+    assert committed[0] == ""
+    third = _run(tracked, *plan)
+    assert "its experiments are reused" in third.stderr, third.stderr
+    assert "2 experiment(s) reused, 0 to run" in third.stderr
+    assert _state(tracked) == committed                          # clean, same bytes, same refs

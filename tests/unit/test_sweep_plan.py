@@ -253,3 +253,99 @@ def test_what_dvc_writes_and_both_readers_read(value: str, line: str, recorded: 
     assert line in path.read_text(encoding="utf-8")
     assert (reading.dvc, type(reading.dvc)) == (recorded, type(recorded))
     assert (reading.stage, type(reading.stage)) == (read, type(read))
+
+
+# --- a rerun of a finished sweep -------------------------------------------------------------
+
+REPORT = ["reports/sweeps/sweep.md", "reports/sweeps/sweep.json"]
+
+
+def _git(repo: Path, *args: str) -> str:
+    import subprocess
+
+    return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.com",
+                           *args], cwd=repo, capture_output=True, text=True,
+                          check=True).stdout.strip()
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A committed project holding a sweep report, as the working folder."""
+    (tmp_path / ".dvc").mkdir()
+    (tmp_path / "params.yaml").write_text("seed: 1\n")
+    (tmp_path / "reports/sweeps").mkdir(parents=True)
+    for path in REPORT:
+        (tmp_path / path).write_text("{}\n")
+    _git(tmp_path, "init", "-q", "-b", "main")
+    _git(tmp_path, "add", "-A")
+    _git(tmp_path, "commit", "-q", "-m", "c1")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def test_the_sweep_s_report_is_no_part_of_the_experiments_names(repo: Path) -> None:
+    """A sweep rewrites its report: counted as a change, it renamed every experiment of the
+    rerun, which then reused nothing."""
+    (repo / REPORT[1]).write_text('{"new": 1}\n')
+    base = dvc_exp.baseline("HEAD", REPORT)
+    assert (base.dirty, base.diff) == ([], b"")
+    assert dvc_exp.baseline("HEAD").dirty == [REPORT[1]]      # without the exclusion
+    (repo / "params.yaml").write_text("seed: 2\n")
+    base = dvc_exp.baseline("HEAD", REPORT)
+    assert base.dirty == ["params.yaml"] and b"seed: 2" in base.diff and b"new" not in base.diff
+
+
+def test_a_committed_report_keeps_the_sweep_s_commit(repo: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The report committed on top of the sweep's commit: the rerun finds the experiments of
+    that commit under their names; with any other change, or one experiment missing, it runs
+    from HEAD."""
+    import argparse
+    import json
+    from dataclasses import replace
+
+    from src import sweep as sweep_cli
+    from src.fraud.experiments.show import Experiment
+
+    first = _git(repo, "rev-parse", "HEAD")
+    (repo / REPORT[1]).write_text(json.dumps({"baseline": first}))
+    _git(repo, "commit", "-q", "-am", "the report")
+    args = argparse.Namespace(out_dir=Path("reports/sweeps"), stem="sweep", rev="HEAD",
+                              prefix="sweep", shard=None)
+    base = dvc_exp.baseline("HEAD", REPORT)
+    points = expand([1, 2], {}, {}, "sweep", code_key(base.commit))
+    sweep = sweep_cli.Sweep(points=points, mine=points, fixed={}, env={}, commit=base.commit)
+    earlier = {p.name: p for p in expand([1, 2], {}, {}, "sweep", code_key(first))}
+    shown = {name: Experiment(name, "r", first, "success", {}, {"metrics/m.json": {"prc": 1}})
+             for name in earlier}
+    asked: list[str] = []
+    monkeypatch.setattr(dvc_exp, "show", lambda env, rev: asked.append(rev) or shown)
+    found = sweep_cli.earlier_sweep(sweep, base, args)
+    assert found is not None and asked == [first]
+    again, again_base = found
+    assert again.commit == again_base.commit == first
+    assert [p.name for p in again.points] == list(earlier) == [p.name for p in again.mine]
+    del shown[next(iter(earlier))]
+    assert sweep_cli.earlier_sweep(sweep, base, args) is None   # one to run: from HEAD
+    (repo / "params.yaml").write_text("seed: 3\n")
+    _git(repo, "commit", "-q", "-am", "a change")
+    asked.clear()
+    later = dvc_exp.baseline("HEAD", REPORT)
+    assert sweep_cli.earlier_sweep(replace(sweep, commit=later.commit), later, args) is None
+    assert asked == []                                           # not even asked
+
+
+def test_a_report_is_the_same_whatever_the_run_s_circumstances(tmp_path: Path) -> None:
+    import json
+
+    from src.sweep import _same_report
+
+    path = tmp_path / "sweep.json"
+    report = {"baseline": "c" * 40, "groups": [{"per_seed": {"a": 0.5}}], "seconds": 647.0,
+              "ran": 10, "reused": 0, "jobs": 2, "command": "python -m src.sweep -j 2"}
+    path.write_text(json.dumps(report))
+    rerun = {**report, "seconds": 3.1, "ran": 0, "reused": 10, "jobs": 1, "command": "x"}
+    assert _same_report(path, json.dumps(rerun))
+    assert not _same_report(path, json.dumps({**rerun, "groups": [{"per_seed": {"a": 0.6}}]}))
+    assert not _same_report(path, json.dumps({**rerun, "failed": ["x"]}))
+    assert not _same_report(tmp_path / "missing.json", json.dumps(rerun))

@@ -83,9 +83,15 @@ class Baseline:
     diff: bytes
 
 
-def baseline(rev: str = "HEAD") -> Baseline:
+def _excluding(ignore: Sequence[str]) -> list[str]:
+    """A pathspec of the whole tree but `ignore` (the sweep's own report files)."""
+    return ["--", ".", *(f":(exclude,top){path}" for path in ignore)]
+
+
+def baseline(rev: str = "HEAD", ignore: Sequence[str] = ()) -> Baseline:
     """`rev` (HEAD, or a commit whose experiments are only reported) and, for HEAD, the
-    uncommitted changes."""
+    uncommitted changes but those to `ignore`: the sweep's own report, which a sweep rewrites
+    and which no stage reads. Counted, it renamed every experiment of a rerun."""
     if not Path(".dvc").is_dir():
         raise PipelineError(f"{Path.cwd()}: not a DVC project (no .dvc folder); run from the "
                             "project's root")
@@ -98,12 +104,19 @@ def baseline(rev: str = "HEAD") -> Baseline:
         if commit.returncode != 0:
             raise PipelineError(f"--rev {rev}: not a commit here (git fetch?)")
         return Baseline(commit=commit.stdout.strip(), dirty=[], diff=b"")
-    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no")
-             .stdout.splitlines()]
-    diff = subprocess.run(["git", "diff", "HEAD", "--binary"], capture_output=True,
-                          check=False).stdout \
-        if dirty else b""
+    dirty = [line[3:] for line in git("status", "--porcelain", "--untracked-files=no",
+                                      *_excluding(ignore)).stdout.splitlines()]
+    diff = subprocess.run(["git", "diff", "HEAD", "--binary", *_excluding(ignore)],
+                          capture_output=True, check=False).stdout if dirty else b""
     return Baseline(commit=head.stdout.strip(), dirty=dirty, diff=diff)
+
+
+def same_code(earlier: str, commit: str, ignore: Sequence[str] = ()) -> bool:
+    """Whether the two commits hold the same files but `ignore` (a report committed on top
+    of the commit its experiments ran from)."""
+    if not re.fullmatch(r"[0-9a-f]{40}", earlier):
+        return False
+    return git("diff", "--quiet", earlier, commit, *_excluding(ignore)).returncode == 0
 
 
 def show(env: Mapping[str, str], rev: str) -> dict[str, Experiment]:
