@@ -167,3 +167,40 @@ def test_temporaries_go_when_the_run_cache_restores(project: Project) -> None:
     dvc(repo, "repro", "--force", "--single-item", "init_bias")  # another stage's metrics
     assert stray_files(repo) == []
     assert outputs_snapshot(repo) == project.reference
+
+
+def test_a_killed_export_is_swept_though_its_run_cache_could_restore_it(project: Project
+                                                                        ) -> None:
+    """export writes into models/, where no other stage that reruns writes: restored from
+    the run cache, it would never run to sweep its temporaries. Its outs are `persist`, which
+    keeps DVC from restoring it, so the next `dvc repro` runs it and sweeps."""
+    repo = project.repo
+    killed = repro_killed(project, "export", "publish:1")
+    assert killed.returncode != 0, killed.stderr
+    assert any(name.startswith("models/") for name in stray_files(repo)), stray_files(repo)
+    recovered = dvc(repo, "repro")
+    assert "Running stage 'export'" in recovered.stdout, recovered.stdout
+    assert stray_files(repo) == []
+    assert outputs_snapshot(repo) == project.reference
+    assert dvc(repo, "status").stdout.strip().endswith("up to date.")
+
+
+# What DVC 3.67 prints for every command once a Ctrl-C has emptied dvc.lock (DVC writes the
+# file in place after each stage); docs/troubleshooting.md quotes it with the recovery.
+EMPTY_LOCK_ERROR = "'./dvc.lock' validation failed"
+LOCK_RECOVERY = "git checkout dvc.lock && dvc repro"
+
+
+def test_an_emptied_lock_and_its_documented_recovery(project: Project) -> None:
+    repo = project.repo
+    (repo / "dvc.lock").write_text("", encoding="utf-8")  # what the interrupted write leaves
+    broken = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "--dry"], cwd=repo,
+                            env=env(), capture_output=True, text=True, timeout=300,
+                            check=False)
+    assert broken.returncode != 0 and EMPTY_LOCK_ERROR in broken.stderr + broken.stdout
+    guide = (Path(__file__).resolve().parents[2] / "docs" / "troubleshooting.md").read_text()
+    assert EMPTY_LOCK_ERROR in guide and LOCK_RECOVERY in guide
+    sh(repo, "git", "checkout", "dvc.lock")
+    recovered = dvc(repo, "repro")
+    assert "Running stage" not in recovered.stdout, recovered.stdout  # nothing recomputed
+    assert outputs_snapshot(repo) == project.reference
