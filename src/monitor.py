@@ -19,17 +19,25 @@ unless --card names it), built from the training split and the model's scores on
 names the model's sha256, so a card of another model fails. --reference REF.json reads it
 from a file of its own instead (the same JSON). A one-screen
 summary goes to stdout, the full report to --json and its numbers as flat JSON to --metrics
-(for `dvc metrics diff`; both written atomically). Errors print one line, `error: ...`, and
-exit 1; a bad command line exits 2.
+(for `dvc metrics diff`; both written atomically, never over the batch, the model, the card,
+the reference or each other). Errors print one line, `error: ...`, and exit 1 (a full disk,
+`> /dev/full`, included); a bad command line exits 2.
+
+Strict, as predict is: a card it uses (for the threshold or the reference) must record the
+model file's sha256, and a reference that would hide drift (a column with one bin), inflate
+it (a bin without training rows) or is out of range (10^30 bins, 10^40 rows) is refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,10 +54,11 @@ from src.fraud.monitoring.report import BatchMonitor, card_threshold, flat_metri
 from src.fraud.serving.csv_scoring import (
     DEFAULT_CHUNK_ROWS,
     OpenedInput,
+    check_not_an_input,
     open_input,
     read_chunks,
 )
-from src.predict import read_card, require_model
+from src.predict import check_card_model, read_card, require_model
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -106,12 +115,25 @@ def monitor_batch(opened: OpenedInput, predict: Callable[[np.ndarray], np.ndarra
     return monitor
 
 
-def main(argv: Sequence[str]) -> None:
-    args = build_parser().parse_args(argv)
-    started = time.perf_counter()
-    require_onnx(args.model)
-    card_path = args.card or args.model.with_suffix(".json")
+def check_outputs(args: argparse.Namespace, card_path: Path) -> None:
+    """--json and --metrics are renamed into place at the end: neither may be a file this
+    command reads, nor the other one (the second would replace the first)."""
+    inputs: dict[str, str | Path | None] = {
+        "batch": args.batch, "model": args.model, "reference": args.reference,
+        "card": card_path if card_path.is_file() else None}
+    for output in (args.json, args.metrics):
+        if output is not None:
+            check_not_an_input(output, inputs)
+    if args.json is not None and args.metrics is not None:
+        check_not_an_input(args.metrics, {"--json output": args.json})
+
+
+def load_reference(args: argparse.Namespace, card_path: Path) -> tuple[Reference, float]:
+    """The reference and the threshold, from the card unless given; checked against the
+    model file (a card it uses must be this model's)."""
     card = read_card(card_path, required=args.threshold is None)
+    if card is not None and (args.threshold is None or args.reference is None):
+        check_card_model(card, card_path, args.model)
     if args.reference is not None:
         reference, label = read_reference(args.reference), str(args.reference)
     elif card is None:
@@ -122,6 +144,46 @@ def main(argv: Sequence[str]) -> None:
     check_reference_model(reference, file_sha256(args.model), args.model.name, label)
     threshold = args.threshold if args.threshold is not None else \
         card_threshold(card, str(card_path), "pass --threshold")
+    return reference, threshold
+
+
+def write_reports(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """--json and --metrics, both or neither; a full disk is one line naming the file."""
+    files = [(path, data) for path, data in ((args.json, report),
+                                             (args.metrics, flat_metrics(report)))
+             if path is not None]
+    current: Path | None = None
+    try:
+        with outputs() as out:
+            for current, data in files:
+                write_json(out.path(current), data)
+    except OSError as error:  # ENOSPC, EFBIG, EIO: while writing, or renaming into place
+        raise PipelineError(f"{current}: cannot be written ({error.strerror or error})"
+                            ) from None
+
+
+def print_summary(text: str) -> None:
+    """The summary on stdout, flushed here: the reader gone (`| head`) exits 1 quietly, a
+    full disk (`> /dev/full`) is one line; stdout then goes to /dev/null, so that Python's
+    own flush at exit prints nothing more."""
+    try:
+        sys.stdout.write(text)
+        sys.stdout.flush()
+    except OSError as error:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        if isinstance(error, BrokenPipeError):
+            raise SystemExit(1) from None
+        raise PipelineError(f"writing the summary failed ({error.strerror or error})") from None
+
+
+def main(argv: Sequence[str]) -> None:
+    args = build_parser().parse_args(argv)
+    started = time.perf_counter()
+    require_onnx(args.model)
+    card_path = args.card or args.model.with_suffix(".json")
+    check_outputs(args, card_path)
+    reference, threshold = load_reference(args, card_path)
     opened = open_input(args.batch, id_columns=args.id_column)  # header errors before loading
     try:
         monitor = monitor_batch(opened, load_detector(args.model), reference, threshold,
@@ -129,13 +191,9 @@ def main(argv: Sequence[str]) -> None:
     finally:
         opened.close()
     report = monitor.report()
-    with outputs() as out:  # both or neither
-        if args.json is not None:
-            write_json(out.path(args.json), report)
-        if args.metrics is not None:
-            write_json(out.path(args.metrics), flat_metrics(report))
+    write_reports(args, report)
     if not args.quiet:
-        sys.stdout.write(summary(report, opened.label))
+        print_summary(summary(report, opened.label))
         print(f"monitor: {report['rows']:,} rows in {time.perf_counter() - started:.2f} s",
               file=sys.stderr)
 

@@ -142,6 +142,17 @@ def _card_of_another_model(shipped: dict[str, Path], folder: Path) -> Path:
     return folder / "card.json"
 
 
+def _card_of_1e40_rows(shipped: dict[str, Path], folder: Path) -> Path:
+    """A reference of 10^40 training rows, its counts consistent (was an OverflowError)."""
+    card = json.loads(shipped["card"].read_text())
+    reference = card[CARD_KEY]
+    extra, reference["rows"] = 10**40 - reference["rows"], 10**40
+    for profile in [*reference["columns"].values(), reference["score"]]:
+        profile["counts"][-1] += extra
+    (folder / "card.json").write_text(json.dumps(card))
+    return folder / "card.json"
+
+
 def _test_without_labels(project: Path, folder: Path) -> Path:
     import pandas as pd
 
@@ -151,8 +162,9 @@ def _test_without_labels(project: Path, folder: Path) -> Path:
 
 
 @pytest.mark.parametrize("case", ["card of another model", "card without reference",
-                                  "test without Class", "missing card"],
-                         ids=["other-model", "no-reference", "no-class", "no-card"])
+                                  "test without Class", "missing card", "rows 10^40"],
+                         ids=["other-model", "no-reference", "no-class", "no-card",
+                              "rows-1e40"])
 def test_monitor_fails_in_one_line_and_writes_nothing(
         case: str, project: Path, shipped: dict[str, Path], tmp_path: Path, run_stage: Any,
         stage_error: Any) -> None:
@@ -164,6 +176,8 @@ def test_monitor_fails_in_one_line_and_writes_nothing(
     elif case == "card without reference":
         write_json(tmp_path / "card.json", {"threshold": 0.5})
         card, fragment = tmp_path / "card.json", "the model card has no 'monitoring_reference'"
+    elif case == "rows 10^40":
+        card, fragment = _card_of_1e40_rows(shipped, tmp_path), "'rows' must be a whole number"
     elif case == "test without Class":
         test, fragment = _test_without_labels(project, tmp_path), "missing column(s) 'Class'"
     else:

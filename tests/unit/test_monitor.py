@@ -2,13 +2,23 @@
 
 The CLI tests score with a tiny ONNX detector built here (a logistic model on the raw
 columns, within the detector contract), so they need neither TensorFlow nor a trained model.
+
+HOSTILE (name -> (build, fragment)) is the corpus tools/adversarial.py reruns: `build(folder)`
+writes its files into an empty folder and returns monitor's arguments; the one error line
+must hold `fragment`, and no report may be written.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -153,12 +163,24 @@ def _reference_json(**changes: object) -> dict:
     ([1, 2], "not a monitoring reference"),
     (_reference_json(format="other"), "not a monitoring reference"),
     (_reference_json(version=9), "version 9"),
-    (_reference_json(rows=-1), "'rows' and 'bins'"),
+    (_reference_json(rows=-1), "'rows' must be a whole number from 1 to"),
+    (_reference_json(rows=10**40), "'rows' must be a whole number from 1 to"),
+    (_reference_json(bins=10**30), "'bins' from 2 to 100"),
+    (_reference_json(bins=1), "'bins' from 2 to 100"),
     ({**_reference_json(), "columns": {"V1": {}}}, "missing 'V2'"),
     ({**_reference_json(), "score": {"cuts": [0.2, 0.1], "counts": [1, 1, 498]}},
      "strictly increasing"),
     ({**_reference_json(), "score": {"cuts": [0.1], "counts": [1, 2]}}, "add up to 3"),
     ({**_reference_json(), "score": {"cuts": ["x"], "counts": [1, 499]}}, "finite numbers"),
+    ({**_reference_json(), "score": {"cuts": [-10**400], "counts": [1, 499]}},
+     "finite numbers"),
+    ({**_reference_json(), "score": {"cuts": [], "counts": [500]}}, "expected 1 to 9 cuts"),
+    ({**_reference_json(bins=3), "score": {"cuts": [0.1, 0.2, 0.3], "counts": [1, 1, 1, 497]}},
+     r"expected 1 to 2 cuts \(its 'bins' is 3\)"),
+    ({**_reference_json(), "score": {"cuts": [0.1, 0.2], "counts": [0, 1, 499]}},
+     "bin 1 has no training rows"),
+    ({**_reference_json(), "score": {"cuts": [2.0], "counts": [1, 499]}},
+     r"cuts outside \(0, 1\]"),
 ])
 def test_a_malformed_reference_is_one_line(data: object, message: str) -> None:
     with pytest.raises(PipelineError, match=message) as error:
@@ -310,18 +332,24 @@ def batch_csv(path: Path, features: np.ndarray, labels: bool = True,
     return path
 
 
-@pytest.fixture
-def shipped(tmp_path: Path) -> Path:
-    """models/fraud_detector.onnx with its card beside it, the reference inside the card (as
-    export writes it) and, for --reference, in a file of its own."""
-    model = tiny_detector(tmp_path / "fraud_detector.onnx")
+def ship(folder: Path) -> Path:
+    """models/fraud_detector.onnx with its card beside it (recording the file's sha256), the
+    reference inside the card (as export writes it) and, for --reference, in a file of its
+    own."""
+    model = tiny_detector(folder / "fraud_detector.onnx")
     features = transactions(20_000, seed=0)
     reference = build_reference(features, probabilities(features), file_sha256(model))
-    write_json(tmp_path / "fraud_detector.json", {"threshold": 0.5,
-                                                  "input_columns": INPUT_COLUMNS,
-                                                  CARD_KEY: reference_to_json(reference)})
-    write_json(tmp_path / "reference.json", reference_to_json(reference))
+    write_json(folder / "fraud_detector.json", {
+        "threshold": 0.5, "input_columns": INPUT_COLUMNS,
+        "files": {"onnx": {"file": model.name, "sha256": file_sha256(model)}},
+        CARD_KEY: reference_to_json(reference)})
+    write_json(folder / "reference.json", reference_to_json(reference))
     return model
+
+
+@pytest.fixture
+def shipped(tmp_path: Path) -> Path:
+    return ship(tmp_path)
 
 
 def run_monitor(argv: list[object], capsys: pytest.CaptureFixture[str]
@@ -468,3 +496,164 @@ def test_a_models_reference_file_must_come_from_the_shipped_files(tmp_path: Path
                              "reference")
     assert str(error.value) == (f"{tmp_path / 'gbdt.json'}: built from another calibration "
                                 "than the one shipped; run the reference stage again")
+
+
+# --- hostile references, outputs and cards: the corpus tools/adversarial.py reruns ---------
+
+def _batch(folder: Path) -> Path:
+    return batch_csv(folder / "day.csv", transactions(50, 9))
+
+
+def _every_profile(reference: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*reference["columns"].values(), reference["score"]]
+
+
+def _no_cuts(reference: dict[str, Any]) -> None:
+    """Every column and the score in one bin: PSI 0, 'stable', whatever the batch."""
+    for profile in _every_profile(reference):
+        profile["cuts"], profile["counts"] = [], [reference["rows"]]
+
+
+def _empty_training_bins(reference: dict[str, Any]) -> None:
+    """Each profile's first bin emptied into the second: PSI 8-16 on every column."""
+    for profile in _every_profile(reference):
+        profile["counts"][1] += profile["counts"][0]
+        profile["counts"][0] = 0
+
+
+def _rows_1e40(reference: dict[str, Any]) -> None:
+    """10^40 training rows, the counts consistent with it (int64 overflowed)."""
+    extra = 10**40 - reference["rows"]
+    reference["rows"] = 10**40
+    for profile in _every_profile(reference):
+        profile["counts"][-1] += extra
+
+
+def _card_reference(change: Callable[[dict[str, Any]], None]) -> Callable[[Path], list[str]]:
+    """The shipped card with its reference changed by `change`, as --card."""
+    def build(folder: Path) -> list[str]:
+        model = ship(folder)
+        card = json.loads((folder / "fraud_detector.json").read_text())
+        change(card[CARD_KEY])
+        (folder / "card.json").write_text(json.dumps(card))
+        return [str(model), str(_batch(folder)), "--card", str(folder / "card.json")]
+    return build
+
+
+def _card(**changes: Any) -> Callable[[Path], list[str]]:
+    """The shipped card with `changes` (None: removed), as --card; its threshold used, the
+    reference read from its own file."""
+    def build(folder: Path) -> list[str]:
+        model = ship(folder)
+        card = json.loads((folder / "fraud_detector.json").read_text()) | changes
+        (folder / "card.json").write_text(json.dumps(
+            {k: v for k, v in card.items() if v is not None}))
+        return [str(model), str(_batch(folder)), "--card", str(folder / "card.json"),
+                "--reference", str(folder / "reference.json")]
+    return build
+
+
+def _output(json_to: str, metrics_to: str | None = None) -> Callable[[Path], list[str]]:
+    """--json (and --metrics) naming a file monitor reads: the batch, the model, the card
+    (a hard link to it), the reference; or each other."""
+    def build(folder: Path) -> list[str]:
+        model, batch = ship(folder), _batch(folder)
+        os.link(folder / "fraud_detector.json", folder / "hard.json")
+        names = {"batch": batch, "model": model, "card link": folder / "hard.json",
+                 "reference": folder / "reference.json", "new": folder / "r.json",
+                 "full": Path("/dev/full")}
+        args = [str(model), str(batch), "--reference", str(folder / "reference.json"),
+                "--json", str(names[json_to])]
+        return args + (["--metrics", str(names[metrics_to])] if metrics_to else [])
+    return build
+
+
+Build = Callable[[Path], list[str]]
+# name -> (build the case in an empty folder, returning monitor's arguments; the fragment of
+# the one error line). tools/adversarial.py reruns these.
+HOSTILE: dict[str, tuple[Build, str]] = {
+    "reference: every column in one bin": (_card_reference(_no_cuts), "expected 1 to 9 cuts"),
+    "reference: bins 10^30": (
+        _card_reference(lambda r: r.update(bins=10**30)), "'bins' from 2 to 100"),
+    "reference: empty training bins": (
+        _card_reference(_empty_training_bins), "bin 1 has no training rows"),
+    "reference: rows 10^40": (_card_reference(_rows_1e40), "'rows' must be a whole number"),
+    "reference: a cut of 400 digits": (
+        _card_reference(lambda r: r["columns"]["V1"]["cuts"].__setitem__(0, -10**400)),
+        "V1: cuts must be finite numbers"),
+    "reference: score cuts outside (0, 1]": (
+        _card_reference(lambda r: r["score"].update(cuts=[c + 5 for c in r["score"]["cuts"]])),
+        "score: cuts outside (0, 1]"),
+    "card: no sha256 of its model": (_card(files=None), "records no sha256 of its model"),
+    "card: another model's": (
+        _card(files={"onnx": {"sha256": "0" * 64}}), "is the card of another model"),
+    "card: unknown decision rule": (
+        _card(decision={"rule": "always"}), "decision rule 'always' is not one"),
+    "card: decision.threshold differs": (
+        _card(decision={"rule": "threshold", "threshold": 0.9}),
+        "decision.threshold 0.9 differs from its threshold 0.5"),
+    "--json is the batch": (_output("batch"), "is the same file as the batch"),
+    "--json is the model": (_output("model"), "is the same file as the model"),
+    "--json is the card (a hard link)": (_output("card link"), "is the same file as the card"),
+    "--json is the reference": (_output("reference"), "is the same file as the reference"),
+    "--metrics is --json": (_output("new", "new"), "is the same file as the --json output"),
+    "--json /dev/full": (_output("full"), "/dev/full: is a device"),
+}
+
+
+@pytest.mark.parametrize("name", HOSTILE)
+def test_hostile_references_cards_and_outputs_are_one_line(
+        name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    build, fragment = HOSTILE[name]
+    args = build(tmp_path)
+    before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
+    status, out, err = run_monitor(args, capsys)
+    assert status == 1 and out == "" and err.count("\n") == 1, err
+    assert err.startswith("error: ") and fragment in err and len(err) < 400, err
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == before
+
+
+def test_the_card_and_the_reference_file_are_accepted_as_shipped(
+        shipped: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The checks refuse only what they name: the card alone, the reference file with the
+    card's threshold, and --threshold with --reference (no card needed) all run."""
+    batch = _batch(tmp_path)
+    for extra in ([], ["--reference", tmp_path / "reference.json"],
+                  ["--reference", tmp_path / "reference.json", "--threshold", "0.3",
+                   "--card", tmp_path / "none.json"]):
+        status, _, err = run_monitor([shipped, batch, "-q", *extra], capsys)
+        assert status == 0, (extra, err)
+
+
+def monitor_process(*args: object, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+    repo = Path(__file__).resolve().parents[2]
+    return subprocess.run([sys.executable, "-m", "src.monitor", *map(str, args)], cwd=repo,
+                          text=True, stderr=subprocess.PIPE, timeout=120,
+                          env={**os.environ, "PYTHONPATH": str(repo)}, **kwargs)
+
+
+def test_the_summary_on_a_full_disk_is_one_line(shipped: Path, tmp_path: Path) -> None:
+    """`monitor … > /dev/full`: one line, exit 1 (Python's own flush at exit stays quiet)."""
+    with open("/dev/full", "w") as full:
+        done = monitor_process(shipped, _batch(tmp_path), stdout=full)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        "error: writing the summary failed (No space left on device)"]
+
+
+def test_a_report_on_a_full_file_system_is_one_line(shipped: Path, tmp_path: Path) -> None:
+    """--json on a disk that fills (a file size limit gives EFBIG, as a full disk gives
+    ENOSPC): one line naming the file, neither report, no temporary."""
+    import resource
+
+    def limit() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2_000, 2_000))
+
+    report, metrics = tmp_path / "out" / "r.json", tmp_path / "out" / "m.json"
+    done = monitor_process(shipped, _batch(tmp_path), "--json", report, "--metrics", metrics,
+                           "-q", preexec_fn=limit)
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines() == [
+        f"error: {report}: cannot be written (File too large)"]
+    assert list(report.parent.iterdir()) == []

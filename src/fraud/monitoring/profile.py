@@ -38,6 +38,10 @@ SCORE = "score"
 CUT_DIGITS = 6
 # A reference is ~7 KB; a large file is not one (and is not read whole).
 MAX_REFERENCE_BYTES = 1 << 20
+# What a reference may say of itself: bins per column (BINS is asked for; a hand-made
+# reference of 10^30 would make the noise floor huge) and training rows (counts are int64).
+MAX_BINS = 100
+MAX_ROWS = 10**12
 # A model's reference as the reference stage writes it names the files its scores came
 # from (name -> sha256) under this key; export checks them against the files it ships.
 BUILT_FROM = "built_from"
@@ -132,26 +136,47 @@ def _bad(label: str, problem: str) -> PipelineError:
                          "training data")
 
 
-def _parse_profile(data: Any, rows: int, label: str, name: str) -> Profile:
+def _finite(value: Any) -> bool:
+    """A JSON number that is a finite float64 (an integer of 400 digits is not)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
+def _parse_profile(data: Any, rows: int, bins: int, label: str, name: str) -> Profile:
+    """One column's bins, as build_profile makes them: at least one cut (one bin shows no
+    drift, ever), at most `bins` bins, and training rows in every bin (an empty one would
+    make every batch row there weigh 1/EMPTY_BIN_SHARE times its share: PSI 8-16)."""
     if not isinstance(data, dict) or not isinstance(data.get("cuts"), list) \
             or not isinstance(data.get("counts"), list):
         raise _bad(label, f"{name}: expected an object with lists 'cuts' and 'counts'")
     cuts, counts = data["cuts"], data["counts"]
-    if not all(isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-               for v in cuts) or not all(type(v) is int and v >= 0 for v in counts):
+    if not all(_finite(v) for v in cuts) or not all(type(v) is int and v >= 0 for v in counts):
         raise _bad(label, f"{name}: cuts must be finite numbers and counts whole numbers >= 0")
+    if len(counts) != len(cuts) + 1 or not 2 <= len(counts) <= bins:
+        raise _bad(label, f"{name}: expected 1 to {bins - 1} cuts (its 'bins' is {bins}) and "
+                          f"one count more, got {len(cuts)} cuts and {len(counts)} counts")
     cut_array = np.asarray(cuts, dtype=np.float64)
-    if len(counts) != len(cuts) + 1 or (np.diff(cut_array) <= 0).any():
-        raise _bad(label, f"{name}: expected strictly increasing cuts and one count more "
-                          f"than cuts, got {len(cuts)} cuts and {len(counts)} counts")
+    if (np.diff(cut_array) <= 0).any():
+        raise _bad(label, f"{name}: its cuts are not strictly increasing")
     if sum(counts) != rows:
         raise _bad(label, f"{name}: its counts add up to {sum(counts):,}, not the "
                           f"reference's {rows:,} rows")
+    if 0 in counts:
+        raise _bad(label, f"{name}: bin {counts.index(0) + 1} has no training rows (a "
+                          "reference's bins are never empty)")
+    if name == SCORE and not 0 < cut_array[0] <= cut_array[-1] <= 1:
+        raise _bad(label, f"{name}: cuts outside (0, 1]; the score is a probability")
     return Profile(cuts=cut_array, counts=np.asarray(counts, dtype=np.int64))
 
 
 def reference_from_json(data: Any, label: str) -> Reference:
-    """A Reference from its JSON; anything else is a one-line PipelineError naming `label`."""
+    """A Reference from its JSON; anything else is a one-line PipelineError naming `label`.
+    Strict: a reference that would hide drift (no cuts), inflate it (empty training bins)
+    or overflow (10^40 rows) is refused, not reported on."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise PipelineError(f"{label}: not a monitoring reference (no \"format\": "
                             f"\"{FORMAT}\")")
@@ -159,10 +184,11 @@ def reference_from_json(data: Any, label: str) -> Reference:
         raise _bad(label, f"version {printable(data.get('version'))}, this code reads "
                           f"version {VERSION}")
     rows, bins, sha = data.get("rows"), data.get("bins"), data.get("model_sha256")
-    if type(rows) is not int or rows < 1 or type(bins) is not int or bins < 1 \
-            or not isinstance(sha, (str, type(None))):
-        raise _bad(label, "'rows' and 'bins' must be whole numbers >= 1 and 'model_sha256' "
-                          "text")
+    if type(rows) is not int or not 1 <= rows <= MAX_ROWS or type(bins) is not int \
+            or not 2 <= bins <= MAX_BINS or not isinstance(sha, (str, type(None))):
+        raise _bad(label, f"'rows' must be a whole number from 1 to {MAX_ROWS:,}, 'bins' "
+                          f"from 2 to {MAX_BINS} and 'model_sha256' text; got "
+                          f"{printable(rows, 30)}, {printable(bins, 30)}")
     columns = data.get("columns")
     names = list(columns) if isinstance(columns, dict) else []
     if sorted(names) != sorted(INPUT_COLUMNS):
@@ -173,9 +199,9 @@ def reference_from_json(data: Any, label: str) -> Reference:
         raise PipelineError(f"{label}: does not match this model's inputs: its columns are "
                             f"{what}; expected {', '.join(INPUT_COLUMNS)}")
     return Reference(
-        columns={name: _parse_profile(columns[name], rows, label, name)
+        columns={name: _parse_profile(columns[name], rows, bins, label, name)
                  for name in INPUT_COLUMNS},
-        score=_parse_profile(data.get(SCORE), rows, label, SCORE), rows=rows, bins=bins,
+        score=_parse_profile(data.get(SCORE), rows, bins, label, SCORE), rows=rows, bins=bins,
         model_sha256=sha)
 
 
