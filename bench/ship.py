@@ -29,7 +29,7 @@ import yaml
 
 from src.fraud.decision import expected_cost_flags, expected_cost_threshold
 from src.fraud.evaluation.calibration import fit_calibrator
-from src.fraud.files import write_json
+from src.fraud.files import file_sha256, write_json
 from src.fraud.schema import INPUT_COLUMNS
 from src.fraud.serving.calibrated import calibrated_onnx, with_logit_output
 from src.fraud.serving.contract import read_scaler, save_onnx
@@ -99,6 +99,7 @@ def main() -> None:
         save_onnx(calibrated_onnx(detector, calibrator), path)
         write_json(path.with_suffix(".json"), {
             "model": name, "input_columns": INPUT_COLUMNS, "threshold": None,
+            "files": {"onnx": {"file": path.name, "sha256": file_sha256(path)}},
             "decision": {"rule": "expected_cost", "cost_fp": costs[0], "cost_fn": "amount"}})
         shipped = load_onnx(path, "export", DETECTOR)
         report[name] = {"calibrator": calibrator.to_dict()} | {

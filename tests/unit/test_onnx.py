@@ -28,7 +28,7 @@ from src.fraud.data.prepare import (
 )
 from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from src.fraud.errors import PipelineError
-from src.fraud.files import write_json
+from src.fraud.files import file_sha256, write_json
 from src.fraud.params import ModelParams
 from src.fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES
 from src.fraud.serving import contract, preprocess_graph
@@ -201,7 +201,7 @@ def test_imports_no_tensorflow(module: str) -> None:
 
 @pytest.fixture(scope="module")
 def shipped(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The detector as export ships it (a card with a threshold beside each format), and a
+    """The detector as export ships it (with the card of its .onnx) and as .keras, and a
     CSV of the generated rows."""
     root = tmp_path_factory.mktemp("shipped")
     plain = root / "transactions.csv"
@@ -215,10 +215,11 @@ def shipped(trained: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
     for fmt, source in (("onnx", "detector_onnx_path"), ("keras", "detector_path")):
         models[fmt] = root / f"fraud_detector.{fmt}"
         models[fmt].write_bytes(trained[source].read_bytes())
-        write_json(models[fmt].with_suffix(".json"), {"threshold": threshold,
-                                                      "input_columns": INPUT_COLUMNS})
-    write_json(root / "fraud_detector.json", {"threshold": threshold,
-                                              "input_columns": INPUT_COLUMNS})
+    # The card of the .onnx (a .keras detector is uncalibrated: no card applies to it)
+    write_json(root / "fraud_detector.json", {
+        "threshold": threshold, "input_columns": INPUT_COLUMNS,
+        "files": {"onnx": {"file": models["onnx"].name,
+                           "sha256": file_sha256(models["onnx"])}}})
     return {"models": models, "csv": csv, "expected": expected, "threshold": threshold}
 
 
@@ -243,8 +244,9 @@ def test_predict_onnx_and_keras_agree(shipped: dict[str, Any], tmp_path: Path,
     from src.predict import run
 
     scores = {}
-    for fmt, model in shipped["models"].items():
-        run([str(model), str(shipped["csv"]), "-o", str(tmp_path / f"{fmt}.csv"), "-q"])
+    for fmt, model in shipped["models"].items():  # a .keras detector takes no card's rule
+        run([str(model), str(shipped["csv"]), "-o", str(tmp_path / f"{fmt}.csv"), "-q",
+             "--threshold", repr(shipped["threshold"])])
         scores[fmt] = pd.read_csv(tmp_path / f"{fmt}.csv")
     assert capsys.readouterr().err == ""
     np.testing.assert_allclose(scores["onnx"]["probability"], scores["keras"]["probability"],

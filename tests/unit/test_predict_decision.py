@@ -18,7 +18,7 @@ from src.fraud.data.prepare import clean, features_and_labels, fit_scaler, scale
 from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from src.fraud.decision import Decision, decision_from_card, expected_cost_flags
 from src.fraud.errors import PipelineError
-from src.fraud.files import write_json
+from src.fraud.files import file_sha256, write_json
 from src.fraud.schema import INPUT_COLUMNS
 from src.fraud.serving.calibrated import calibrated_onnx
 from src.fraud.serving.contract import ScalerStats, save_onnx
@@ -50,10 +50,15 @@ def shipped(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
             "p": load_onnx(path, "export", DETECTOR)(rows)}
 
 
+def with_model(card: dict[str, Any], model: Path) -> dict[str, Any]:
+    """The card as export writes it: it names the sha256 of the model it belongs to."""
+    return {**card, "files": {"onnx": {"file": model.name, "sha256": file_sha256(model)}}}
+
+
 def scored(shipped: dict[str, Any], card: dict[str, Any] | None, capsys: Any,
            *extra: Any) -> pd.DataFrame:
     if card is not None:
-        write_json(shipped["root"] / "fraud_detector.json", card)
+        write_json(shipped["root"] / "fraud_detector.json", with_model(card, shipped["model"]))
     result = run_predict([shipped["model"], shipped["csv"], "-q", *extra], capsys)
     assert result.code == 0, result.stderr
     return pd.read_csv(io.StringIO(result.stdout))
@@ -95,8 +100,9 @@ def test_the_cards_expected_cost_rule(shipped: dict[str, Any], capsys: Any,
 
 
 def test_the_summary_names_the_rule(shipped: dict[str, Any], capsys: Any) -> None:
-    write_json(shipped["root"] / "fraud_detector.json", {
-        "decision": {"rule": "expected_cost", "cost_fp": 5, "cost_fn": "amount"}})
+    write_json(shipped["root"] / "fraud_detector.json", with_model({
+        "decision": {"rule": "expected_cost", "cost_fp": 5, "cost_fn": "amount"}},
+        shipped["model"]))
     result = run_predict([shipped["model"], shipped["csv"], "-o",
                           shipped["root"] / "out.csv"], capsys)
     assert result.code == 0, result.stderr
