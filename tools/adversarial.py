@@ -3,8 +3,11 @@ user runs, each outcome classified. `python -m tools.adversarial` prints one row
 input and the totals; it exits 1 if anything was not a clean error or a correct acceptance.
 
 Outcomes: *clean* (exit status 1 or 2 and exactly one `error:` line on stderr), *accepted*
-(exit 0), *traceback* (any other exception, or stderr that is not one `error:` line), *hang*
-(no answer within the case's time), *leftover* (a temporary file left in the case's folder).
+(exit 0, where the case expects it: a name ending in "(accepted)", or any value of a class in
+MAY_ACCEPT), *wrongly accepted* (exit 0 for an input that must be refused), *traceback* (any
+other exception, or stderr that is not one `error:` line), *hang* (no answer within the case's
+time), *leftover* (a temporary file left in the case's folder). Last, the repository's
+git-tracked files must be as they were before the run.
 The corpora are the tests' own (one home for each hostile input); the commands run in this
 process, stderr captured, so that ~1,000 cases take about a minute.
 """
@@ -29,6 +32,9 @@ from src.fraud.errors import PipelineError
 from src.fraud.files import TEMP_PREFIX
 
 CASE_SECONDS = 60
+# Classes whose inputs may be valid: a hostile value under one params key can be a fine one
+# (`-0.0` as a dropout); the rule there is "accepted or one line".
+MAY_ACCEPT = ("params value",)
 Case = tuple[str, str, Callable[[Path], None]]  # (class, name, run in a scratch folder)
 
 
@@ -201,10 +207,115 @@ def predict_cases() -> Iterator[Case]:
         yield "predict", f"card {card[:20]!r}", lambda f, card=card: run(f, card=card)
     yield "predict", "valid run (accepted)", lambda f: run(f, "-o", str(f / "s.csv"),
                                                            "--threshold", "0.5")
+    for name, (build, _) in corpus.HOSTILE.items():  # cards of other models, -o an input
+        yield "predict", name, lambda f, build=build: predict.run(build(f))
+
+
+def monitor_cases() -> Iterator[Case]:
+    """monitor's references, cards and outputs (full disks run as subprocesses in
+    tests/unit/test_monitor.py)."""
+    from src import monitor
+    from src.fraud.cli import run
+    from tests.unit import test_monitor as corpus
+
+    for name, (build, _) in corpus.HOSTILE.items():
+        yield "monitor", name, lambda f, build=build: run(monitor.main, build(f))
+
+
+def _download(folder: Path, url: str, **changes: Any) -> None:
+    """The download stage, in this process, with `download.url` (and `changes`) set."""
+    from src.fraud.cli import run
+    from src.stages import download as download_stage
+
+    raw = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+    raw["download"].update(url=url, sha256=None, **changes)
+    params = folder / "params.yaml"
+    params.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    run(download_stage.main, ["--out", str(folder / "raw" / "creditcard.csv"),
+                              "--params", str(params)])
+
+
+def source_cases() -> Iterator[Case]:
+    """Data sources that are not the table (secrets, devices, FIFOs, ../ paths): refused
+    before a byte reaches data/raw; the message must quote none of them."""
+    from tests.unit import test_download_sources as corpus
+
+    for name, build in corpus.SECRET_SOURCES.items():
+        def case(folder: Path, build: Callable[[Path], str] = build) -> None:
+            err = io.StringIO()
+            try:
+                with contextlib.redirect_stderr(err):
+                    _download(folder, build(folder))
+            finally:
+                sys.stderr.write(err.getvalue())
+                leaked = any(m in err.getvalue() for m in corpus.LEAK_MARKERS)
+                if leaked or any((folder / "raw").glob("*")):
+                    raise RuntimeError("the source reached data/raw or its message")
+        yield "data source", name, case
+
+
+@contextlib.contextmanager
+def file_size_limit(limit: int) -> Iterator[None]:
+    """Writes past `limit` bytes fail (EFBIG), as on a full disk; the soft limit only, so
+    that it can be lifted again."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def full_disk_cases() -> Iterator[Case]:
+    """The data stages writing onto a disk that refuses their writes (a 10 KB file limit)."""
+    from src.fraud.cli import run
+    from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+    from src.stages import clean, scale, split
+    from tests.stages.test_full_disk import _stage_args
+
+    def case(stage: str, folder: Path) -> None:
+        inputs = {"folder": folder}
+        write_creditcard_csv(generate_creditcard(3_000, 0.02, 5), folder / "raw.csv")
+        inputs["raw"] = folder / "raw.csv"
+        for name in ("cleaned", "train", "val", "test"):  # made by the stages themselves
+            inputs[name] = folder / "in" / f"{name}.parquet"
+        (folder / "in").mkdir()
+        raw = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
+        raw["download"].update(url=str(inputs["raw"]), sha256=None)
+        params = folder / "params.yaml"
+        params.write_text(yaml.safe_dump(raw), encoding="utf-8")
+        mains = {"clean": clean.main, "split": split.main, "scale": scale.main}
+        with contextlib.redirect_stderr(io.StringIO()):  # the inputs, without the limit
+            for earlier in ("clean", "split"):
+                run(mains[earlier], [str(a) for a in _stage_args(
+                    earlier, inputs, folder / "in", params)])
+        out = folder / "out"
+        out.mkdir()
+        with file_size_limit(10_000):
+            if stage == "download":
+                _download(out, str(inputs["raw"]))
+            else:
+                run(mains[stage], [str(a) for a in _stage_args(stage, inputs, out, params)])
+
+    for stage in ("download", "clean", "split", "scale"):
+        yield "full disk", stage, lambda folder, stage=stage: case(stage, folder)
 
 
 CORPORA = {"params": params_cases, "onnx": onnx_cases, "skops": skops_cases,
-           "predict": predict_cases}
+           "predict": predict_cases, "monitor": monitor_cases, "source": source_cases,
+           "disk": full_disk_cases}
+
+
+def git_tracked_state() -> str:
+    """`git status` of the repository's tracked files: a case must change none of them."""
+    import subprocess
+
+    return subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"],
+                          capture_output=True, text=True, check=False).stdout
 
 
 def main(argv: list[str]) -> int:
@@ -214,14 +325,18 @@ def main(argv: list[str]) -> int:
     args = cli.parse_args(argv)
     table: dict[str, Counter[str]] = {}
     findings: list[str] = []
+    tracked = git_tracked_state()
     for corpus in args.only or list(CORPORA):
         for kind, name, run in CORPORA[corpus]():
             with tempfile.TemporaryDirectory(prefix="adversarial-") as scratch:
                 result = outcome(run, Path(scratch))
+            if result == "accepted" and kind not in MAY_ACCEPT \
+                    and not name.endswith("(accepted)"):
+                result = "wrongly accepted"
             table.setdefault(kind, Counter())[result] += 1
             if result not in ("clean", "accepted"):
                 findings.append(f"{kind}: {name}: {result}")
-    columns = ("clean", "accepted", "traceback", "hang", "leftover")
+    columns = ("clean", "accepted", "wrongly accepted", "traceback", "hang", "leftover")
     print(f"| input class | tried | {' | '.join(columns)} |")
     print("| --- | --- | " + " | ".join("---" for _ in columns) + " |")
     total: Counter[str] = Counter()
@@ -231,6 +346,9 @@ def main(argv: list[str]) -> int:
               + " | ".join(str(counts[c]) for c in columns) + " |")
     print(f"| all | {sum(total.values())} | " + " | ".join(str(total[c]) for c in columns)
           + " |")
+    changed = sorted(set(git_tracked_state().splitlines()) ^ set(tracked.splitlines()))
+    print(f"\ngit-tracked files changed or lost by the run: {len(changed)}")
+    findings += [f"git-tracked file changed: {line}" for line in changed]
     for finding in findings:
         print(finding, file=sys.stderr)
     return 1 if findings else 0
