@@ -305,9 +305,31 @@ def full_disk_cases() -> Iterator[Case]:
         yield "full disk", stage, lambda folder, stage=stage: case(stage, folder)
 
 
+
+
+def sweep_cases() -> Iterator[Case]:
+    """Sweep arguments refused before anything is queued (tests/unit/test_sweep_hostile.py):
+    planned, not run, so that a case wrongly accepted queues nothing."""
+    from src import sweep
+    from src.fraud.errors import printable
+    from tests.unit import test_sweep_hostile as corpus
+
+    params = Path("params.yaml").read_bytes()
+    for arguments, _ in corpus.BAD_ARGUMENTS + corpus.HOSTILE_VALUES:
+        def case(folder: Path, arguments: list[str] = arguments) -> None:
+            (folder / "params.yaml").write_bytes(params)
+            cli = sweep.parser()
+            args = cli.parse_args([*arguments, "--params", str(folder / "params.yaml")])
+            try:
+                sweep.plan(args)
+            except sweep.UsageError as error:
+                cli.error(str(error))  # exit 2, one "error:" line
+        yield "sweep arguments", printable(" ".join(arguments), 60), case
+
+
 CORPORA = {"params": params_cases, "onnx": onnx_cases, "skops": skops_cases,
            "predict": predict_cases, "monitor": monitor_cases, "source": source_cases,
-           "disk": full_disk_cases}
+           "disk": full_disk_cases, "sweep": sweep_cases}
 
 
 def git_tracked_state() -> str:
