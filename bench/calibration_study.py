@@ -26,16 +26,16 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from src.fraud.decision import expected_cost_flags
-from src.fraud.evaluation import calibration, metrics, model_evaluation
-from src.fraud.evaluation.choice import load_scorer
-from src.fraud.models import PEERS, STRATEGIES, TRAIN_STAGES
-from src.fraud.params import Params, load_params
-from src.fraud.schema import INPUT_COLUMNS
-from src.fraud.serving import calibrated
-from src.fraud.serving.onnx_contract import DETECTOR
-from src.fraud.serving.onnx_scoring import load_onnx
-from src.fraud.training.peers import GBDT_THREADS, load_peer
+from fraud.decision import expected_cost_flags
+from fraud.evaluation import calibration, metrics, model_evaluation
+from fraud.evaluation.choice import load_scorer
+from fraud.models import PEERS, STRATEGIES, TRAIN_STAGES
+from fraud.params import Params, load_params
+from fraud.schema import INPUT_COLUMNS
+from fraud.serving import calibrated
+from fraud.serving.onnx_contract import DETECTOR
+from fraud.serving.onnx_scoring import load_onnx
+from fraud.training.peers import GBDT_THREADS, load_peer
 
 METHODS = (*calibration.METHODS, calibration.AUTO)
 TARGETS = {"log_loss": 0.006, "brier": 0.0009, "ece15_width": 0.001}

@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from src.fraud.schema import INPUT_COLUMNS, LABEL
-from src.fraud.serving.explain import (
+from fraud.schema import INPUT_COLUMNS, LABEL
+from fraud.serving.explain import (
     NetworkExplainer,
     Preprocess,
     TreeExplainer,
@@ -37,7 +37,7 @@ from src.fraud.serving.explain import (
     load_explainer,
     top_reasons,
 )
-from src.fraud.training.peers import load_peer
+from fraud.training.peers import load_peer
 
 NETWORKS = ("baseline", "weighted", "oversample")
 
@@ -123,7 +123,7 @@ def networks(project: Path, raw: np.ndarray, labels: np.ndarray,
 
 def peers(project: Path, preprocess: Preprocess, raw: np.ndarray,
           labels: np.ndarray) -> dict[str, Any]:
-    from src.fraud.serving.explain import LinearExplainer
+    from fraud.serving.explain import LinearExplainer
 
     result = {}
     features = preprocess.features(raw)
@@ -150,9 +150,9 @@ def peers(project: Path, preprocess: Preprocess, raw: np.ndarray,
 
 def _gbdt_onnx_explainer(gbdt: Any, preprocess: Preprocess) -> Any:
     """What predict --explain uses for a gbdt shipped as ONNX (baseline Shapley values)."""
-    from src.fraud.serving.contract import ScalerStats
-    from src.fraud.serving.explain import explainer_from_onnx
-    from src.fraud.serving.peer_onnx import peer_detector
+    from fraud.serving.contract import ScalerStats
+    from fraud.serving.explain import explainer_from_onnx
+    from fraud.serving.peer_onnx import peer_detector
 
     stats = ScalerStats(preprocess.mean, preprocess.scale, preprocess.clip)
     return explainer_from_onnx(peer_detector(gbdt, stats, preprocess.eps), "gbdt.onnx")

@@ -40,7 +40,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.reference import tight_loop
-from src.fraud.models import STRATEGIES
+from fraud.models import STRATEGIES
 
 PARAMS = "params.yaml"
 SCALED = Path("data/scaled")
@@ -52,12 +52,12 @@ TUTORIAL_EPOCHS = 3
 
 
 def _params():
-    from src.fraud.params import load_params
+    from fraud.params import load_params
     return load_params(PARAMS)
 
 
 def _split(name: str):
-    from src.fraud.data.arrays import load_split
+    from fraud.data.arrays import load_split
     return load_split(SCALED / f"{name}_features.npy", SCALED / f"{name}_labels.npy")
 
 
@@ -92,8 +92,8 @@ def _summary(seconds: list[float]) -> dict:
 # --- the pipeline's code path --------------------------------------------------------------
 
 def pipeline_epochs(strategy: str, params, train, val, epochs: int) -> dict:
-    from src.fraud.training import fit as training
-    from src.fraud.training import network as keras_model
+    from fraud.training import fit as training
+    from fraud.training import network as keras_model
 
     fixed = dataclasses.replace(params.train, epochs=epochs, patience=epochs)
     keras_model.set_determinism(params.seed)
@@ -146,7 +146,7 @@ def run_scoring(args: argparse.Namespace) -> dict:
 
 
 def keras_scoring(strategy: str, rows, batch_size: int, repeats: int) -> dict:
-    from src.fraud.training import network as keras_model
+    from fraud.training import network as keras_model
 
     model, load_s = _timed(lambda: keras_model.load_model(f"{MODELS}/{strategy}.keras",
                                                            "train"))
@@ -166,8 +166,8 @@ def onnx_scoring(strategy: str, rows, repeats: int, keras_scores) -> dict:
     """The same rows scored by the train stage's ONNX twin with onnxruntime (what the
     TensorFlow-free evaluate scores with), and the largest difference from Keras'
     `keras_scores`."""
-    from src.fraud.serving.onnx_contract import NETWORK
-    from src.fraud.serving.onnx_scoring import load_onnx
+    from fraud.serving.onnx_contract import NETWORK
+    from fraud.serving.onnx_scoring import load_onnx
 
     model, load_s = _timed(lambda: load_onnx(f"{MODELS}/{strategy}.onnx", "train",
                                                       NETWORK))
@@ -185,7 +185,7 @@ def run_peer(args: argparse.Namespace) -> dict:
     try:
         from sklearn.linear_model import LogisticRegression
 
-        from src.fraud.evaluation.metrics import binary_metrics
+        from fraud.evaluation.metrics import binary_metrics
     except ImportError as error:
         return {"available": False, "error": str(error)}
     params = _params()

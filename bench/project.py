@@ -24,9 +24,9 @@ from typing import Any
 import psutil
 import yaml
 
-from src.fraud.data.download import MIRROR_ENV
-from src.fraud.models import STRATEGIES, TRAIN_STAGES
-from src.fraud.project import ROOT, copy_project_files, ran_stages, set_dotted, stage_names
+from fraud.data.download import MIRROR_ENV
+from fraud.models import STRATEGIES, TRAIN_STAGES
+from tests.project_files import ROOT, copy_project_files, ran_stages, set_dotted, stage_names
 
 # The stages this benchmark was written against; dvc.yaml may hold more (they are timed too).
 STAGES = stage_names(ROOT / "dvc.yaml")  # foreach items as name@key

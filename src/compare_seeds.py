@@ -3,7 +3,7 @@
     python -m src.compare_seeds --seeds 5                 # seeds 42..46 (params.yaml's seed on)
     python -m src.compare_seeds --seed-list 1,2,3 --set train.epochs=20 --jobs 2
 
-Kept for the commands in notes and scripts: the same options as `python -m src.sweep`, with
+Kept for the commands in notes and scripts: the same options as `fraud sweep`, with
 the report in reports/seeds/seeds.md and .json and experiments named seeds-<commit>-s<seed>-...
 Experiments are kept (a rerun reuses them); `dvc exp remove` drops them.
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from src.fraud.cli import run
-from src.sweep import main as sweep_main
-from src.sweep import parser
+from fraud.cli import run
+from fraud.commands.sweep import main as sweep_main
+from fraud.commands.sweep import parser
 
 
 def main(argv: Sequence[str]) -> None:

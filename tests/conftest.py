@@ -92,7 +92,7 @@ def raw_params(repo_params_raw: dict[str, Any]) -> dict[str, Any]:
 
 def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
     """Sets `section.key` (or a top-level key) in the params dict; returns the dict."""
-    from src.fraud.project import set_dotted
+    from tests.project_files import set_dotted
 
     set_dotted(raw, dotted, value)
     return raw
@@ -100,8 +100,8 @@ def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 
 def parse_error(raw: dict[str, Any]) -> str:
     """parse_params' error for `raw`: one line, naming params.yaml."""
-    from src.fraud.errors import PipelineError
-    from src.fraud.params import parse_params
+    from fraud.errors import PipelineError
+    from fraud.params import parse_params
 
     with pytest.raises(PipelineError) as info:
         parse_params(raw)
@@ -117,7 +117,7 @@ def write_params(tmp_path: Path, repo_params_raw: dict[str, Any]
     """write_params({"clean.eps": "1e-08"}) -> a params file in tmp_path, repo's values
     otherwise."""
 
-    from src.fraud.project import set_dotted
+    from tests.project_files import set_dotted
 
     def write(overrides: dict[str, Any] | None = None, name: str = "params.yaml") -> Path:
         raw = copy.deepcopy(repo_params_raw)
@@ -230,7 +230,7 @@ class PredictRun(NamedTuple):
 
 def run_predict(args: Sequence[Any], capsys: pytest.CaptureFixture[str]) -> PredictRun:
     """`python -m src.predict ARGS`, in-process: exit code, stdout, stderr."""
-    from src.predict import run
+    from fraud.commands.predict import run
 
     capsys.readouterr()
     try:
@@ -250,7 +250,7 @@ def join(lines: Sequence[str], end: str = "\n") -> bytes:
 
 def set_cell(line_no: int, column: str, value: str) -> Callable[[list[str]], bytes]:
     """`value` in `column` of file line `line_no` (1-based, the header is line 1)."""
-    from src.fraud.schema import RAW_COLUMNS
+    from fraud.schema import RAW_COLUMNS
 
     def make(lines: list[str]) -> bytes:
         lines = list(lines)
@@ -280,7 +280,7 @@ def write_scaler(path: Path, clip: float) -> Path:
     """The scale stage's statistics: the detectors' preprocessing (identity here)."""
     import json
 
-    from src.fraud.schema import FEATURES, N_FEATURES
+    from fraud.schema import FEATURES, N_FEATURES
 
     path.write_text(json.dumps({"features": FEATURES, "mean": [0.0] * N_FEATURES,
                                 "scale": [1.0] * N_FEATURES, "clip": clip}))
@@ -302,7 +302,7 @@ def serve_on_loopback(server: socketserver.BaseServer) -> Iterator[str]:
 
 def loopback_only(monkeypatch: pytest.MonkeyPatch) -> None:
     """No proxy and no data mirror: a download test reaches its own 127.0.0.1 server alone."""
-    from src.fraud.data.download import MIRROR_ENV
+    from fraud.data.download import MIRROR_ENV
 
     monkeypatch.delenv(MIRROR_ENV, raising=False)
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy",

@@ -19,8 +19,8 @@ from pathlib import Path
 
 import yaml
 
-from src.fraud.data.download import MIRROR_ENV
-from src.fraud.project import copy_project_files
+from fraud.data.download import MIRROR_ENV
+from tests.project_files import copy_project_files
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD_LOG = "repro.log"  # beside the built repository: the first `dvc repro`'s stdout

@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
-from src.fraud.errors import PipelineError
-from src.fraud.files import TEMP_PREFIX
+from fraud.errors import PipelineError
+from fraud.files import TEMP_PREFIX
 
 CASE_SECONDS = 60
 # Classes whose inputs may be valid: a hostile value under one params key can be a fine one
@@ -88,7 +88,7 @@ def outcome(run: Callable[[Path], None], folder: Path) -> str:
 def params_cases() -> Iterator[Case]:
     """Every bad params file of the stage corpus, and every key with every hostile value,
     read by the download stage (every stage reads params first; it is the cheapest)."""
-    from src.fraud.cli import run
+    from fraud.cli import run
     from src.stages import download as download_stage
     from tests.stages import test_bad_params as corpus
 
@@ -109,7 +109,7 @@ def params_cases() -> Iterator[Case]:
                 corpus.edit(raw, key, value)
                 path = folder / "params.yaml"
                 path.write_text(yaml.safe_dump(raw, width=10 ** 9), encoding="utf-8")
-                from src.fraud.params import load_params
+                from fraud.params import load_params
                 load_params(path)  # the parse alone: a valid file would start a download
             yield "params value", f"{key}={value!r:.30}", case
 
@@ -119,10 +119,10 @@ def onnx_cases() -> Iterator[Case]:
     model through predict."""
     import numpy as np
 
-    from src import predict
-    from src.fraud.schema import N_FEATURES
-    from src.fraud.serving.onnx_contract import NETWORK
-    from src.fraud.serving.onnx_scoring import load_onnx
+    from fraud.commands import predict
+    from fraud.schema import N_FEATURES
+    from fraud.serving.onnx_contract import NETWORK
+    from fraud.serving.onnx_scoring import load_onnx
     from tests.unit import test_onnx_contract as corpus
 
     models = {name: build for name, (build, _) in corpus.HOSTILE.items()}
@@ -153,7 +153,7 @@ def skops_cases() -> Iterator[Case]:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from src.fraud.training.peers import load_peer
+    from fraud.training.peers import load_peer
     from tests.unit import test_peer as corpus
 
     rng = np.random.default_rng(0)
@@ -175,7 +175,7 @@ def predict_cases() -> Iterator[Case]:
     in tests/unit/test_predict_hostile.py)."""
     import os
 
-    from src import predict
+    from fraud.commands import predict
     from tests.unit import test_predict_hostile as corpus
 
     def run(folder: Path, *args: str, card: str | None = None, header: list[str] | None = None
@@ -214,8 +214,8 @@ def predict_cases() -> Iterator[Case]:
 def monitor_cases() -> Iterator[Case]:
     """monitor's references, cards and outputs (full disks run as subprocesses in
     tests/unit/test_monitor.py)."""
-    from src import monitor
-    from src.fraud.cli import run
+    from fraud.cli import run
+    from fraud.commands import monitor
     from tests.unit import test_monitor as corpus
 
     for name, (build, _) in corpus.HOSTILE.items():
@@ -224,7 +224,7 @@ def monitor_cases() -> Iterator[Case]:
 
 def _download(folder: Path, url: str, **changes: Any) -> None:
     """The download stage, in this process, with `download.url` (and `changes`) set."""
-    from src.fraud.cli import run
+    from fraud.cli import run
     from src.stages import download as download_stage
 
     raw = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
@@ -272,8 +272,8 @@ def file_size_limit(limit: int) -> Iterator[None]:
 
 def full_disk_cases() -> Iterator[Case]:
     """The data stages writing onto a disk that refuses their writes (a 10 KB file limit)."""
-    from src.fraud.cli import run
-    from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+    from fraud.cli import run
+    from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
     from src.stages import clean, scale, split
     from tests.stages.test_full_disk import _stage_args
 
@@ -310,8 +310,8 @@ def full_disk_cases() -> Iterator[Case]:
 def sweep_cases() -> Iterator[Case]:
     """Sweep arguments refused before anything is queued (tests/unit/test_sweep_hostile.py):
     planned, not run, so that a case wrongly accepted queues nothing."""
-    from src import sweep
-    from src.fraud.errors import printable
+    from fraud.commands import sweep
+    from fraud.errors import printable
     from tests.unit import test_sweep_hostile as corpus
 
     params = Path("params.yaml").read_bytes()

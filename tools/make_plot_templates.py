@@ -17,7 +17,7 @@ TEMPLATE_DIR = REPO_ROOT / ".dvc" / "plots"
 
 def main() -> None:
     sys.path.insert(0, str(REPO_ROOT))
-    from src.fraud.evaluation.plot_templates import write_templates
+    from fraud.evaluation.plot_templates import write_templates
 
     for path in write_templates(TEMPLATE_DIR):
         print(path.relative_to(REPO_ROOT))

@@ -49,8 +49,8 @@ def _markdown_table(rows: list[tuple[str, ...]]) -> str:
 
 
 def committed_run_table(root: Path) -> str:
-    """`python -m src.summary`'s rows as Markdown, with the test confusion counts beside."""
-    from src import summary
+    """`fraud summary`'s rows as Markdown, with the test confusion counts beside."""
+    from fraud.commands import summary
 
     table = [(*summary.HEADER, "test tp / fp / fn")]
     for row in summary.rows(root / "metrics"):
@@ -73,13 +73,13 @@ def committed_run_setting(root: Path) -> str:
 
 
 def summary_output(root: Path) -> str:
-    """What `python -m src.summary` prints on the committed run, as a terminal session."""
-    from src import summary
+    """What `fraud summary` prints on the committed run, as a terminal session."""
+    from fraud.commands import summary
 
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         summary.main(["--metrics-dir", str(root / "metrics")])
-    return f"```\n$ python -m src.summary\n{printed.getvalue()}```\n"
+    return f"```\n$ fraud summary\n{printed.getvalue()}```\n"
 
 
 def strategy_switch_diff(strategy: str) -> Callable[[Path], str]:

@@ -47,7 +47,7 @@ def tutorial_epochs(strategy: str, train, val, epochs: int, initial_weights: str
 def _floor_model(n_features: int, params, initial_weights: str):
     """The pipeline's model with the initial weights, Adam built up front, the loss, and one
     training step (loss only)."""
-    from src.fraud.training import network as keras_model
+    from fraud.training import network as keras_model
 
     tf, keras = keras_model.tf, keras_model.keras
     keras_model.set_determinism(params.seed)
@@ -69,7 +69,7 @@ def _floor_model(n_features: int, params, initial_weights: str):
 
 def _balanced_batch(positives, negatives, batch: int, seed: int, i):
     """Batch `i` of an oversampling epoch: each row a fraud with probability ½."""
-    from src.fraud.training.network import tf
+    from fraud.training.network import tf
 
     key = tf.stack([tf.constant(seed, tf.int64), tf.cast(i, tf.int64) * 3])
     fraud = tf.random.stateless_uniform([batch], seed=key) < 0.5
@@ -83,8 +83,8 @@ def _balanced_batch(positives, negatives, batch: int, seed: int, i):
 
 def floor_epochs(strategy: str, params, train, val, epochs: int, initial_weights: str
                  ) -> list[float]:
-    from src.fraud.training import fit as training
-    from src.fraud.training.network import tf
+    from fraud.training import fit as training
+    from fraud.training.network import tf
 
     batch = params.train.batch_size
     model, loss_fn, step = _floor_model(train[0].shape[1], params, initial_weights)

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.fraud.cli import parser, run
-from src.fraud.data.prepare import clean, read_raw_csv, write_table
-from src.fraud.files import outputs, remove_outputs
-from src.fraud.params import load_params
+from fraud.cli import parser, run
+from fraud.data.prepare import clean, read_raw_csv, write_table
+from fraud.files import outputs, remove_outputs
+from fraud.params import load_params
 
 
 def main(argv: Sequence[str]) -> None:

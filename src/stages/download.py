@@ -6,10 +6,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.fraud.cli import parser, run
-from src.fraud.data.download import download, mirror_from_env
-from src.fraud.files import outputs, remove_outputs
-from src.fraud.params import load_params
+from fraud.cli import parser, run
+from fraud.data.download import download, mirror_from_env
+from fraud.files import outputs, remove_outputs
+from fraud.params import load_params
 
 log = logging.getLogger("download")
 

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from src.fraud.cli import model_pattern, parser, run
+from fraud.cli import model_pattern, parser, run
 
 log = logging.getLogger("evaluate_model")
 
@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
 
-    from src.fraud.files import outputs, read_json_file, remove_outputs
-    from src.fraud.models import require_models
+    from fraud.files import outputs, read_json_file, remove_outputs
+    from fraud.models import require_models
 
     names = [name for name, _ in args.models]
     require_models(names, "--model")
@@ -71,8 +71,8 @@ def main(argv: Sequence[str]) -> None:
                     for output in OUTPUTS} for name in names}
     remove_outputs(*(path for files in paths.values() for path in files.values()))
 
-    from src.fraud.data.arrays import load_split
-    from src.fraud.params import load_params
+    from fraud.data.arrays import load_split
+    from fraud.params import load_params
 
     params = load_params(args.params)
     splits = {split: _Split(*load_split(getattr(args, f"{split}_features"),
@@ -99,9 +99,9 @@ class _Split:
 
     def raw(self) -> Any:
         if self._raw is None:
-            from src.fraud.data.columns import read_columns
-            from src.fraud.errors import PipelineError
-            from src.fraud.schema import INPUT_COLUMNS
+            from fraud.data.columns import read_columns
+            from fraud.errors import PipelineError
+            from fraud.schema import INPUT_COLUMNS
 
             self._raw = read_columns(self.table, "split", list(INPUT_COLUMNS))
             if len(self._raw) != len(self.labels):
@@ -114,15 +114,15 @@ class _Split:
         """The transactions' amounts when a missed fraud costs its amount, else None."""
         if params.evaluate.cost_fn != "amount":
             return None
-        from src.fraud.schema import INPUT_COLUMNS
+        from fraud.schema import INPUT_COLUMNS
 
         return self.raw()[:, list(INPUT_COLUMNS).index("Amount")]
 
 
 def _evaluate(name: str, path: Path, splits: dict[str, _Split], data_summary: Any,
               params: Any) -> Any:
-    from src.fraud.evaluation import choice, model_evaluation
-    from src.fraud.models import TRAIN_STAGES
+    from fraud.evaluation import choice, model_evaluation
+    from fraud.models import TRAIN_STAGES
 
     scorer = choice.load_logit_scorer(path, TRAIN_STAGES[name], params.evaluate.batch_size)
     # A detector does not record its class weights: the params it was trained with do.
@@ -140,8 +140,8 @@ def _evaluate(name: str, path: Path, splits: dict[str, _Split], data_summary: An
 
 
 def _write(out: Any, paths: dict[str, Path], name: str, evaluation: Any, params: Any) -> None:
-    from src.fraud.evaluation import calibration, figures, metrics
-    from src.fraud.files import write_json
+    from fraud.evaluation import calibration, figures, metrics
+    from fraud.files import write_json
 
     settings = params.evaluate
     result, test = evaluation.metrics, evaluation.test

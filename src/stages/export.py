@@ -8,7 +8,7 @@ stage checks the chosen one, appends the calibration, checks the result as predi
 it, and writes the card. The card also carries what monitoring compares new data with (the
 training split's quantile bins per raw column and of the shipped model's scores on it, which
 the reference stage built for every model: this stage checks it was built from the files it
-ships, and names the shipped file's sha256 in it; src.monitor and the monitor stage read it)
+ships, and names the shipped file's sha256 in it; fraud monitor and the monitor stage read it)
 and the model's most important columns (from the importance stage's table)."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.fraud.cli import model_pattern, parser, run
+from fraud.cli import model_pattern, parser, run
 
 log = logging.getLogger("export")
 
@@ -46,13 +46,13 @@ def main(argv: Sequence[str]) -> None:
 
     from dataclasses import replace
 
-    from src.fraud.evaluation import importance
-    from src.fraud.files import file_sha256, outputs, read_json_file, remove_outputs, write_json
-    from src.fraud.monitoring.profile import read_model_reference
-    from src.fraud.params import load_params
-    from src.fraud.serving import contract, export
-    from src.fraud.serving.onnx_contract import DETECTOR
-    from src.fraud.serving.onnx_scoring import load_onnx
+    from fraud.evaluation import importance
+    from fraud.files import file_sha256, outputs, read_json_file, remove_outputs, write_json
+    from fraud.monitoring.profile import read_model_reference
+    from fraud.params import load_params
+    from fraud.serving import contract, export
+    from fraud.serving.onnx_contract import DETECTOR
+    from fraud.serving.onnx_scoring import load_onnx
 
     remove_outputs(args.out_onnx, args.card)
     params = load_params(args.params)

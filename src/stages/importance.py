@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.fraud.cli import model_pattern, parser, run
+from fraud.cli import model_pattern, parser, run
 
 log = logging.getLogger("importance")
 
@@ -32,17 +32,17 @@ def main(argv: Sequence[str]) -> None:
                      help="the top columns per model (flat JSON per model)")
     args = cli.parse_args(argv)
 
-    from src.fraud.files import outputs, remove_outputs, write_json
-    from src.fraud.models import TRAIN_STAGES, require_models
+    from fraud.files import outputs, remove_outputs, write_json
+    from fraud.models import TRAIN_STAGES, require_models
 
     require_models(args.models, "--models")
     tables = {name: Path(args.table.format(model=name)) for name in args.models}
     remove_outputs(args.metrics, *tables.values())
 
-    from src.fraud.data.columns import read_columns
-    from src.fraud.evaluation import importance
-    from src.fraud.params import load_params
-    from src.fraud.schema import INPUT_COLUMNS, LABEL
+    from fraud.data.columns import read_columns
+    from fraud.evaluation import importance
+    from fraud.params import load_params
+    from fraud.schema import INPUT_COLUMNS, LABEL
 
     params = load_params(args.params)
     test = read_columns(args.test, "split", [*INPUT_COLUMNS, LABEL])

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from src.fraud.cli import add_split_arguments, parser, run
+from fraud.cli import add_split_arguments, parser, run
 
 log = logging.getLogger("init_bias")
 
@@ -28,21 +28,21 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
 
-    from src.fraud.files import outputs, remove_outputs, write_json
-    from src.fraud.params import load_params
+    from fraud.files import outputs, remove_outputs, write_json
+    from fraud.params import load_params
 
     # Stale outputs go first, so that any failure (bad params too) leaves none behind.
     remove_outputs(args.weights_out, args.metrics_out, args.curves_out)
     params = load_params(args.params)
 
-    from src.fraud.data.arrays import load_split
+    from fraud.data.arrays import load_split
 
     # Read and checked before TensorFlow's ~5 s import: bad inputs fail at once.
     train = load_split(args.train_features, args.train_labels)
     val = load_split(args.val_features, args.val_labels)
 
-    from src.fraud.training import fit as training
-    from src.fraud.training import network as keras_model
+    from fraud.training import fit as training
+    from fraud.training import network as keras_model
 
     bias = keras_model.careful_bias(train[1])
     steps = training.steps_for(len(train[1]), params.train.batch_size)
@@ -80,8 +80,8 @@ def _compare_biases(model: Any, initial: list[Any], bias: float, train: Any, val
                     params: Any) -> dict[str, Any]:
     """The same start but for the output bias (zero, then careful), trained for
     init_bias.compare_epochs each: the fit results by name."""
-    from src.fraud.training import fit as training
-    from src.fraud.training import network as keras_model
+    from fraud.training import fit as training
+    from fraud.training import network as keras_model
 
     compare = dataclasses.replace(params.train, epochs=params.init_bias.compare_epochs)
     log.info("zero vs careful bias: %d epochs each, losses only (no metrics are compiled, "

@@ -1,4 +1,4 @@
-"""Stage monitor: the monitoring report of src.monitor for the test split, as a team would
+"""Stage monitor: the monitoring report of `fraud monitor` for the test split, as a team would
 run it on a day's transactions: the shipped model against the reference in its card.
 
 Drift (PSI of every raw input and of the score against the training split's bins), the
@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.fraud.cli import parser, run
+from fraud.cli import parser, run
 
 log = logging.getLogger("monitor")
 
@@ -33,23 +33,23 @@ def main(argv: Sequence[str]) -> None:
                      help="PSI per input column and of the score (CSV: the Drift chart)")
     args = cli.parse_args(argv)
 
-    from src.fraud.files import file_sha256, outputs, read_json_file, remove_outputs, write_json
+    from fraud.files import file_sha256, outputs, read_json_file, remove_outputs, write_json
 
     remove_outputs(args.metrics, args.drift)
 
-    from src.fraud.data.columns import read_columns
-    from src.fraud.monitoring.profile import check_reference_model, reference_from_card
-    from src.fraud.monitoring.report import (
+    from fraud.data.columns import read_columns
+    from fraud.monitoring.profile import check_reference_model, reference_from_card
+    from fraud.monitoring.report import (
         DRIFT_COLUMNS,
         BatchMonitor,
         card_threshold,
         drift_rows,
         flat_metrics,
     )
-    from src.fraud.params import load_params
-    from src.fraud.schema import INPUT_COLUMNS, LABEL
-    from src.fraud.serving.onnx_contract import DETECTOR
-    from src.fraud.serving.onnx_scoring import load_onnx
+    from fraud.params import load_params
+    from fraud.schema import INPUT_COLUMNS, LABEL
+    from fraud.serving.onnx_contract import DETECTOR
+    from fraud.serving.onnx_scoring import load_onnx
 
     load_params(args.params)  # checked, as by every stage (this one reads none)
     card = read_json_file(args.card, "export")

@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.fraud.cli import model_pattern, parser, run
+from fraud.cli import model_pattern, parser, run
 
 log = logging.getLogger("reference")
 
@@ -34,18 +34,18 @@ def main(argv: Sequence[str]) -> None:
                      help="each model's reference, e.g. models/reference/{model}.json")
     args = cli.parse_args(argv)
 
-    from src.fraud.files import outputs, remove_outputs, write_json
-    from src.fraud.models import require_models
+    from fraud.files import outputs, remove_outputs, write_json
+    from fraud.models import require_models
 
     require_models(args.models, "--models")
     written = {name: Path(args.out.format(model=name)) for name in args.models}
     remove_outputs(*written.values())
 
-    from src.fraud.data.columns import read_columns
-    from src.fraud.monitoring import profile
-    from src.fraud.params import load_params
-    from src.fraud.schema import INPUT_COLUMNS
-    from src.fraud.serving.export import shipped_scorer
+    from fraud.data.columns import read_columns
+    from fraud.monitoring import profile
+    from fraud.params import load_params
+    from fraud.schema import INPUT_COLUMNS
+    from fraud.serving.export import shipped_scorer
 
     load_params(args.params)  # checked, as by every stage (this one reads none)
     train = read_columns(args.train, "split", INPUT_COLUMNS)

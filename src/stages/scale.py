@@ -5,18 +5,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.fraud.cli import parser, run
-from src.fraud.data.prepare import (
+from fraud.cli import parser, run
+from fraud.data.prepare import (
     features_and_labels,
     fit_scaler,
     read_table,
     scale,
     scaler_to_json,
 )
-from src.fraud.evaluation.figures import feature_distribution_png
-from src.fraud.files import outputs, remove_outputs, write_json, write_npy
-from src.fraud.params import load_params
-from src.fraud.schema import FEATURES
+from fraud.evaluation.figures import feature_distribution_png
+from fraud.files import outputs, remove_outputs, write_json, write_npy
+from fraud.params import load_params
+from fraud.schema import FEATURES
 
 SPLITS = ("train", "val", "test")
 

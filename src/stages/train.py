@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from src.fraud.cli import add_split_arguments, parser, run
+from fraud.cli import add_split_arguments, parser, run
 
 log = logging.getLogger("train")
 
@@ -43,11 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
 
-    from src.fraud.errors import require_file
-    from src.fraud.files import remove_outputs
-    from src.fraud.models import STRATEGIES
-    from src.fraud.params import load_params, normalise_strategy
-    from src.fraud.serving.contract import read_scaler
+    from fraud.errors import require_file
+    from fraud.files import remove_outputs
+    from fraud.models import STRATEGIES
+    from fraud.params import load_params, normalise_strategy
+    from fraud.serving.contract import read_scaler
 
     # Stale outputs go first, so that any failure (bad params too) leaves none behind.
     remove_outputs(args.model_out, args.onnx_out, args.detector_out, args.detector_onnx_out,
@@ -60,8 +60,8 @@ def main(argv: Sequence[str]) -> None:
     train, val = _load_splits(args)
     require_file(args.initial_weights, "init_bias")
 
-    from src.fraud.training import fit as training
-    from src.fraud.training import network as keras_model
+    from fraud.training import fit as training
+    from fraud.training import network as keras_model
 
     model = _initial_model(args, strategy, params, train)
     keras_model.set_determinism(params.seed)
@@ -71,8 +71,8 @@ def main(argv: Sequence[str]) -> None:
 
 
 def _load_splits(args: argparse.Namespace) -> tuple[Any, Any]:
-    from src.fraud.data.arrays import load_split
-    from src.fraud.errors import PipelineError
+    from fraud.data.arrays import load_split
+    from fraud.errors import PipelineError
 
     train = load_split(args.train_features, args.train_labels)
     val = load_split(args.val_features, args.val_labels)
@@ -84,9 +84,9 @@ def _load_splits(args: argparse.Namespace) -> tuple[Any, Any]:
 
 def _initial_model(args: argparse.Namespace, strategy: str, params: Any, train: Any) -> Any:
     """The compiled network with init_bias' weights (the same start for every strategy)."""
-    from src.fraud.errors import PipelineError
-    from src.fraud.training import fit as training
-    from src.fraud.training import network as keras_model
+    from fraud.errors import PipelineError
+    from fraud.training import fit as training
+    from fraud.training import network as keras_model
 
     keras_model.set_determinism(params.seed)
     steps_per_execution = training.steps_per_execution(strategy, train[1], params.train)
@@ -112,9 +112,9 @@ def _log_result(strategy: str, result: Any) -> None:
 
 def _write_outputs(args: argparse.Namespace, strategy: str, params: Any, stats: Any,
                    model: Any, result: Any) -> None:
-    from src.fraud.files import outputs, write_json
-    from src.fraud.serving import detector
-    from src.fraud.training import network as keras_model
+    from fraud.files import outputs, write_json
+    from fraud.serving import detector
+    from fraud.training import network as keras_model
 
     with outputs() as out:
         keras_model.save_model(model, out.path(args.model_out))

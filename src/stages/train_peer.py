@@ -9,13 +9,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from src.fraud.cli import add_split_arguments, parser, run
+from fraud.cli import add_split_arguments, parser, run
 
 log = logging.getLogger("train_peer")
 
 
 def main(argv: Sequence[str]) -> None:
-    from src.fraud.models import PEERS
+    from fraud.models import PEERS
 
     cli = parser(__doc__)
     cli.add_argument("--model", required=True, choices=PEERS)
@@ -29,12 +29,12 @@ def main(argv: Sequence[str]) -> None:
                      help="what tuning chose, and the validation average precision (JSON)")
     args = cli.parse_args(argv)
 
-    from src.fraud.data.arrays import load_split
-    from src.fraud.files import outputs, remove_outputs, write_json
-    from src.fraud.params import load_params
-    from src.fraud.serving.contract import read_scaler, save_onnx
-    from src.fraud.serving.peer_onnx import peer_detector
-    from src.fraud.training.peers import fit_peer, save_peer
+    from fraud.data.arrays import load_split
+    from fraud.files import outputs, remove_outputs, write_json
+    from fraud.params import load_params
+    from fraud.serving.contract import read_scaler, save_onnx
+    from fraud.serving.peer_onnx import peer_detector
+    from fraud.training.peers import fit_peer, save_peer
 
     # Stale outputs go first, so that any failure (bad params too) leaves none behind.
     remove_outputs(args.model_out, args.detector_onnx_out, args.metrics_out)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from src.fraud.models import MODELS, STRATEGIES
-from src.fraud.project import ran_stages, stage_names
+from fraud.models import MODELS, STRATEGIES
+from tests.project_files import ran_stages, stage_names
 from tests.synthetic_project import BUILD_LOG, copy_project, dvc, env, sh
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from src.fraud.data.download import MIRROR_ENV
+from fraud.data.download import MIRROR_ENV
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.e2e

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.fraud.models import STRATEGIES
-from src.fraud.params import load_params
-from src.fraud.schema import FEATURES, LABEL, TABLE_COLUMNS
+from fraud.models import STRATEGIES
+from fraud.params import load_params
+from fraud.schema import FEATURES, LABEL, TABLE_COLUMNS
 
 MODEL_OUTPUTS = {"--metrics": "m/{model}.json", "--roc": "roc/{model}.csv",
                  "--prc": "prc/{model}.csv", "--thresholds": "thr/{model}.csv",
@@ -26,8 +26,8 @@ CHOICE_OUTPUTS = {"--selected-metrics": "m/evaluate.json", "--roc-png": "img/roc
 def inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Scaled val/test splits, their tables, and three small (briefly trained) models: as
     `.keras` each, and as ONNX (what the pipeline's evaluate_model stages score)."""
-    from src.fraud.serving import detector
-    from src.fraud.training import network as keras_model
+    from fraud.serving import detector
+    from fraud.training import network as keras_model
 
     base = tmp_path_factory.mktemp("evaluate")
     rng = np.random.default_rng(3)
@@ -136,7 +136,7 @@ CALIBRATION_KEYS = {f"{prefix}{key}" for prefix in ("", "val_") for key in (
 def test_evaluate_model_reports_calibration(evaluated: tuple[Path, Path]) -> None:
     """Calibrated figures beside the raw ones, the calibrator for export, the reliability
     curve; auto (the repo's default) chose a method; no probability is exactly 0."""
-    from src.fraud.calibrator import METHODS, Calibrator
+    from fraud.calibrator import METHODS, Calibrator
 
     out, _ = evaluated
     for name in STRATEGIES:

@@ -16,19 +16,19 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from src.fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, split, write_table
-from src.fraud.data.synthetic import generate_creditcard
-from src.fraud.evaluation.calibration import fit_calibrator
-from src.fraud.files import file_sha256, write_json
-from src.fraud.monitoring.profile import CARD_KEY, read_model_reference, reference_to_json
-from src.fraud.monitoring.report import BatchMonitor, flat_metrics
-from src.fraud.params import SplitParams
-from src.fraud.schema import INPUT_COLUMNS, LABEL
-from src.fraud.serving.contract import ScalerStats, save_onnx
-from src.fraud.serving.export import shipped_model
-from src.fraud.serving.onnx_contract import DETECTOR
-from src.fraud.serving.onnx_scoring import load_onnx
-from src.fraud.serving.peer_onnx import peer_detector
+from fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, split, write_table
+from fraud.data.synthetic import generate_creditcard
+from fraud.evaluation.calibration import fit_calibrator
+from fraud.files import file_sha256, write_json
+from fraud.monitoring.profile import CARD_KEY, read_model_reference, reference_to_json
+from fraud.monitoring.report import BatchMonitor, flat_metrics
+from fraud.params import SplitParams
+from fraud.schema import INPUT_COLUMNS, LABEL
+from fraud.serving.contract import ScalerStats, save_onnx
+from fraud.serving.export import shipped_model
+from fraud.serving.onnx_contract import DETECTOR
+from fraud.serving.onnx_scoring import load_onnx
+from fraud.serving.peer_onnx import peer_detector
 from tests.conftest import REPO, stage_env
 
 SEED, CLIP, EPS = 5, 5.0, 0.001
@@ -108,7 +108,7 @@ def test_monitor_reports_the_test_split_as_the_library_does(
     assert done.returncode == 0, done.stderr
     import pandas as pd
 
-    from src.fraud.monitoring.profile import reference_from_card
+    from fraud.monitoring.profile import reference_from_card
 
     test = pd.read_parquet(project / "data/split/test.parquet")
     raw = test[INPUT_COLUMNS].to_numpy(np.float64)

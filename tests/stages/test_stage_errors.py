@@ -11,11 +11,11 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from src.fraud.data.prepare import clean, split, write_table
-from src.fraud.data.synthetic import generate_creditcard
-from src.fraud.errors import PipelineError
-from src.fraud.params import SplitParams
-from src.fraud.schema import LABEL
+from fraud.data.prepare import clean, split, write_table
+from fraud.data.synthetic import generate_creditcard
+from fraud.errors import PipelineError
+from fraud.params import SplitParams
+from fraud.schema import LABEL
 
 
 @pytest.fixture(scope="module")

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
-from src.fraud.schema import N_FEATURES
-from src.fraud.serving.onnx_contract import DETECTOR
-from src.fraud.serving.onnx_scoring import load_onnx
-from src.fraud.training.peers import load_peer, peer_scores
+from fraud.schema import N_FEATURES
+from fraud.serving.onnx_contract import DETECTOR
+from fraud.serving.onnx_scoring import load_onnx
+from fraud.training.peers import load_peer, peer_scores
 from tests.conftest import REPO, check_stage_error, save_scaled_splits, stage_env, write_scaler
 
 # Quick trees: small arrays, a high learning rate, a short patience.

@@ -17,9 +17,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from src.fraud.files import file_sha256
-from src.fraud.params import MONITORABLE
-from src.fraud.schema import N_FEATURES
+from fraud.files import file_sha256
+from fraud.params import MONITORABLE
+from fraud.schema import N_FEATURES
 from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS, save_scaled_splits, write_scaler
 
 REPO = Path(__file__).resolve().parents[2]
@@ -270,9 +270,9 @@ def test_train_writes_the_network_and_detector_as_onnx(trained_twice, data) -> N
     columns; the scaler here is the identity, so raw = features except Amount, logged)."""
     import keras
 
-    from src.fraud.serving import contract
-    from src.fraud.serving.onnx_contract import DETECTOR, NETWORK
-    from src.fraud.serving.onnx_scoring import load_onnx
+    from fraud.serving import contract
+    from fraud.serving.onnx_contract import DETECTOR, NETWORK
+    from fraud.serving.onnx_scoring import load_onnx
 
     out = trained_twice[0]
     network = keras.saving.load_model(out["model"], safe_mode=True)
@@ -285,7 +285,7 @@ def test_train_writes_the_network_and_detector_as_onnx(trained_twice, data) -> N
     raw = raw[raw[:, -1] > 0]
     detector = load_onnx(out["detector_onnx"], "train", DETECTOR)
     keras_detector = keras.saving.load_model(out["detector"], safe_mode=True)
-    from src.predict import keras_probabilities
+    from fraud.commands.predict import keras_probabilities
     np.testing.assert_allclose(detector(raw), keras_probabilities(keras_detector, raw), rtol=0,
                                atol=1e-6)
     info = contract.read_detector_metadata(detector.metadata, "detector", "train")

@@ -12,12 +12,12 @@ import pytest
 from onnx import TensorProto, helper
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from src.fraud import calibrator as shared
-from src.fraud.decision import expected_cost_flags
-from src.fraud.errors import PipelineError
-from src.fraud.evaluation import calibration
-from src.fraud.evaluation.metrics import cross_entropy
-from src.fraud.serving import calibrated
+from fraud import calibrator as shared
+from fraud.decision import expected_cost_flags
+from fraud.errors import PipelineError
+from fraud.evaluation import calibration
+from fraud.evaluation.metrics import cross_entropy
+from fraud.serving import calibrated
 
 BETA = 0.01
 
@@ -227,7 +227,7 @@ def test_onnx_refuses_an_output_that_is_not_a_final_sigmoid_or_not_a_column() ->
 
 
 def test_onnx_calibration_uses_only_the_contracts_operators() -> None:
-    from src.fraud.serving.onnx_contract import ALLOWED_OPS
+    from fraud.serving.onnx_contract import ALLOWED_OPS
 
     model = calibrated.calibrated_onnx(tiny_network("sigmoid"), calibration.identity())
     assert {node.op_type for node in model.graph.node} <= ALLOWED_OPS[""]

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.fraud.data.prepare import (
+from fraud.data.prepare import (
     clean,
     features_and_labels,
     fit_scaler,
@@ -22,10 +22,10 @@ from src.fraud.data.prepare import (
     split,
     summarise,
 )
-from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from src.fraud.errors import PipelineError
-from src.fraud.params import SplitParams
-from src.fraud.schema import (
+from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+from fraud.errors import PipelineError
+from fraud.params import SplitParams
+from fraud.schema import (
     FEATURES,
     LABEL,
     LOG_AMOUNT,
@@ -225,7 +225,7 @@ def test_split_without_fraud_names_the_split(cleaned: pd.DataFrame) -> None:
 def test_split_without_fraud_names_the_right_split(cleaned: pd.DataFrame,
                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """3 frauds, not stratified: the named split is the first one really without fraud."""
-    import src.fraud.data.prepare as data_module
+    import fraud.data.prepare as data_module
 
     real = data_module._random_assignment
     drawn: list[np.ndarray] = []
@@ -514,7 +514,7 @@ def test_read_raw_csv_counts_more_bad_cells(good_lines: list[str], tmp_path: Pat
 # --- the clean stage, in-process for every bad file, as a subprocess for a few ----------------
 
 def run_clean_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from src.fraud.cli import run
+    from fraud.cli import run
     from src.stages import clean as clean_stage
 
     with pytest.raises(SystemExit) as info:

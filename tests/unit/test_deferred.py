@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from src.fraud.training.deferred import defer_imports
+from fraud.training.deferred import defer_imports
 
 PACKAGE = "deferred_probe_pkg"
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from src.fraud.data.download import (
+from fraud.data.download import (
     MIRROR_ENV,
     DownloadResult,
     download,
@@ -31,10 +31,10 @@ from src.fraud.data.download import (
     mirror_from_env,
     sources_to_try,
 )
-from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from src.fraud.errors import PipelineError
-from src.fraud.params import DownloadParams
-from src.fraud.schema import RAW_COLUMNS
+from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+from fraud.errors import PipelineError
+from fraud.params import DownloadParams
+from fraud.schema import RAW_COLUMNS
 from tests.conftest import loopback_only, serve_on_loopback
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Login</body></html>\n"
@@ -110,7 +110,7 @@ def test_checksum_mismatch(sources: dict[str, Any], tmp_path: Path) -> None:
 def test_sha256_none_works_with_a_warning(sources: dict[str, Any], tmp_path: Path,
                                           caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "raw.csv"
-    with caplog.at_level(logging.WARNING, logger="src.fraud.data.download"):
+    with caplog.at_level(logging.WARNING, logger="fraud.data.download"):
         result = download(params(sources["zip"], None), out, seed=1)
     assert result.checked is False and result.sha256 == sources["sha256"]
     assert out.read_bytes() == sources["bytes"]
@@ -200,7 +200,7 @@ def test_missing_mirror_falls_back_to_url(sources: dict[str, Any], tmp_path: Pat
                                           caplog: pytest.LogCaptureFixture) -> None:
     out = tmp_path / "raw.csv"
     mirror = tmp_path / "not-there.zip"
-    with caplog.at_level(logging.WARNING, logger="src.fraud.data.download"):
+    with caplog.at_level(logging.WARNING, logger="fraud.data.download"):
         result = download(params(sources["csv"], sources["sha256"]), out, seed=1,
                           mirror=str(mirror))
     assert result.source == str(sources["csv"]) and out.read_bytes() == sources["bytes"]

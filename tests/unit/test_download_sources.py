@@ -20,12 +20,12 @@ from typing import Any
 
 import pytest
 
-from src.fraud.data import download as download_module
-from src.fraud.data.download import MIRROR_ENV, download, unpack_to_csv
-from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from src.fraud.errors import PipelineError
-from src.fraud.params import DownloadParams
-from src.fraud.schema import RAW_COLUMNS
+from fraud.data import download as download_module
+from fraud.data.download import MIRROR_ENV, download, unpack_to_csv
+from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+from fraud.errors import PipelineError
+from fraud.params import DownloadParams
+from fraud.schema import RAW_COLUMNS
 from tests.conftest import loopback_only
 
 # What a secret looks like: if any of it shows in a message, the check leaked it.

@@ -17,16 +17,16 @@ from onnx import TensorProto, helper, numpy_helper
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
-from src.fraud.errors import PipelineError
-from src.fraud.schema import INPUT_COLUMNS, N_FEATURES
-from src.fraud.serving.contract import (
+from fraud.errors import PipelineError
+from fraud.schema import INPUT_COLUMNS, N_FEATURES
+from fraud.serving.contract import (
     INPUT_NAME,
     NETWORK_INPUT,
     OUTPUT_NAME,
     ScalerStats,
     detector_metadata,
 )
-from src.fraud.serving.explain import (
+from fraud.serving.explain import (
     NetworkExplainer,
     Preprocess,
     ReasonColumns,
@@ -37,7 +37,7 @@ from src.fraud.serving.explain import (
     global_importance,
     top_reasons,
 )
-from src.fraud.serving.peer_onnx import peer_detector, preprocess_graph
+from fraud.serving.peer_onnx import peer_detector, preprocess_graph
 
 CLIP, EPS, UNITS = 5.0, 0.001, 16
 
@@ -311,7 +311,7 @@ def test_global_importance_is_the_mean_absolute_contribution() -> None:
 def test_predict_explains_the_flagged_rows_in_order(network: Any, tmp_path: Any) -> None:
     import pandas as pd
 
-    from src.predict import main
+    from fraud.commands.predict import main
 
     model, raw = network
     path = tmp_path / "detector.onnx"
@@ -337,7 +337,7 @@ def test_predict_explains_the_flagged_rows_in_order(network: Any, tmp_path: Any)
 
 
 def test_predict_explain_needs_the_onnx_model(tmp_path: Any) -> None:
-    from src.predict import reason_columns
+    from fraud.commands.predict import reason_columns
 
     with pytest.raises(PipelineError, match=r"pass detector\.onnx"):
         reason_columns(tmp_path / "detector.keras", 3, False)

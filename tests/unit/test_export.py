@@ -26,7 +26,8 @@ import onnx
 import pandas as pd
 import pytest
 
-from src.fraud.data.prepare import (
+from fraud.commands.predict import keras_probabilities
+from fraud.data.prepare import (
     clean,
     features_and_labels,
     fit_scaler,
@@ -35,28 +36,27 @@ from src.fraud.data.prepare import (
     scaler_to_json,
     split,
 )
-from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from src.fraud.decision import EXPECTED_COST
-from src.fraud.evaluation import importance
-from src.fraud.evaluation.calibration import Calibrator, fit_calibrator
-from src.fraud.files import write_json
-from src.fraud.monitoring.profile import (
+from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+from fraud.decision import EXPECTED_COST
+from fraud.evaluation import importance
+from fraud.evaluation.calibration import Calibrator, fit_calibrator
+from fraud.files import write_json
+from fraud.monitoring.profile import (
     CARD_KEY,
     build_reference,
     model_reference_json,
     reference_from_card,
 )
-from src.fraud.params import ModelParams, SplitParams, load_params
-from src.fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
-from src.fraud.serving import contract, preprocess_graph
-from src.fraud.serving import detector as detectors
-from src.fraud.serving.calibrated import with_logit_output
-from src.fraud.serving.export import shipped_decision, shipped_scorer
-from src.fraud.serving.onnx_contract import DETECTOR, NETWORK
-from src.fraud.serving.onnx_scoring import load_onnx
-from src.fraud.serving.peer_onnx import peer_detector
-from src.fraud.training import network as keras_model
-from src.predict import keras_probabilities
+from fraud.params import ModelParams, SplitParams, load_params
+from fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
+from fraud.serving import contract, preprocess_graph
+from fraud.serving import detector as detectors
+from fraud.serving.calibrated import with_logit_output
+from fraud.serving.export import shipped_decision, shipped_scorer
+from fraud.serving.onnx_contract import DETECTOR, NETWORK
+from fraud.serving.onnx_scoring import load_onnx
+from fraud.serving.peer_onnx import peer_detector
+from fraud.training import network as keras_model
 from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -378,7 +378,7 @@ def test_card(project: Project) -> None:
 
 
 def run_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    from src.fraud.cli import run
+    from fraud.cli import run
     from src.stages import export as export_stage
 
     with pytest.raises(SystemExit) as info:

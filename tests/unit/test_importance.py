@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from src.fraud.errors import PipelineError
-from src.fraud.evaluation import importance
-from src.fraud.schema import INPUT_COLUMNS, N_FEATURES
-from src.fraud.serving.contract import ScalerStats, save_onnx
-from src.fraud.serving.explain import Preprocess
-from src.fraud.serving.peer_onnx import peer_detector
+from fraud.errors import PipelineError
+from fraud.evaluation import importance
+from fraud.schema import INPUT_COLUMNS, N_FEATURES
+from fraud.serving.contract import ScalerStats, save_onnx
+from fraud.serving.explain import Preprocess
+from fraud.serving.peer_onnx import peer_detector
 
 CLIP, EPS = 5.0, 0.001
 

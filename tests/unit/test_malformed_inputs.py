@@ -22,11 +22,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.fraud.data.prepare import read_raw_csv
-from src.fraud.data.rawcsv import MAX_LINE_BYTES
-from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from src.fraud.schema import RAW_COLUMNS
-from src.fraud.serving.csv_scoring import open_input, read_chunks
+from fraud.data.prepare import read_raw_csv
+from fraud.data.rawcsv import MAX_LINE_BYTES
+from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+from fraud.schema import RAW_COLUMNS
+from fraud.serving.csv_scoring import open_input, read_chunks
 from tests.conftest import join, run_predict, set_cell
 
 REPO = Path(__file__).resolve().parents[2]
@@ -241,7 +241,7 @@ def test_the_corpus_is_large_enough() -> None:
 def run_clean(raw_file: Path, tmp_path: Path, params: Path,
               capsys: pytest.CaptureFixture[str]) -> tuple[int, str, Path]:
     """The clean stage, in-process, with stale outputs from an earlier run in place."""
-    from src.fraud.cli import run
+    from fraud.cli import run
     from src.stages import clean as clean_stage
 
     out = tmp_path / "out"
@@ -257,7 +257,7 @@ def run_clean(raw_file: Path, tmp_path: Path, params: Path,
 @pytest.fixture
 def fake_model(monkeypatch: pytest.MonkeyPatch) -> Callable[[np.ndarray], np.ndarray]:
     """predict's model, replaced by a stand-in: a probability from the features' sum."""
-    import src.predict as predict_cli
+    from fraud.commands import predict as predict_cli
 
     def predict(features: np.ndarray) -> np.ndarray:
         return 1 / (1 + np.exp(-np.clip(features.sum(axis=1) / 30, -30, 30)))
@@ -364,7 +364,7 @@ def test_clean_accepts(case: str, good_lines: Lines, reference: pd.DataFrame,
 def score_library(source: Path | str, stdin: bytes | None = None,
                   id_columns: tuple[str, ...] = ()) -> pd.DataFrame:
     """predict's reading and writing (scoring.py), with the stand-in's probabilities."""
-    from src.fraud.serving.csv_scoring import score
+    from fraud.serving.csv_scoring import score
 
     opened = open_input(source, io.BytesIO(stdin) if stdin is not None else None,
                         id_columns=id_columns)
@@ -531,8 +531,8 @@ def test_giant_inputs_fail_fast_in_bounded_memory(case: str, giant_files: dict[s
     source = giant_files[case]
     clean_args = [sys.executable, "-m", "src.stages.clean", "--raw", str(source), "--out",
                   str(tmp_path / "c.parquet"), "--params", str(params_file)]
-    reader = ("import sys; from src.fraud.serving.csv_scoring import open_input, score; "
-              "from src.fraud.errors import PipelineError\n"
+    reader = ("import sys; from fraud.serving.csv_scoring import open_input, score; "
+              "from fraud.errors import PipelineError\n"
               "try:\n"
               "    score(open_input(sys.argv[1]), sys.stdout, lambda x: x[:, 0], 0.5)\n"
               "except PipelineError as e:\n"

@@ -7,8 +7,8 @@ import pandas as pd
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from src.fraud.errors import PipelineError
-from src.fraud.evaluation import metrics
+from fraud.errors import PipelineError
+from fraud.evaluation import metrics
 
 
 def scored(seed: int = 0, rows: int = 2000, frauds: int = 40) -> tuple[np.ndarray, np.ndarray]:

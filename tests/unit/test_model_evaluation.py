@@ -11,14 +11,14 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.class_weight import compute_class_weight
 
-from src.fraud import calibrator
-from src.fraud.decision import expected_cost_flags
-from src.fraud.errors import PipelineError, check_logits
-from src.fraud.evaluation import metrics, model_evaluation
-from src.fraud.evaluation.choice import Scored
-from src.fraud.params import load_params
-from src.fraud.training.balance import class_weights_for
-from src.fraud.training.peers import peer_logits, peer_scores
+from fraud import calibrator
+from fraud.decision import expected_cost_flags
+from fraud.errors import PipelineError, check_logits
+from fraud.evaluation import metrics, model_evaluation
+from fraud.evaluation.choice import Scored
+from fraud.params import load_params
+from fraud.training.balance import class_weights_for
+from fraud.training.peers import peer_logits, peer_scores
 
 REPO = Path(__file__).resolve().parents[2]
 SUMMARY = {"train_rows": 1000, "train_frauds": 10}

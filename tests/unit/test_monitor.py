@@ -25,9 +25,10 @@ import pandas as pd
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from src.fraud.errors import PipelineError
-from src.fraud.files import file_sha256, write_json
-from src.fraud.monitoring.drift import (
+from fraud.commands.monitor import main
+from fraud.errors import PipelineError
+from fraud.files import file_sha256, write_json
+from fraud.monitoring.drift import (
     EMPTY_BIN_SHARE,
     MAJOR,
     MODERATE,
@@ -36,8 +37,8 @@ from src.fraud.monitoring.drift import (
     psi,
     psi_noise_floor,
 )
-from src.fraud.monitoring.estimates import Tally, estimated, realised
-from src.fraud.monitoring.profile import (
+from fraud.monitoring.estimates import Tally, estimated, realised
+from fraud.monitoring.profile import (
     CARD_KEY,
     build_profile,
     build_reference,
@@ -48,16 +49,15 @@ from src.fraud.monitoring.profile import (
     reference_from_json,
     reference_to_json,
 )
-from src.fraud.monitoring.report import (
+from fraud.monitoring.report import (
     DRIFT_COLUMNS,
     BatchMonitor,
     drift_rows,
     flat_metrics,
     summary,
 )
-from src.fraud.schema import INPUT_COLUMNS, LABEL, TIME
-from src.fraud.serving.contract import INPUT_NAME, OUTPUT_NAME
-from src.monitor import main
+from fraud.schema import INPUT_COLUMNS, LABEL, TIME
+from fraud.serving.contract import INPUT_NAME, OUTPUT_NAME
 
 AMOUNT = INPUT_COLUMNS.index("Amount")
 # The tiny detector: logit = BIAS + Σ WEIGHTS·x, so ~2 % of rows are frauds.
@@ -354,7 +354,7 @@ def shipped(tmp_path: Path) -> Path:
 
 def run_monitor(argv: list[object], capsys: pytest.CaptureFixture[str]
                 ) -> tuple[int, str, str]:
-    from src.fraud.cli import run
+    from fraud.cli import run
 
     try:
         run(main, [str(a) for a in argv])

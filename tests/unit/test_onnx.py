@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.fraud.data.prepare import (
+from fraud.commands.predict import keras_probabilities
+from fraud.data.prepare import (
     clean,
     features_and_labels,
     fit_scaler,
@@ -26,17 +27,16 @@ from src.fraud.data.prepare import (
     scale,
     scaler_to_json,
 )
-from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from src.fraud.errors import PipelineError
-from src.fraud.files import file_sha256, write_json
-from src.fraud.params import ModelParams
-from src.fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES
-from src.fraud.serving import contract, preprocess_graph
-from src.fraud.serving import detector as detectors
-from src.fraud.serving.onnx_contract import DETECTOR, NETWORK
-from src.fraud.serving.onnx_scoring import BATCH_ROWS, load_onnx
-from src.fraud.training import network as keras_model
-from src.predict import keras_probabilities
+from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+from fraud.errors import PipelineError
+from fraud.files import file_sha256, write_json
+from fraud.params import ModelParams
+from fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES
+from fraud.serving import contract, preprocess_graph
+from fraud.serving import detector as detectors
+from fraud.serving.onnx_contract import DETECTOR, NETWORK
+from fraud.serving.onnx_scoring import BATCH_ROWS, load_onnx
+from fraud.training import network as keras_model
 from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS
 
 REPO = Path(__file__).resolve().parents[2]
@@ -185,8 +185,8 @@ def test_wrong_width(trained: dict[str, Any]) -> None:
 
 # Modules that score or ship models and must start fast. The evaluate stages join this list
 # when they score with onnxruntime.
-NO_TENSORFLOW = ["src.fraud.serving.onnx_scoring", "src.fraud.serving.export",
-                 "src.fraud.serving.contract", "src.stages.export",
+NO_TENSORFLOW = ["fraud.serving.onnx_scoring", "fraud.serving.export",
+                 "fraud.serving.contract", "src.stages.export",
                  "src.predict"]
 
 
@@ -241,7 +241,7 @@ def test_predict_scores_the_onnx_model_without_tensorflow(shipped: dict[str, Any
 
 def test_predict_onnx_and_keras_agree(shipped: dict[str, Any], tmp_path: Path,
                                       capsys: pytest.CaptureFixture[str]) -> None:
-    from src.predict import run
+    from fraud.commands.predict import run
 
     scores = {}
     for fmt, model in shipped["models"].items():  # a .keras detector takes no card's rule
@@ -255,7 +255,7 @@ def test_predict_onnx_and_keras_agree(shipped: dict[str, Any], tmp_path: Path,
 
 
 def predict_error(capsys: pytest.CaptureFixture[str], *args: object) -> str:
-    from src.predict import run
+    from fraud.commands.predict import run
 
     with pytest.raises(SystemExit) as info:
         run([str(a) for a in args])

@@ -17,11 +17,11 @@ import onnxruntime as ort
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from src.fraud.errors import PipelineError
-from src.fraud.schema import N_FEATURES
-from src.fraud.serving import onnx_contract, onnx_scoring
-from src.fraud.serving.onnx_contract import DETECTOR, NETWORK
-from src.fraud.serving.onnx_scoring import BATCH_ROWS, load_onnx
+from fraud.errors import PipelineError
+from fraud.schema import N_FEATURES
+from fraud.serving import onnx_contract, onnx_scoring
+from fraud.serving.onnx_contract import DETECTOR, NETWORK
+from fraud.serving.onnx_scoring import BATCH_ROWS, load_onnx
 
 REPO = Path(__file__).resolve().parents[2]
 F32 = TensorProto.FLOAT
@@ -289,9 +289,9 @@ def _widest_network(hidden: int) -> onnx.ModelProto:
 def test_the_largest_valid_network_with_a_1000_knot_calibrator_loads(tmp_path: Path) -> None:
     """The budgets' margin: model.hidden_units at its cap (4,096) and a calibrator of 1,000
     knots, appended as export appends it, load and score in batches within BATCH_BYTES."""
-    from src.fraud.calibrator import Calibrator
-    from src.fraud.params import UPPER_BOUNDS
-    from src.fraud.serving.calibrated import calibrated_onnx
+    from fraud.calibrator import Calibrator
+    from fraud.params import UPPER_BOUNDS
+    from fraud.serving.calibrated import calibrated_onnx
 
     knots = tuple(np.linspace(-20.0, 20.0, 1_000).tolist())
     calibrated = calibrated_onnx(_widest_network(int(UPPER_BOUNDS["model.hidden_units"])),
@@ -326,7 +326,7 @@ def test_a_file_larger_than_any_fraud_model_is_not_read(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = save(network(), tmp_path / "model.onnx")
     monkeypatch.setattr(onnx_contract, "MAX_MODEL_BYTES", 100)
-    monkeypatch.setattr("src.fraud.serving.onnx_scoring.MAX_MODEL_BYTES", 100)
+    monkeypatch.setattr("fraud.serving.onnx_scoring.MAX_MODEL_BYTES", 100)
     with pytest.raises(PipelineError, match=r"bytes, over the 100 a fraud model may have"):
         load_onnx(path, "export", DETECTOR)
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import yaml
 
-from src.fraud.errors import PipelineError
-from src.fraud.models import AUTO, MODELS
-from src.fraud.params import (
+from fraud.errors import PipelineError
+from fraud.models import AUTO, MODELS
+from fraud.params import (
     MONITORABLE,
     SELECT_BY,
     SPLIT_METHODS,

@@ -19,11 +19,11 @@ from sklearn.metrics import average_precision_score
 from sklearn.preprocessing import FunctionTransformer
 from threadpoolctl import threadpool_limits
 
-from src.fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, split
-from src.fraud.data.synthetic import generate_creditcard
-from src.fraud.errors import PipelineError
-from src.fraud.params import GbdtParams, LogregParams, Params, SplitParams, parse_params
-from src.fraud.training.peers import (
+from fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, split
+from fraud.data.synthetic import generate_creditcard
+from fraud.errors import PipelineError
+from fraud.params import GbdtParams, LogregParams, Params, SplitParams, parse_params
+from fraud.training.peers import (
     GBDT_THREADS,
     TRUSTED_NODES,
     first_iterations,

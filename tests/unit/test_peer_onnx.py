@@ -21,15 +21,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
 
-from src.fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, split
-from src.fraud.data.synthetic import generate_creditcard
-from src.fraud.errors import PipelineError
-from src.fraud.params import SplitParams
-from src.fraud.schema import INPUT_COLUMNS
-from src.fraud.serving.contract import INPUT_NAME, OUTPUT_NAME, ScalerStats, read_detector_metadata
-from src.fraud.serving.onnx_contract import DETECTOR
-from src.fraud.serving.onnx_scoring import load_onnx
-from src.fraud.serving.peer_onnx import (
+from fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, split
+from fraud.data.synthetic import generate_creditcard
+from fraud.errors import PipelineError
+from fraud.params import SplitParams
+from fraud.schema import INPUT_COLUMNS
+from fraud.serving.contract import INPUT_NAME, OUTPUT_NAME, ScalerStats, read_detector_metadata
+from fraud.serving.onnx_contract import DETECTOR
+from fraud.serving.onnx_scoring import load_onnx
+from fraud.serving.peer_onnx import (
     FEATURES32,
     FEATURES64,
     LOGIT_NAME,
@@ -38,8 +38,8 @@ from src.fraud.serving.peer_onnx import (
     _gbdt_graph,
     peer_detector,
 )
-from src.fraud.serving.sigmoid import sigmoid_graph
-from src.fraud.training.peers import peer_scores
+from fraud.serving.sigmoid import sigmoid_graph
+from fraud.training.peers import peer_scores
 from tests.conftest import run_predict
 
 EPS = 0.001
@@ -247,8 +247,8 @@ def test_a_calibrated_peer_equals_the_calibrator_on_scikit_learns_logit(
         name: str, models: dict[str, Any], data: dict[str, Any]) -> None:
     """export appends the calibrator after the peer's float64 sigmoid is taken off: the
     calibrated detector scores what the numpy calibrator makes of the model's own logit."""
-    from src.fraud.evaluation.calibration import fit_calibrator
-    from src.fraud.serving.calibrated import calibrated_onnx, with_logit_output
+    from fraud.evaluation.calibration import fit_calibrator
+    from fraud.serving.calibrated import calibrated_onnx, with_logit_output
 
     model = models[name]
     detector = peer_detector(model, data["stats"], EPS)
@@ -270,7 +270,7 @@ def test_evaluation_scores_a_peer_through_its_detector(name: str, models: dict[s
     """evaluate_model's loader takes a peer's detector file as it ships: raw transactions in
     (it says so), the logit out (its sigmoid cut), scikit-learn's decision value to the
     tolerances above; the class weights are not in the file (None: the caller's params)."""
-    from src.fraud.evaluation.choice import load_logit_scorer
+    from fraud.evaluation.choice import load_logit_scorer
 
     path = tmp_path / f"{name}.onnx"
     path.write_bytes(peer_detector(models[name], data["stats"], EPS).SerializeToString())
@@ -286,7 +286,7 @@ def test_a_detector_fed_the_scaled_features_is_refused(models: dict[str, Any],
                                                       data: dict[str, Any],
                                                       tmp_path: Any) -> None:
     """The input's name decides which contract a file is held to, not which arrays fit."""
-    from src.fraud.serving.onnx_contract import NETWORK, claimed_contract
+    from fraud.serving.onnx_contract import NETWORK, claimed_contract
 
     content = peer_detector(models["logreg"], data["stats"], EPS).SerializeToString()
     assert claimed_contract(content) == DETECTOR

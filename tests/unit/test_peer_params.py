@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from src.fraud.models import MODELS, PEERS, STRATEGIES
-from src.fraud.params import (
+from fraud.models import MODELS, PEERS, STRATEGIES
+from fraud.params import (
     GBDT_SCORINGS,
     LOGREG_CLASS_WEIGHTS,
     GbdtParams,

@@ -21,15 +21,15 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from src.fraud.data.prepare import clean, features_and_labels, fit_scaler, scaler_to_json
-from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from src.fraud.files import file_sha256, write_json
-from src.fraud.params import ModelParams
-from src.fraud.schema import INPUT_COLUMNS, N_FEATURES, RAW_COLUMNS
-from src.fraud.serving import contract
-from src.fraud.serving import detector as detectors
-from src.fraud.training import network as keras_model
-from src.predict import keras_probabilities
+from fraud.commands.predict import keras_probabilities
+from fraud.data.prepare import clean, features_and_labels, fit_scaler, scaler_to_json
+from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+from fraud.files import file_sha256, write_json
+from fraud.params import ModelParams
+from fraud.schema import INPUT_COLUMNS, N_FEATURES, RAW_COLUMNS
+from fraud.serving import contract
+from fraud.serving import detector as detectors
+from fraud.training import network as keras_model
 from tests.conftest import PredictRun, run_predict
 
 REPO = Path(__file__).resolve().parents[2]

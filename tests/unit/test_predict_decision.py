@@ -13,19 +13,19 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from src.fraud.calibrator import linear
-from src.fraud.data.prepare import clean, features_and_labels, fit_scaler, scale
-from src.fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from src.fraud.decision import Decision, decision_from_card, expected_cost_flags
-from src.fraud.errors import PipelineError
-from src.fraud.files import file_sha256, write_json
-from src.fraud.schema import INPUT_COLUMNS
-from src.fraud.serving.calibrated import calibrated_onnx
-from src.fraud.serving.contract import ScalerStats, save_onnx
-from src.fraud.serving.onnx_contract import DETECTOR
-from src.fraud.serving.onnx_scoring import load_onnx
-from src.fraud.serving.peer_onnx import peer_detector
-from src.predict import build_parser
+from fraud.calibrator import linear
+from fraud.commands.predict import build_parser
+from fraud.data.prepare import clean, features_and_labels, fit_scaler, scale
+from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
+from fraud.decision import Decision, decision_from_card, expected_cost_flags
+from fraud.errors import PipelineError
+from fraud.files import file_sha256, write_json
+from fraud.schema import INPUT_COLUMNS
+from fraud.serving.calibrated import calibrated_onnx
+from fraud.serving.contract import ScalerStats, save_onnx
+from fraud.serving.onnx_contract import DETECTOR
+from fraud.serving.onnx_scoring import load_onnx
+from fraud.serving.peer_onnx import peer_detector
 from tests.conftest import run_predict
 
 EPS, CLIP = 0.001, 5.0

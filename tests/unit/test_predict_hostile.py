@@ -26,9 +26,9 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from src.fraud.files import TEMP_PREFIX, file_sha256
-from src.fraud.schema import INPUT_COLUMNS
-from src.fraud.serving.contract import INPUT_NAME, OUTPUT_NAME
+from fraud.files import TEMP_PREFIX, file_sha256
+from fraud.schema import INPUT_COLUMNS
+from fraud.serving.contract import INPUT_NAME, OUTPUT_NAME
 from tests.conftest import run_predict
 
 REPO = Path(__file__).resolve().parents[2]

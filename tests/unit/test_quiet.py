@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from src.fraud.training.quiet import filtered_stderr, keep_line
+from fraud.training.quiet import filtered_stderr, keep_line
 
 ROOT = Path(__file__).resolve().parents[2]
 ONEDNN = ("I0000 00:00:1795840956.985854    8564 port.cc:153] oneDNN custom operations are "
@@ -48,7 +48,7 @@ def test_filtered_stderr_writes_back_when_the_block_raises(capfd) -> None:
 # What Keras imports and training never uses stays unexecuted (deferred.py).
 IMPORT_THE_MODEL_MODULE = """
 import sys
-import src.fraud.training.network
+import fraud.training.network
 loaded = [m for m in ("IPython.core", "matplotlib.figure") if m in sys.modules]
 assert not loaded, f"executed at import: {loaded}"
 """
@@ -67,7 +67,7 @@ def test_importing_the_model_module_prints_nothing() -> None:
 
 
 def test_epoch_line_leaves_out_a_metric_the_fit_does_not_compute(caplog) -> None:
-    from src.fraud.training.fit import EpochTimer
+    from fraud.training.fit import EpochTimer
 
     timer = EpochTimer("zero bias", "val_prc")
     with caplog.at_level("INFO"):
@@ -84,9 +84,9 @@ def test_epoch_line_leaves_out_a_metric_the_fit_does_not_compute(caplog) -> None
 def test_stage_log_lines_name_the_module_not_its_package() -> None:
     import logging
 
-    from src.fraud.cli import _ShortNames
+    from fraud.cli import _ShortNames
 
-    record = logging.LogRecord("src.fraud.training.fit", logging.INFO, __file__, 1,
+    record = logging.LogRecord("fraud.training.fit", logging.INFO, __file__, 1,
                                "baseline epoch %d", (1,), None)
     assert _ShortNames("%(short_name)s: %(message)s").format(record) == \
         "fit: baseline epoch 1"

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from src.fraud.project import stage_names
+from tests.project_files import stage_names
 
 ROOT = Path(__file__).resolve().parents[2]
 NAME = r"[a-z][a-z0-9_]*(?:@[a-z0-9_-]+)?"
@@ -154,7 +154,7 @@ def test_docs_name_stages() -> None:
 
 
 def test_train_stages_map_names_real_stages() -> None:
-    from src.fraud.models import MODELS, TRAIN_STAGES
+    from fraud.models import MODELS, TRAIN_STAGES
 
     assert set(TRAIN_STAGES) == set(MODELS)
     assert set(TRAIN_STAGES.values()) <= dvc_stage_names()

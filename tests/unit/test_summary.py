@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from src import summary
-from src.fraud.cli import run
-from src.fraud.models import MODELS
+from fraud.cli import run
+from fraud.commands import summary
+from fraud.models import MODELS
 
 
 def write_metrics(folder: Path, chosen: str) -> None:

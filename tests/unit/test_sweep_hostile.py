@@ -12,13 +12,13 @@ from typing import Any
 import numpy as np
 import pytest
 
-from src import sweep
-from src.fraud.errors import PipelineError
-from src.fraud.evaluation.metrics import bootstrap_intervals
-from src.fraud.experiments import queue as dvc_exp
-from src.fraud.experiments.plan import MAX_EXPERIMENTS, MAX_SEEDS, check_overrides, seed_list
-from src.fraud.experiments.stats import mean_interval, rate_interval
-from src.fraud.params import parse_params
+from fraud.commands import sweep
+from fraud.errors import PipelineError
+from fraud.evaluation.metrics import bootstrap_intervals
+from fraud.experiments import queue as dvc_exp
+from fraud.experiments.plan import MAX_EXPERIMENTS, MAX_SEEDS, check_overrides, seed_list
+from fraud.experiments.stats import mean_interval, rate_interval
+from fraud.params import parse_params
 from tests.conftest import REPO, stage_env
 
 # (arguments, a fragment of the one error line)
@@ -301,7 +301,7 @@ def test_dvc_s_error_line_is_quoted_not_its_footer(monkeypatch: pytest.MonkeyPat
 def test_a_refused_queue_call_removes_what_this_sweep_queued(
         monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """The third `dvc exp run --queue` fails: the two queued before it are removed."""
-    from src.fraud.experiments.plan import expand
+    from fraud.experiments.plan import expand
 
     calls: list[tuple[str, ...]] = []
 

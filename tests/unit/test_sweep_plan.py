@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from src.fraud.errors import PipelineError
-from src.fraud.experiments import queue as dvc_exp
-from src.fraud.experiments.plan import (
+from fraud.errors import PipelineError
+from fraud.experiments import queue as dvc_exp
+from fraud.experiments.plan import (
     code_key,
     expand,
     experiment_name,
@@ -182,8 +182,8 @@ def test_error_line_of_a_failed_run() -> None:
 def test_resume_reuses_finished_waits_for_queued_and_reruns_failed(monkeypatch,
                                                                    tmp_path: Path) -> None:
     """What run_share asks of DVC, given what an interrupted sweep left behind."""
-    from src import sweep as sweep_cli
-    from src.fraud.experiments.show import Experiment
+    from fraud.commands import sweep as sweep_cli
+    from fraud.experiments.show import Experiment
 
     points = expand([1, 2, 3, 4, 5], {}, {"t.e": "2"}, "sweep", "abc12345")
     done, queued, failed, stale, new = points
@@ -245,7 +245,7 @@ WRITTEN = [
 @pytest.mark.parametrize("value, line, recorded, read", WRITTEN)
 def test_what_dvc_writes_and_both_readers_read(value: str, line: str, recorded: object,
                                                read: object, tmp_path: Path) -> None:
-    from src.fraud.experiments.overrides import read_as_dvc_writes
+    from fraud.experiments.overrides import read_as_dvc_writes
 
     path = tmp_path / "params.yaml"
     original = "seed: 1\ntrain:\n  epochs: 100  # a comment\n"
@@ -304,8 +304,8 @@ def test_a_committed_report_keeps_the_sweep_s_commit(repo: Path,
     import json
     from dataclasses import replace
 
-    from src import sweep as sweep_cli
-    from src.fraud.experiments.show import Experiment
+    from fraud.commands import sweep as sweep_cli
+    from fraud.experiments.show import Experiment
 
     first = _git(repo, "rev-parse", "HEAD")
     (repo / REPORT[1]).write_text(json.dumps({"baseline": first}))
@@ -338,7 +338,7 @@ def test_a_committed_report_keeps_the_sweep_s_commit(repo: Path,
 def test_a_report_is_the_same_whatever_the_run_s_circumstances(tmp_path: Path) -> None:
     import json
 
-    from src.sweep import _same_report
+    from fraud.commands.sweep import _same_report
 
     path = tmp_path / "sweep.json"
     report = {"baseline": "c" * 40, "groups": [{"per_seed": {"a": 0.5}}], "seconds": 647.0,

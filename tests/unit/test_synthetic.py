@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from src.fraud.data.synthetic import TIME_MAX, generate_creditcard, write_creditcard_csv
+from fraud.data.synthetic import TIME_MAX, generate_creditcard, write_creditcard_csv
 
 # Spelled out, not rebuilt from the module's constant: this is the real file's first line.
 REAL_HEADER = ('"Time","V1","V2","V3","V4","V5","V6","V7","V8","V9","V10","V11","V12","V13",'

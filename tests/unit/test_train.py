@@ -18,13 +18,13 @@ import pandas as pd
 import pytest
 import yaml
 
-from src.fraud.data.arrays import load_split
-from src.fraud.errors import PipelineError
-from src.fraud.models import STRATEGIES
-from src.fraud.params import MONITORABLE, Params, parse_params
-from src.fraud.schema import N_FEATURES
-from src.fraud.training import fit as training
-from src.fraud.training import network as keras_model
+from fraud.data.arrays import load_split
+from fraud.errors import PipelineError
+from fraud.models import STRATEGIES
+from fraud.params import MONITORABLE, Params, parse_params
+from fraud.schema import N_FEATURES
+from fraud.training import fit as training
+from fraud.training import network as keras_model
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 42

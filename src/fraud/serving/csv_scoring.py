@@ -1,4 +1,4 @@
-"""Scoring raw transaction CSVs in chunks: the logic of `python -m src.predict`.
+"""Scoring raw transaction CSVs in chunks: the logic of `fraud predict`.
 
 No TensorFlow here: the caller passes the scoring function, so a bad input file is reported
 before (or without) the seconds TensorFlow takes to import, and the reader is testable alone.

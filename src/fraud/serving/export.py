@@ -38,9 +38,9 @@ PREPROCESSING_STEPS = [
     "calibrated logit = the calibration's increasing polyline of the logit (float64)",
     "probability = 1 / (1 + exp(-calibrated logit))  (float64)",
 ]
-PREDICT_COMMAND = ("python -m src.predict models/fraud_detector.onnx transactions.csv "
+PREDICT_COMMAND = ("fraud predict models/fraud_detector.onnx transactions.csv "
                    "-o scores.csv")
-MONITOR_COMMAND = "python -m src.monitor models/fraud_detector.onnx batch.csv"
+MONITOR_COMMAND = "fraud monitor models/fraud_detector.onnx batch.csv"
 # Keys of evaluate.json that name the choice rather than measure the model.
 CHOICE_KEYS = ("model", "strategy", "chosen_by", "select_by")
 # The calibration figures evaluate_model writes into metrics/<model>.json (with `val_` twins

@@ -11,7 +11,7 @@ from typing import Any
 import yaml
 
 DVC_YAML = "dvc.yaml"
-ROOT = Path(__file__).resolve().parents[2]  # the repository
+ROOT = Path(__file__).resolve().parents[1]  # the repository
 # What `dvc repro` needs (copy_project_files; the benchmark and tests/synthetic_project.py).
 PROJECT_FILES = ["src", "dvc.yaml", "params.yaml", ".dvc/config", ".dvc/.gitignore", ".dvc/plots",
                  ".dvcignore",
