@@ -1,10 +1,14 @@
-"""dvc.yaml's code deps are each stage's real imports.
+"""dvc.yaml's code deps are each stage's real imports, at the level of the package.
 
 A module that a stage's command imports, directly or through other modules under src/, can
 change what the stage writes; if it is not a dep, editing it leaves `dvc repro` saying "up to
 date" over stale outputs. So each stage's import closure (read with `ast`, lazy imports in
-functions included) must be covered by its deps (a folder dep covers what is under it), and
-each code dep must be imported (a stale path would rerun the stage for nothing).
+functions included) must be covered by its deps, and each code dep must be imported (a stale
+path would rerun the stage for nothing). The deps name sub-packages, not files: a stage
+depends on `src/fraud/<sub-package>` when its closure reaches any module there, and on a
+shared module at the top (`src/fraud/params.py`) by itself; `package_deps` is that list, and
+dvc.yaml must hold exactly it (fewer lines to keep by hand, a smaller dvc.lock for DVC to
+read on every command).
 """
 
 from __future__ import annotations
@@ -112,6 +116,19 @@ def unused_deps(stage: dict[str, Any]) -> list[str]:
                   if not any(path == dep or path.startswith(dep + "/") for path in used))
 
 
+def package_deps(stage: dict[str, Any]) -> list[str]:
+    """The code deps a stage must declare: its script, the sub-packages its import closure
+    reaches (folders), and the shared modules at the top of the library it imports."""
+    deps: set[str] = set()
+    for file in import_closure(stage_module(stage)):
+        path = file.relative_to(REPO)
+        if str(path) in NOT_OUTPUT_CHANGING or file.name == "__init__.py":
+            continue
+        inside = path.relative_to("src/fraud").parts if path.is_relative_to("src/fraud") else ()
+        deps.add(f"src/fraud/{inside[0]}" if len(inside) > 1 else str(path))
+    return sorted(deps)
+
+
 STAGES = stages()
 
 
@@ -123,6 +140,23 @@ def test_every_imported_module_is_a_dep(name: str) -> None:
 @pytest.mark.parametrize("name", STAGES)
 def test_every_code_dep_is_imported(name: str) -> None:
     assert unused_deps(STAGES[name]) == [], f"{name}: not imported; remove from its deps"
+
+
+@pytest.mark.parametrize("name", STAGES)
+def test_code_deps_are_exactly_the_packages_reached(name: str) -> None:
+    """Both ways: no file of a sub-package listed on its own, no folder the stage never
+    reaches, nothing reached left out."""
+    assert sorted(code_deps(STAGES[name])) == package_deps(STAGES[name]), \
+        f"{name}: its code deps in dvc.yaml should be exactly {package_deps(STAGES[name])}"
+
+
+def test_a_file_dep_inside_a_sub_package_is_refused() -> None:
+    """The check itself: a file dep where its folder belongs is reported."""
+    stage = dict(STAGES["clean"])
+    stage["deps"] = [("src/fraud/data/prepare.py" if dep == "src/fraud/data" else dep)
+                     for dep in stage["deps"]]
+    assert "src/fraud/data" not in code_deps(stage)
+    assert sorted(code_deps(stage)) != package_deps(stage)
 
 
 def test_package_inits_hold_no_code() -> None:
