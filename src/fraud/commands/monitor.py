@@ -9,7 +9,7 @@ detector, and only counts are kept:
 
 - drift: the population stability index (PSI) of every input column and of the score
   against the reference of the training data (10 quantile bins from the training split),
-  with its band: < 0.1 stable, 0.1–0.25 moderate shift, > 0.25 major shift;
+  with its band: < 0.1 stable, 0.1–0.25 moderate shift, ≥ 0.25 major shift;
 - label-free estimates at the card's threshold (or --threshold), from the calibrated
   probabilities alone: expected frauds, flagged rows, expected precision and recall, with
   95 % intervals; and, when the batch has Class, the realised figures beside them.

@@ -5,7 +5,7 @@
 with e and a the reference's and the batch's share of rows in each bin: the symmetric
 (Jeffreys) divergence of the two binned distributions. Bands, as the credit-scoring
 practice names them (and Evidently and NannyML use): < 0.1 stable, 0.1–0.25 moderate shift,
-> 0.25 major shift.
+≥ 0.25 major shift.
 """
 
 from __future__ import annotations

@@ -166,7 +166,7 @@ def summary(report: dict[str, Any], batch: str) -> str:
     lines = [(f"{batch}: {report['rows']:,} rows against a reference of "
               f"{report['reference_rows']:,} training rows"),
              (f"Drift (PSI over the training data's quantile bins; < {MODERATE_PSI:g} "
-              f"stable, {MODERATE_PSI:g}–{MAJOR_PSI:g} moderate shift, > {MAJOR_PSI:g} major "
+              f"stable, {MODERATE_PSI:g}–{MAJOR_PSI:g} moderate shift, ≥ {MAJOR_PSI:g} major "
               f"shift; sampling noise alone ~{report['psi_noise_floor']:.4f}):"),
              f"  {SCORE:8} {report[SCORE]['psi']:8.4f}  {report[SCORE]['band']}"]
     ranked = sorted(report["columns"].items(), key=lambda item: -item[1]["psi"])
