@@ -44,8 +44,8 @@ def test_each_subcommand_has_its_help(name: str) -> None:
 def test_an_unknown_subcommand_is_one_line() -> None:
     done = run(sys.executable, "-m", "fraud", "predcit")
     assert done.returncode == 2
-    assert done.stderr == ("error: fraud: unknown command 'predcit'; one of predict, monitor, "
-                           "summary, sweep (fraud --help)\n")
+    assert done.stderr == ("error: fraud: unknown command 'predcit'; one of "
+                           f"{', '.join(COMMANDS)} (fraud --help)\n")
     assert run(sys.executable, "-m", "fraud").returncode == 2  # no command: the usage
 
 

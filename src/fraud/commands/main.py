@@ -4,6 +4,7 @@
     fraud monitor models/fraud_detector.onnx day.csv
     fraud summary
     fraud sweep --seeds 5 --jobs 2
+    fraud experiments
 
 A subcommand's module is imported only when it runs: `fraud --help` and `fraud summary`
 start in a fraction of a second, and only `predict` with a .keras model loads TensorFlow.
@@ -22,6 +23,7 @@ COMMANDS = {
     "monitor": "drift and label-free estimates for a batch, against the training data",
     "summary": "the models of the last run side by side: validation and test figures",
     "sweep": "the models over several seeds (and grids of params) on DVC's queue",
+    "experiments": "one row per experiment: what it changed, the model it shipped, its figures",
 }
 
 
