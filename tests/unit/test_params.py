@@ -414,3 +414,34 @@ def test_load_params_reports_bad_key_from_file(write_params: Any) -> None:
     path = write_params({"scale.clip": -1})
     with pytest.raises(PipelineError, match=r"scale\.clip = -1"):
         load_params(path)
+
+
+REPO_PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
+
+
+def _applied(text: str, tmp_path: Path, *overrides: str) -> str:
+    """params.yaml as `dvc exp run -S` leaves it (DVC's own apply_overrides)."""
+    from dvc.utils.hydra import apply_overrides
+
+    copy = tmp_path / "params.yaml"
+    copy.write_text(text, encoding="utf-8")
+    apply_overrides(str(copy), list(overrides))
+    return copy.read_text(encoding="utf-8")
+
+
+def test_params_yaml_is_in_the_form_dvc_writes(tmp_path: Path) -> None:
+    """An applied experiment then changes only its own lines: before, any -S also expanded
+    the flow lists, dropped a `null` and wrapped the URL, a noisy diff."""
+    text = REPO_PARAMS.read_text(encoding="utf-8")
+    assert _applied(text, tmp_path, "seed=42") == text
+    changed = _applied(text, tmp_path, "train.strategy=oversample").splitlines()
+    differ = [(a, b) for a, b in zip(text.splitlines(), changed, strict=True) if a != b]
+    assert differ == [("  strategy: auto", "  strategy: oversample")]
+
+
+def test_a_flow_list_is_what_dvc_would_rewrite(tmp_path: Path) -> None:
+    """The check above can fail: a hand-written flow list is not DVC's form."""
+    text = REPO_PARAMS.read_text(encoding="utf-8").replace(
+        "  - baseline\n  - weighted\n  - oversample\n", "", 1).replace(
+        "  candidates:", "  candidates: [baseline, weighted, oversample]", 1)
+    assert _applied(text, tmp_path, "seed=42") != text
