@@ -58,13 +58,19 @@ MAX_PARAMS_BYTES = 1 << 20
 USAGE_STATUS = 2
 
 
+def escape_controls(text: str) -> str:
+    """Control characters escaped (`\\n`, `\\x1b`), nothing else: a name or message quoted
+    in an error line stays one line and cannot drive the terminal."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 class OneLineParser(argparse.ArgumentParser):
     """argparse, but a bad command line is one `error:` line (argparse prints its usage, two
     lines and more, before it) and exit status 2; `--help` still shows the usage."""
 
     def error(self, message: str) -> None:  # type: ignore[override]
         # Control characters escaped, nothing else (the message may quote printable() text).
-        shown = "".join(c if c.isprintable() else repr(c)[1:-1] for c in message[:300])
+        shown = escape_controls(message[:300])
         print(f"error: {self.prog}: {shown}{'…' if len(message) > 300 else ''}; see --help",
               file=sys.stderr)
         sys.exit(USAGE_STATUS)
@@ -218,7 +224,7 @@ DISK_FULL = {errno.ENOSPC: "the disk is full", errno.EDQUOT: "the disk quota is 
 
 def os_error_line(error: OSError) -> str:
     """One line for an operating-system error: what failed, where (when known), what to do."""
-    where = f" ({printable_path(error.filename)})" if error.filename else ""
+    where = f" ({escape_controls(str(error.filename)[:300])})" if error.filename else ""
     reason = error.strerror or str(error) or type(error).__name__
     if error.errno in DISK_FULL or is_short_write(error):
         why = DISK_FULL.get(error.errno or 0, "the disk is full or a file-size limit was hit")
@@ -232,10 +238,6 @@ def is_short_write(error: OSError) -> bool:
     return error.errno is None and " requested and " in str(error) and \
         str(error).endswith(" written")
 
-
-def printable_path(name: object) -> str:
-    shown = str(name)
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in shown[:300])
 
 
 def _stdout_gone() -> None:

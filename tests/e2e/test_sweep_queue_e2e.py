@@ -50,20 +50,30 @@ def _run(cwd: Path, *args: str, check: bool = True) -> subprocess.CompletedProce
     return done
 
 
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("tiny")
+def _write_project(repo: Path) -> None:
+    """A one-stage DVC project whose stage writes three models' metrics from params.yaml."""
     (repo / "score.py").write_text(SCORE)
     (repo / "params.yaml").write_text("seed: 1\nmodel:\n  hidden_units: 16\n")
     (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"score": {
         "cmd": "python score.py", "deps": ["score.py"], "params": ["seed", "model"],
         "metrics": [{f"metrics/{n}.json": {"cache": False}}
                     for n in ("baseline", "logreg", "evaluate")]}}}))
-    (repo / ".gitignore").write_text("/reports/\n")
+
+
+def _commit_repository(repo: Path, message: str) -> None:
+    """git and DVC initialised, and everything in `repo` committed."""
     _run(repo, "git", "init", "-q", "-b", "main")
     _run(repo, sys.executable, "-m", "dvc", "init", "-q")
     _run(repo, "git", "add", "-A")
-    _run(repo, "git", "commit", "-q", "-m", "tiny")
+    _run(repo, "git", "commit", "-q", "-m", message)
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("tiny")
+    _write_project(repo)
+    (repo / ".gitignore").write_text("/reports/\n")
+    _commit_repository(repo, "tiny")
     return repo
 
 
@@ -104,19 +114,11 @@ def test_a_failure_is_reported_and_the_others_are_compared(tiny: Path) -> None:
 def tracked(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The tiny project with its sweep report in git, as this project keeps reports/sweeps."""
     repo = tmp_path_factory.mktemp("tracked")
-    (repo / "score.py").write_text(SCORE)
-    (repo / "params.yaml").write_text("seed: 1\nmodel:\n  hidden_units: 16\n")
-    (repo / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"score": {
-        "cmd": "python score.py", "deps": ["score.py"], "params": ["seed", "model"],
-        "metrics": [{f"metrics/{n}.json": {"cache": False}}
-                    for n in ("baseline", "logreg", "evaluate")]}}}))
+    _write_project(repo)
     (repo / "reports/sweeps").mkdir(parents=True)
     for name in ("sweep.md", "sweep.json"):
         (repo / "reports/sweeps" / name).write_text("an older sweep's report\n")
-    _run(repo, "git", "init", "-q", "-b", "main")
-    _run(repo, sys.executable, "-m", "dvc", "init", "-q")
-    _run(repo, "git", "add", "-A")
-    _run(repo, "git", "commit", "-q", "-m", "tiny, with a report")
+    _commit_repository(repo, "tiny, with a report")
     return repo
 
 

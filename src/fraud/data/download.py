@@ -127,7 +127,7 @@ def _write_or_fail(target: BinaryIO, chunk: bytes, out: Path) -> None:
                             "on that disk and run again") from None
 
 
-def _first_line(label: str, head: bytes) -> list[str] | None:
+def _first_line(head: bytes) -> list[str] | None:
     """The column names of `head`'s first line, or None when it is not a CSV header line."""
     end = head.find(b"\n")
     if end < 0:
@@ -148,7 +148,7 @@ def check_table_header(label: str, head: bytes, expected: Sequence[str]) -> None
     environment): foreign names are named only when the header is mostly the table's.
     """
     sniff_not_csv(label, head[:4096])
-    names = _first_line(label, head)
+    names = _first_line(head)
     known = set(names or ()) & set(expected)
     if names is None or 2 * len(known) < len(expected):
         shown = f"{', '.join(expected[:3])}, …, {expected[-1]}" if len(expected) > 4 \
