@@ -31,11 +31,11 @@ from fraud.evaluation import calibration, metrics, model_evaluation
 from fraud.evaluation.choice import load_scorer
 from fraud.models import PEERS, STRATEGIES, TRAIN_STAGES
 from fraud.params import Params, load_params
-from fraud.schema import INPUT_COLUMNS
 from fraud.serving import calibrated
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
 from fraud.training.peers import GBDT_THREADS, load_peer
+from tests.credit_card import INPUT_COLUMNS
 
 METHODS = (*calibration.METHODS, calibration.AUTO)
 TARGETS = {"log_loss": 0.006, "brier": 0.0009, "ece15_width": 0.001}

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from fraud.schema import INPUT_COLUMNS, LABEL
 from fraud.serving.explain import (
     NetworkExplainer,
     Preprocess,
@@ -38,6 +37,7 @@ from fraud.serving.explain import (
     top_reasons,
 )
 from fraud.training.peers import load_peer
+from tests.credit_card import INPUT_COLUMNS, LABEL
 
 NETWORKS = ("baseline", "weighted", "oversample")
 

@@ -27,9 +27,9 @@ from fraud.data.prepare import clean, read_raw_csv, read_table, split
 from fraud.files import file_sha256, write_json
 from fraud.monitoring.profile import build_reference, reference_to_json
 from fraud.params import SplitParams
-from fraud.schema import INPUT_COLUMNS, LABEL, TIME
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
+from tests.credit_card import INPUT_COLUMNS, LABEL, TIME
 
 SEED, EPS = 42, 0.001  # params.yaml's seed and clean.eps
 TIME_SPLIT = SplitParams(method="time", group_duplicates=True, test_size=0.2, val_size=0.2)

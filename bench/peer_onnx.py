@@ -28,11 +28,11 @@ import yaml
 from scipy.special import expit
 
 from bench.machine import load_averages
-from fraud.schema import INPUT_COLUMNS
 from fraud.serving.contract import read_scaler
 from fraud.serving.onnx_scoring import BATCH_ROWS, session_options
 from fraud.serving.peer_onnx import peer_detector
 from fraud.training.peers import load_peer, peer_scores
+from tests.credit_card import INPUT_COLUMNS
 
 PEERS = ("logreg", "gbdt")
 SPLITS = ("train", "val", "test")

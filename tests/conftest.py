@@ -250,7 +250,7 @@ def join(lines: Sequence[str], end: str = "\n") -> bytes:
 
 def set_cell(line_no: int, column: str, value: str) -> Callable[[list[str]], bytes]:
     """`value` in `column` of file line `line_no` (1-based, the header is line 1)."""
-    from fraud.schema import RAW_COLUMNS
+    from tests.credit_card import RAW_COLUMNS
 
     def make(lines: list[str]) -> bytes:
         lines = list(lines)
@@ -280,9 +280,9 @@ def write_scaler(path: Path, clip: float) -> Path:
     """The scale stage's statistics: the detectors' preprocessing (identity here)."""
     import json
 
-    from fraud.schema import FEATURES, N_FEATURES
+    from tests.credit_card import FEATURES, N_FEATURES, SCALER_SPEC
 
-    path.write_text(json.dumps({"features": FEATURES, "mean": [0.0] * N_FEATURES,
+    path.write_text(json.dumps({**SCALER_SPEC, "features": FEATURES, "mean": [0.0] * N_FEATURES,
                                 "scale": [1.0] * N_FEATURES, "clip": clip}))
     return path
 

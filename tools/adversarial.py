@@ -120,9 +120,9 @@ def onnx_cases() -> Iterator[Case]:
     import numpy as np
 
     from fraud.commands import predict
-    from fraud.schema import N_FEATURES
     from fraud.serving.onnx_contract import NETWORK
     from fraud.serving.onnx_scoring import load_onnx
+    from tests.credit_card import N_FEATURES
     from tests.unit import test_onnx_contract as corpus
 
     models = {name: build for name, (build, _) in corpus.HOSTILE.items()}

@@ -19,11 +19,12 @@ from typing import Any
 import numpy as np
 
 from .errors import PipelineError, printable
-from .schema import INPUT_COLUMNS
 
 EXPECTED_COST = "expected_cost"
 AMOUNT = "amount"  # cost_fn: the transaction's own amount
-_AMOUNT_COLUMN = INPUT_COLUMNS.index("Amount")
+# The amount is the detectors' last input column (declaration.Layout.inputs); params.py
+# refuses cost_fn `amount` for a table that declares no amount.
+_AMOUNT_COLUMN = -1
 
 
 def expected_cost_flags(probabilities: np.ndarray, cost_fp: float,
@@ -57,7 +58,7 @@ class Decision:
 
     def flags(self, probabilities: np.ndarray, features: np.ndarray) -> np.ndarray:
         """One flag per row of the float64 probabilities; `features` are the raw input
-        columns (the Amount column is each row's cost of a miss under `amount`)."""
+        columns (the amount, the last, is each row's cost of a miss under `amount`)."""
         p = np.asarray(probabilities, dtype=np.float64).reshape(-1)
         if self.rule != EXPECTED_COST:
             return p >= float(self.threshold if self.threshold is not None else math.nan)
@@ -67,7 +68,7 @@ class Decision:
     def describe(self) -> str:
         if self.rule != EXPECTED_COST:
             return f"at threshold {self.threshold:g}"
-        miss = "Amount" if self.cost_fn == AMOUNT else f"{float(self.cost_fn):g}"
+        miss = "amount" if self.cost_fn == AMOUNT else f"{float(self.cost_fn):g}"
         return f"where probability x {miss} > (1 - probability) x {self.cost_fp:g}"
 
     def to_card(self) -> dict[str, Any]:
@@ -75,7 +76,7 @@ class Decision:
         if self.rule != EXPECTED_COST:
             return {"rule": "threshold", "threshold": self.threshold,
                     "flag_when": "probability >= threshold"}
-        miss = "Amount" if self.cost_fn == AMOUNT else "cost_fn"
+        miss = "amount" if self.cost_fn == AMOUNT else "cost_fn"
         return {"rule": EXPECTED_COST, "cost_fp": self.cost_fp, "cost_fn": self.cost_fn,
                 "threshold": self.threshold,
                 "flag_when": f"probability * {miss} > (1 - probability) * cost_fp"}

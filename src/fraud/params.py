@@ -15,6 +15,7 @@ from typing import Any
 
 import yaml
 
+from .declaration import CREDIT_CARD, CREDIT_CARD_LAYOUT, DataDeclaration, parse_data
 from .errors import PipelineError, printable, printable_names
 from .models import AUTO, MODELS, STRATEGY_ALIASES
 
@@ -73,7 +74,7 @@ MAX_C_GRID = 100  # logreg fits one model per value
 # init_bias' losses NaN (a traceback, after DVC had deleted its git-tracked outputs).
 OVERFLOW_BOUNDS: dict[str, tuple[float, str]] = {
     "model.learning_rate": (1.0, "Adam's steps overflow the weights to NaN; 0.001 is usual"),
-    "clean.eps": (1_000.0, "log(Amount + eps) would hide the amount's variation"),
+    "clean.eps": (1_000.0, "log(amount + eps) would hide the amount's variation"),
     "evaluate.cost_fp": (1e12, "costs summed over the test split would overflow"),
     "evaluate.cost_fn": (1e12, "costs summed over the test split would overflow"),
     "gbdt.l2_regularization": (1e6, "the leaves' values underflow to 0"),
@@ -201,6 +202,7 @@ class Params:
     calibrate: CalibrateParams
     logreg: LogregParams
     gbdt: GbdtParams
+    data: DataDeclaration = CREDIT_CARD  # the table's columns (declaration.py)
 
 
 def _fail(name: str, value: Any, allowed: str) -> PipelineError:
@@ -367,7 +369,8 @@ def parse_params(raw: Any) -> Params:
     seed = _as_int("seed", raw["seed"])
     _check("seed", seed, 0 <= seed < 2**32, "a whole number from 0 to 2**32 - 1")
     # Section by section, in this order: the first bad key is the one reported.
-    return Params(seed=seed,
+    data = parse_data(raw.get("data"))
+    params = Params(seed=seed,
                   download=_download_params(_section(raw, "download", DownloadParams)),
                   clean=_clean_params(_section(raw, "clean", CleanParams)),
                   split=_split_params(_section(raw, "split", SplitParams)),
@@ -377,7 +380,20 @@ def parse_params(raw: Any) -> Params:
                   train=_train_params(_section(raw, "train", TrainParams)),
                   evaluate=_evaluate_params(_section(raw, "evaluate", EvaluateParams)),
                   calibrate=_calibrate_params(_section(raw, "calibrate", CalibrateParams)),
-                  logreg=parse_logreg(raw), gbdt=parse_gbdt(raw))
+                  logreg=parse_logreg(raw), gbdt=parse_gbdt(raw), data=data)
+    _check_data_against(params)
+    return params
+
+
+def _check_data_against(params: Params) -> None:
+    """What the declaration rules out elsewhere in the file."""
+    if params.download.url == SYNTHETIC_SOURCE and not params.data.describes(CREDIT_CARD_LAYOUT):
+        raise PipelineError("params.yaml: download.url = 'synthetic' generates the Credit Card "
+                            "Fraud table, but the data: section declares another one; point "
+                            "download.url at your table's file, or remove the data: section")
+    if params.evaluate.cost_fn == "amount" and params.data.amount is None:
+        raise PipelineError("params.yaml: evaluate.cost_fn = 'amount' needs an amount column, "
+                            "and data.amount is null; declare it, or give cost_fn a number")
 
 
 def _download_params(d: dict[str, Any]) -> DownloadParams:
@@ -414,7 +430,7 @@ def _download_params(d: dict[str, Any]) -> DownloadParams:
 
 def _clean_params(c: dict[str, Any]) -> CleanParams:
     clean = CleanParams(eps=_as_float("clean.eps", c["eps"]))
-    _check("clean.eps", c["eps"], clean.eps > 0, "a number > 0 (log(Amount + eps) needs it)")
+    _check("clean.eps", c["eps"], clean.eps > 0, "a number > 0 (log(amount + eps) needs it)")
     return clean
 
 

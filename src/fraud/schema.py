@@ -1,7 +1,7 @@
-"""The Credit Card Fraud data set's schema, and the checks every reader of raw rows shares.
+"""The checks every reader of raw rows shares, for the columns the data declaration names.
 
 `clean` and `predict` both call `validate_raw_frame`, so a malformed file gets the same
-message wherever it is read.
+message wherever it is read. Which column is what: declaration.py.
 """
 
 from __future__ import annotations
@@ -11,33 +11,22 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .declaration import CREDIT_CARD_LAYOUT, Layout, check_header
 from .errors import PipelineError, printable, printable_names
 
 if TYPE_CHECKING:  # pandas costs ~0.5 s to import: only the readers of raw rows need it
     import pandas as pd
 
-__all__ = ["printable", "printable_names"]  # re-exported: messages quote input with them
+# Re-exported: readers of raw rows check headers and quote input with them.
+__all__ = ["check_header", "printable", "printable_names"]
 
-V_COLUMNS = [f"V{i}" for i in range(1, 29)]
-RAW_COLUMNS = ["Time", *V_COLUMNS, "Amount", "Class"]
-LABEL = "Class"
-LOG_AMOUNT = "Log Amount"
-# The model's 29 inputs, in this order everywhere (arrays, scaler, exported model).
-FEATURES = [*V_COLUMNS, LOG_AMOUNT]
-N_FEATURES = len(FEATURES)
-# The cleaned and split tables: the model's inputs plus Time (for the time split and audits)
-# and Amount (for amount-based costs), which `scale` drops.
-TIME = "Time"
-TABLE_COLUMNS = [TIME, *V_COLUMNS, "Amount", LOG_AMOUNT, LABEL]
-# The exported detector's raw inputs, in this order (Time is not an input; Class is the
-# label), and the name of its preprocessing part. Here, not beside the model code, so that
-# reading inputs needs neither TensorFlow nor onnxruntime.
-INPUT_COLUMNS = [*V_COLUMNS, "Amount"]
+# The name of the detectors' preprocessing part (ONNX node prefix, Keras sub-model). Here, not
+# beside the model code, so that reading inputs needs neither TensorFlow nor onnxruntime.
 PREPROCESS_NAME = "preprocess"
 # The first bytes of a gzip stream (what download and the CSV readers sniff for).
 GZIP_MAGIC = b"\x1f\x8b"
-# No time, amount or component of this data set comes near it (the largest are ~1.7e5 s,
-# ~2.6e4 and ~1.2e2); beyond about 1e154 the squares in the scaler's variance overflow to
+# No time, amount or component of the Credit Card Fraud data comes near it (the largest are
+# ~1.7e5 s, ~2.6e4 and ~1.2e2); beyond about 1e154 the squares in the scaler's variance overflow to
 # inf, so a larger cell would pass clean and crash scale.
 MAX_ABS_VALUE = 1e15
 
@@ -45,46 +34,13 @@ MAX_ABS_VALUE = 1e15
 def sniff_not_csv(path: str | Path, head: bytes) -> None:
     """Rejects empty files and HTML error pages saved under a .csv name."""
     if not head.strip():
-        raise PipelineError(f"{path}: the file is empty; expected the Credit Card Fraud CSV "
-                            f"with header {','.join(RAW_COLUMNS[:3])},…,{LABEL}")
+        raise PipelineError(f"{path}: the file is empty; expected a CSV table whose first "
+                            "line names its columns")
     lowered = head.lstrip().lower()
     if lowered.startswith((b"<!doctype", b"<html", b"<?xml", b"<head", b"<body")) \
             or b"<html" in lowered[:1024]:
         raise PipelineError(f"{path}: looks like an HTML page, not CSV (an error page saved "
                             "by a failed download?); delete it and download the data again")
-
-
-def check_header(path: Path, columns: list[str], required: list[str],
-                 optional: tuple[str, ...] = (), extra_hint: str = "") -> None:
-    """Names missing, extra, renamed and duplicated columns, with what was expected.
-
-    `extra_hint` is added when the header has unexpected columns (predict's --id-column).
-    """
-    seen: set[str] = set()
-    duplicated = list(dict.fromkeys(
-        c for c in columns if c in seen or seen.add(c)))  # type: ignore[func-returns-value]
-    if duplicated:
-        raise PipelineError(f"{path}: column(s) {printable_names(duplicated)} appear "
-                            "more than once in the header")
-    missing = [c for c in required if c not in columns]
-    extra = [c for c in columns if c not in required and c not in optional]
-    if not missing and not extra:
-        return
-    expected = f"expected the columns {', '.join(required)}"
-    if optional:
-        expected += f" (optionally {', '.join(optional)})"
-    if len(missing) == 1 and len(extra) == 1:
-        position = columns.index(extra[0]) + 1
-        raise PipelineError(f"{path}: column {position} is named {printable(extra[0])}, "
-                            f"expected {missing[0]!r} (renamed column?); {expected}"
-                            + (f"; {extra_hint}" if extra_hint else ""))
-    parts = []
-    if missing:
-        parts.append(f"missing column(s) {printable_names(missing)}")
-    if extra:
-        parts.append(f"unexpected column(s) {printable_names(extra)}")
-    hint = f"; {extra_hint}" if extra and extra_hint else ""
-    raise PipelineError(f"{path}: {'; '.join(parts)}; {expected}{hint}")
 
 
 def _first_bad_cell(path: Path, frame: pd.DataFrame, mask: np.ndarray, first_line: int,
@@ -99,18 +55,25 @@ def _first_bad_cell(path: Path, frame: pd.DataFrame, mask: np.ndarray, first_lin
 
 
 def validate_raw_frame(path: Path, frame: pd.DataFrame, first_line: int = 2,
-                       require_label: bool = True, blank_labels: bool = False) -> pd.DataFrame:
-    """Checks types and values of raw rows; returns the frame with float64 features.
+                       require_label: bool = True, blank_labels: bool = False,
+                       layout: Layout = CREDIT_CARD_LAYOUT) -> pd.DataFrame:
+    """Checks types and values of raw rows; returns the frame with float64 inputs and the
+    label as 0 (normal) / 1 (fraud).
 
-    `first_line` is the file line of the frame's first row (2 after the header), so errors
-    point at the line a user can open in an editor. Without `require_label`, Class is not
-    checked (nor needed); with `blank_labels` (scoring) a blank Class is an unlabelled row
-    and stays NaN, any other value must still be 0 or 1.
+    The inputs (and a time in seconds) must be finite numbers, the amount >= 0, the label one
+    of the declared values. Key columns (ids, entities) are not checked. `first_line` is the
+    file line of the frame's first row (2 after the header), so errors point at the line a
+    user can open in an editor. Without `require_label`, the label is not checked (nor
+    needed); with `blank_labels` (scoring) a blank label is an unlabelled row and stays NaN.
     """
     import pandas as pd
 
-    checked = [c for c in frame.columns if c != LABEL or require_label]
-    for column in checked:
+    seconds = layout.time if layout.time in frame.columns and _time_in_seconds(
+        frame[layout.time], layout.time_format) else None
+    numeric = [c for c in frame.columns if c in layout.inputs or c == seconds]
+    numeric_label = not isinstance(layout.positive, str) and not isinstance(layout.negative, str)
+    converted_columns = [*numeric, *([layout.label] if require_label and numeric_label else [])]
+    for column in converted_columns:
         series = frame[column]
         if not pd.api.types.is_numeric_dtype(series) or pd.api.types.is_bool_dtype(series):
             converted = pd.to_numeric(series, errors="coerce")
@@ -119,29 +82,79 @@ def validate_raw_frame(path: Path, frame: pd.DataFrame, first_line: int = 2,
                 raise _first_bad_cell(path, frame[[column]], bad[:, None], first_line,
                                       "not a number")
             frame[column] = converted
-    numeric = [c for c in checked if c != LABEL or not blank_labels]
-    values = frame[numeric].to_numpy(dtype=np.float64)
-    finite = np.isfinite(values)
-    if not finite.all():
-        raise _first_bad_cell(path, frame[numeric], ~finite, first_line,
-                              "missing, NaN or infinite; every cell must be a finite number")
-    huge = np.abs(values) > MAX_ABS_VALUE
-    if huge.any():
-        raise _first_bad_cell(path, frame[numeric], huge, first_line,
-                              f"out of range; every cell must be within ±{MAX_ABS_VALUE:g}")
-    if "Amount" in frame.columns:
-        negative = (frame["Amount"].to_numpy() < 0)[:, None]
+    if numeric:
+        values = frame[numeric].to_numpy(dtype=np.float64)
+        finite = np.isfinite(values)
+        if not finite.all():
+            raise _first_bad_cell(path, frame[numeric], ~finite, first_line,
+                                  "missing, NaN or infinite; every cell must be a finite number")
+        huge = np.abs(values) > MAX_ABS_VALUE
+        if huge.any():
+            raise _first_bad_cell(path, frame[numeric], huge, first_line,
+                                  f"out of range; every cell must be within ±{MAX_ABS_VALUE:g}")
+    if layout.amount is not None and layout.amount in frame.columns:
+        negative = (frame[layout.amount].to_numpy() < 0)[:, None]
         if negative.any():
-            raise _first_bad_cell(path, frame[["Amount"]], negative, first_line,
-                                  "negative; Amount must be >= 0")
+            raise _first_bad_cell(path, frame[[layout.amount]], negative, first_line,
+                                  f"negative; {layout.amount} must be >= 0")
+    if layout.time in frame.columns and seconds is None:
+        frame[layout.time] = _iso_seconds(path, frame, layout.time, first_line)
     if require_label:
-        label = frame[LABEL].to_numpy(dtype=np.float64)
-        unlabelled = np.isnan(label) if blank_labels else np.zeros(len(label), dtype=bool)
-        bad_label = (~np.isin(label, (0, 1)) & ~unlabelled)[:, None]
-        if bad_label.any():
-            raise _first_bad_cell(path, frame[[LABEL]], bad_label, first_line,
-                                  "not a valid label; Class must be 0 (normal) or 1 (fraud)"
-                                  + (" or blank (unlabelled)" if blank_labels else ""))
-        if not blank_labels:
-            frame[LABEL] = label.astype(np.int8)
+        frame[layout.label] = _labels(path, frame, layout, first_line, blank_labels, numeric_label)
     return frame
+
+
+def _time_in_seconds(series: pd.Series, time_format: str) -> bool:
+    """Whether a time column holds seconds (numbers) rather than ISO 8601 text."""
+    import pandas as pd
+
+    if time_format != "auto":
+        return time_format == "seconds"
+    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return True
+    return bool(pd.to_numeric(series, errors="coerce").notna().all())
+
+
+def _iso_seconds(path: Path, frame: pd.DataFrame, column: str, first_line: int) -> np.ndarray:
+    """ISO 8601 text → seconds since 1970-01-01 UTC (float64); a time without an offset is UTC."""
+    import pandas as pd
+
+    text = frame[column].astype("string")
+    parsed = pd.to_datetime(text, errors="coerce", utc=True, format="ISO8601")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        raise _first_bad_cell(path, frame[[column]], bad[:, None], first_line,
+                              "not a time: expected ISO 8601 (2024-01-31T23:59:59, with or "
+                              "without an offset) or seconds (data.time_format)")
+    stamps = parsed.to_numpy(dtype="datetime64[ns]").astype(np.int64)
+    return stamps.astype(np.float64) / 1e9
+
+
+def _labels(path: Path, frame: pd.DataFrame, layout: Layout, first_line: int,
+            blank_labels: bool, numeric: bool) -> np.ndarray:
+    """The label column as 1 (data.positive) / 0 (data.negative): int8, or float64 with NaN
+    for blank cells when `blank_labels` (scoring unlabelled rows)."""
+    column = frame[layout.label]
+    if numeric:
+        values = column.to_numpy(dtype=np.float64)
+        unlabelled = np.isnan(values) if blank_labels else np.zeros(len(values), dtype=bool)
+        positive = values == float(layout.positive)
+        negative = values == float(layout.negative)
+    else:
+        text = column.astype("string").str.strip()
+        unlabelled = (text.isna() | (text == "")).to_numpy(dtype=bool) if blank_labels \
+            else np.zeros(len(text), dtype=bool)
+        text = text.fillna("")
+        positive = (text == str(layout.positive)).to_numpy(dtype=bool)
+        negative = (text == str(layout.negative)).to_numpy(dtype=bool)
+    bad = (~positive & ~negative & ~unlabelled)[:, None]
+    if bad.any():
+        row = int(np.argmax(bad[:, 0]))
+        missing = column.isna().iat[row] or not str(column.iat[row]).strip()
+        raise _first_bad_cell(path, frame[[layout.label]], bad, first_line,
+                              ("missing" if missing else "not a valid label")
+                              + f"; {layout.label_rule()}"
+                              + (" or blank (unlabelled)" if blank_labels else ""))
+    if blank_labels:
+        return np.where(unlabelled, np.nan, positive.astype(np.float64))
+    return positive.astype(np.int8)

@@ -1,4 +1,5 @@
-"""Stage clean: validates the raw CSV and adds `Log Amount = log(Amount + eps)`.
+"""Stage clean: validates the raw CSV against params.yaml's data: section and adds the
+amount's log feature, `log(amount + eps)` (the tutorial's "Log Amount").
 
 The raw file is checked against download.sha256 (unless the data is generated): DVC trusts a
 file whose size and mtime did not change, so an edit in place would otherwise go unnoticed.
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fraud.cli import parser, run
-from fraud.data.prepare import clean, read_raw_csv, write_table
+from fraud.data.prepare import clean, layout_of, read_raw_csv, write_table
 from fraud.files import outputs, remove_outputs
 from fraud.params import load_params
 
@@ -22,9 +23,10 @@ def main(argv: Sequence[str]) -> None:
     args = cli.parse_args(argv)
     remove_outputs(args.out)
     params = load_params(args.params)
-    raw = read_raw_csv(args.raw, sha256=params.download.raw_sha256)
+    raw = read_raw_csv(args.raw, params.download.raw_sha256, params.data)
+    layout = layout_of(raw, params.data, derived=False)
     with outputs() as out:
-        write_table(out.path(args.out), clean(raw, params.clean.eps))
+        write_table(out.path(args.out), clean(raw, params.clean.eps, layout), layout)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ def main(argv: Sequence[str]) -> None:
     params = load_params(args.params)
     with outputs() as out:
         result = download(params.download, out.path(args.out), params.download.synthetic_seed,
-                          mirror_from_env(), scratch=out.scratch(args.out))
+                          mirror_from_env(), scratch=out.scratch(args.out),
+                          expected=params.data)
     log.info("wrote %s from %s (sha256 %s%s)", args.out, result.source, result.sha256,
              ", verified" if result.checked else "")
 

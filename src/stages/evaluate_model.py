@@ -97,13 +97,14 @@ class _Split:
         self.features, self.labels, self.table = features, labels, table
         self._raw: Any = None
 
-    def raw(self) -> Any:
+    def raw(self, params: Any) -> Any:
+        """The inputs of the table, in the declared order (the amount last, if any)."""
         if self._raw is None:
-            from fraud.data.columns import read_columns
+            from fraud.data.columns import read_columns, table_layout
             from fraud.errors import PipelineError
-            from fraud.schema import INPUT_COLUMNS
 
-            self._raw = read_columns(self.table, "split", list(INPUT_COLUMNS))
+            layout = table_layout(self.table, "split", params.data)
+            self._raw = read_columns(self.table, "split", layout.inputs)
             if len(self._raw) != len(self.labels):
                 raise PipelineError(f"{self.table}: {len(self._raw):,} rows, but its labels "
                                     f"have {len(self.labels):,}; run the split and scale "
@@ -114,9 +115,7 @@ class _Split:
         """The transactions' amounts when a missed fraud costs its amount, else None."""
         if params.evaluate.cost_fn != "amount":
             return None
-        from fraud.schema import INPUT_COLUMNS
-
-        return self.raw()[:, list(INPUT_COLUMNS).index("Amount")]
+        return self.raw(params)[:, -1]  # the amount is the last input (params.py checks one)
 
 
 def _evaluate(name: str, path: Path, splits: dict[str, _Split], data_summary: Any,
@@ -130,7 +129,8 @@ def _evaluate(name: str, path: Path, splits: dict[str, _Split], data_summary: An
         name == "logreg" and params.logreg.class_weight == "balanced")
     beta = model_evaluation.prior_beta(name, data_summary, balanced)
     logits = {split: model_evaluation.Logits(
-                  data.labels, scorer.logit(data.raw() if scorer.raw_input else data.features),
+                  data.labels,
+                  scorer.logit(data.raw(params) if scorer.raw_input else data.features),
                   data.amounts(params))
               for split, data in splits.items()}
     evaluation = model_evaluation.evaluate_calibrated(logits["val"], logits["test"], params,

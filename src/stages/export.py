@@ -83,7 +83,7 @@ def main(argv: Sequence[str]) -> None:
             decision=decision, raw_csv=args.raw,
             raw_sha256=file_sha256(args.raw, "raw training CSV"),
             reference=replace(reference, model_sha256=shipped_sha256),
-            importance=top_features)
+            importance=top_features, data=params.data)
         write_json(out.path(args.card), card)
     log.info("%s: the %s detector, calibration %s, flagged %s -> %s", args.out_onnx, model,
              calibrator.method, decision.describe(), args.card)

@@ -1,6 +1,6 @@
 """Stage importance: which raw columns move each model's scores, for all five models.
 
-Per model, the mean |contribution| to its logit of each raw column (V1 … V28, Amount) over
+Per model, the mean |contribution| to its logit of each raw input column over
 the test split's frauds and over a uniform sample of its rows (drawn with `seed`; gbdt's
 exact Shapley values are the slow part), from its ONNX detector alone (explain.py: no
 TensorFlow, no scikit-learn). One process for the five: the test split is read once.
@@ -25,7 +25,7 @@ def main(argv: Sequence[str]) -> None:
     cli.add_argument("--onnx", required=True, type=model_pattern,
                      help="the detectors, e.g. models/detector/{model}.onnx")
     cli.add_argument("--test", required=True, type=Path,
-                     help="the test split's table (raw columns and Class)")
+                     help="the test split's table (raw columns and label)")
     cli.add_argument("--table", required=True, type=model_pattern,
                      help="each model's importance table, e.g. plots/importance/{model}.csv")
     cli.add_argument("--metrics", required=True, type=Path,
@@ -39,13 +39,13 @@ def main(argv: Sequence[str]) -> None:
     tables = {name: Path(args.table.format(model=name)) for name in args.models}
     remove_outputs(args.metrics, *tables.values())
 
-    from fraud.data.columns import read_columns
+    from fraud.data.columns import read_columns, table_layout
     from fraud.evaluation import importance
     from fraud.params import load_params
-    from fraud.schema import INPUT_COLUMNS, LABEL
 
     params = load_params(args.params)
-    test = read_columns(args.test, "split", [*INPUT_COLUMNS, LABEL])
+    layout = table_layout(args.test, "split", params.data)
+    test = read_columns(args.test, "split", [*layout.inputs, layout.label])
     raw, labels = test[:, :-1], test[:, -1]
     rows, is_fraud, in_sample = importance.explained_rows(labels, importance.SAMPLE_ROWS,
                                                           params.seed)
@@ -54,7 +54,8 @@ def main(argv: Sequence[str]) -> None:
         explainer = importance.load_detector_explainer(
             Path(args.onnx.format(model=name)), TRAIN_STAGES[name])
         results[name] = importance.table_rows(
-            importance.model_importance(explainer, raw[rows], is_fraud, in_sample))
+            importance.model_importance(explainer, raw[rows], is_fraud, in_sample,
+                                        layout.inputs), layout.inputs)
     for path in (*tables.values(), args.metrics):
         path.parent.mkdir(parents=True, exist_ok=True)
     with outputs() as out:

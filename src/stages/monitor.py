@@ -37,7 +37,7 @@ def main(argv: Sequence[str]) -> None:
 
     remove_outputs(args.metrics, args.drift)
 
-    from fraud.data.columns import read_columns
+    from fraud.data.columns import read_columns, table_layout
     from fraud.monitoring.profile import check_reference_model, reference_from_card
     from fraud.monitoring.report import (
         DRIFT_COLUMNS,
@@ -47,18 +47,18 @@ def main(argv: Sequence[str]) -> None:
         flat_metrics,
     )
     from fraud.params import load_params
-    from fraud.schema import INPUT_COLUMNS, LABEL
     from fraud.serving.onnx_contract import DETECTOR
     from fraud.serving.onnx_scoring import load_onnx
 
-    load_params(args.params)  # checked, as by every stage (this one reads none)
+    params = load_params(args.params)
+    layout = table_layout(args.test, "split", params.data)
     card = read_json_file(args.card, "export")
-    reference = reference_from_card(card, str(args.card))
+    reference = reference_from_card(card, str(args.card), layout.inputs)
     check_reference_model(reference, file_sha256(args.model), args.model.name, str(args.card))
     threshold = card_threshold(card, str(args.card),
                                "set evaluate.threshold to a rule with one threshold")
     score = load_onnx(args.model, "export", DETECTOR)
-    test = read_columns(args.test, "split", [*INPUT_COLUMNS, LABEL])
+    test = read_columns(args.test, "split", [*layout.inputs, layout.label])
     monitor = BatchMonitor(reference, threshold)
     monitor.add(test[:, :-1], score(test[:, :-1]), test[:, -1])
     report = monitor.report()

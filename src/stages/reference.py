@@ -1,8 +1,8 @@
 """Stage reference: what monitoring compares new data with, for each model that may ship.
 
-Per model, the training split's profile: quantile bins of every raw input (V1 … V28,
-Amount) and of the calibrated probability that model would ship with (its detector with
-its calibrator appended, exactly as export builds it), scored on the training rows with
+Per model, the training split's profile: quantile bins of every raw input column and of
+the calibrated probability that model would ship with (its detector with its calibrator
+appended, exactly as export builds it), scored on the training rows with
 ONNX Runtime (no TensorFlow, no scikit-learn). Built here, once per training, rather than in
 export, which reruns on every `dvc exp run -S train.strategy=...` and only copies the
 chosen model's reference into the card (reading and scoring the ~180k training rows costs
@@ -41,21 +41,22 @@ def main(argv: Sequence[str]) -> None:
     written = {name: Path(args.out.format(model=name)) for name in args.models}
     remove_outputs(*written.values())
 
-    from fraud.data.columns import read_columns
+    from fraud.data.columns import read_columns, table_layout
     from fraud.monitoring import profile
     from fraud.params import load_params
-    from fraud.schema import INPUT_COLUMNS
     from fraud.serving.export import shipped_scorer
 
-    load_params(args.params)  # checked, as by every stage (this one reads none)
-    train = read_columns(args.train, "split", INPUT_COLUMNS)
-    columns = profile.column_profiles(train)
+    params = load_params(args.params)
+    layout = table_layout(args.train, "split", params.data)
+    train = read_columns(args.train, "split", layout.inputs)
+    columns = profile.column_profiles(train, names=layout.inputs)
     references = {}
     for name in args.models:
         score, built_from = shipped_scorer(name, Path(args.onnx.format(model=name)),
                                            Path(args.calibration.format(model=name)))
         references[name] = profile.model_reference_json(
-            profile.build_reference(train, score(train), columns=columns), built_from)
+            profile.build_reference(train, score(train), columns=columns, names=layout.inputs),
+            built_from)
     for path in written.values():
         path.parent.mkdir(parents=True, exist_ok=True)
     with outputs() as out:

@@ -9,6 +9,7 @@ from fraud.cli import parser, run
 from fraud.data.prepare import (
     features_and_labels,
     fit_scaler,
+    layout_of,
     read_table,
     scale,
     scaler_to_json,
@@ -16,7 +17,6 @@ from fraud.data.prepare import (
 from fraud.evaluation.figures import feature_distribution_png
 from fraud.files import outputs, remove_outputs, write_json, write_npy
 from fraud.params import load_params
-from fraud.schema import FEATURES
 
 SPLITS = ("train", "val", "test")
 
@@ -29,12 +29,15 @@ def main(argv: Sequence[str]) -> None:
         cli.add_argument(f"--{name}-labels", required=True, type=Path)
     cli.add_argument("--scaler", required=True, type=Path, help="scaler statistics (JSON)")
     cli.add_argument("--distribution-png", required=True, type=Path,
-                     help="V5 vs V6 of frauds and legitimate rows (training split)")
+                     help="the two most separating features of frauds and legitimate rows "
+                          "(training split)")
     args = vars(cli.parse_args(argv))
     remove_outputs(args["scaler"], args["distribution_png"], *(args[f"{n}_{k}"] for n in SPLITS
                                      for k in ("features", "labels")))
     params = load_params(args["params"])
-    tables = {name: features_and_labels(read_table(args[name], "split")) for name in SPLITS}
+    read = {name: read_table(args[name], "split", params.data) for name in SPLITS}
+    layout = layout_of(read["train"], params.data)
+    tables = {name: features_and_labels(table, layout) for name, table in read.items()}
     scaler = fit_scaler(tables["train"][0])
     scaled = {name: scale(features, scaler, params.scale.clip)
               for name, (features, _) in tables.items()}
@@ -42,9 +45,9 @@ def main(argv: Sequence[str]) -> None:
         for name, (_, labels) in tables.items():
             write_npy(out.path(args[f"{name}_features"]), scaled[name])
             write_npy(out.path(args[f"{name}_labels"]), labels)
-        write_json(out.path(args["scaler"]), scaler_to_json(scaler, params.scale.clip))
+        write_json(out.path(args["scaler"]), scaler_to_json(scaler, params.scale.clip, layout))
         feature_distribution_png(out.path(args["distribution_png"]), scaled["train"],
-                                 tables["train"][1], FEATURES)
+                                 tables["train"][1], layout.features)
 
 
 if __name__ == "__main__":

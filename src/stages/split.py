@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from fraud.cli import parser, run
-from fraud.data.prepare import read_table, split, summarise, write_table
+from fraud.data.prepare import layout_of, read_table, split, summarise, write_table
 from fraud.files import outputs, remove_outputs, write_json
 from fraud.params import load_params
 
@@ -22,13 +22,14 @@ def main(argv: Sequence[str]) -> None:
     args = cli.parse_args(argv)
     remove_outputs(args.train, args.val, args.test, args.summary)
     params = load_params(args.params)
-    cleaned = read_table(args.cleaned, "clean")
-    parts = split(cleaned, params.split, params.seed)
+    cleaned = read_table(args.cleaned, "clean", params.data)
+    layout = layout_of(cleaned, params.data)
+    parts = split(cleaned, params.split, params.seed, layout)
     with outputs() as out:
         for path, table in ((args.train, parts.train), (args.val, parts.val),
                             (args.test, parts.test)):
-            write_table(out.path(path), table)
-        write_json(out.path(args.summary), {**summarise(cleaned), **parts.summary})
+            write_table(out.path(path), table, layout)
+        write_json(out.path(args.summary), {**summarise(cleaned, layout), **parts.summary})
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@ shared initial weights, with early stopping on the validation split.
 
 Besides the trained network (`.keras`, and `.onnx` for the evaluate stages to score without
 TensorFlow), each writes its deployable detector: the network with the preprocessing
-attached (raw V1..V28, Amount in), as `.keras` and `.onnx`. TensorFlow is loaded here
+attached (the raw input columns in), as `.keras` and `.onnx`. TensorFlow is loaded here
 anyway; the export stage then only copies the chosen one.
 """
 
@@ -57,7 +57,7 @@ def main(argv: Sequence[str]) -> None:
     stats = read_scaler(args.scaler, params.scale.clip)  # a stale scaler fails before training
 
     # The inputs are read and checked before TensorFlow's ~5 s import: bad ones fail at once.
-    train, val = _load_splits(args)
+    train, val = _load_splits(args, len(stats.inputs))
     require_file(args.initial_weights, "init_bias")
 
     from fraud.training import fit as training
@@ -70,12 +70,12 @@ def main(argv: Sequence[str]) -> None:
     _write_outputs(args, strategy, params, stats, model, result)
 
 
-def _load_splits(args: argparse.Namespace) -> tuple[Any, Any]:
+def _load_splits(args: argparse.Namespace, width: int) -> tuple[Any, Any]:
     from fraud.data.arrays import load_split
     from fraud.errors import PipelineError
 
-    train = load_split(args.train_features, args.train_labels)
-    val = load_split(args.val_features, args.val_labels)
+    train = load_split(args.train_features, args.train_labels, width)
+    val = load_split(args.val_features, args.val_labels, width)
     if val[0].shape[1] != train[0].shape[1]:
         raise PipelineError(f"{args.val_features}: {val[0].shape[1]} features, but the "
                             f"training split has {train[0].shape[1]}")

@@ -24,7 +24,7 @@ def main(argv: Sequence[str]) -> None:
                      help="scaler statistics (JSON), for the detector's preprocessing")
     cli.add_argument("--model-out", required=True, type=Path, help="fitted model (.skops)")
     cli.add_argument("--detector-onnx-out", required=True, type=Path,
-                     help="the detector: raw V1..V28, Amount in, probability out (.onnx)")
+                     help="the detector: raw input columns in, probability out (.onnx)")
     cli.add_argument("--metrics-out", required=True, type=Path,
                      help="what tuning chose, and the validation average precision (JSON)")
     args = cli.parse_args(argv)
@@ -40,8 +40,9 @@ def main(argv: Sequence[str]) -> None:
     remove_outputs(args.model_out, args.detector_onnx_out, args.metrics_out)
     params = load_params(args.params)
     stats = read_scaler(args.scaler, params.scale.clip)  # a stale scaler fails before fitting
-    train = load_split(args.train_features, args.train_labels)
-    val = load_split(args.val_features, args.val_labels)
+    width = len(stats.inputs)  # the scaler's features are the arrays' columns
+    train = load_split(args.train_features, args.train_labels, width)
+    val = load_split(args.val_features, args.val_labels, width)
     fitted = fit_peer(args.model, train, val, params)
     log.info("%s: %s", args.model, {k: v for k, v in fitted.summary.items()
                                     if k not in ("model", "c_grid", "grid_val_ap")})

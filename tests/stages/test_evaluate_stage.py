@@ -12,7 +12,7 @@ import pytest
 
 from fraud.models import STRATEGIES
 from fraud.params import load_params
-from fraud.schema import FEATURES, LABEL, TABLE_COLUMNS
+from tests.credit_card import FEATURES, LABEL, TABLE_COLUMNS
 
 MODEL_OUTPUTS = {"--metrics": "m/{model}.json", "--roc": "roc/{model}.csv",
                  "--prc": "prc/{model}.csv", "--thresholds": "thr/{model}.csv",

@@ -23,13 +23,13 @@ from fraud.files import file_sha256, write_json
 from fraud.monitoring.profile import CARD_KEY, read_model_reference, reference_to_json
 from fraud.monitoring.report import BatchMonitor, flat_metrics
 from fraud.params import SplitParams
-from fraud.schema import INPUT_COLUMNS, LABEL
 from fraud.serving.contract import ScalerStats, save_onnx
 from fraud.serving.export import shipped_model
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
 from fraud.serving.peer_onnx import peer_detector
 from tests.conftest import REPO, stage_env
+from tests.credit_card import INPUT_COLUMNS, LABEL
 
 SEED, CLIP, EPS = 5, 5.0, 0.001
 

@@ -15,7 +15,7 @@ from fraud.data.prepare import clean, split, write_table
 from fraud.data.synthetic import generate_creditcard
 from fraud.errors import PipelineError
 from fraud.params import SplitParams
-from fraud.schema import LABEL
+from tests.credit_card import LABEL
 
 
 @pytest.fixture(scope="module")

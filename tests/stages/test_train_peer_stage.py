@@ -11,11 +11,11 @@ from typing import Any
 import numpy as np
 import pytest
 
-from fraud.schema import N_FEATURES
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
 from fraud.training.peers import load_peer, peer_scores
 from tests.conftest import REPO, check_stage_error, save_scaled_splits, stage_env, write_scaler
+from tests.credit_card import N_FEATURES
 
 # Quick trees: small arrays, a high learning rate, a short patience.
 QUICK = {"gbdt.max_iter": 60, "gbdt.learning_rate": 0.3, "gbdt.n_iter_no_change": 5}

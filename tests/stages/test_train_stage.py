@@ -19,8 +19,8 @@ import yaml
 
 from fraud.files import file_sha256
 from fraud.params import MONITORABLE
-from fraud.schema import N_FEATURES
 from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS, save_scaled_splits, write_scaler
+from tests.credit_card import N_FEATURES
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 42

@@ -25,8 +25,10 @@ from fraud.data.prepare import (
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from fraud.errors import PipelineError
 from fraud.params import SplitParams
-from fraud.schema import (
+from tests.conftest import join, set_cell
+from tests.credit_card import (
     FEATURES,
+    INPUT_COLUMNS,
     LABEL,
     LOG_AMOUNT,
     N_FEATURES,
@@ -34,7 +36,6 @@ from fraud.schema import (
     TABLE_COLUMNS,
     V_COLUMNS,
 )
-from tests.conftest import join, set_cell
 
 ROWS, RATE, SEED = 3000, 0.02, 11
 
@@ -384,7 +385,8 @@ def test_scale_clips_and_is_float32(arrays: dict[str, tuple[np.ndarray, np.ndarr
 def test_scaler_to_json(arrays: dict[str, tuple[np.ndarray, np.ndarray]]) -> None:
     scaler = fit_scaler(arrays["train"][0])
     data = scaler_to_json(scaler, 5)
-    assert set(data) == {"features", "mean", "scale", "clip"}
+    assert set(data) == {"inputs", "log_input", "features", "mean", "scale", "clip"}
+    assert data["inputs"] == INPUT_COLUMNS and data["log_input"] == "Amount"
     assert data["features"] == FEATURES
     assert data["clip"] == 5.0 and type(data["clip"]) is float
     assert len(data["mean"]) == len(data["scale"]) == N_FEATURES

@@ -34,8 +34,8 @@ from fraud.data.download import (
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from fraud.errors import PipelineError
 from fraud.params import DownloadParams
-from fraud.schema import RAW_COLUMNS
 from tests.conftest import loopback_only, serve_on_loopback
+from tests.credit_card import RAW_COLUMNS
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Login</body></html>\n"
 

@@ -25,8 +25,8 @@ from fraud.data.download import MIRROR_ENV, download, unpack_to_csv
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from fraud.errors import PipelineError
 from fraud.params import DownloadParams
-from fraud.schema import RAW_COLUMNS
 from tests.conftest import loopback_only
+from tests.credit_card import RAW_COLUMNS
 
 # What a secret looks like: if any of it shows in a message, the check leaked it.
 SECRET = b"root:$6$saltsalt$c2VjcmV0aGFzaA:19000:0:99999:7:::\nAWS_SECRET=hunter2\n"

@@ -18,7 +18,6 @@ from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
 from fraud.errors import PipelineError
-from fraud.schema import INPUT_COLUMNS, N_FEATURES
 from fraud.serving.contract import (
     INPUT_NAME,
     NETWORK_INPUT,
@@ -38,6 +37,7 @@ from fraud.serving.explain import (
     top_reasons,
 )
 from fraud.serving.peer_onnx import peer_detector, preprocess_graph
+from tests.credit_card import INPUT_COLUMNS, N_FEATURES
 
 CLIP, EPS, UNITS = 5.0, 0.001, 16
 
@@ -125,8 +125,8 @@ def test_an_additive_network_gets_each_features_own_change() -> None:
     for j in range(N_FEATURES):
         hidden[j, 2 * j:2 * j + 2] = rng.normal(0, 1, 2)
     bias, out = rng.normal(0, 1, 2 * N_FEATURES), rng.normal(0, 1, 2 * N_FEATURES)
-    explainer = NetworkExplainer(Preprocess(scaler.mean, scaler.scale, CLIP, EPS), hidden, bias,
-                                 out, -2.0)
+    explainer = NetworkExplainer(Preprocess(scaler.mean, scaler.scale, CLIP, EPS, True), hidden,
+                                 bias, out, -2.0)
     raw = raw_rows(rng, 50)
     z = np.clip(explainer.preprocess.standardise(raw), -CLIP, CLIP)
     per_unit = np.maximum(z @ hidden + bias, 0) * out - np.maximum(bias, 0) * out
@@ -158,7 +158,7 @@ def test_a_network_that_is_a_logistic_regression_gets_the_closed_form() -> None:
     scaler = stats(rng)
     coef, intercept = rng.normal(0, 1, N_FEATURES), -4.0
     always_on = 1e3  # the one hidden unit never switches off
-    explainer = NetworkExplainer(Preprocess(scaler.mean, scaler.scale, CLIP, EPS),
+    explainer = NetworkExplainer(Preprocess(scaler.mean, scaler.scale, CLIP, EPS, True),
                                  coef[:, None], np.array([always_on]), np.array([1.0]),
                                  intercept - always_on)
     raw = raw_rows(rng, 100)
@@ -173,7 +173,7 @@ def fitted() -> dict[str, Any]:
     rng = np.random.default_rng(3)
     scaler = stats(rng)
     raw = raw_rows(rng, 3000)
-    features = Preprocess(scaler.mean, scaler.scale, CLIP, EPS).features(raw)
+    features = Preprocess(scaler.mean, scaler.scale, CLIP, EPS, True).features(raw)
     labels = (features[:, 0] + features[:, 3] * features[:, 5] + rng.normal(0, 1, len(raw))
               > 2.5).astype(int)
     return {"stats": scaler, "raw": raw, "features": features, "labels": labels,
@@ -273,8 +273,7 @@ def test_tree_shap_equals_brute_force_shapley(fitted: dict[str, Any]) -> None:
 
 def test_tree_shap_adds_up_to_the_models_logit(fitted: dict[str, Any]) -> None:
     model = fitted["gbdt"]
-    explainer = TreeExplainer.from_hist_gbdt(model, Preprocess(fitted["stats"].mean,
-                                                               fitted["stats"].scale, CLIP, EPS))
+    explainer = TreeExplainer.from_hist_gbdt(model, Preprocess.of(fitted["stats"], EPS))
     attributions = explainer(fitted["raw"][:200])
     expected = model.decision_function(fitted["features"][:200])
     assert np.abs(attributions.logit - expected).max() <= 1e-9
@@ -340,4 +339,4 @@ def test_predict_explain_needs_the_onnx_model(tmp_path: Any) -> None:
     from fraud.commands.predict import reason_columns
 
     with pytest.raises(PipelineError, match=r"pass detector\.onnx"):
-        reason_columns(tmp_path / "detector.keras", 3, False)
+        reason_columns(tmp_path / "detector.keras", 3, False, ["V1", "V2", "V3"])

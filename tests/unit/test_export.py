@@ -48,7 +48,6 @@ from fraud.monitoring.profile import (
     reference_from_card,
 )
 from fraud.params import ModelParams, SplitParams, load_params
-from fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 from fraud.serving import contract, preprocess_graph
 from fraud.serving import detector as detectors
 from fraud.serving.calibrated import with_logit_output
@@ -58,6 +57,7 @@ from fraud.serving.onnx_scoring import load_onnx
 from fraud.serving.peer_onnx import peer_detector
 from fraud.training import network as keras_model
 from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS
+from tests.credit_card import FEATURES, INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS, RATE, SEED = 4000, 0.02, 7

@@ -11,10 +11,10 @@ from sklearn.linear_model import LogisticRegression
 
 from fraud.errors import PipelineError
 from fraud.evaluation import importance
-from fraud.schema import INPUT_COLUMNS, N_FEATURES
 from fraud.serving.contract import ScalerStats, save_onnx
 from fraud.serving.explain import Preprocess
 from fraud.serving.peer_onnx import peer_detector
+from tests.credit_card import INPUT_COLUMNS, N_FEATURES
 
 CLIP, EPS = 5.0, 0.001
 
@@ -26,7 +26,7 @@ def logreg(tmp_path_factory: pytest.TempPathFactory) -> dict:
                          scale=rng.uniform(0.5, 2, N_FEATURES), clip=CLIP)
     raw = np.concatenate([rng.normal(0, 2, (2_500, N_FEATURES - 1)),
                           rng.lognormal(3, 1.5, (2_500, 1))], axis=1)
-    features = Preprocess(scaler.mean, scaler.scale, CLIP, EPS).features(raw)
+    features = Preprocess(scaler.mean, scaler.scale, CLIP, EPS, True).features(raw)
     labels = (features[:, 2] - features[:, 7] + rng.normal(0, 1, len(raw)) > 2.6).astype(int)
     model = LogisticRegression(max_iter=1000).fit(features, labels)
     path = tmp_path_factory.mktemp("importance") / "logreg.onnx"

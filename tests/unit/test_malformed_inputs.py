@@ -25,9 +25,9 @@ import pytest
 from fraud.data.prepare import read_raw_csv
 from fraud.data.rawcsv import MAX_LINE_BYTES
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from fraud.schema import RAW_COLUMNS
 from fraud.serving.csv_scoring import open_input, read_chunks
 from tests.conftest import join, run_predict, set_cell
+from tests.credit_card import RAW_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS, RATE, SEED = 60, 0.1, 8

@@ -56,8 +56,8 @@ from fraud.monitoring.report import (
     flat_metrics,
     summary,
 )
-from fraud.schema import INPUT_COLUMNS, LABEL, TIME
 from fraud.serving.contract import INPUT_NAME, OUTPUT_NAME
+from tests.credit_card import INPUT_COLUMNS, LABEL, TIME
 
 AMOUNT = INPUT_COLUMNS.index("Amount")
 # The tiny detector: logit = BIAS + Σ WEIGHTS·x, so ~2 % of rows are frauds.

@@ -31,13 +31,13 @@ from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from fraud.errors import PipelineError
 from fraud.files import file_sha256, write_json
 from fraud.params import ModelParams
-from fraud.schema import FEATURES, INPUT_COLUMNS, N_FEATURES
 from fraud.serving import contract, preprocess_graph
 from fraud.serving import detector as detectors
 from fraud.serving.onnx_contract import DETECTOR, NETWORK
 from fraud.serving.onnx_scoring import BATCH_ROWS, load_onnx
 from fraud.training import network as keras_model
 from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS
+from tests.credit_card import FEATURES, INPUT_COLUMNS, N_FEATURES
 
 REPO = Path(__file__).resolve().parents[2]
 EPS, CLIP, SEED = 0.001, 5.0, 11

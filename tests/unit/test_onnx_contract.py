@@ -18,10 +18,10 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from fraud.errors import PipelineError
-from fraud.schema import N_FEATURES
 from fraud.serving import onnx_contract, onnx_scoring
 from fraud.serving.onnx_contract import DETECTOR, NETWORK
 from fraud.serving.onnx_scoring import BATCH_ROWS, load_onnx
+from tests.credit_card import N_FEATURES
 
 REPO = Path(__file__).resolve().parents[2]
 F32 = TensorProto.FLOAT
@@ -124,8 +124,8 @@ HOSTILE: dict[str, tuple[Callable[[], onnx.ModelProto], str]] = {
     "sparse initializer": (lambda: _with_sparse(network()), "sparse initializers"),
     "fixed batch of 1": (lambda: network(input_shape=[1, N_FEATURES]),
                          "its input is 'features' (float32, shape [1, 29])"),
-    "width 30": (lambda: network(input_shape=["rows", 30]), "shape ['rows', 30]"),
-    "width 1": (lambda: network(input_shape=["rows", 1]), "shape ['rows', 1]"),
+    "width 0": (lambda: network(input_shape=["rows", 0]), "shape ['rows', 0]"),
+    "width 1,001": (lambda: network(input_shape=["rows", 1001]), "shape ['rows', 1001]"),
     "float64 input": (lambda: network(input_type=TensorProto.DOUBLE), "(float64, shape"),
     "other input name": (lambda: network(input_name="x"), "its input is 'x'"),
     "two outputs": (lambda: _two_outputs(network()), "1 input(s) and 2 output(s)"),

@@ -374,7 +374,8 @@ TAMPERED = {
         fits, "logreg", lambda m: setattr(m, "classes_", np.array([0, 1, 2]))),
         "its classes are"),
     "30-features": (lambda fits: _tampered(
-        fits, "logreg", lambda m: setattr(m, "n_features_in_", 30)), "it takes 30 features"),
+        fits, "logreg", lambda m: setattr(m, "n_features_in_", 5000)),
+        "it takes 5000 features, not 1 to 1,000"),
     "tree-loop": (lambda fits: _tampered(fits, "gbdt", _backwards_child),
                   "tree 0: child or feature indices out of range"),
     "tree-feature-99": (lambda fits: _tampered(fits, "gbdt", lambda m: m._predictors[0][0].nodes[

@@ -25,7 +25,6 @@ from fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, sp
 from fraud.data.synthetic import generate_creditcard
 from fraud.errors import PipelineError
 from fraud.params import SplitParams
-from fraud.schema import INPUT_COLUMNS
 from fraud.serving.contract import INPUT_NAME, OUTPUT_NAME, ScalerStats, read_detector_metadata
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
@@ -41,6 +40,7 @@ from fraud.serving.peer_onnx import (
 from fraud.serving.sigmoid import sigmoid_graph
 from fraud.training.peers import peer_scores
 from tests.conftest import run_predict
+from tests.credit_card import INPUT_COLUMNS
 
 EPS = 0.001
 CLIP = 5.0

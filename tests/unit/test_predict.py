@@ -26,11 +26,11 @@ from fraud.data.prepare import clean, features_and_labels, fit_scaler, scaler_to
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from fraud.files import file_sha256, write_json
 from fraud.params import ModelParams
-from fraud.schema import INPUT_COLUMNS, N_FEATURES, RAW_COLUMNS
 from fraud.serving import contract
 from fraud.serving import detector as detectors
 from fraud.training import network as keras_model
 from tests.conftest import PredictRun, run_predict
+from tests.credit_card import INPUT_COLUMNS, N_FEATURES, RAW_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 ROWS = 1000

@@ -20,13 +20,13 @@ from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from fraud.decision import Decision, decision_from_card, expected_cost_flags
 from fraud.errors import PipelineError
 from fraud.files import file_sha256, write_json
-from fraud.schema import INPUT_COLUMNS
 from fraud.serving.calibrated import calibrated_onnx
 from fraud.serving.contract import ScalerStats, save_onnx
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
 from fraud.serving.peer_onnx import peer_detector
 from tests.conftest import run_predict
+from tests.credit_card import INPUT_COLUMNS
 
 EPS, CLIP = 0.001, 5.0
 
@@ -106,7 +106,7 @@ def test_the_summary_names_the_rule(shipped: dict[str, Any], capsys: Any) -> Non
     result = run_predict([shipped["model"], shipped["csv"], "-o",
                           shipped["root"] / "out.csv"], capsys)
     assert result.code == 0, result.stderr
-    assert "where probability x Amount > (1 - probability) x 5" in result.stderr
+    assert "where probability x amount > (1 - probability) x 5" in result.stderr
 
 
 @pytest.mark.parametrize(("decision", "threshold", "fragment"), [

@@ -27,9 +27,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from fraud.files import TEMP_PREFIX, file_sha256
-from fraud.schema import INPUT_COLUMNS
 from fraud.serving.contract import INPUT_NAME, OUTPUT_NAME
 from tests.conftest import run_predict
+from tests.credit_card import INPUT_COLUMNS
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -146,9 +146,9 @@ def test_a_key_column_named_twice_in_the_header(model: Path, tmp_path: Path,
 @pytest.mark.parametrize(("card", "expected"), [
     ("[" * 100_000 + "]" * 100_000, "not a valid model card ('maximum recursion depth"),
     ('{"threshold": 0.5, "input_columns": [' + ",".join(['"V1"'] * 150_000) + "]}",
-     "the model expects the columns ['V1', 'V1'"),
+     "the card's input_columns (['V1', 'V1'"),
     ('{"threshold": 0.5, "input_columns": ' + "[" * 500 + "]" * 500 + "}",
-     "the model expects the columns [[[["),
+     "the card's input_columns ([[[["),
     ("{" + " " * 2_000_000 + "}", "over 1,048,576 bytes; not a model card"),
 ], ids=["nested-100k", "3-mb-columns", "nested-columns", "2-mb"])
 def test_hostile_cards_are_one_short_line(card: str, expected: str, model: Path,

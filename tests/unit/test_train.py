@@ -22,9 +22,9 @@ from fraud.data.arrays import load_split
 from fraud.errors import PipelineError
 from fraud.models import STRATEGIES
 from fraud.params import MONITORABLE, Params, parse_params
-from fraud.schema import N_FEATURES
 from fraud.training import fit as training
 from fraud.training import network as keras_model
+from tests.credit_card import N_FEATURES
 
 REPO = Path(__file__).resolve().parents[2]
 SEED = 42
@@ -539,7 +539,7 @@ def test_load_split_errors_name_the_file(case: str, split_files) -> None:
     bad = fpath if which == "features" else lpath
     np.save(bad, content())
     with pytest.raises(PipelineError) as error:
-        load_split(fpath, lpath)
+        load_split(fpath, lpath, N_FEATURES)
     assert str(bad) in str(error.value)
     assert words in str(error.value)
 

@@ -2,17 +2,17 @@
 
     fraud monitor models/fraud_detector.onnx day.csv --json day-monitor.json
 
-BATCH is a transactions CSV as `predict` reads it (V1 … V28 and Amount; optionally Time,
-Class, and key columns named with --id-column, ignored here; plain or gzip; - for stdin),
-read --chunk-size rows at a time, so memory stays flat. Each chunk is scored with the ONNX
-detector, and only counts are kept:
+BATCH is a transactions CSV as `predict` reads it (the model's input columns; optionally
+the time, the label and key columns named with --id-column or declared as ids, ignored here;
+plain or gzip; - for stdin), read --chunk-size rows at a time, so memory stays flat. Each
+chunk is scored with the ONNX detector, and only counts are kept:
 
 - drift: the population stability index (PSI) of every input column and of the score
   against the reference of the training data (10 quantile bins from the training split),
   with its band: < 0.1 stable, 0.1–0.25 moderate shift, ≥ 0.25 major shift;
 - label-free estimates at the card's threshold (or --threshold), from the calibrated
   probabilities alone: expected frauds, flagged rows, expected precision and recall, with
-  95 % intervals; and, when the batch has Class, the realised figures beside them.
+  95 % intervals; and, when the batch has the label, the realised figures beside them.
 
 The reference is the one the export stage stored in the model card (MODEL with a .json suffix
 unless --card names it), built from the training split and the model's scores on it; it
@@ -42,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from fraud.cli import OneLineParser, chunk_rows, probability, run
+from fraud.declaration import Layout
 from fraud.errors import PipelineError
 from fraud.files import file_sha256, outputs, write_json
 from fraud.monitoring.profile import (
@@ -51,7 +52,13 @@ from fraud.monitoring.profile import (
     reference_from_card,
 )
 from fraud.monitoring.report import BatchMonitor, card_threshold, flat_metrics, summary
-from fraud.serving.card import check_card_model, read_card, require_model
+from fraud.serving.card import (
+    check_card_model,
+    detector_inputs,
+    read_card,
+    require_model,
+    scoring_layout,
+)
 from fraud.serving.csv_scoring import (
     DEFAULT_CHUNK_ROWS,
     OpenedInput,
@@ -97,7 +104,8 @@ def require_onnx(path: Path) -> None:
                             "file exported beside it (models/fraud_detector.onnx)")
 
 
-def load_detector(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+def load_detector(path: Path) -> Any:
+    """The ONNX detector (an OnnxModel: callable on raw rows, with its file's metadata)."""
     from fraud.serving.onnx_contract import DETECTOR
     from fraud.serving.onnx_scoring import load_onnx
 
@@ -128,23 +136,26 @@ def check_outputs(args: argparse.Namespace, card_path: Path) -> None:
         check_not_an_input(args.metrics, {"--json output": args.json})
 
 
-def load_reference(args: argparse.Namespace, card_path: Path) -> tuple[Reference, float]:
-    """The reference and the threshold, from the card unless given; checked against the
-    model file (a card it uses must be this model's)."""
+def load_reference(args: argparse.Namespace, card_path: Path, detector: Any
+                   ) -> tuple[Reference, float, Layout]:
+    """The reference, the threshold (from the card unless given) and the batch's columns;
+    checked against the model file (a card it uses must be this model's)."""
     card = read_card(card_path, required=args.threshold is None)
     if card is not None and (args.threshold is None or args.reference is None):
         check_card_model(card, card_path, args.model)
+    inputs, log_input = detector_inputs(args.model, detector, card, card_path)
+    layout = scoring_layout(inputs, log_input, card, card_path)
     if args.reference is not None:
-        reference, label = read_reference(args.reference), str(args.reference)
+        reference, label = read_reference(args.reference, inputs), str(args.reference)
     elif card is None:
         raise PipelineError(f"{card_path}: model card not found; it holds the monitoring "
                             "reference: pass --card CARD.json or --reference REF.json")
     else:
-        reference, label = reference_from_card(card, str(card_path)), str(card_path)
+        reference, label = reference_from_card(card, str(card_path), inputs), str(card_path)
     check_reference_model(reference, file_sha256(args.model), args.model.name, label)
     threshold = args.threshold if args.threshold is not None else \
         card_threshold(card, str(card_path), "pass --threshold")
-    return reference, threshold
+    return reference, threshold, layout
 
 
 def write_reports(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -183,11 +194,11 @@ def main(argv: Sequence[str]) -> None:
     require_onnx(args.model)
     card_path = args.card or args.model.with_suffix(".json")
     check_outputs(args, card_path)
-    reference, threshold = load_reference(args, card_path)
-    opened = open_input(args.batch, id_columns=args.id_column)  # header errors before loading
+    detector = load_detector(args.model)  # ~0.1 s; its file names its input columns
+    reference, threshold, layout = load_reference(args, card_path, detector)
+    opened = open_input(args.batch, id_columns=args.id_column, layout=layout)
     try:
-        monitor = monitor_batch(opened, load_detector(args.model), reference, threshold,
-                                args.chunk_size)
+        monitor = monitor_batch(opened, detector, reference, threshold, args.chunk_size)
     finally:
         opened.close()
     report = monitor.report()

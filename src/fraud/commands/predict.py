@@ -15,10 +15,12 @@ records no sha256 (an older card): pass the model's own card, or --threshold to 
 without one. The card's `decision` must be an object with a known `rule` whose threshold
 agrees with the card's `threshold`; anything else is refused, never read as a threshold.
 
-INPUT is a CSV with the columns of the Credit Card Fraud data set: V1 … V28 and Amount
-(any order), optionally Time (ignored), Class (0 or 1, or blank for an unlabelled row;
-copied to the output for comparison, never used to score) and key columns named with
---id-column (e.g. a transaction ID; copied to the output). Any other column is an error.
+INPUT is a CSV with the model's input columns (the card's input_columns, as params.yaml's
+data: section declared them; any order), optionally the declared time (ignored), the label
+(its fraud or normal value, or blank for an unlabelled row; copied to the output as 1 / 0
+for comparison, never used to score), the declared ids (data.ids: copied to the output)
+and key columns named with --id-column (e.g. a transaction ID; copied to the output). Any
+other column is an error.
 It may be gzip-compressed (told by its bytes, so `.csv.gz` and a gzip stream on stdin both
 work); `-` reads stdin. Rows are checked as the pipeline's clean stage checks them: the same
 messages, naming the line and column; every row must have the header's number of fields,
@@ -26,20 +28,20 @@ and a line longer than 64 KiB is refused.
 
 OUTPUT (`-o`; stdout when absent or `-`; `.gz` compresses; never the input, the model or
 the card, whatever the path says: it would replace them) has one row per input row, in
-order: the --id-column keys (as in the input, in the order given), `probability` (the
+order: the keys (the declared ids, then the --id-column ones in the order given), `probability` (the
 model's output as float32, in its shortest round-trip form), `flagged` (1 when the decision
-rule holds, decided on the model's float64 value) and, if the input has it, `Class` (blank
+rule holds, decided on the model's float64 value) and, if the input has it, the label (blank
 where the input's is). The rule is the model card's (MODEL with a .json suffix, or --card):
 probability >= its threshold, or, for the expected_cost rule, probability x cost_fn >
-(1 - probability) x cost_fp, with cost_fn each row's Amount when the card says `amount`.
+(1 - probability) x cost_fp, with cost_fn each row's amount when the card says `amount`.
 --threshold overrides it with probability >= the number given.
 
 --explain K adds, for each flagged row (every row with --explain-all), the K raw columns that
 pushed the model's logit up most, largest first, with their signed contributions in logit
 units (log-odds): columns reason_1, contribution_1, ..., reason_K, contribution_K after the
-others, blank for unflagged rows. Per row the 29 contributions plus the model's logit at the
-training means add up to its logit (src/fraud/serving/explain.py says how each model is
-explained). It needs the .onnx model (the weights are read from the file).
+others, blank for unflagged rows. Per row the contributions of every input plus the
+model's logit at the training means add up to its logit (src/fraud/serving/explain.py says
+how each model is explained). It needs the .onnx model (the weights are read from the file).
 
 The input is read --chunk-size rows at a time, so memory stays flat for files of any size.
 A summary goes to stderr: rows, flagged (count and %), seconds and rows/s.
@@ -69,10 +71,15 @@ from fraud.cli import run as cli_run
 from fraud.decision import Decision, decision_from_card
 from fraud.errors import PipelineError
 from fraud.files import outputs
-from fraud.serving.card import check_card_model, read_card, require_model
+from fraud.serving.card import (
+    check_card_model,
+    detector_inputs,
+    read_card,
+    require_model,
+    scoring_layout,
+)
 from fraud.serving.csv_scoring import (
     DEFAULT_CHUNK_ROWS,
-    INPUT_COLUMNS,
     PREPROCESS_NAME,
     STDIO,
     check_not_an_input,
@@ -85,6 +92,7 @@ if TYPE_CHECKING:
 
 # Rows per model call: large batches are what make scoring fast (Keras' default of 32 is
 # 26x slower); 65,536 rows of 29 float64 are 15 MB.
+MAX_REASONS = 1_000  # --explain K: at most the model's inputs (checked once it is read)
 SCORE_BATCH = 65_536
 
 
@@ -93,20 +101,23 @@ def _reason_count(text: str) -> int:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= len(INPUT_COLUMNS):
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to "
-                                         f"{len(INPUT_COLUMNS)}, got {text!r}")
+    if not 1 <= value <= MAX_REASONS:
+        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to the model's "
+                                         f"inputs, got {text!r}")
     return value
 
 
-def reason_columns(path: Path, k: int, every_row: bool) -> Any:
+def reason_columns(path: Path, k: int, every_row: bool, columns: Sequence[str]) -> Any:
     """The explainer of an ONNX detector, read from the file (no TensorFlow)."""
     if path.suffix != ".onnx":
         raise PipelineError(f"{path}: --explain reads the weights of the .onnx model; pass "
                             f"{path.with_suffix('.onnx').name} (the same model)")
     from fraud.serving.explain import ReasonColumns, load_explainer
 
-    return ReasonColumns(load_explainer(path), k, every_row)
+    if k > len(columns):
+        raise PipelineError(f"--explain {k}: the model has {len(columns)} input columns; "
+                            f"ask for at most {len(columns)} reasons")
+    return ReasonColumns(load_explainer(path), k, every_row, tuple(columns))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -181,13 +192,24 @@ def load_model(path: Path) -> Any:
         raise PipelineError(f"{path}: not a loadable Keras model ({reason})") from None
     shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else None
     names = {layer.name for layer in model.layers}
-    if shape != (None, len(INPUT_COLUMNS)) or PREPROCESS_NAME not in names:
-        raise PipelineError(f"{path}: not an exported fraud model (one (None, "
-                            f"{len(INPUT_COLUMNS)}) input of raw transactions and a "
+    if shape is None or len(shape) != 2 or shape[0] is not None \
+            or PREPROCESS_NAME not in names:
+        raise PipelineError(f"{path}: not an exported fraud model (one (None, columns) "
+                            f"input of raw transactions and a "
                             f"'{PREPROCESS_NAME}' layer); a trained network such as "
                             "models/baseline.keras takes scaled features: pass "
                             "models/fraud_detector.onnx")
     return model
+
+
+def check_width(path: Path, model: Any, inputs: Sequence[str]) -> None:
+    """A model must take as many columns as the CSV's inputs it is given."""
+    width = getattr(model, "columns", None)
+    if width is None and getattr(model, "inputs", None):
+        width = model.inputs[0].shape[1]
+    if width is not None and width != len(inputs):
+        raise PipelineError(f"{path}: takes {width} input columns, not the {len(inputs)} its "
+                            "card names; pass the model's own card (--card)")
 
 
 def keras_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
@@ -232,7 +254,7 @@ def main(argv: Sequence[str]) -> None:
     check_not_an_input(args.output, {"input": args.input, "model": args.model,
                                      "card": card_path if card_path.is_file() else None})
     if args.threshold is not None:
-        read_card(card_path, required=False)  # a card beside the model is still checked
+        card = read_card(card_path, required=False)  # a card beside the model is checked
         decision = Decision(threshold=args.threshold)
     else:
         require_calibrated(args.model)
@@ -240,11 +262,17 @@ def main(argv: Sequence[str]) -> None:
         check_card_model(card, card_path, args.model)
         decision = decision_from_card(card.get("decision"), card.get("threshold"),
                                       str(card_path))
-    # header checks first: fast errors, before TensorFlow
-    opened = open_input(args.input, id_columns=args.id_column)
+    # An ONNX model is loaded first (~0.1 s): its file names its input columns. A Keras one
+    # after the input's header is checked: TensorFlow takes seconds, a bad header none.
+    onnx_model = load_model(args.model) if args.model.suffix == ".onnx" else None
+    inputs, log_input = detector_inputs(args.model, onnx_model, card, card_path)
+    layout = scoring_layout(inputs, log_input, card, card_path)
+    opened = open_input(args.input, id_columns=args.id_column, layout=layout)
     try:
-        predict = make_predict(load_model(args.model))
-        explain = (reason_columns(args.model, args.explain, args.explain_all)
+        model = onnx_model if onnx_model is not None else load_model(args.model)
+        check_width(args.model, model, layout.inputs)
+        predict = make_predict(model)
+        explain = (reason_columns(args.model, args.explain, args.explain_all, layout.inputs)
                    if args.explain else None)
         if args.output == STDIO:
             summary = score(opened, sys.stdout, predict, decision, args.chunk_size, explain)

@@ -12,12 +12,12 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import PipelineError, require_file
-from ..schema import N_FEATURES
 
 
 def load_split(features_path: str | Path, labels_path: str | Path,
-               n_features: int = N_FEATURES) -> tuple[np.ndarray, np.ndarray]:
-    """Loads and checks a scaled split written by `scale`: float features, 0/1 labels."""
+               n_features: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Loads and checks a scaled split written by `scale`: float features (`n_features`
+    columns, when given; else at least one), 0/1 labels."""
     arrays = []
     for path in (Path(features_path), Path(labels_path)):
         require_file(path, "scale")
@@ -28,8 +28,8 @@ def load_split(features_path: str | Path, labels_path: str | Path,
                                 "run the scale stage again") from None
     features, labels = arrays
     fpath, lpath = Path(features_path), Path(labels_path)
-    if features.ndim != 2 or features.shape[1] != n_features:
-        raise PipelineError(f"{fpath}: expected a (rows, {n_features}) feature array, "
+    if features.ndim != 2 or features.shape[1] != (n_features or max(features.shape[1], 1)):
+        raise PipelineError(f"{fpath}: expected a (rows, {n_features or 'features'}) array, "
                             f"got shape {features.shape}")
     if not np.issubdtype(features.dtype, np.floating):
         raise PipelineError(f"{fpath}: expected floating-point features, got dtype "

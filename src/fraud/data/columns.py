@@ -8,7 +8,25 @@ from typing import Any
 
 import numpy as np
 
+from ..declaration import DataDeclaration, Layout
 from ..errors import PipelineError, printable_names, require_file
+
+
+def table_layout(path: str | Path, stage_hint: str, declaration: DataDeclaration) -> Layout:
+    """The layout of a table an earlier stage wrote (its header against the declaration)."""
+    import pyarrow.parquet as pq
+
+    path = require_file(path, stage_hint, "file")
+    try:
+        names = pq.read_schema(path).names
+    except Exception as error:  # pyarrow raises several types for a corrupt file
+        raise PipelineError(f"{path}: not a readable Parquet table ({error}); run the "
+                            f"{stage_hint} stage again") from None
+    try:
+        return declaration.resolve(path, names, derived=True)
+    except PipelineError as error:
+        raise PipelineError(f"{error}; run the {stage_hint} stage again (its table does not "
+                            "match params.yaml's data: section)") from None
 
 
 def read_columns(path: str | Path, stage_hint: str, columns: list[str]) -> np.ndarray:

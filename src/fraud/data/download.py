@@ -20,22 +20,16 @@ import threading
 import time
 import zipfile
 import zlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from ..declaration import CREDIT_CARD, DataDeclaration
 from ..errors import PipelineError
 from ..files import file_sha256
 from ..params import SYNTHETIC_SOURCE, DownloadParams
-from ..schema import (
-    GZIP_MAGIC,
-    RAW_COLUMNS,
-    check_header,
-    printable,
-    printable_names,
-    sniff_not_csv,
-)
+from ..schema import GZIP_MAGIC, printable, printable_names, sniff_not_csv
 
 log = logging.getLogger(__name__)
 
@@ -140,7 +134,7 @@ def _first_line(head: bytes) -> list[str] | None:
     return [name.strip() for name in names]
 
 
-def check_table_header(label: str, head: bytes, expected: Sequence[str]) -> None:
+def check_table_header(label: str, head: bytes, declaration: DataDeclaration) -> None:
     """Refuses a source whose first line is not the declared table's header, before a byte of
     it is written anywhere: nothing but the data reaches data/raw and DVC's cache.
 
@@ -149,6 +143,7 @@ def check_table_header(label: str, head: bytes, expected: Sequence[str]) -> None
     """
     sniff_not_csv(label, head[:4096])
     names = _first_line(head)
+    expected = declaration.layout(declaration.numeric or ()).raw_columns
     known = set(names or ()) & set(expected)
     if names is None or 2 * len(known) < len(expected):
         shown = f"{', '.join(expected[:3])}, …, {expected[-1]}" if len(expected) > 4 \
@@ -157,11 +152,11 @@ def check_table_header(label: str, head: bytes, expected: Sequence[str]) -> None
                             f"with the columns {shown} ({len(expected)} columns); nothing was "
                             "copied. Point download.url (or FRAUD_DATA_MIRROR) at the table's "
                             "file (.csv, .csv.gz or .zip)")
-    check_header(Path(label), names, list(expected))
+    declaration.resolve(label, names)
 
 
 def _copy_checked(source: BinaryIO, target: BinaryIO, out: Path, budget: Budget, label: str,
-                  expected: Sequence[str]) -> str:
+                  expected: DataDeclaration) -> str:
     """Copies `source` to `target` once its first line is the table's header; returns the
     sha256 of the bytes copied (at most `budget.max_bytes`)."""
     head = b""
@@ -184,7 +179,7 @@ def _copy_checked(source: BinaryIO, target: BinaryIO, out: Path, budget: Budget,
 
 
 def unpack_to_csv(packed: BinaryIO, out: Path, label: str, budget: Budget = UNLIMITED,
-                  expected: Sequence[str] = RAW_COLUMNS) -> str:
+                  expected: DataDeclaration = CREDIT_CARD) -> str:
     """Writes the CSV inside `packed` (plain, gzip or zip, told by magic bytes; a seekable
     file opened for reading) to `out`, once its header is checked against `expected`.
 
@@ -206,7 +201,7 @@ def unpack_to_csv(packed: BinaryIO, out: Path, label: str, budget: Budget = UNLI
 
 
 def _unzip(packed: BinaryIO, out: Path, label: str, budget: Budget,
-           expected: Sequence[str]) -> str:
+           expected: DataDeclaration) -> str:
     try:
         with zipfile.ZipFile(packed) as archive:
             members = [m for m in archive.namelist() if m.lower().endswith(".csv")
@@ -435,7 +430,7 @@ class DownloadResult:
 
 def download(params: DownloadParams, out: Path, seed: int, mirror: str | None = None,
              fetch: Callable[..., None] = fetch_url, scratch: Path | None = None,
-             expected: Sequence[str] = RAW_COLUMNS) -> DownloadResult:
+             expected: DataDeclaration = CREDIT_CARD) -> DownloadResult:
     """Writes the raw CSV to `out` from the first source that can be reached.
 
     A source is read only if it is a regular file (or an HTTP body) whose first line, after

@@ -14,18 +14,10 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
+from ..declaration import CREDIT_CARD, CREDIT_CARD_LAYOUT, DataDeclaration, Layout
 from ..errors import PipelineError, require_file
 from ..params import SplitParams
-from ..schema import (
-    FEATURES,
-    LABEL,
-    LOG_AMOUNT,
-    RAW_COLUMNS,
-    TABLE_COLUMNS,
-    TIME,
-    check_header,
-    validate_raw_frame,
-)
+from ..schema import validate_raw_frame
 from .rawcsv import open_csv, read_frames
 
 if TYPE_CHECKING:
@@ -48,8 +40,10 @@ def _lazy(name: str):
     return globals()[name] if name in globals() else __getattr__(name)
 
 
-def read_raw_csv(path: str | Path, sha256: str | None = None) -> pd.DataFrame:
-    """Reads and validates the raw Credit Card Fraud CSV (columns in RAW_COLUMNS order).
+def read_raw_csv(path: str | Path, sha256: str | None = None,
+                 declaration: DataDeclaration = CREDIT_CARD) -> pd.DataFrame:
+    """Reads and validates the raw CSV against the data declaration: its columns in the
+    layout's `raw_columns` order (dropped ones gone; `layout_of` gives the layout).
 
     With `sha256` (download.sha256) the file must still be the one downloaded: DVC re-hashes
     a file only when its size, mtime or inode changes, so an edit in place could otherwise
@@ -59,8 +53,11 @@ def read_raw_csv(path: str | Path, sha256: str | None = None) -> pd.DataFrame:
     opened = open_csv(path, missing_hint="; run the download stage first",
                       hashing=sha256 is not None)
     try:
-        check_header(path, opened.columns, RAW_COLUMNS)
+        layout = declaration.resolve(path, opened.columns)
         try:
+            if layout.keys or layout.time_format == "iso8601" \
+                    or isinstance(layout.positive, str) or isinstance(layout.negative, str):
+                raise ValueError("text columns")  # read as text: keys must stay verbatim
             frame = next(read_frames(opened, dtype=np.float64))
         except ValueError:
             # A non-numeric cell: read again as text, for validation to say exactly where.
@@ -76,10 +73,10 @@ def read_raw_csv(path: str | Path, sha256: str | None = None) -> pd.DataFrame:
         raise PipelineError(f"{path}: has a header but no data rows")
     # No .copy(): pandas' copy-on-write keeps the read frame safe from validate's column
     # writes; the copy cost ~2 s and ~0.5 GB peak memory at 2.8 M rows (bench/NOTES.md).
-    frame = validate_raw_frame(path, frame[RAW_COLUMNS])
-    if int(frame[LABEL].sum()) == 0:
-        raise PipelineError(f"{path}: no fraud rows (Class = 1) among {len(frame):,} rows; "
-                            "a fraud model needs positive examples")
+    frame = validate_raw_frame(path, frame[layout.raw_columns], layout=layout)
+    if int(frame[layout.label].sum()) == 0:
+        raise PipelineError(f"{path}: no fraud rows ({layout.label} = {layout.positive}) among "
+                            f"{len(frame):,} rows; a fraud model needs positive examples")
     return frame
 
 
@@ -125,44 +122,57 @@ def duplicate_groups(frame: pd.DataFrame) -> np.ndarray:
     return groups
 
 
-def summarise(table: pd.DataFrame) -> dict[str, float | int]:
+def summarise(table: pd.DataFrame, layout: Layout = CREDIT_CARD_LAYOUT
+              ) -> dict[str, float | int]:
     """The data facts users check first (flat, for `dvc metrics show`). Duplicates are rows
-    identical in every raw column, Time included."""
-    labels = table[LABEL].to_numpy()
-    duplicated = duplicated_rows(table[list(RAW_COLUMNS)])
-    return {
+    identical in every column but the ids, time included."""
+    labels = table[layout.label].to_numpy()
+    duplicated = duplicated_rows(table[layout.compared_columns])
+    summary = {
         "rows": int(len(table)),
         "frauds": int(labels.sum()),
         "fraud_rate": float(labels.mean()),
         "duplicate_rows": int(duplicated.sum()),
         "duplicate_frauds": int((duplicated & (labels == 1)).sum()),
-        "amount_zero_rows": int((table["Amount"].to_numpy() == 0).sum()),
     }
+    if layout.amount is not None:
+        summary["amount_zero_rows"] = int((table[layout.amount].to_numpy() == 0).sum())
+    return summary
 
 
-def clean(raw: pd.DataFrame, eps: float) -> pd.DataFrame:
-    """Adds `Log Amount = log(Amount + eps)` (the tutorial's input). Time stays for the time
-    split and audits, Amount for amount-based costs; `scale` keeps only FEATURES."""
-    cleaned = raw.assign(**{LOG_AMOUNT: np.log(raw["Amount"].to_numpy() + eps)})
-    return cleaned[TABLE_COLUMNS]
+def clean(raw: pd.DataFrame, eps: float, layout: Layout = CREDIT_CARD_LAYOUT) -> pd.DataFrame:
+    """Adds the amount's log feature, `log(amount + eps)` (the tutorial's "Log Amount"). The
+    time stays for the time split and audits, keys for audits and scores, the amount for
+    amount-based costs; `scale` keeps only the layout's features."""
+    if layout.amount is not None and layout.log_feature is not None:
+        raw = raw.assign(**{layout.log_feature: np.log(raw[layout.amount].to_numpy() + eps)})
+    return raw[layout.table_columns]
 
 
-def read_table(path: str | Path, stage_hint: str) -> pd.DataFrame:
-    """Reads a Parquet table written by an earlier stage, checking its columns."""
+def read_table(path: str | Path, stage_hint: str, declaration: DataDeclaration = CREDIT_CARD
+               ) -> pd.DataFrame:
+    """Reads a Parquet table written by an earlier stage, checking its columns against the
+    declaration (`layout_of` gives its layout)."""
     path = require_file(path, stage_hint, "file")
     try:
         frame = pd.read_parquet(path)
     except Exception as error:  # pyarrow raises several types for a corrupt file
         raise PipelineError(f"{path}: not a readable Parquet table ({error}); "
                             f"run the {stage_hint} stage again") from None
-    check_header(path, list(frame.columns), TABLE_COLUMNS)
+    declaration.resolve(path, list(frame.columns), derived=True)
     return frame
 
 
-def write_table(path: Path, frame: pd.DataFrame) -> None:
+def layout_of(frame: pd.DataFrame, declaration: DataDeclaration, derived: bool = True
+              ) -> Layout:
+    """The layout of a table read by `read_table` (derived) or `read_raw_csv` (raw)."""
+    return declaration.resolve("table", list(frame.columns), derived=derived)
+
+
+def write_table(path: Path, frame: pd.DataFrame, layout: Layout = CREDIT_CARD_LAYOUT) -> None:
     # Dictionary encoding only for the label: on the float features, whose values hardly
     # repeat, pyarrow's attempt at it made writing 3× slower and the files larger.
-    dictionary = [LABEL] if LABEL in frame.columns else False
+    dictionary = [layout.label] if layout.label in frame.columns else False
     frame.to_parquet(path, index=False, engine="pyarrow", compression="snappy",
                      use_dictionary=dictionary)
 
@@ -233,22 +243,27 @@ def _across_splits(groups: np.ndarray, assignment: np.ndarray) -> int:
     return int(((splits_per_group > 1) & (frame["split"].to_numpy() > 0)).sum())
 
 
-def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int) -> Splits:
+def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
+          layout: Layout = CREDIT_CARD_LAYOUT) -> Splits:
     """Train / val / test (val is a fraction of what test leaves), as `split.method` says.
 
-    Duplicates are rows identical in every model input (Time is no input); with
+    Duplicates are rows identical in every model feature (the time is no input); with
     `split.group_duplicates` they never straddle two splits. Rows keep their table order.
     """
-    labels = cleaned[LABEL].to_numpy()
+    label, time = layout.label, layout.time
+    labels = cleaned[label].to_numpy()
     frauds = int(labels.sum())
     if settings.method == "time":
-        cleaned = cleaned.sort_values(TIME, kind="stable").reset_index(drop=True)
-        labels = cleaned[LABEL].to_numpy()
-    groups = duplicate_groups(cleaned[FEATURES])
+        if time is None:
+            raise PipelineError("split.method = 'time' needs a time column, and data.time is "
+                                "null; declare it in params.yaml, or split at random")
+        cleaned = cleaned.sort_values(time, kind="stable").reset_index(drop=True)
+        labels = cleaned[label].to_numpy()
+    groups = duplicate_groups(cleaned[layout.features])
     draw_groups = groups if settings.group_duplicates else np.arange(len(cleaned))
     try:
         if settings.method == "time":
-            assignment = _time_assignment(cleaned[TIME].to_numpy(), draw_groups, settings)
+            assignment = _time_assignment(cleaned[time].to_numpy(), draw_groups, settings)
         else:
             assignment = _random_assignment(draw_groups, labels, settings, seed)
     except ValueError as error:
@@ -258,20 +273,22 @@ def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int) -> Splits:
     parts = {name: cleaned[assignment == index].reset_index(drop=True)
              for index, name in enumerate(SPLIT_NAMES)}
     for name, part in parts.items():
-        if int(part[LABEL].sum()) == 0:
+        if int(part[label].sum()) == 0:
             raise PipelineError(
                 f"the {name} split would hold no fraud rows ({len(part):,} rows; {frauds} "
                 f"frauds in all): use more data, set split.method: stratified, or change "
                 f"split.test_size / split.val_size")
-    summary = {f"{name}_{what}": int(len(part) if what == "rows" else part[LABEL].sum())
+    summary = {f"{name}_{what}": int(len(part) if what == "rows" else part[label].sum())
                for name, part in parts.items() for what in ("rows", "frauds")}
     summary["duplicates_across_splits"] = _across_splits(groups, assignment)
     summary["duplicates_dropped"] = int((assignment < 0).sum())
     return Splits(**parts, summary=summary)
 
 
-def features_and_labels(table: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
-    return table[FEATURES].to_numpy(dtype=np.float64), table[LABEL].to_numpy(dtype=np.uint8)
+def features_and_labels(table: pd.DataFrame, layout: Layout = CREDIT_CARD_LAYOUT
+                        ) -> tuple[np.ndarray, np.ndarray]:
+    return (table[layout.features].to_numpy(dtype=np.float64),
+            table[layout.label].to_numpy(dtype=np.uint8))
 
 
 def fit_scaler(train_features: np.ndarray) -> StandardScaler:
@@ -284,9 +301,12 @@ def scale(features: np.ndarray, scaler: StandardScaler, clip: float) -> np.ndarr
     return np.clip(scaler.transform(features), -clip, clip).astype(np.float32)
 
 
-def scaler_to_json(scaler: StandardScaler, clip: float) -> dict:
+def scaler_to_json(scaler: StandardScaler, clip: float, layout: Layout = CREDIT_CARD_LAYOUT
+                   ) -> dict:
     return {
-        "features": list(FEATURES),
+        "inputs": layout.inputs,
+        "log_input": layout.amount,
+        "features": layout.features,
         "mean": [float(v) for v in scaler.mean_],
         "scale": [float(v) for v in scaler.scale_],
         "clip": float(clip),

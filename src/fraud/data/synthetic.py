@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..schema import V_COLUMNS
+from ..declaration import CREDIT_CARD
+
+V_COLUMNS = list(CREDIT_CARD.numeric or ())
 
 __all__ = ["COLUMNS", "HEADER", "TIME_MAX", "generate_creditcard", "write_creditcard_csv"]
 

@@ -72,7 +72,7 @@ class LogitScorer:
     # Whether it was trained with balanced class weights: a peer's own setting (the
     # networks' strategy is their name); None when the file does not say (an ONNX detector).
     balanced: bool | None
-    # It takes raw transactions (V1..V28, Amount: a detector, as it ships) rather than the
+    # It takes raw transactions (its input columns: a detector, as it ships) rather than the
     # scaled features the scale stage writes.
     raw_input: bool
 

@@ -73,10 +73,26 @@ def pr_png(path: Path, curves: dict[str, pd.DataFrame], chosen: str | None = Non
     _save(fig, path)
 
 
+def separating_pair(features: np.ndarray, labels: np.ndarray) -> tuple[int, int]:
+    """The two features whose means differ most between frauds and legitimate rows, in
+    standardised units (the scaled training split): the pair a scatter shows apart best,
+    whatever the table's columns are called. Ties go to the earlier column."""
+    frauds = labels == 1
+    gap = np.abs(features[frauds].mean(axis=0) - features[~frauds].mean(axis=0))
+    first, second = np.argsort(-gap, kind="stable")[:2]
+    return int(first), int(second)
+
+
 def feature_distribution_png(path: Path, features: np.ndarray, labels: np.ndarray,
-                             names: list[str], x: str = "V5", y: str = "V6") -> None:
-    """The tutorial's V5/V6 hexbin of frauds vs legitimate rows (scaled training split)."""
-    ix, iy = names.index(x), names.index(y)
+                             names: list[str]) -> None:
+    """The tutorial's two-feature hexbin of frauds vs legitimate rows (scaled training
+    split), for the two features that separate them most (`separating_pair`; the tutorial
+    drew V5 and V6 of its table)."""
+    if len(names) < 2:
+        ix = iy = 0
+    else:
+        ix, iy = separating_pair(features, labels)
+    x, y = names[ix], names[iy]
     fig, axes = plt.subplots(1, 2, figsize=(11, 5), sharex=True, sharey=True)
     panels = (("Fraud", labels == 1), ("Legitimate", labels == 0))
     for ax, (title, mask) in zip(axes, panels, strict=True):

@@ -1,6 +1,6 @@
 """Global importance: how much each raw column moves each model's logit, on average.
 
-The measure is the mean |contribution| per raw column (INPUT_COLUMNS) of explain.py's
+The measure is the mean |contribution| per raw input column of explain.py's
 attributions (exact integrated gradients for the networks, the closed form for logistic
 regression, exact baseline Shapley values for gbdt; all in logit units against the same
 baseline), over the test split's frauds and over all its rows. A column's share is its mean
@@ -18,13 +18,14 @@ from __future__ import annotations
 import csv
 import io
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..declaration import CREDIT_CARD_LAYOUT, shown_columns
 from ..errors import PipelineError, printable, require_file
-from ..schema import INPUT_COLUMNS
 from ..serving.explain import Explainer, explainer_from_onnx, global_importance
 from ..serving.onnx_contract import DETECTOR, MAX_MODEL_BYTES, check_model_bytes
 
@@ -54,12 +55,15 @@ def explained_rows(labels: np.ndarray, sample_rows: int, seed: int
 
 
 def model_importance(explainer: Explainer, raw: np.ndarray, is_fraud: np.ndarray,
-                     in_sample: np.ndarray) -> dict[str, np.ndarray]:
-    """Mean |contribution| per column (INPUT_COLUMNS order) for each of SUBSETS."""
+                     in_sample: np.ndarray, columns: Sequence[str] = CREDIT_CARD_LAYOUT.inputs
+                     ) -> dict[str, np.ndarray]:
+    """Mean |contribution| per column (`columns`: the model's inputs, in order) for each of
+    SUBSETS."""
     contributions = explainer(raw).contributions
-    frauds = global_importance(contributions, is_fraud.astype(int))["frauds"]
-    every = global_importance(contributions[in_sample], np.zeros(int(in_sample.sum())))["all"]
-    return {subset: np.array([means.get(name, math.nan) for name in INPUT_COLUMNS])
+    frauds = global_importance(contributions, is_fraud.astype(int), columns)["frauds"]
+    every = global_importance(contributions[in_sample], np.zeros(int(in_sample.sum())),
+                              columns)["all"]
+    return {subset: np.array([means.get(name, math.nan) for name in columns])
             for subset, means in (("frauds", frauds), ("all", every))}
 
 
@@ -68,13 +72,14 @@ def shares(means: np.ndarray) -> np.ndarray:
     return means / total if total > 0 else np.zeros_like(means)
 
 
-def table_rows(importance: dict[str, np.ndarray]) -> list[dict[str, Any]]:
+def table_rows(importance: dict[str, np.ndarray],
+               columns: Sequence[str] = CREDIT_CARD_LAYOUT.inputs) -> list[dict[str, Any]]:
     """The plots table: one row per column, its share and mean for each subset."""
     share = {subset: shares(importance[subset]) for subset in SUBSETS}
     return [{"feature": name,
              **{f"share_{s}": float(share[s][i]) for s in SUBSETS},
              **{f"mean_abs_{s}": float(importance[s][i]) for s in SUBSETS}}
-            for i, name in enumerate(INPUT_COLUMNS)]
+            for i, name in enumerate(columns)]
 
 
 def table_csv(rows: list[dict[str, Any]]) -> str:
@@ -120,8 +125,10 @@ def load_detector_explainer(path: Path, stage_hint: str) -> Explainer:
     return explainer_from_onnx(onnx.load_model_from_string(content), str(path))
 
 
-def read_table(path: Path, stage_hint: str) -> list[dict[str, Any]]:
-    """A table table_csv wrote: every input column once, shares and means finite and >= 0."""
+def read_table(path: Path, stage_hint: str,
+               columns: Sequence[str] = CREDIT_CARD_LAYOUT.inputs) -> list[dict[str, Any]]:
+    """A table table_csv wrote: every input column (`columns`) once, in order, shares and
+    means finite and >= 0."""
     path = require_file(path, stage_hint, "file")
     fix = f"run the {stage_hint} stage again"
     try:
@@ -133,9 +140,9 @@ def read_table(path: Path, stage_hint: str) -> list[dict[str, Any]]:
             rows = list(reader)
     except (UnicodeDecodeError, csv.Error) as error:
         raise PipelineError(f"{path}: not a readable CSV ({error}); {fix}") from None
-    if [row["feature"] for row in rows] != INPUT_COLUMNS:
+    if [row["feature"] for row in rows] != list(columns):
         raise PipelineError(f"{path}: expected one row per input column "
-                            f"({', '.join(INPUT_COLUMNS)}); {fix}")
+                            f"({shown_columns(columns, 40)}); {fix}")
     parsed = []
     for line, row in enumerate(rows, start=2):
         values = {}

@@ -1,6 +1,6 @@
 """The reference a batch is compared with: quantile bins of the training data and its scores.
 
-Per raw model input (schema.INPUT_COLUMNS: V1 … V28, Amount) and for the model's score (the
+Per raw model input (the detector's input columns) and for the model's score (the
 calibrated probability), BINS equal-mass bins cut at the training split's deciles:
 
 - the cuts are the deciles' `higher` observations rounded to CUT_DIGITS significant
@@ -19,15 +19,16 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..declaration import CREDIT_CARD_LAYOUT, shown_columns
 from ..errors import PipelineError, printable, printable_names
 from ..files import read_json_file
-from ..schema import INPUT_COLUMNS
 
 BINS = 10
 FORMAT = "fraud-monitor-reference"
@@ -83,35 +84,37 @@ def build_profile(values: np.ndarray, bins: int = BINS) -> Profile:
 @dataclass(frozen=True)
 class Reference:
     """The training data's profiles: one per input column, and the score's."""
-    columns: dict[str, Profile]  # INPUT_COLUMNS order
+    columns: dict[str, Profile]  # the model's input columns, in order
     score: Profile
     rows: int
     bins: int = BINS                 # asked for; a column with ties has fewer
     model_sha256: str | None = None  # the model whose scores made `score`, when known
 
 
-def column_profiles(features: np.ndarray, bins: int = BINS) -> dict[str, Profile]:
-    """The profiles of raw inputs `features` (rows, INPUT_COLUMNS): they do not depend on
+def column_profiles(features: np.ndarray, bins: int = BINS,
+                    names: Sequence[str] = CREDIT_CARD_LAYOUT.inputs) -> dict[str, Profile]:
+    """The profiles of raw inputs `features` (rows, one per name): they do not depend on
     the model, so one set serves the references of several models."""
     features = np.asarray(features, dtype=np.float64)
-    if features.ndim != 2 or features.shape[1] != len(INPUT_COLUMNS):
-        raise ValueError(f"expected (rows, {len(INPUT_COLUMNS)}) features, got "
-                         f"{features.shape}")
-    return {name: build_profile(features[:, i], bins) for i, name in enumerate(INPUT_COLUMNS)}
+    if features.ndim != 2 or features.shape[1] != len(names):
+        raise ValueError(f"expected (rows, {len(names)}) features, got {features.shape}")
+    return {name: build_profile(features[:, i], bins) for i, name in enumerate(names)}
 
 
 def build_reference(features: np.ndarray, scores: np.ndarray,
                     model_sha256: str | None = None, bins: int = BINS,
-                    columns: dict[str, Profile] | None = None) -> Reference:
-    """The reference of raw inputs `features` (rows, INPUT_COLUMNS) and their `scores`;
-    `columns`: column_profiles(features) when already built."""
+                    columns: dict[str, Profile] | None = None,
+                    names: Sequence[str] = CREDIT_CARD_LAYOUT.inputs) -> Reference:
+    """The reference of raw inputs `features` (rows, one per name) and their `scores`;
+    `columns`: column_profiles(features, names) when already built."""
     features = np.asarray(features, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
-    if features.ndim != 2 or features.shape[1] != len(INPUT_COLUMNS) \
+    if features.ndim != 2 or features.shape[1] != len(names) \
             or len(scores) != len(features):
-        raise ValueError(f"expected (rows, {len(INPUT_COLUMNS)}) features and one score per "
+        raise ValueError(f"expected (rows, {len(names)}) features and one score per "
                          f"row, got {features.shape} and {scores.shape}")
-    return Reference(columns=columns if columns is not None else column_profiles(features, bins),
+    return Reference(columns=columns if columns is not None
+                     else column_profiles(features, bins, names),
                      score=build_profile(scores, bins), rows=len(features), bins=bins,
                      model_sha256=model_sha256)
 
@@ -173,8 +176,10 @@ def _parse_profile(data: Any, rows: int, bins: int, label: str, name: str) -> Pr
     return Profile(cuts=cut_array, counts=np.asarray(counts, dtype=np.int64))
 
 
-def reference_from_json(data: Any, label: str) -> Reference:
-    """A Reference from its JSON; anything else is a one-line PipelineError naming `label`.
+def reference_from_json(data: Any, label: str,
+                        inputs: Sequence[str] = CREDIT_CARD_LAYOUT.inputs) -> Reference:
+    """A Reference from its JSON, for a model of `inputs` (its columns, in order); anything
+    else is a one-line PipelineError naming `label`.
     Strict: a reference that would hide drift (no cuts), inflate it (empty training bins)
     or overflow (10^40 rows) is refused, not reported on."""
     if not isinstance(data, dict) or data.get("format") != FORMAT:
@@ -191,21 +196,21 @@ def reference_from_json(data: Any, label: str) -> Reference:
                           f"{printable(rows, 30)}, {printable(bins, 30)}")
     columns = data.get("columns")
     names = list(columns) if isinstance(columns, dict) else []
-    if sorted(names) != sorted(INPUT_COLUMNS):
-        missing = [c for c in INPUT_COLUMNS if c not in names]
-        extra = [c for c in names if c not in INPUT_COLUMNS]
+    if sorted(names) != sorted(inputs):
+        missing = [c for c in inputs if c not in names]
+        extra = [c for c in names if c not in inputs]
         what = (f"missing {printable_names(missing)}" if missing else
                 f"unexpected {printable_names(extra)}" if extra else "repeated")
         raise PipelineError(f"{label}: does not match this model's inputs: its columns are "
-                            f"{what}; expected {', '.join(INPUT_COLUMNS)}")
+                            f"{what}; expected {shown_columns(inputs, 40)}")
     return Reference(
         columns={name: _parse_profile(columns[name], rows, bins, label, name)
-                 for name in INPUT_COLUMNS},
+                 for name in inputs},
         score=_parse_profile(data.get(SCORE), rows, bins, label, SCORE), rows=rows, bins=bins,
         model_sha256=sha)
 
 
-def read_reference(path: Path) -> Reference:
+def read_reference(path: Path, inputs: Sequence[str] = CREDIT_CARD_LAYOUT.inputs) -> Reference:
     """The reference at `path`; a missing, oversized or malformed file is one line."""
     if not path.is_file():
         raise PipelineError(f"{path}: monitoring reference not found; pass --reference "
@@ -218,15 +223,16 @@ def read_reference(path: Path) -> Reference:
     except (ValueError, UnicodeDecodeError, RecursionError) as error:
         raise PipelineError(f"{path}: not valid JSON "
                             f"({printable(str(error) or type(error).__name__, 200)})") from None
-    return reference_from_json(data, str(path))
+    return reference_from_json(data, str(path), inputs)
 
 
-def reference_from_card(card: dict[str, Any], label: str) -> Reference:
+def reference_from_card(card: dict[str, Any], label: str,
+                        inputs: Sequence[str] = CREDIT_CARD_LAYOUT.inputs) -> Reference:
     """The reference the export stage stored in the model card (`CARD_KEY`)."""
     if CARD_KEY not in card:
         raise PipelineError(f"{label}: the model card has no {CARD_KEY!r}; export the model "
                             "again (dvc repro export), or pass --reference REF.json")
-    return reference_from_json(card[CARD_KEY], f"{label} ({CARD_KEY})")
+    return reference_from_json(card[CARD_KEY], f"{label} ({CARD_KEY})", inputs)
 
 
 def check_reference_model(reference: Reference, model_sha256: str, model: str,
@@ -243,7 +249,8 @@ def model_reference_json(reference: Reference, built_from: dict[str, str]) -> di
     return {**reference_to_json(reference), BUILT_FROM: dict(sorted(built_from.items()))}
 
 
-def read_model_reference(path: Path, built_from: dict[str, str], stage: str) -> Reference:
+def read_model_reference(path: Path, built_from: dict[str, str], stage: str,
+                         inputs: Sequence[str] = CREDIT_CARD_LAYOUT.inputs) -> Reference:
     """The reference stage's file for a model, if it was built from exactly `built_from`
     (name -> sha256): else its score bins belong to other weights or calibration."""
     data = read_json_file(path, stage)
@@ -253,4 +260,5 @@ def read_model_reference(path: Path, built_from: dict[str, str], stage: str) -> 
                  if not isinstance(found, dict) or found.get(name) != built_from[name]]
         raise PipelineError(f"{path}: built from another {' and '.join(names) or 'model'} "
                             f"than the one shipped; run the {stage} stage again")
-    return reference_from_json({k: v for k, v in data.items() if k != BUILT_FROM}, str(path))
+    return reference_from_json({k: v for k, v in data.items() if k != BUILT_FROM}, str(path),
+                               inputs)

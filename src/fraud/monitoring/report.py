@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 
 from ..errors import PipelineError, printable
-from ..schema import INPUT_COLUMNS
 from .drift import EMPTY_BIN_SHARE, MAJOR_PSI, MODERATE_PSI, band, psi, psi_noise_floor
 from .estimates import Tally, estimated, realised
 from .profile import SCORE, Reference
@@ -31,9 +30,9 @@ class BatchMonitor:
 
     def add(self, features: np.ndarray, scores: np.ndarray,
             labels: np.ndarray | None = None) -> None:
-        """One chunk: `features` (rows, INPUT_COLUMNS) raw, `scores` the model's
+        """One chunk: `features` (rows, the reference's columns) raw, `scores` the model's
         probabilities, `labels` 0/1 with NaN for a blank (unlabelled) row, or None."""
-        for i, name in enumerate(INPUT_COLUMNS):
+        for i, name in enumerate(self.reference.columns):
             self.counts[name] += self.reference.columns[name].bin_counts(features[:, i])
         self.score_counts += self.reference.score.bin_counts(scores)
         self.all_rows.add(scores, self.threshold)

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..decision import decision_from_card
-from ..errors import PipelineError, printable, printable_names
+from ..declaration import CREDIT_CARD, CREDIT_CARD_LAYOUT, MAX_INPUTS, Layout, shown_columns
+from ..errors import PipelineError, printable
 from ..files import file_sha256
-from .csv_scoring import INPUT_COLUMNS
 
 # A card is ~3 KB; a 1 GB one is not a card (and is not read whole).
 MAX_CARD_BYTES = 1 << 20
@@ -35,12 +35,82 @@ def read_card(path: Path, required: bool) -> dict[str, Any] | None:
     if not isinstance(card, dict):
         raise PipelineError(f"{path}: not a valid model card (expected a JSON object)")
     columns = card.get("input_columns")
-    if columns is not None and columns != INPUT_COLUMNS:
-        raise PipelineError(f"{path}: the model expects the columns {printable(columns)}; this "
-                            f"command sends {printable_names(INPUT_COLUMNS, 3)}")
+    if columns is not None and not (
+            isinstance(columns, list) and 0 < len(columns) <= MAX_INPUTS
+            and all(isinstance(c, str) for c in columns) and len(set(columns)) == len(columns)):
+        raise PipelineError(f"{path}: the card's input_columns ({printable(columns, 60)}) are "
+                            f"not a list of 1 to {MAX_INPUTS:,} distinct column names; export "
+                            "the model again")
     if required:
         decision_from_card(card.get("decision"), card.get("threshold"), str(path))
     return card
+
+
+def scoring_layout(inputs: tuple[str, ...], log_input: str | None,
+                   card: dict[str, Any] | None, card_path: Path) -> Layout:
+    """The columns of a CSV to score: the model's inputs (from its file), and the label,
+    time and ids its card declares (`data`; none without a card). A card whose
+    input_columns are not the model's belongs to another model."""
+    columns = card.get("input_columns") if card else None
+    if columns is not None and columns != list(inputs):
+        raise PipelineError(f"{card_path}: the card's input_columns "
+                            f"({printable(columns, 80)}) are not its model's "
+                            f"({shown_columns(inputs)}); pass the model's own card (--card)")
+    data = card.get("data") if card else None
+    if data is None and list(inputs) == CREDIT_CARD_LAYOUT.inputs:
+        # A card from before the data: section (or none) for the default table's model.
+        data = {"label": CREDIT_CARD.label, "time": CREDIT_CARD.time}
+    data = data if isinstance(data, dict) else {}
+
+    def name(key: str) -> str | None:
+        value = data.get(key)
+        return value if isinstance(value, str) and value else None
+
+    def value(key: str, default: float | str) -> float | str:
+        found = data.get(key, default)
+        return found if isinstance(found, int | float | str) and not isinstance(found, bool) \
+            else default
+
+    ids = data.get("ids")
+    ids = tuple(c for c in ids if isinstance(c, str)) if isinstance(ids, list) else ()
+    numeric = inputs[:-1] if log_input else inputs
+    return Layout(label=name("label") or "", positive=value("positive", 1),
+                  negative=value("negative", 0), time=name("time"), time_format="auto",
+                  ids=ids, entities=(), numeric=tuple(numeric), amount=log_input, drop=())
+
+
+def detector_inputs(path: Path, onnx_model: Any, card: dict[str, Any] | None, card_path: Path
+                    ) -> tuple[tuple[str, ...], str | None]:
+    """The model's raw input columns and its logged one: from the ONNX file's metadata
+    (`onnx_model`: the loaded OnnxModel), or, for a file that records none (a .keras
+    detector, an ONNX file not written by this project), from its card; without a card,
+    the default declaration's (Credit Card Fraud), if the file takes that many columns (a
+    .keras detector's width is checked once it is loaded)."""
+    from .contract import read_detector_metadata
+
+    if onnx_model is not None and "input_columns" in onnx_model.metadata:
+        info = read_detector_metadata(onnx_model.metadata, str(path), "export")
+        if len(info.inputs) != onnx_model.columns:
+            raise PipelineError(f"{path}: names {len(info.inputs)} input columns but takes "
+                                f"{onnx_model.columns}; export it again")
+        return info.inputs, info.log_input
+    columns = card.get("input_columns") if card else None
+    if columns is None and (onnx_model is None
+                            or onnx_model.columns == len(CREDIT_CARD_LAYOUT.inputs)):
+        return tuple(CREDIT_CARD_LAYOUT.inputs), CREDIT_CARD_LAYOUT.amount
+    if not isinstance(columns, list) or not columns \
+            or not all(isinstance(c, str) for c in columns):
+        raise PipelineError(f"{path}: the model file does not record its input columns; "
+                            f"pass its model card (--card; {card_path} is missing or names "
+                            "none), or score the .onnx model the export stage wrote")
+    if onnx_model is not None and len(columns) != onnx_model.columns:
+        raise PipelineError(f"{card_path}: names {len(columns)} input columns, but "
+                            f"{path} takes {onnx_model.columns}; pass the model's own card")
+    standardisation = (card or {}).get("standardisation")
+    features = standardisation.get("features") if isinstance(standardisation, dict) else None
+    logged = isinstance(features, list) and len(features) == len(columns) \
+        and features[-1] != columns[-1]
+    return tuple(columns), columns[-1] if logged else None
 
 
 def require_model(path: Path) -> None:

@@ -5,10 +5,10 @@ stage (which ships one), so that neither imports the other.
 
 The detector takes raw transactions and returns the fraud probability:
 
-    transaction (rows, 29) float64: V1 … V28, Amount, in that order
+    transaction (rows, inputs) float64: the declared inputs (data.numeric, then data.amount)
       → preprocess, in float64:
-          log_amount = log(Amount + eps)                        (clean.eps)
-          features   = [V1 … V28, log_amount]
+          log_amount = log(amount + eps)                        (clean.eps; with an amount)
+          features   = [numeric …, log_amount]
           standardise: (features - mean) / scale                (training split, scaler.json)
           clip to ±clip                                         (scale.clip)
           cast to float32
@@ -30,9 +30,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from ..declaration import CREDIT_CARD_LAYOUT, LOG_PREFIX
 from ..errors import PipelineError
 from ..files import read_json_file
-from ..schema import FEATURES, INPUT_COLUMNS, N_FEATURES
 
 if TYPE_CHECKING:
     import onnx
@@ -46,14 +46,46 @@ MODEL_NAME = "fraud_detector"
 
 @dataclass(frozen=True)
 class ScalerStats:
-    """The training split's standardisation, as the scale stage wrote it (scaler.json)."""
-    mean: np.ndarray   # float64, one per FEATURES entry
+    """The feature specification, as the scale stage wrote it (scaler.json): the raw inputs,
+    which one is logged, and the training split's standardisation of the features."""
+    mean: np.ndarray   # float64, one per feature
     scale: np.ndarray  # float64, > 0
     clip: float
+    # The detector's raw input columns, in order, and the last one if it is logged
+    # (log(x + clean.eps)); the Credit Card Fraud table's unless said.
+    inputs: tuple[str, ...] = tuple(CREDIT_CARD_LAYOUT.inputs)
+    log_input: str | None = CREDIT_CARD_LAYOUT.amount
+
+    @property
+    def features(self) -> list[str]:
+        return features_of(self.inputs, self.log_input)
+
+    @property
+    def n_plain(self) -> int:
+        """The inputs that pass through as they are: all but a logged last one."""
+        return len(self.inputs) - (1 if self.log_input else 0)
 
 
-def _check_stats(label: str, mean: np.ndarray, scale: np.ndarray, fix: str) -> None:
-    n = N_FEATURES
+def features_of(inputs: tuple[str, ...] | list[str], log_input: str | None) -> list[str]:
+    """The model's feature names: the inputs, the logged one renamed `Log <name>`."""
+    names = list(inputs)
+    if log_input is not None:
+        names[-1] = LOG_PREFIX + log_input
+    return names
+
+
+def _check_spec(label: str, inputs: object, log_input: object, fix: str
+                ) -> tuple[tuple[str, ...], str | None]:
+    ok = isinstance(inputs, list) and inputs and all(isinstance(c, str) for c in inputs) \
+        and len(set(inputs)) == len(inputs) \
+        and (log_input is None or (isinstance(log_input, str) and inputs[-1] == log_input))
+    if not ok:
+        raise PipelineError(f"{label}: its input columns are not a list of distinct names "
+                            f"ending with the logged one; {fix}")
+    return tuple(inputs), log_input  # type: ignore[arg-type, return-value]
+
+
+def _check_stats(label: str, mean: np.ndarray, scale: np.ndarray, fix: str, n: int) -> None:
     if mean.shape != (n,) or scale.shape != (n,):
         raise PipelineError(f"{label}: expected {n} means and {n} scales, got "
                             f"{mean.shape[0] if mean.ndim else 0} and "
@@ -66,12 +98,14 @@ def read_scaler(path: str | Path, clip: float) -> ScalerStats:
     """Reads scaler.json; its clip must equal `scale.clip` (else it is stale)."""
     path = Path(path)
     data = read_json_file(path, "scale")
-    if not {"features", "mean", "scale", "clip"} <= set(data):
-        raise PipelineError(f"{path}: expected an object with features, mean, scale and clip; "
-                            "run the scale stage again")
-    if data["features"] != FEATURES:
-        raise PipelineError(f"{path}: features are {data['features']}, expected {FEATURES}; "
-                            "run the scale stage again")
+    if not {"inputs", "log_input", "features", "mean", "scale", "clip"} <= set(data):
+        raise PipelineError(f"{path}: expected an object with inputs, log_input, features, mean, "
+                            "scale and clip; run the scale stage again")
+    inputs, log_input = _check_spec(str(path), data["inputs"], data["log_input"],
+                                    "run the scale stage again")
+    if data["features"] != features_of(inputs, log_input):
+        raise PipelineError(f"{path}: features are {data['features']}, expected "
+                            f"{features_of(inputs, log_input)}; run the scale stage again")
     try:
         mean = np.asarray(data["mean"], dtype=np.float64)
         scale = np.asarray(data["scale"], dtype=np.float64)
@@ -79,11 +113,11 @@ def read_scaler(path: str | Path, clip: float) -> ScalerStats:
     except (TypeError, ValueError):
         raise PipelineError(f"{path}: mean, scale and clip must be numbers; run the scale "
                             "stage again") from None
-    _check_stats(str(path), mean, scale, "run the scale stage again")
+    _check_stats(str(path), mean, scale, "run the scale stage again", len(inputs))
     if stored_clip != clip:
         raise PipelineError(f"{path}: written with clip {stored_clip:g}, but scale.clip is "
                             f"{clip:g}; run the scale stage again (dvc repro)")
-    return ScalerStats(mean=mean, scale=scale, clip=clip)
+    return ScalerStats(mean=mean, scale=scale, clip=clip, inputs=inputs, log_input=log_input)
 
 
 # --- what the `.onnx` detector carries about itself (ONNX metadata_props: strings) -----------
@@ -91,6 +125,8 @@ def read_scaler(path: str | Path, clip: float) -> ScalerStats:
 @dataclass(frozen=True)
 class DetectorInfo:
     strategy: str
+    inputs: tuple[str, ...]    # its raw input columns, in order
+    log_input: str | None      # the last input, logged, or None
     eps: float
     clip: float
     mean: np.ndarray
@@ -98,12 +134,17 @@ class DetectorInfo:
     keras_sha256: str          # the `.keras` detector written with it, by the same train run
     versions: dict[str, str]   # the libraries that wrote it
 
+    def stats(self) -> ScalerStats:
+        return ScalerStats(mean=self.mean, scale=self.scale, clip=self.clip,
+                           inputs=self.inputs, log_input=self.log_input)
+
 
 def detector_metadata(strategy: str, stats: ScalerStats, eps: float, keras_sha256: str,
                       versions: dict[str, str]) -> dict[str, str]:
     """The `.onnx` detector's metadata (JSON strings; floats round-trip exactly)."""
     return {"model_name": MODEL_NAME, "strategy": strategy,
-            "input_columns": json.dumps(INPUT_COLUMNS), "eps": json.dumps(float(eps)),
+            "input_columns": json.dumps(list(stats.inputs)),
+            "log_input": json.dumps(stats.log_input), "eps": json.dumps(float(eps)),
             "clip": json.dumps(float(stats.clip)),
             "mean": json.dumps([float(v) for v in stats.mean]),
             "scale": json.dumps([float(v) for v in stats.scale]),
@@ -114,9 +155,11 @@ def read_detector_metadata(metadata: dict[str, str], label: str, stage: str) -> 
     """Parses `detector_metadata`; anything missing or malformed means a stale or foreign file."""
     fix = f"run the {stage} stage again"
     try:
-        columns = json.loads(metadata["input_columns"])
+        inputs, log_input = _check_spec(label, json.loads(metadata["input_columns"]),
+                                        json.loads(metadata["log_input"]), fix)
         info = DetectorInfo(
-            strategy=metadata["strategy"], eps=float(json.loads(metadata["eps"])),
+            strategy=metadata["strategy"], inputs=inputs, log_input=log_input,
+            eps=float(json.loads(metadata["eps"])),
             clip=float(json.loads(metadata["clip"])),
             mean=np.asarray(json.loads(metadata["mean"]), dtype=np.float64),
             scale=np.asarray(json.loads(metadata["scale"]), dtype=np.float64),
@@ -126,10 +169,7 @@ def read_detector_metadata(metadata: dict[str, str], label: str, stage: str) -> 
         raise PipelineError(f"{label}: not a fraud detector written by train_baseline, "
                             f"train_weighted or train_resampled (metadata: "
                             f"{type(error).__name__} {error}); {fix}") from None
-    if columns != INPUT_COLUMNS:
-        raise PipelineError(f"{label}: takes the columns {columns}, expected {INPUT_COLUMNS}; "
-                            f"{fix}")
-    _check_stats(label, info.mean, info.scale, fix)
+    _check_stats(label, info.mean, info.scale, fix, len(inputs))
     return info
 
 

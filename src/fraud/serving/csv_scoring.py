@@ -23,9 +23,9 @@ import numpy as np
 
 from ..data.rawcsv import STDIN_LABEL, STDIO, OpenedCsv, open_csv, read_frames
 from ..decision import Decision
+from ..declaration import CREDIT_CARD_LAYOUT, Layout
 from ..errors import PipelineError
 from ..schema import (
-    LABEL,
     check_header,
     printable,
     printable_names,
@@ -33,15 +33,19 @@ from ..schema import (
 )
 
 __all__ = ["STDIN_LABEL", "STDIO"]  # re-exported: predict's names for stdin/stdout
-# The exported model's input columns, in order, and the name of its preprocessing part
-# (defined in schema.py, which the train stages depend on; predict imports them from here).
-from ..schema import INPUT_COLUMNS, PREPROCESS_NAME  # noqa: F401
+# The name of the exported model's preprocessing part (defined in schema.py, which the train
+# stages depend on; predict imports it from here).
+from ..schema import PREPROCESS_NAME  # noqa: F401
 
-TIME = "Time"
-# Accepted in the input: Time is ignored (not an input of the model, its values are not
-# checked); Class, if present, is checked like clean checks it (0 or 1, or blank for an
-# unlabelled row) and copied to the output so users can compare, never used for scoring.
-OPTIONAL_COLUMNS = (TIME, LABEL)
+
+def optional_columns(layout: Layout) -> tuple[str, ...]:
+    """Accepted in the input besides the model's: the time is ignored (not an input of the
+    model, its values are not checked); the label, if present, is checked as clean checks it
+    (or blank for an unlabelled row) and copied to the output as 0 / 1 so users can compare,
+    never used for scoring."""
+    return tuple(c for c in (layout.time, layout.label) if c)
+
+
 OUTPUT_COLUMNS = ["probability", "flagged"]
 # Rows read at a time: memory grows with the chunk (the real file with the ONNX model:
 # 20,000 rows 219 MB, 50,000 271 MB, 100,000 286 MB; a 10x file at 100,000: ~320 MB) and
@@ -63,29 +67,39 @@ class OpenedInput:
     columns: list[str]      # the header's column names
     id_columns: list[str]   # key columns copied to the output, in the order asked
     close: Callable[[], None]
+    layout: Layout          # the model's inputs, the label and time names (the card's data)
+
+    @property
+    def has_label(self) -> bool:
+        return self.layout.label in self.columns
 
 
 def open_input(source: str | Path, stdin: BinaryIO | None = None,
-               id_columns: Sequence[str] = ()) -> OpenedInput:
+               id_columns: Sequence[str] = (), layout: Layout = CREDIT_CARD_LAYOUT
+               ) -> OpenedInput:
     """Opens a CSV (plain or gzip, told by its magic bytes, not its name; `-` = stdin) and
     checks what can be checked before reading rows: not empty, not HTML, the header's
-    columns (key columns named by `id_columns` are allowed, and copied to the output)."""
+    columns. Key columns named by `id_columns` are allowed and copied to the output, and so
+    are the declared ids (data.ids) that the header has, first."""
     opened = open_csv(source, stdin)
     try:
-        check_id_columns(opened.label, opened.columns, id_columns)
+        declared = [c for c in layout.ids if c in opened.columns and c not in id_columns]
+        id_columns = [*declared, *id_columns]
+        check_id_columns(opened.label, opened.columns, id_columns, layout)
         check_header(Path(opened.label), [c for c in opened.columns if c not in id_columns],
-                     INPUT_COLUMNS, OPTIONAL_COLUMNS, extra_hint=ID_HINT)
+                     layout.inputs, optional_columns(layout), extra_hint=ID_HINT)
     except BaseException:
         opened.close()
         raise
     return OpenedInput(label=opened.label, csv=opened, columns=opened.columns,
-                       id_columns=list(id_columns), close=opened.close)
+                       id_columns=list(id_columns), close=opened.close, layout=layout)
 
 
-def check_id_columns(label: str, columns: list[str], id_columns: Sequence[str]) -> None:
+def check_id_columns(label: str, columns: list[str], id_columns: Sequence[str],
+                     layout: Layout) -> None:
     """Key columns must be in the header, named once, and not be what predict reads."""
     for name in id_columns:
-        if name in (*INPUT_COLUMNS, LABEL):
+        if name in (*layout.inputs, layout.label):
             raise PipelineError(f"--id-column {printable(name)}: the model reads it, or it is "
                                 "copied anyway; a key column is another one (an ID)")
         if list(id_columns).count(name) > 1:
@@ -131,36 +145,36 @@ def check_not_an_input(output: str | Path, inputs: dict[str, str | Path | None])
 @dataclass
 class Chunk:
     first_line: int                 # file line of the first row (the header is line 1)
-    features: np.ndarray            # (rows, 29) float64, INPUT_COLUMNS order
-    labels: np.ndarray | None       # 0.0 / 1.0, NaN when blank (unlabelled); None: no Class
+    features: np.ndarray            # (rows, inputs) float64, the model's input order
+    labels: np.ndarray | None       # 0.0 / 1.0, NaN when blank (unlabelled); None: no label
     keys: list[np.ndarray]          # the key columns' cells as text, in --id-column order
 
 
 def _read_options(opened: OpenedInput) -> dict[str, object]:
-    """Only the columns predict uses are converted; keys and Class are read as text."""
-    has_label = LABEL in opened.columns
-    text = [*opened.id_columns, *([LABEL] if has_label else [])]
-    na_values: dict[str, list[str]] = dict.fromkeys(INPUT_COLUMNS, NA_STRINGS)
-    if has_label:
-        na_values[LABEL] = [""]
-    return {"usecols": [*INPUT_COLUMNS, *text], "dtype": dict.fromkeys(text, str),
+    """Only the columns predict uses are converted; keys and the label are read as text."""
+    label, inputs = opened.layout.label, opened.layout.inputs
+    text = [*opened.id_columns, *([label] if opened.has_label else [])]
+    na_values: dict[str, list[str]] = dict.fromkeys(inputs, NA_STRINGS)
+    if opened.has_label:
+        na_values[label] = [""]
+    return {"usecols": [*inputs, *text], "dtype": dict.fromkeys(text, str),
             "keep_default_na": False, "na_values": na_values}
 
 
 def read_chunks(opened: OpenedInput, chunk_size: int = DEFAULT_CHUNK_ROWS) -> Iterator[Chunk]:
     """Validated chunks of raw rows; errors name the input, the absolute line and column."""
-    label = Path(opened.label)
-    has_label = LABEL in opened.columns
-    checked = [*INPUT_COLUMNS, *([LABEL] if has_label else [])]
+    label, layout, has_label = Path(opened.label), opened.layout, opened.has_label
+    checked = [*layout.inputs, *([layout.label] if has_label else [])]
     line = 2
     for frame in read_frames(opened.csv, chunk_size, **_read_options(opened)):
         if frame.empty:
             continue
         valid = validate_raw_frame(label, frame[checked].copy(), first_line=line,
-                                   require_label=has_label, blank_labels=True)
+                                   require_label=has_label, blank_labels=True, layout=layout)
         yield Chunk(first_line=line,
-                    features=valid[INPUT_COLUMNS].to_numpy(dtype=np.float64),
-                    labels=valid[LABEL].to_numpy(dtype=np.float64) if has_label else None,
+                    features=valid[layout.inputs].to_numpy(dtype=np.float64),
+                    labels=(valid[layout.label].to_numpy(dtype=np.float64) if has_label
+                            else None),
                     keys=[frame[name].to_numpy(dtype=object) for name in opened.id_columns])
         line += len(frame)
     if line == 2:
@@ -187,7 +201,7 @@ def format_rows(probabilities: np.ndarray, decision: Decision | float, features:
     own output is; enough digits for a reader); `flagged` is decided on the model's float64
     value by `decision` (a number: flag when probability >= it), so a calibrated float64
     probability just above a threshold is not rounded onto it. Key columns come first,
-    copied; a blank Class stays blank; `extra` columns come last.
+    copied; a blank label stays blank; `extra` columns come last.
     """
     decision = decision if isinstance(decision, Decision) else Decision(threshold=decision)
     exact = np.asarray(probabilities, dtype=np.float64).reshape(-1)
@@ -204,9 +218,10 @@ def format_rows(probabilities: np.ndarray, decision: Decision | float, features:
     return (text + "\n" if len(exact) else ""), int(flagged.sum())
 
 
-def header_line(has_label: bool, id_columns: Sequence[str] = (),
+def header_line(label: str | None, id_columns: Sequence[str] = (),
                 extra_names: Sequence[str] = ()) -> str:
-    names = [*id_columns, *OUTPUT_COLUMNS, *([LABEL] if has_label else []), *extra_names]
+    """The scores' header; `label` is the label column's name when the input has one."""
+    names = [*id_columns, *OUTPUT_COLUMNS, *([label] if label else []), *extra_names]
     return ",".join(_csv_cells(np.array(names, dtype=object))) + "\n"
 
 
@@ -240,7 +255,7 @@ def score(opened: OpenedInput, out: TextIO, predict: Callable[[np.ndarray], np.n
           decision: Decision | float, chunk_size: int = DEFAULT_CHUNK_ROWS,
           explain: Explain | None = None) -> ScoreSummary:
     """Reads, validates, scores and writes chunk by chunk: one output row per input row, in
-    order. `predict` maps a (rows, 29) float64 array to (rows,) probabilities; `decision`
+    order. `predict` maps a (rows, inputs) float64 array to (rows,) probabilities; `decision`
     flags them (a number: the threshold); `explain`, if given, adds its columns for the rows
     it selects (explain.py ReasonColumns)."""
     decision = decision if isinstance(decision, Decision) else Decision(threshold=decision)
@@ -252,7 +267,8 @@ def score(opened: OpenedInput, out: TextIO, predict: Callable[[np.ndarray], np.n
             raise RuntimeError(f"the model returned {len(probabilities)} probabilities for "
                                f"{len(chunk.features)} rows")
         if rows == 0:
-            out.write(header_line(chunk.labels is not None, opened.id_columns,
+            out.write(header_line(opened.layout.label if chunk.labels is not None else None,
+                                  opened.id_columns,
                                   explain.names if explain else ()))
         extra = functools.partial(explain, chunk.features) if explain else None
         text, count = format_rows(probabilities, decision, chunk.features, chunk.labels,

@@ -41,8 +41,9 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from ..declaration import shown_columns
 from ..errors import PipelineError
-from ..schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME, V_COLUMNS
+from ..schema import PREPROCESS_NAME
 from ..training.network import keras, tf
 from .contract import (
     INPUT_DTYPE,
@@ -60,11 +61,11 @@ from .preprocess_graph import OPSET, ROWS, preprocess_graph
 NETWORK_NAME = "fraud_classifier"
 
 
-def check_network(network: keras.Model, label: str | Path) -> None:
-    """The trained network must take the 29 scaled features and return one probability."""
+def check_network(network: keras.Model, label: str | Path, n_features: int) -> None:
+    """The trained network must take the scaled features and return one probability."""
     inputs, outputs = network.inputs, network.outputs
-    if len(inputs) != 1 or tuple(inputs[0].shape) != (None, N_FEATURES):
-        raise PipelineError(f"{label}: expected a model with one (rows, {N_FEATURES}) input, "
+    if len(inputs) != 1 or tuple(inputs[0].shape) != (None, n_features):
+        raise PipelineError(f"{label}: expected a model with one (rows, {n_features}) input, "
                             f"got {[tuple(t.shape) for t in inputs]}; run the train stages again")
     if len(outputs) != 1 or tuple(outputs[0].shape) != (None, 1):
         raise PipelineError(f"{label}: expected a model with one (rows, 1) output, got "
@@ -83,16 +84,19 @@ def _name(tensor: Any, name: str) -> Any:
 
 
 def build_preprocess(stats: ScalerStats, eps: float) -> keras.Model:
-    """Raw (rows, 29) float64 V1…V28, Amount → the (rows, 29) float32 features the network
-    was trained on, with the pipeline's arithmetic (clean, then scale) in float64."""
+    """Raw (rows, inputs) float64 → the float32 features the network was trained on, with
+    the pipeline's arithmetic (clean, then scale) in float64 (preprocess_graph.py's twin)."""
     from keras import ops
 
-    raw = keras.Input(shape=(len(INPUT_COLUMNS),), dtype=INPUT_DTYPE, name="raw")
-    v = _name(raw[:, :len(V_COLUMNS)], "v1_v28")
-    amount = _name(raw[:, len(V_COLUMNS):], "amount")
-    shifted = _name(ops.add(amount, float(eps)), "amount_plus_eps")
-    log_amount = _name(ops.log(shifted), "log_amount")
-    features = _name(ops.concatenate([v, log_amount], axis=1), "features")
+    raw = keras.Input(shape=(len(stats.inputs),), dtype=INPUT_DTYPE, name="raw")
+    if stats.log_input is not None:
+        v = _name(raw[:, :stats.n_plain], "v1_v28")
+        amount = _name(raw[:, stats.n_plain:], "amount")
+        shifted = _name(ops.add(amount, float(eps)), "amount_plus_eps")
+        log_amount = _name(ops.log(shifted), "log_amount")
+        features = _name(ops.concatenate([v, log_amount], axis=1), "features")
+    else:
+        features = raw
     centred = _name(ops.subtract(features, stats.mean), "standardise_centre")
     standardised = _name(ops.divide(centred, stats.scale), "standardise_scale")
     clipped = _name(ops.clip(standardised, -float(stats.clip), float(stats.clip)), "clip")
@@ -103,7 +107,7 @@ def build_preprocess(stats: ScalerStats, eps: float) -> keras.Model:
 def build_detector(network: keras.Model, stats: ScalerStats, eps: float) -> keras.Model:
     """transaction → preprocess → the network's layers (weights shared, not copied)."""
     preprocess = build_preprocess(stats, eps)
-    raw = keras.Input(shape=(len(INPUT_COLUMNS),), dtype=INPUT_DTYPE, name=INPUT_NAME)
+    raw = keras.Input(shape=(len(stats.inputs),), dtype=INPUT_DTYPE, name=INPUT_NAME)
     x = preprocess(raw)
     for layer in network.layers:
         x = layer(x)
@@ -170,7 +174,8 @@ def canonical(model: onnx.ModelProto, graph_name: str, metadata: dict[str, str],
 
 def network_to_onnx(network: keras.Model, strategy: str) -> onnx.ModelProto:
     """The trained network (scaled float32 features in, probability out) as ONNX."""
-    signature = [tf.TensorSpec((None, N_FEATURES), tf.float32, name=NETWORK_INPUT)]
+    n_features = int(network.inputs[0].shape[1])
+    signature = [tf.TensorSpec((None, n_features), tf.float32, name=NETWORK_INPUT)]
     # tf2onnx logs its versions and optimiser passes at INFO in the stage's output: not ours.
     logging.getLogger("tf2onnx").setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as folder, warnings.catch_warnings():
@@ -181,16 +186,16 @@ def network_to_onnx(network: keras.Model, strategy: str) -> onnx.ModelProto:
                        opset_version=OPSET)
         converted = onnx.load(path)
     return canonical(converted, NETWORK_NAME, {"strategy": strategy},
-                     "the trained network: 29 scaled, clipped float32 features in "
+                     f"the trained network: {n_features} scaled, clipped float32 features in "
                      "(as the scale stage writes them), fraud probability out")
 
 
 def detector_onnx(network: onnx.ModelProto, stats: ScalerStats, eps: float,
                   metadata: dict[str, str]) -> onnx.ModelProto:
-    """transaction (rows, 29) float64 → preprocess → the network → probability (rows, 1)."""
+    """transaction (rows, inputs) float64 → preprocess → the network → probability (rows, 1)."""
     nodes, constants = preprocess_graph(stats, eps, NETWORK_INPUT)
     transaction = helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE,
-                                                [ROWS, len(INPUT_COLUMNS)])
+                                                [ROWS, len(stats.inputs)])
     graph = helper.make_graph([*nodes, *network.graph.node], MODEL_NAME, [transaction],
                               list(network.graph.output),
                               initializer=[*constants, *network.graph.initializer])
@@ -198,8 +203,9 @@ def detector_onnx(network: onnx.ModelProto, stats: ScalerStats, eps: float,
                               ir_version=network.ir_version,
                               producer_name=network.producer_name,
                               producer_version=network.producer_version,
-                              doc_string="fraud detector: raw V1..V28, Amount (float64) in, "
-                                         "fraud probability out; see the model card")
+                              doc_string=f"fraud detector: raw {shown_columns(stats.inputs)} "
+                                         "(float64) in, fraud probability out; see the model "
+                                         "card")
     for key, value in sorted(metadata.items()):
         model.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(model, full_check=True)
@@ -215,7 +221,7 @@ def save_all(network: keras.Model, strategy: str, stats: ScalerStats, eps: float
     from ..training.network import save_model
     from .contract import detector_metadata
 
-    check_network(network, f"the {strategy} network")
+    check_network(network, f"the {strategy} network", len(stats.inputs))
     network_onnx = network_to_onnx(network, strategy)
     save_onnx(network_onnx, network_onnx_path)
     save_model(build_detector(network, stats, eps), detector_path)

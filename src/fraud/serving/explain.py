@@ -1,7 +1,7 @@
 """Reason codes: which raw columns pushed a row's score up, in the model's logit (log-odds).
 
 Every explainer returns `Attributions`: per row, one contribution per raw input column
-(INPUT_COLUMNS: V1 … V28, Amount) and a base value, with
+(the detector's inputs, in order) and a base value, with
 
     base + sum(contributions) == the model's logit        (to float64 rounding, ~1e-12)
 
@@ -9,11 +9,11 @@ Calibration maps the logit monotonically to the shipped probability, so reasons 
 for the logit: they rank and sign the same way for the calibrated score.
 
 The baseline is the training split's mean of each model feature (the scaler's `mean`): the
-standardised point 0, i.e. V_j = mean_j and Amount = exp(mean of log(Amount + eps)) - eps.
+standardised point 0, i.e. x_j = mean_j and amount = exp(mean of log(amount + eps)) - eps.
 
 - Networks (Dense(16, relu) → Dense(1)): integrated gradients, computed exactly rather than by
   a Riemann sum. The path is the straight line from the baseline to the row in the
-  standardised space BEFORE clipping (the raw columns, Amount on the log scale the model
+  standardised space BEFORE clipping (the raw columns, the amount on the log scale the model
   reads). Plain gradients are zero wherever a feature is clipped at ±scale.clip, as 97 % of
   flagged frauds have at least one feature; the path starts inside the clip range, so a
   clipped feature still gets the credit for the stretch where it moved the score. Along the
@@ -47,22 +47,24 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from ..declaration import CREDIT_CARD_LAYOUT
 from ..errors import PipelineError
-from ..schema import INPUT_COLUMNS, V_COLUMNS
-from .contract import NETWORK_INPUT, read_detector_metadata
+from .contract import NETWORK_INPUT, ScalerStats, read_detector_metadata
 
 # Rows explained at a time by the network explainer: each row holds ~1,000 path pieces of 29
-# features (~0.25 MB per array), so 32 rows keep the working set near 40 MB.
+# features on the Credit Card Fraud data (~0.25 MB per array), so 32 rows keep the working
+# set near 40 MB.
 IG_BLOCK_ROWS = 32
 REASON = "reason"
 CONTRIBUTION = "contribution"
-# 0! … 29!: the Shapley weights of coalitions of up to all 29 columns.
-_FACTORIALS = np.array([math.factorial(i) for i in range(len(INPUT_COLUMNS) + 1)], np.float64)
+# 0! … 170!: the Shapley weights of coalitions of up to 170 columns (171! overflows float64;
+# a coalition holds the distinct columns split on along one path of one tree).
+_FACTORIALS = np.array([math.factorial(i) for i in range(171)], np.float64)
 
 
 @dataclass(frozen=True)
 class Attributions:
-    contributions: np.ndarray  # (rows, 29) float64, logit units, INPUT_COLUMNS order
+    contributions: np.ndarray  # (rows, inputs) float64, logit units, the inputs' order
     base: float                # the logit at the baseline (same for every row)
     logit: np.ndarray          # (rows,) the model's logit, as the explainer computes it
 
@@ -78,16 +80,28 @@ class Preprocess:
     scale: np.ndarray
     clip: float
     eps: float
+    logged: bool = True  # the last input is the amount, read as log(amount + eps)
+
+    @classmethod
+    def of(cls, stats: ScalerStats, eps: float) -> Preprocess:
+        return cls(stats.mean, stats.scale, stats.clip, eps, stats.log_input is not None)
+
+    @property
+    def width(self) -> int:
+        return len(self.mean)
 
     def standardise(self, raw: np.ndarray) -> np.ndarray:
-        """(rows, 29) raw → standardised features before clipping, float64."""
+        """(rows, inputs) raw → standardised features before clipping, float64."""
         raw = np.asarray(raw, dtype=np.float64)
-        n_v = len(V_COLUMNS)
-        features = np.concatenate([raw[:, :n_v], np.log(raw[:, n_v:] + self.eps)], axis=1)
-        return (features - self.mean) / self.scale
+        if self.logged:
+            n_plain = self.width - 1
+            raw = np.concatenate([raw[:, :n_plain], np.log(raw[:, n_plain:] + self.eps)], axis=1)
+        return (raw - self.mean) / self.scale
 
     def baseline_raw(self) -> np.ndarray:
-        """The baseline as a raw row (1, 29): the training means of the model's features."""
+        """The baseline as a raw row (1, inputs): the training means of the model's features."""
+        if not self.logged:
+            return self.mean[None, :].copy()
         return np.append(self.mean[:-1], np.exp(self.mean[-1]) - self.eps)[None, :]
 
     def features(self, raw: np.ndarray) -> np.ndarray:
@@ -116,12 +130,12 @@ class NetworkExplainer:
         parts = [self.integrated_gradients(standardised[start:start + IG_BLOCK_ROWS])
                  for start in range(0, len(standardised), IG_BLOCK_ROWS)]
         contributions = (np.concatenate(parts) if parts
-                         else np.empty((0, len(INPUT_COLUMNS))))
-        base = float(self.logit_of_standardised(np.zeros((1, len(INPUT_COLUMNS))))[0])
+                         else np.empty((0, self.preprocess.width)))
+        base = float(self.logit_of_standardised(np.zeros((1, self.preprocess.width)))[0])
         return Attributions(contributions, base, self.logit_of_standardised(standardised))
 
     def _hidden(self, points: np.ndarray) -> np.ndarray:
-        """Hidden pre-activations at points (..., 29) of the standardised space."""
+        """Hidden pre-activations at points (..., inputs) of the standardised space."""
         clipped = np.clip(points, -self.preprocess.clip, self.preprocess.clip)
         return clipped @ self.hidden_weights + self.hidden_bias
 
@@ -478,7 +492,7 @@ def explainer_from_onnx(model: Any, label: str) -> Explainer:
     """The explainer of a detector written by this project (network or peer), from the file
     alone: the preprocessing from its metadata, the weights from its initializers."""
     info = read_detector_metadata({p.key: p.value for p in model.metadata_props}, label, "export")
-    preprocess = Preprocess(info.mean, info.scale, info.clip, info.eps)
+    preprocess = Preprocess.of(info.stats(), info.eps)
     trees = [node for node in model.graph.node if node.op_type == "TreeEnsemble"]
     weights = _initializers(model)
     if trees:
@@ -503,7 +517,7 @@ def reason_names(k: int) -> list[str]:
 
 def top_reasons(contributions: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Per row, the k columns with the largest signed contribution (pushing the logit up
-    most), largest first: their indices in INPUT_COLUMNS and their contributions."""
+    most), largest first: their indices among the inputs and their contributions."""
     order = np.argsort(-contributions, axis=1, kind="stable")[:, :k]
     return order, np.take_along_axis(contributions, order, axis=1)
 
@@ -515,6 +529,7 @@ class ReasonColumns:
     explainer: Explainer
     k: int
     every_row: bool = False
+    columns: Sequence[str] = tuple(CREDIT_CARD_LAYOUT.inputs)  # the detector's, in order
 
     @property
     def names(self) -> list[str]:
@@ -525,14 +540,15 @@ class ReasonColumns:
         columns = [np.full(len(raw), "", dtype=object) for _ in range(2 * self.k)]
         if len(rows):
             order, values = top_reasons(self.explainer(raw[rows]).contributions, self.k)
-            names = np.array(INPUT_COLUMNS, dtype=object)
+            names = np.array(list(self.columns), dtype=object)
             for i in range(self.k):
                 columns[2 * i][rows] = names[order[:, i]]
                 columns[2 * i + 1][rows] = [f"{v:.6g}" for v in values[:, i]]
         return columns
 
 
-def global_importance(contributions: np.ndarray, labels: np.ndarray
+def global_importance(contributions: np.ndarray, labels: np.ndarray,
+                      columns: Sequence[str] = CREDIT_CARD_LAYOUT.inputs
                       ) -> dict[str, dict[str, float]]:
     """Mean |contribution| per raw column over all rows and over the frauds (labels == 1),
     in logit units: how much each column moves this model's scores, on average."""
@@ -540,6 +556,5 @@ def global_importance(contributions: np.ndarray, labels: np.ndarray
     frauds = np.asarray(labels) == 1
     result = {"all": contributions.mean(axis=0) if len(contributions) else None,
               "frauds": contributions[frauds].mean(axis=0) if frauds.any() else None}
-    return {subset: ({} if means is None else dict(zip(INPUT_COLUMNS, map(float, means),
-                                                       strict=True)))
+    return {subset: ({} if means is None else dict(zip(columns, map(float, means), strict=True)))
             for subset, means in result.items()}

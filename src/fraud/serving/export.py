@@ -21,23 +21,31 @@ import numpy as np
 
 from ..calibrator import Calibrator
 from ..decision import EXPECTED_COST, Decision, expected_cost_threshold
+from ..declaration import CREDIT_CARD, DataDeclaration
 from ..errors import PipelineError
 from ..files import file_sha256, read_json_file
 from ..models import MODELS, STRATEGY_ALIASES, TRAIN_STAGES
 from ..monitoring.profile import CARD_KEY, Reference, reference_to_json
 from ..params import EvaluateParams
-from ..schema import FEATURES, INPUT_COLUMNS
 from .contract import INPUT_DTYPE, INPUT_NAME, OUTPUT_NAME, DetectorInfo
 
-PREPROCESSING_STEPS = [
-    "Log Amount = log(Amount + eps)",
-    "features = [V1, ..., V28, Log Amount]",
+COMMON_STEPS = [
     "standardised = (features - mean) / scale  (statistics of the training split)",
     "clipped = clip(standardised, -clip, clip)",
     "cast to float32 (as the pipeline stores the features), then the model's logit",
     "calibrated logit = the calibration's increasing polyline of the logit (float64)",
     "probability = 1 / (1 + exp(-calibrated logit))  (float64)",
 ]
+
+
+def preprocessing_steps(info: DetectorInfo) -> list[str]:
+    """The card's recipe, from the detector's own inputs: what to compute by hand."""
+    features = info.stats().features
+    shown = f"{features[0]}, ..., {features[-2]}, {features[-1]}" if len(features) > 4 \
+        else ", ".join(features)
+    logged = info.log_input
+    first = [f"{features[-1]} = log({logged} + eps)"] if logged else []
+    return [*first, f"features = [{shown}]", *COMMON_STEPS]
 PREDICT_COMMAND = ("fraud predict models/fraud_detector.onnx transactions.csv "
                    "-o scores.csv")
 MONITOR_COMMAND = "fraud monitor models/fraud_detector.onnx batch.csv"
@@ -152,41 +160,58 @@ def calibration_card(calibrator: Calibrator, metrics: dict[str, Any],
                            if figure(k) and k.startswith("val_")}}
 
 
-USAGE = {
-    "input": (f"a float64 array of shape (rows, {len(INPUT_COLUMNS)}): the columns of "
-              "input_columns in that order, raw values as in creditcard.csv (Amount in "
-              "currency units, not logged or scaled). Time and Class are not inputs."),
-    "output": "a float64 array of shape (rows, 1): the calibrated probability that each row "
-              "is fraud",
-    "decide": "see `decision`: flag a row when its rule holds (decide on the float64 "
-              "probability, not a rounded one)",
-    "onnx_load": "import onnxruntime as ort; session = ort.InferenceSession("
-                 "'fraud_detector.onnx', providers=['CPUExecutionProvider'])  # no TensorFlow",
-    "onnx_predict": f"probability = session.run(['{OUTPUT_NAME}'], {{'{INPUT_NAME}': "
-                    "x.astype('float64')})[0][:, 0]  # in batches of ~65,536 rows",
-    "onnx_other_languages": f"ONNX Runtime for Java, C#, C++ or JavaScript: feed one float64 "
-                            f"tensor '{INPUT_NAME}' of shape [rows, {len(INPUT_COLUMNS)}], read "
-                            f"the float64 tensor '{OUTPUT_NAME}' of shape [rows, 1]",
-    "command_line": PREDICT_COMMAND + "  # CSV or CSV.gz in, probability and flagged out",
-    "monitor": MONITOR_COMMAND + "  # drift and label-free estimates against "
-               f"{CARD_KEY}",
-}
+def usage(info: DetectorInfo, data: DataDeclaration) -> dict[str, str]:
+    """How to score with the file, in Python, other languages and on the command line."""
+    width = len(info.inputs)
+    amount = f"{info.log_input} in currency units, not logged or scaled" if info.log_input \
+        else "not scaled"
+    others = [c for c in (data.time, data.label) if c]
+    return {
+        "input": (f"a float64 array of shape (rows, {width}): the columns of input_columns in "
+                  f"that order, raw values as in the training table ({amount})."
+                  + (f" {' and '.join(others)} {'are' if len(others) > 1 else 'is'} not "
+                     f"{'inputs' if len(others) > 1 else 'an input'}." if others else "")),
+        "output": "a float64 array of shape (rows, 1): the calibrated probability that each "
+                  "row is fraud",
+        "decide": "see `decision`: flag a row when its rule holds (decide on the float64 "
+                  "probability, not a rounded one)",
+        "onnx_load": "import onnxruntime as ort; session = ort.InferenceSession("
+                     "'fraud_detector.onnx', providers=['CPUExecutionProvider'])  # no TensorFlow",
+        "onnx_predict": f"probability = session.run(['{OUTPUT_NAME}'], {{'{INPUT_NAME}': "
+                        "x.astype('float64')})[0][:, 0]  # in batches of ~65,536 rows",
+        "onnx_other_languages": f"ONNX Runtime for Java, C#, C++ or JavaScript: feed one "
+                                f"float64 tensor '{INPUT_NAME}' of shape [rows, {width}], read "
+                                f"the float64 tensor '{OUTPUT_NAME}' of shape [rows, 1]",
+        "command_line": PREDICT_COMMAND + "  # CSV or CSV.gz in, probability and flagged out",
+        "monitor": MONITOR_COMMAND + "  # drift and label-free estimates against "
+                   f"{CARD_KEY}",
+    }
+
+
+def data_card(data: DataDeclaration) -> dict[str, Any]:
+    """The card's `data`: the columns of a scored CSV besides the inputs (predict accepts
+    the time and the label, and copies the ids to the scores)."""
+    return {"label": data.label, "positive": data.positive, "negative": data.negative,
+            "time": data.time, "ids": list(data.ids)}
 
 
 def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
                shipped: tuple[str, str], sources: dict[str, tuple[str, str]],
                calibration: dict[str, Any], decision: Decision,
                raw_csv: str | Path, raw_sha256: str, reference: Reference,
-               importance: dict[str, Any]) -> dict[str, Any]:
+               importance: dict[str, Any], data: DataDeclaration = CREDIT_CARD
+               ) -> dict[str, Any]:
     """The JSON card beside the model: what it is, what it was trained on, how it is
     calibrated, how to use it.
 
     `shipped`: (file name, sha256) of the calibrated `.onnx`; `sources`: what it was built
     from, name -> (path, sha256): the model's detector (from its train_* stage) and evaluate_model's
     calibrator. `reference`: the training split's profile for monitoring (monitoring/);
-    `importance`: the model's top features (evaluation/importance.py). Deterministic (no
+    `importance`: the model's top features (evaluation/importance.py); `data`: the table's
+    declaration (params.yaml's data:). Deterministic (no
     timestamps), so equal exports give equal cards.
     """
+    how = usage(info, data)
     return {
         "model": model,
         "chosen_by": choice.get("chosen_by", "train.strategy"),
@@ -194,7 +219,7 @@ def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
         "files": {"onnx": {"file": shipped[0], "sha256": shipped[1],
                            "built_from": {name: {"file": path, "sha256": sha}
                                           for name, (path, sha) in sources.items()},
-                           "load": USAGE["onnx_load"], "predict": USAGE["onnx_predict"]}},
+                           "load": how["onnx_load"], "predict": how["onnx_predict"]}},
         "threshold": decision.threshold,
         "threshold_source": ("evaluate.threshold: expected_cost, from the costs (no search)"
                              if decision.rule == EXPECTED_COST else
@@ -202,7 +227,8 @@ def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
                              "(evaluate.threshold); override it to trade precision for recall"),
         "decision": decision.to_card(),
         "calibration": calibration,
-        "input_columns": list(INPUT_COLUMNS),
+        "input_columns": list(info.inputs),
+        "data": data_card(data),
         "input_name": INPUT_NAME,
         "input_dtype": INPUT_DTYPE,
         "output_name": OUTPUT_NAME,
@@ -210,8 +236,8 @@ def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
         "output_dtype": "float64",
         "eps": info.eps,
         "clip": info.clip,
-        "preprocessing": list(PREPROCESSING_STEPS),
-        "standardisation": {"features": list(FEATURES),
+        "preprocessing": preprocessing_steps(info),
+        "standardisation": {"features": info.stats().features,
                             "mean": [float(v) for v in info.mean],
                             "scale": [float(v) for v in info.scale]},
         "training_data": {"file": str(raw_csv), "sha256": raw_sha256},
@@ -222,5 +248,5 @@ def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
         "importance": importance,
         CARD_KEY: reference_to_json(reference),
         "versions": dict(sorted(info.versions.items())),
-        "usage": dict(USAGE),
+        "usage": how,
     }

@@ -39,8 +39,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
+from ..declaration import MAX_INPUTS
 from ..errors import PipelineError, first_line, printable
-from ..schema import INPUT_COLUMNS, N_FEATURES
 from .contract import INPUT_DTYPE, INPUT_NAME, NETWORK_INPUT
 
 # The operators the exported models are made of, by domain (network: MatMul, Add, Relu,
@@ -106,14 +106,13 @@ class Contract:
     what: str          # for messages: "a trained network", "an exported fraud detector"
     input_name: str
     input_dtype: np.dtype
-    columns: int
+    columns: int | None  # None: any fixed width up to MAX_INPUTS (the declared inputs)
 
 
 NETWORK = Contract("a trained network (scaled float32 features in, such as "
-                   "models/baseline.onnx)", NETWORK_INPUT, np.dtype(np.float32), N_FEATURES)
+                   "models/baseline.onnx)", NETWORK_INPUT, np.dtype(np.float32), None)
 DETECTOR = Contract("an exported fraud model (raw transactions in: pass "
-                    "models/fraud_detector.onnx)", INPUT_NAME, np.dtype(INPUT_DTYPE),
-                    len(INPUT_COLUMNS))
+                    "models/fraud_detector.onnx)", INPUT_NAME, np.dtype(INPUT_DTYPE), None)
 
 
 def claimed_contract(content: bytes) -> Contract:
@@ -210,15 +209,19 @@ def _dims(value: onnx.ValueInfoProto) -> list[int | None]:
 def _check_signature(graph: onnx.GraphProto, contract: Contract, path: Path, fix: str) -> None:
     stored = {t.name for t in graph.initializer}
     inputs = [value for value in graph.input if value.name not in stored]
+    width = contract.columns or "columns"
     expected = (f"one {contract.input_dtype} input {contract.input_name!r} of shape "
-                f"(rows, {contract.columns}) and one float output of shape (rows, 1)")
+                f"(rows, {width}) and one float output of shape (rows, 1)")
     if len(inputs) != 1 or len(graph.output) != 1:
         raise _fail(path, f"expected {expected}, got {len(inputs)} input(s) and "
                           f"{len(graph.output)} output(s); it is not {contract.what}", fix)
     (given,), (output,) = inputs, graph.output
     dtype = _FLOATS.get(given.type.tensor_type.elem_type)
-    if given.name != contract.input_name or dtype != contract.input_dtype \
-            or _dims(given) != [None, contract.columns]:
+    dims = _dims(given)
+    fixed_width = len(dims) == 2 and dims[0] is None and (
+        dims[1] == contract.columns if contract.columns is not None
+        else dims[1] is not None and 1 <= dims[1] <= MAX_INPUTS)
+    if given.name != contract.input_name or dtype != contract.input_dtype or not fixed_width:
         shown = ["rows" if d is None else d for d in _dims(given)]
         raise _fail(path, f"expected {expected}, but its input is {printable(given.name)} "
                           f"({dtype or 'not float'}, shape {shown}); it is not "

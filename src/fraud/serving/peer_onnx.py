@@ -31,8 +31,9 @@ from onnx import TensorProto, helper
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.linear_model import LogisticRegression
 
+from ..declaration import shown_columns
 from ..errors import PipelineError
-from ..schema import INPUT_COLUMNS, N_FEATURES, PREPROCESS_NAME
+from ..schema import PREPROCESS_NAME
 from .contract import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, ScalerStats, detector_metadata
 from .preprocess_graph import OPSET, ROWS, const, preprocess_graph
 from .sigmoid import sigmoid_graph
@@ -44,7 +45,7 @@ ML_OPSET = 5
 ML_DOMAIN = "ai.onnx.ml"
 LOGIT_NAME = "logit"
 OUTPUTS = ("logit", "probability")
-FEATURES32 = f"{PREPROCESS_NAME}/features32"   # the 29 scaled features as the pipeline stores them
+FEATURES32 = f"{PREPROCESS_NAME}/features32"   # the scaled features as the pipeline stores them
 FEATURES64 = f"{PREPROCESS_NAME}/features"     # the same values, widened for the model
 # TreeEnsemble's attribute codes (ONNX operator docs, ai.onnx.ml.TreeEnsemble-5).
 _BRANCH_LEQ = 0
@@ -64,11 +65,11 @@ def _peer_features(stats: ScalerStats, eps: float) -> Graph:
     return nodes, constants
 
 
-def _logreg_graph(model: LogisticRegression) -> Graph:
+def _logreg_graph(model: LogisticRegression, n_features: int) -> Graph:
     """`decision_function`: features @ coef.T + intercept, float64, shape (rows, 1)."""
     coef = np.asarray(model.coef_, dtype=np.float64)
-    if coef.shape != (1, N_FEATURES):
-        raise PipelineError(f"logreg: expected a binary model of {N_FEATURES} features, got "
+    if coef.shape != (1, n_features):
+        raise PipelineError(f"logreg: expected a binary model of {n_features} features, got "
                             f"coefficients of shape {coef.shape}")
     constants = [const("logreg/coef", coef.T, np.float64),
                  const("logreg/intercept", np.reshape(model.intercept_, (1, 1)), np.float64)]
@@ -172,7 +173,7 @@ def peer_metadata(name: str, stats: ScalerStats, eps: float) -> dict[str, str]:
 def peer_detector(model: PeerModel, stats: ScalerStats, eps: float,
                   output: Literal["logit", "probability"] = "probability",
                   metadata: dict[str, str] | None = None) -> onnx.ModelProto:
-    """transaction (rows, 29) float64 → preprocess → the peer → `output` (rows, 1) float64.
+    """transaction (rows, inputs) float64 → preprocess → the peer → `output` (rows, 1) float64.
 
     `output="logit"` ends at the raw decision value (named `logit`), for a calibration to be
     appended; `"probability"` adds the float64 sigmoid (`sigmoid_graph`; named `probability`,
@@ -182,11 +183,12 @@ def peer_detector(model: PeerModel, stats: ScalerStats, eps: float,
         raise PipelineError(f"peer detector: output must be one of {', '.join(OUTPUTS)}, "
                             f"got {output!r}")
     name = peer_name(model)
-    if int(model.n_features_in_) != N_FEATURES:
-        raise PipelineError(f"{name}: expected a model of {N_FEATURES} features, got "
+    n_features = len(stats.inputs)
+    if int(model.n_features_in_) != n_features:
+        raise PipelineError(f"{name}: expected a model of {n_features} features, got "
                             f"{model.n_features_in_}")
     pre_nodes, pre_constants = _peer_features(stats, eps)
-    nodes, constants = _logreg_graph(model) if name == "logreg" else _gbdt_graph(model)
+    nodes, constants = _logreg_graph(model, n_features) if name == "logreg" else _gbdt_graph(model)
     nodes = [*pre_nodes, *nodes]
     result = LOGIT_NAME
     if output == "probability":
@@ -197,7 +199,7 @@ def peer_detector(model: PeerModel, stats: ScalerStats, eps: float,
     graph = helper.make_graph(
         nodes, MODEL_NAME,
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE,
-                                       [ROWS, len(INPUT_COLUMNS)])],
+                                       [ROWS, n_features])],
         [helper.make_tensor_value_info(result, TensorProto.DOUBLE, [ROWS, 1])],
         initializer=[*pre_constants, *constants])
     opsets = [helper.make_opsetid("", OPSET)]
@@ -208,9 +210,9 @@ def peer_detector(model: PeerModel, stats: ScalerStats, eps: float,
     # runtimes in other languages refuse.
     detector = helper.make_model(graph, opset_imports=opsets, producer_name="fraud.peer_onnx",
                                  ir_version=helper.find_min_ir_version_for(opsets),
-                                 doc_string=f"fraud detector ({name}): raw V1..V28, Amount "
-                                            f"(float64) in, fraud {output} out; see the "
-                                            "model card")
+                                 doc_string=f"fraud detector ({name}): raw "
+                                            f"{shown_columns(stats.inputs)} (float64) in, "
+                                            f"fraud {output} out; see the model card")
     for key, value in sorted((metadata or peer_metadata(name, stats, eps)).items()):
         detector.metadata_props.add(key=key, value=value)
     onnx.checker.check_model(detector, full_check=True)

@@ -11,7 +11,6 @@ import numpy as np
 
 from ..errors import PipelineError, first_line, printable, require_file
 from ..params import ModelParams
-from ..schema import N_FEATURES
 from .deferred import defer_imports
 from .quiet import filtered_stderr, set_log_level
 
@@ -157,8 +156,10 @@ def load_model(path: str | Path, stage_hint: str) -> keras.Model:
                             f"run the {stage_hint} stage again") from None
     shapes = ([tuple(t.shape) for t in model.inputs], [tuple(t.shape) for t in model.outputs]) \
         if isinstance(model, keras.Model) else None
-    if shapes != ([(None, N_FEATURES)], [(None, 1)]):
-        raise PipelineError(f"{path}: expected a network of one (rows, {N_FEATURES}) input and "
+    if shapes is None or len(shapes[0]) != 1 or len(shapes[0][0]) != 2 \
+            or shapes[0][0][0] is not None or not isinstance(shapes[0][0][1], int) \
+            or shapes[1] != [(None, 1)]:
+        raise PipelineError(f"{path}: expected a network of one (rows, features) input and "
                             f"one (rows, 1) output, got {printable(shapes)}; run the "
                             f"{stage_hint} stage again")
     return model

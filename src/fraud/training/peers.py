@@ -29,9 +29,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import average_precision_score
 from threadpoolctl import threadpool_limits
 
+from ..declaration import MAX_INPUTS
 from ..errors import PipelineError, printable
 from ..params import GbdtParams, LogregParams, Params
-from ..schema import N_FEATURES
 
 log = logging.getLogger(__name__)
 
@@ -389,8 +389,8 @@ def _fitted_problem(model: PeerModel) -> str | None:
     values: a tampered file can hold a coef_ of the wrong shape, NaN or strings (a crash at
     scoring), or trees whose child indices point backwards (scoring never ends)."""
     features = model.n_features_in_
-    if not isinstance(features, int) or features != N_FEATURES:
-        return f"it takes {printable(features)} features, not {N_FEATURES}"
+    if not isinstance(features, int) or not 1 <= features <= MAX_INPUTS:
+        return f"it takes {printable(features)} features, not 1 to {MAX_INPUTS:,}"
     if list(np.asarray(model.classes_).tolist()) != [0, 1]:
         return f"its classes are {printable(model.classes_)}, not [0, 1]"
     if isinstance(model, LogisticRegression):
