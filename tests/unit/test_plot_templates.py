@@ -106,12 +106,16 @@ def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
 HORIZONTAL = {"Drift", "Importance"}
 
 
+def _layers(spec: dict) -> list[dict]:
+    """The unit views of a chart: its own, its faceted `spec`'s, or their layers."""
+    view = spec.get("spec", spec)
+    return view.get("layer", [view])
+
+
 def _units(spec: dict) -> list[dict]:
-    """The views that draw data marks: the spec itself, its faceted `spec`, or the first
-    layer (the others draw reference rules)."""
-    if "spec" in spec:
-        return [spec["spec"]]
-    return [spec["layer"][0]] if "layer" in spec else [spec]
+    """The views that draw data marks: the first layer (the others draw the same marks for
+    several revisions, or reference rules)."""
+    return _layers(spec)[:1]
 
 
 def _axes(plot_id: str) -> dict[str, str]:
@@ -139,8 +143,30 @@ def test_colour_is_the_model_in_every_chart(specs: dict[str, dict]) -> None:
             # Every file's model has a colour (a model missing from the domain is not drawn).
             models = {PurePosixPath(path).stem for path in plot["y"]}
             assert models <= set(scale), (plot_id, models - set(scale))
-            revision = unit["encoding"].get("strokeDash") or unit["encoding"]["yOffset"]
-            assert revision["field"] in ("rev", "model_rev"), plot_id
+
+
+def test_a_revision_is_a_dash_only_with_several(specs: dict[str, dict]) -> None:
+    """Issue 31: every legend said "Revision: workspace". A line is drawn by one of two
+    layers: solid with no revision legend for one revision, dashed by `rev` for several
+    (`dvc plots diff`). Bars show a revision as an offset, which has no legend."""
+    for plot_id, _ in project_plots():
+        spec = specs[plot_id]
+        assert {"joinaggregate": [{"op": "distinct", "field": "rev", "as": "revisions"}]} in (
+            spec["transform"]), plot_id
+        layers = _layers(spec)
+        if plot_id in HORIZONTAL:
+            assert layers[0]["encoding"]["yOffset"]["field"] in ("rev", "model_rev"), plot_id
+            continue
+        dashed = [layer for layer in layers if "strokeDash" in layer["encoding"]]
+        assert dashed, plot_id
+        for layer in dashed:
+            dash = layer["encoding"]["strokeDash"]
+            assert dash["field"] == "rev" and not dash["title"].strip(), plot_id
+            assert layer["transform"] == [{"filter": "datum.revisions > 1"}], plot_id
+            twin = {**layer, "transform": [{"filter": "datum.revisions <= 1"}]}
+            twin["encoding"] = {k: v for k, v in layer["encoding"].items() if k != "strokeDash"}
+            assert any({k: v for k, v in other.items() if k != "params"} == twin
+                       for other in layers), (plot_id, "no single-revision twin")
 
 
 def test_every_axis_has_a_title(specs: dict[str, dict]) -> None:

@@ -4,7 +4,8 @@ DVC's own templates colour by revision, so in a normal run every model had the s
 (issue 11). These colour by model, the name read from the file each row comes from (DVC
 adds `filename` to every row; `plots/roc/weighted.csv` is `weighted`), with the hex values
 of colors.py, so a model has the same colour here as in the matplotlib PNGs. A revision
-(`dvc plots diff`) gets its own dash. Series of one file that mean different things (loss
+(`dvc plots diff`) gets its own dash; with one revision there is no dash and no revision
+legend (issue 31). Series of one file that mean different things (loss
 and val_loss, precision and recall) go to side-by-side panels, named in their headers.
 
 DVC looks templates up by name in `.dvc/plots/` (works from any folder of the repository,
@@ -41,6 +42,7 @@ FIELD_LABELS = {
     "share_frauds": "over the test frauds", "share_all": "over test rows (a seeded sample)",
 }
 X, Y = "<DVC_METRIC_X>", "<DVC_METRIC_Y>"
+ZOOM: Spec = {"name": "zoom", "select": "interval", "bind": "scales"}
 
 
 def _label_expression(labels: dict[str, str], field: str = "datum.field") -> str:
@@ -57,9 +59,26 @@ def _color(field: str, colors: dict[str, str], title: str) -> Spec:
             "legend": {"symbolType": "stroke", "symbolStrokeWidth": 3}}
 
 
-REVISION_DASH: Spec = {"field": "rev", "type": "nominal", "title": "Revision",
+# DVC names the revision of every row in `rev` ("workspace" in `dvc plots show`) and has no
+# anchor that drops it for a single revision, so a dash by `rev` always had a legend entry
+# "Revision: workspace". The revisions are counted in the data instead (`revisions`) and the
+# dash drawn only when there are several. The legend's title is a space: Vega 5.20 fails to
+# render a legend with no entries and no title, and a title would show with no entries.
+REVISION_DASH: Spec = {"field": "rev", "type": "nominal", "title": " ",
                        "legend": {"symbolType": "stroke", "symbolStrokeWidth": 2,
-                                  "symbolStrokeColor": "#444444"}}
+                                  "symbolStrokeColor": "#444444",
+                                  "labelExpr": "'revision ' + datum.label"}}
+
+
+def _by_revision(layer: Spec, dash: Spec = REVISION_DASH) -> list[Spec]:
+    """`layer` twice: for one revision (`dvc plots show`) solid and with no revision legend;
+    for several (`dvc plots diff`) dashed by revision. Each draws only its own case's rows.
+    Selection params stay with the first: a name may be declared once."""
+    plain = {**layer, "transform": [{"filter": "datum.revisions <= 1"}]}
+    dashed = {key: value for key, value in layer.items() if key != "params"}
+    dashed["transform"] = [{"filter": "datum.revisions > 1"}]
+    dashed["encoding"] = {**layer["encoding"], "strokeDash": dash}
+    return [plain, dashed]
 
 
 def _axis(anchor: str, scale: Spec | None = None) -> Spec:
@@ -83,6 +102,7 @@ def _base(transform: list[Spec]) -> Spec:
             {"window": [{"op": "row_number", "as": "seen"}]},
             {"window": [{"op": "row_number", "as": "row"}],
              "groupby": ["rev", "filename", "field"]},
+            {"joinaggregate": [{"op": "distinct", "field": "rev", "as": "revisions"}]},
             *transform,
         ],
     }
@@ -102,15 +122,16 @@ def curve_template(models: dict[str, str], x_scale: Spec | None = None,
     spec = _base(transform)
     spec.update({
         "width": WIDTH, "height": HEIGHT,
-        "params": [{"name": "zoom", "select": "interval", "bind": "scales"}],
-        "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"},
-                 **({"point": True} if points else {})},
-        "encoding": {
-            "x": _axis("x", x_scale), "y": _axis("y", y_scale),
-            "color": _color("model", models, "Model"),
-            "strokeDash": REVISION_DASH,
-            "order": {"field": "row", "type": "quantitative"},
-        },
+        "layer": _by_revision({
+            "params": [ZOOM],
+            "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"},
+                     **({"point": True} if points else {})},
+            "encoding": {
+                "x": _axis("x", x_scale), "y": _axis("y", y_scale),
+                "color": _color("model", models, "Model"),
+                "order": {"field": "row", "type": "quantitative"},
+            },
+        }),
     })
     return spec
 
@@ -131,13 +152,14 @@ def panels_template(colors: dict[str, str], color_title: str, y_scale: Spec | No
                              "header": {"labelFontSize": 13, "labelFontWeight": "bold"}}},
         "spec": {
             "width": PANEL_WIDTH, "height": PANEL_HEIGHT,
-            "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"}},
-            "encoding": {
-                "x": _axis("x"), "y": _axis("y", y_scale),
-                "color": _color("color_key", colors, color_title),
-                "strokeDash": REVISION_DASH,
-                "order": {"field": "row", "type": "quantitative"},
-            },
+            "layer": _by_revision({
+                "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"}},
+                "encoding": {
+                    "x": _axis("x"), "y": _axis("y", y_scale),
+                    "color": _color("color_key", colors, color_title),
+                    "order": {"field": "row", "type": "quantitative"},
+                },
+            }),
         },
         "resolve": {"scale": {"y": "shared" if shared_y else "independent"}},
     })
