@@ -114,7 +114,7 @@ def _layers(spec: dict) -> list[dict]:
 
 def _units(spec: dict) -> list[dict]:
     """The views that draw data marks: the first layer (the others draw the same marks for
-    several revisions, or reference rules)."""
+    several revisions, dots, or reference rules)."""
     return _layers(spec)[:1]
 
 
@@ -162,8 +162,9 @@ def test_a_revision_is_a_dash_only_with_several(specs: dict[str, dict]) -> None:
         for layer in dashed:
             dash = layer["encoding"]["strokeDash"]
             assert dash["field"] == "rev" and not dash["title"].strip(), plot_id
-            assert layer["transform"] == [{"filter": "datum.revisions > 1"}], plot_id
-            twin = {**layer, "transform": [{"filter": "datum.revisions <= 1"}]}
+            assert layer["transform"][0] == {"filter": "datum.revisions > 1"}, plot_id
+            twin = {**layer, "transform": [{"filter": "datum.revisions <= 1"},
+                                           *layer["transform"][1:]]}
             twin["encoding"] = {k: v for k, v in layer["encoding"].items() if k != "strokeDash"}
             assert any({k: v for k, v in other.items() if k != "params"} == twin
                        for other in layers), (plot_id, "no single-revision twin")
@@ -179,3 +180,36 @@ def test_every_axis_has_a_title(specs: dict[str, dict]) -> None:
                 title = unit["encoding"][axis].get("title")
                 assert title and title not in RAW_NAMES, (plot_id, axis, title)
                 assert title == plot[f"{label}_label"], (plot_id, axis)
+
+
+def test_reliability_is_log_log_with_the_diagonal_and_bin_rows(specs: dict[str, dict]) -> None:
+    """Issue 31: a symlog y axis, lines plunging to 0 in few-row bins, no diagonal."""
+    layers = specs["Calibration"]["layer"]
+    *marks, diagonal = layers
+    assert diagonal["mark"]["type"] == "rule"
+    encoding = diagonal["encoding"]
+    assert encoding["x"]["field"] == encoding["y"]["field"]
+    assert encoding["x2"] == encoding["y2"] == {"datum": 1}
+    for layer in layers:
+        for axis in ("x", "y"):
+            if "field" in layer["encoding"][axis]:
+                assert layer["encoding"][axis]["scale"] == {"type": "log"}, (axis, layer)
+    lines = [layer for layer in marks if layer["mark"]["type"] == "line"]
+    assert lines and all({"filter": "datum.observed > 0"} in layer["transform"]
+                         for layer in lines)
+    dots = [layer for layer in marks if "size" in layer["encoding"]]
+    assert [dot["encoding"]["size"]["field"] for dot in dots] == ["bin_rows"]
+    no_fraud = [layer for layer in marks if layer["encoding"]["y"] == {"value": "height"}]
+    assert [layer["transform"] for layer in no_fraud] == [[{"filter": "datum.observed === 0"}]]
+
+
+def test_reliability_reads_the_rows_column_calibration_writes() -> None:
+    import numpy as np
+
+    from fraud.evaluation.calibration import reliability
+    from fraud.evaluation.plot_templates import RELIABILITY_ROWS
+
+    curve = reliability(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8]), 2, "width")
+    assert RELIABILITY_ROWS in curve.columns and curve[RELIABILITY_ROWS].sum() == 4
+    plot = dict(project_plots())["Calibration"]
+    assert plot["x"] == "mean_predicted" and set(plot["y"].values()) == {"observed_rate"}

@@ -29,6 +29,9 @@ Spec = dict[str, Any]
 SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 WIDTH, HEIGHT = 460, 320          # one chart
 PANEL_WIDTH, PANEL_HEIGHT = 300, 240  # one panel of a row of panels
+RELIABILITY_SIDE = 380                # square: the diagonal at 45°
+# The calibration CSV's column of rows per bin (calibration.reliability writes it).
+RELIABILITY_ROWS = "rows"
 # File name without folders or extension: "plots/roc/gbdt.csv" and "gbdt.csv" give "gbdt".
 MODEL_FROM_FILENAME = "replace(datum.filename, regexp('^.*[\\\\\\\\/]|[.][^.]*$', 'g'), '')"
 # Panel headers for the columns DVC passes as `field`.
@@ -74,9 +77,10 @@ def _by_revision(layer: Spec, dash: Spec = REVISION_DASH) -> list[Spec]:
     """`layer` twice: for one revision (`dvc plots show`) solid and with no revision legend;
     for several (`dvc plots diff`) dashed by revision. Each draws only its own case's rows.
     Selection params stay with the first: a name may be declared once."""
-    plain = {**layer, "transform": [{"filter": "datum.revisions <= 1"}]}
+    own = layer.get("transform", [])
+    plain = {**layer, "transform": [{"filter": "datum.revisions <= 1"}, *own]}
     dashed = {key: value for key, value in layer.items() if key != "params"}
-    dashed["transform"] = [{"filter": "datum.revisions > 1"}]
+    dashed["transform"] = [{"filter": "datum.revisions > 1"}, *own]
     dashed["encoding"] = {**layer["encoding"], "strokeDash": dash}
     return [plain, dashed]
 
@@ -109,12 +113,10 @@ def _base(transform: list[Spec]) -> Spec:
 
 
 def curve_template(models: dict[str, str], x_scale: Spec | None = None,
-                   y_scale: Spec | None = None, x_positive: bool = False,
-                   points: bool = False) -> Spec:
+                   y_scale: Spec | None = None, x_positive: bool = False) -> Spec:
     """One chart, one line per model (and revision); zoom and pan with the mouse.
 
     `x_positive` leaves out x <= 0, which a log x axis cannot place (ROC's fpr = 0).
-    `points` marks each row (a reliability curve has one per bin).
     """
     transform: list[Spec] = [{"calculate": MODEL_FROM_FILENAME, "as": "model"}]
     if x_positive:
@@ -124,8 +126,7 @@ def curve_template(models: dict[str, str], x_scale: Spec | None = None,
         "width": WIDTH, "height": HEIGHT,
         "layer": _by_revision({
             "params": [ZOOM],
-            "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"},
-                     **({"point": True} if points else {})},
+            "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"}},
             "encoding": {
                 "x": _axis("x", x_scale), "y": _axis("y", y_scale),
                 "color": _color("model", models, "Model"),
@@ -162,6 +163,66 @@ def panels_template(colors: dict[str, str], color_title: str, y_scale: Spec | No
             }),
         },
         "resolve": {"scale": {"y": "shared" if shared_y else "independent"}},
+    })
+    return spec
+
+
+def reliability_template(models: dict[str, str]) -> Spec:
+    """Reliability diagram: each bin's mean predicted probability (DVC's x) against its
+    observed fraud rate (y), one colour per model, on log axes of the same decades (most rows
+    sit near 0: the first bin holds ~99.9 % of them), so the dashed diagonal a calibrated
+    model follows is at 45°. Dot area is the bin's row count (the calibration CSV's `rows`):
+    the high-probability bins hold 1-10 rows, and their rates jump between 0 and 1 by
+    chance. A bin with no fraud (rate 0: no place on a log axis) is an open triangle on the
+    bottom edge, not a line plunging to 0 (issue 31)."""
+    spec = _base([
+        {"calculate": MODEL_FROM_FILENAME, "as": "model"},
+        {"calculate": f"toNumber(datum['{X}'])", "as": "predicted"},
+        {"calculate": f"toNumber(datum['{Y}'])", "as": "observed"},
+        {"calculate": f"toNumber(datum['{RELIABILITY_ROWS}'])", "as": "bin_rows"},
+        {"filter": "datum.predicted > 0"},
+    ])
+    log = {"type": "log"}
+    x = {"field": "predicted", "type": "quantitative", "title": "<DVC_METRIC_X_LABEL>",
+         "scale": log}
+    y = {"field": "observed", "type": "quantitative", "title": "<DVC_METRIC_Y_LABEL>",
+         "scale": log}
+    color = _color("model", models, "Model")
+    size = {"field": "bin_rows", "type": "quantitative", "title": "Rows in the bin",
+            "scale": {"type": "log", "range": [10, 400]}}
+    with_fraud = [{"filter": "datum.observed > 0"}]
+    # From the lowest point either axis needs to (1, 1): it sets both axes' lower end.
+    diagonal = {
+        "transform": [
+            {"calculate": "datum.observed > 0 ? datum.observed : null", "as": "positive"},
+            {"aggregate": [{"op": "min", "field": "predicted", "as": "low_x"},
+                           {"op": "min", "field": "positive", "as": "low_y"}]},
+            {"calculate": "isValid(datum.low_y) ? min(datum.low_x, datum.low_y) : datum.low_x",
+             "as": "low"}],
+        "mark": {"type": "rule", "strokeDash": [6, 4], "strokeWidth": 1.5, "color": "#666666"},
+        "encoding": {"x": {**x, "field": "low"}, "y": {**y, "field": "low"},
+                     "x2": {"datum": 1}, "y2": {"datum": 1}},
+    }
+    spec.update({
+        "width": RELIABILITY_SIDE, "height": RELIABILITY_SIDE,
+        "title": {"text": "<DVC_METRIC_TITLE>", "anchor": "start",
+                  "subtitle": "On the dashed diagonal: calibrated. Dot area: rows in the bin. "
+                              "Open triangle on the bottom edge: a bin with no fraud."},
+        "layer": [
+            *_by_revision({"transform": with_fraud, "params": [ZOOM],
+                           "mark": {"type": "line", "strokeWidth": 1.5, "opacity": 0.8},
+                           "encoding": {"x": x, "y": y, "color": color,
+                                        "order": {"field": "row", "type": "quantitative"}}}),
+            {"transform": with_fraud,
+             "mark": {"type": "circle", "opacity": 0.85, "tooltip": {"content": "data"}},
+             "encoding": {"x": x, "y": y, "color": color, "size": size}},
+            # Fixed size: these bins hold 1-2 rows, too few for a visible dot area.
+            {"transform": [{"filter": "datum.observed === 0"}],
+             "mark": {"type": "point", "shape": "triangle-down", "filled": False, "size": 70,
+                      "strokeWidth": 1.5, "yOffset": -7, "tooltip": {"content": "data"}},
+             "encoding": {"x": x, "y": {"value": "height"}, "color": color}},
+            diagonal,
+        ],
     })
     return spec
 
@@ -247,12 +308,7 @@ def templates() -> dict[str, Spec]:
         # alarm); a log y keeps the minimum readable.
         "model_cost": curve_template(every_model, y_scale=log),
         "model_threshold": panels_template(every_model, "Model"),
-        # Reliability: mean predicted probability vs observed fraud rate per bin. Both span
-        # orders of magnitude (most rows sit near 0): log x; symlog y, as a bin may hold no
-        # fraud (observed rate 0), which a log axis cannot place.
-        "model_reliability": curve_template(
-            every_model, x_scale=log, y_scale={"type": "symlog", "constant": 1e-4},
-            x_positive=True, points=True),
+        "model_reliability": reliability_template(every_model),
         # Loss spans orders of magnitude between strategies (weighted starts near 3): log y.
         "model_loss": panels_template(trained_per_epoch, "Model", y_scale=log),
         "model_epochs": panels_template(trained_per_epoch, "Model", y_scale={"zero": False},
