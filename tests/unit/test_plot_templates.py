@@ -101,8 +101,8 @@ def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
             if entries and entries[0]["type"] == "vega"}
 
 
-# Horizontal bar charts: DVC's x (a name: a raw input) is drawn on the vertical axis, its y
-# (PSI, a share) on the horizontal one.
+# Horizontal charts (bars, dots): DVC's x (a name: a raw input) is drawn on the vertical
+# axis, its y (PSI, a share) on the horizontal one.
 HORIZONTAL = {"Drift", "Importance"}
 
 
@@ -213,3 +213,22 @@ def test_reliability_reads_the_rows_column_calibration_writes() -> None:
     assert RELIABILITY_ROWS in curve.columns and curve[RELIABILITY_ROWS].sum() == 4
     plot = dict(project_plots())["Calibration"]
     assert plot["x"] == "mean_predicted" and set(plot["y"].values()) == {"observed_rate"}
+
+
+def test_drift_is_on_a_log_psi_axis_with_spaced_ticks(specs: dict[str, dict]) -> None:
+    """Issue 31: every committed PSI is under 0.001, which looked like an empty 0-0.30
+    linear axis, and its crowded tick labels ran together ("0.000.02")."""
+    import itertools
+    import math
+
+    from fraud.monitoring.drift import MAJOR_PSI, MODERATE_PSI
+
+    dots, at_zero, *rules = specs["Drift"]["layer"]
+    x = dots["encoding"]["x"]
+    assert x["scale"]["type"] == "log" and max(x["scale"]["domain"]["unionWith"]) > MAJOR_PSI
+    ticks = sorted(x["axis"]["values"])
+    assert {MODERATE_PSI, MAJOR_PSI} <= set(ticks)
+    # A third of a decade or more between labels: ~20 px or more on any PSI range.
+    assert min(math.log10(b / a) for a, b in itertools.pairwise(ticks)) > 0.33
+    assert at_zero["encoding"]["x"] == {"value": 0}  # a PSI of 0 on the left edge
+    assert [rule["encoding"]["x"]["datum"] for rule in rules] == [MODERATE_PSI, MAJOR_PSI]

@@ -228,17 +228,32 @@ def reliability_template(models: dict[str, str]) -> Spec:
 
 
 def drift_template() -> Spec:
-    """Horizontal bars, one per raw input and one for the score (DVC's x: the name; y: the
-    PSI), largest first, coloured by band, with the band boundaries as dashed rules in the
-    colour of the band they open. The PSI axis always reaches past the major-shift boundary,
-    so an all-stable chart still shows how far from a shift it is."""
+    """One dot per raw input and one for the score (DVC's x: the name; y: the PSI), largest
+    first, coloured by band, on a log PSI axis with the band boundaries as dashed rules in
+    the colour of the band they open. Log, because PSI spans decades: on a linear 0-0.3 axis
+    a run whose every PSI is under 0.001 looked empty (issue 31); the axis always reaches
+    past the major-shift boundary, so the chart shows how many decades from a shift each
+    input is. Ticks are one per decade plus the boundaries (a linear axis crowded them into
+    "0.000.02"). A PSI of 0 (no place on a log axis) is drawn on the left edge."""
     band = (f"datum.psi_value >= {MAJOR_PSI} ? '{MAJOR}' : "
             f"(datum.psi_value >= {MODERATE_PSI} ? '{MODERATE}' : '{STABLE}')")
     spec = _base([{"calculate": f"toNumber(datum['{Y}'])", "as": "psi_value"},
                   {"calculate": band, "as": "psi_band"}])
+    ticks = [10.0 ** power for power in range(-6, 1)] + [MODERATE_PSI, MAJOR_PSI]
     x: Spec = {"field": "psi_value", "type": "quantitative",
                "title": "<DVC_METRIC_Y_LABEL>",
-               "scale": {"domain": {"unionWith": [0, MAJOR_PSI * 1.2]}}}
+               "scale": {"type": "log", "domain": {"unionWith": [MAJOR_PSI * 1.2]}},
+               "axis": {"values": sorted(set(ticks)), "format": "~g", "labelOverlap": "greedy"}}
+    encoding: Spec = {
+        # A grid line per input leads the eye from its name to its dot.
+        "y": {"field": X, "type": "nominal", "title": "<DVC_METRIC_X_LABEL>",
+              "sort": {"field": "psi_value", "op": "max", "order": "descending"},
+              "axis": {"grid": True}},
+        "yOffset": {"field": "rev", "type": "nominal", "sort": None},
+        "color": {"field": "psi_band", "type": "nominal", "title": "PSI band",
+                  "scale": {"domain": list(BAND_COLORS), "range": list(BAND_COLORS.values())}},
+    }
+    positive = [{"filter": "datum.psi_value > 0"}]
     rules = [{"mark": {"type": "rule", "strokeDash": [4, 4], "strokeWidth": 1.5,
                        "color": BAND_COLORS[name]},
               "encoding": {"x": {"datum": value, "type": "quantitative"}}}
@@ -246,16 +261,13 @@ def drift_template() -> Spec:
     spec.update({
         "width": WIDTH, "height": {"step": 14},
         "layer": [
-            {"mark": {"type": "bar", "tooltip": {"content": "data"}},
-             "encoding": {
-                 "y": {"field": X, "type": "nominal", "title": "<DVC_METRIC_X_LABEL>",
-                       "sort": {"field": "psi_value", "op": "max", "order": "descending"}},
-                 "yOffset": {"field": "rev", "type": "nominal", "sort": None},
-                 "x": x,
-                 "color": {"field": "psi_band", "type": "nominal",
-                           "title": "PSI band",
-                           "scale": {"domain": list(BAND_COLORS),
-                                     "range": list(BAND_COLORS.values())}}}},
+            {"transform": positive,
+             "mark": {"type": "circle", "size": 60, "opacity": 1,
+                      "tooltip": {"content": "data"}},
+             "encoding": {**encoding, "x": x}},
+            {"transform": [{"filter": "datum.psi_value <= 0"}],
+             "mark": {"type": "circle", "size": 60, "tooltip": {"content": "data"}},
+             "encoding": {**encoding, "x": {"value": 0}}},
             *rules,
         ],
     })
@@ -314,7 +326,7 @@ def templates() -> dict[str, Spec]:
         "model_epochs": panels_template(trained_per_epoch, "Model", y_scale={"zero": False},
                                         shared_y=False),
         "bias_loss": panels_template(BIAS_COLORS, "Output bias", y_scale=log, by_bias=True),
-        "drift_bars": drift_template(),
+        "drift_psi": drift_template(),
         "model_importance": importance_template(every_model),
     }
 
