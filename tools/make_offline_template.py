@@ -6,7 +6,7 @@ fills with the vega renderer's ``<script src="https://cdn.jsdelivr.net/npm/...">
 This script takes that same page and puts inline ``<script>`` blocks holding vega,
 vega-lite and vega-embed where ``{scripts}`` was.  The ``{scripts}`` placeholder is
 dropped on purpose: if it stayed, DVC would insert the CDN tags again.  ``{refresh_tag}``
-and ``{plot_divs}`` are kept.
+and ``{plot_divs}`` are kept. A style puts image plots side by side (IMAGE_PLOT_STYLE).
 
 Usage (the three files come from the npm packages' ``build/`` folders):
 
@@ -48,6 +48,16 @@ FALLBACK_PAGE_HTML = """<!DOCTYPE html>
 </body>
 </html>"""
 
+# dvc-render puts each image plot in a block <div>: one full-width row per PNG, even for the
+# five small confusion matrices. As inline blocks they sit side by side, as the charts do.
+IMAGE_PLOT_STYLE = """    <style>
+        body > div[id$="_png"], body > div[id$="_jpg"], body > div[id$="_jpeg"],
+        body > div[id$="_gif"], body > div[id$="_svg"] {
+            display: inline-block;
+            vertical-align: top;
+        }
+    </style>
+"""
 SCRIPTS_PLACEHOLDER = "{scripts}"
 # Placeholders DVC replaces by plain str.replace in the whole page, JS included.
 DVC_PLACEHOLDERS = ("{scripts}", "{plot_divs}", "{refresh_tag}")
@@ -131,6 +141,10 @@ def build_template(packages: list[Package], page_html: str) -> str:
         raise SystemExit("base page lacks the {scripts} or {plot_divs} placeholder")
     # A base page with hard-coded CDN tags: drop them, the inline blocks replace them.
     page_html = _CDN_SCRIPT_TAG.sub("", page_html)
+
+    if "</head>" not in page_html:
+        raise SystemExit("base page lacks </head>")
+    page_html = page_html.replace("</head>", IMAGE_PLOT_STYLE + "</head>", 1)
 
     inline = "\n".join(p.inline_script() for p in packages)
     page_html = page_html.replace(SCRIPTS_PLACEHOLDER, inline, 1)

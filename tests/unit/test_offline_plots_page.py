@@ -27,7 +27,11 @@ DVC_YAML = """plots:
       template: model_curve
       x: step
       y: loss
+  - plots/images/confusion_a.png
 """
+# A 1x1 PNG: an image plot, as the confusion matrices are.
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010802000000907753de"
+                    "0000000c49444154789c63f8ffff3f0005fe02fe0def46b80000000049454e44ae426082")
 
 
 def _dvc_cmd() -> list[str]:
@@ -93,6 +97,8 @@ def page(tmp_path_factory) -> str:
     shutil.copytree(REPO / ".dvc" / "plots", work / ".dvc" / "plots")
     (work / "plots").mkdir(exist_ok=True)
     (work / "plots" / "loss.csv").write_text(CSV, encoding="utf8")
+    (work / "plots" / "images").mkdir()
+    (work / "plots" / "images" / "confusion_a.png").write_bytes(PNG)
     (work / "dvc.yaml").write_text(DVC_YAML, encoding="utf8")
 
     _run([*_dvc_cmd(), "plots", "show", "-o", "out"], work)
@@ -150,6 +156,13 @@ def test_plot_is_embedded(page):
     for plot_id in ids:
         assert re.search(rf'<div id\s*=\s*"{re.escape(plot_id)}"', page)
     assert "#0072B2" in page  # the project template's model colours, not DVC's default
+
+
+def test_image_plots_sit_side_by_side(page):
+    """Issue 31: dvc-render gives each image a block <div>, a full-width row per confusion
+    matrix; the page's style makes them inline blocks."""
+    assert re.search(r'body > div\[id\$="_png"\][^{]*\{\s*display: inline-block;', page)
+    assert re.search(r'<div\s+id="plots_images_confusion_a_png"', page)  # what it selects
 
 
 def test_generator_escapes_closing_script_tags():

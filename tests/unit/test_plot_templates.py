@@ -101,17 +101,21 @@ def specs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict]:
             if entries and entries[0]["type"] == "vega"}
 
 
-# Horizontal bar charts: DVC's x (a name: a raw input) is drawn on the vertical axis, its y
-# (PSI, a share) on the horizontal one.
+# Horizontal charts (bars, dots): DVC's x (a name: a raw input) is drawn on the vertical
+# axis, its y (PSI, a share) on the horizontal one.
 HORIZONTAL = {"Drift", "Importance"}
 
 
+def _layers(spec: dict) -> list[dict]:
+    """The unit views of a chart: its own, its faceted `spec`'s, or their layers."""
+    view = spec.get("spec", spec)
+    return view.get("layer", [view])
+
+
 def _units(spec: dict) -> list[dict]:
-    """The views that draw data marks: the spec itself, its faceted `spec`, or the first
-    layer (the others draw reference rules)."""
-    if "spec" in spec:
-        return [spec["spec"]]
-    return [spec["layer"][0]] if "layer" in spec else [spec]
+    """The views that draw data marks: the first layer (the others draw the same marks for
+    several revisions, dots, or reference rules)."""
+    return _layers(spec)[:1]
 
 
 def _axes(plot_id: str) -> dict[str, str]:
@@ -139,8 +143,31 @@ def test_colour_is_the_model_in_every_chart(specs: dict[str, dict]) -> None:
             # Every file's model has a colour (a model missing from the domain is not drawn).
             models = {PurePosixPath(path).stem for path in plot["y"]}
             assert models <= set(scale), (plot_id, models - set(scale))
-            revision = unit["encoding"].get("strokeDash") or unit["encoding"]["yOffset"]
-            assert revision["field"] in ("rev", "model_rev"), plot_id
+
+
+def test_a_revision_is_a_dash_only_with_several(specs: dict[str, dict]) -> None:
+    """Issue 31: every legend said "Revision: workspace". A line is drawn by one of two
+    layers: solid with no revision legend for one revision, dashed by `rev` for several
+    (`dvc plots diff`). Bars show a revision as an offset, which has no legend."""
+    for plot_id, _ in project_plots():
+        spec = specs[plot_id]
+        assert {"joinaggregate": [{"op": "distinct", "field": "rev", "as": "revisions"}]} in (
+            spec["transform"]), plot_id
+        layers = _layers(spec)
+        if plot_id in HORIZONTAL:
+            assert layers[0]["encoding"]["yOffset"]["field"] in ("rev", "model_rev"), plot_id
+            continue
+        dashed = [layer for layer in layers if "strokeDash" in layer["encoding"]]
+        assert dashed, plot_id
+        for layer in dashed:
+            dash = layer["encoding"]["strokeDash"]
+            assert dash["field"] == "rev" and not dash["title"].strip(), plot_id
+            assert layer["transform"][0] == {"filter": "datum.revisions > 1"}, plot_id
+            twin = {**layer, "transform": [{"filter": "datum.revisions <= 1"},
+                                           *layer["transform"][1:]]}
+            twin["encoding"] = {k: v for k, v in layer["encoding"].items() if k != "strokeDash"}
+            assert any({k: v for k, v in other.items() if k != "params"} == twin
+                       for other in layers), (plot_id, "no single-revision twin")
 
 
 def test_every_axis_has_a_title(specs: dict[str, dict]) -> None:
@@ -153,3 +180,55 @@ def test_every_axis_has_a_title(specs: dict[str, dict]) -> None:
                 title = unit["encoding"][axis].get("title")
                 assert title and title not in RAW_NAMES, (plot_id, axis, title)
                 assert title == plot[f"{label}_label"], (plot_id, axis)
+
+
+def test_reliability_is_log_log_with_the_diagonal_and_bin_rows(specs: dict[str, dict]) -> None:
+    """Issue 31: a symlog y axis, lines plunging to 0 in few-row bins, no diagonal."""
+    layers = specs["Calibration"]["layer"]
+    *marks, diagonal = layers
+    assert diagonal["mark"]["type"] == "rule"
+    encoding = diagonal["encoding"]
+    assert encoding["x"]["field"] == encoding["y"]["field"]
+    assert encoding["x2"] == encoding["y2"] == {"datum": 1}
+    for layer in layers:
+        for axis in ("x", "y"):
+            if "field" in layer["encoding"][axis]:
+                assert layer["encoding"][axis]["scale"] == {"type": "log"}, (axis, layer)
+    lines = [layer for layer in marks if layer["mark"]["type"] == "line"]
+    assert lines and all({"filter": "datum.observed > 0"} in layer["transform"]
+                         for layer in lines)
+    dots = [layer for layer in marks if "size" in layer["encoding"]]
+    assert [dot["encoding"]["size"]["field"] for dot in dots] == ["bin_rows"]
+    no_fraud = [layer for layer in marks if layer["encoding"]["y"] == {"value": "height"}]
+    assert [layer["transform"] for layer in no_fraud] == [[{"filter": "datum.observed === 0"}]]
+
+
+def test_reliability_reads_the_rows_column_calibration_writes() -> None:
+    import numpy as np
+
+    from fraud.evaluation.calibration import reliability
+    from fraud.evaluation.plot_templates import RELIABILITY_ROWS
+
+    curve = reliability(np.array([0, 1, 0, 1]), np.array([0.1, 0.9, 0.2, 0.8]), 2, "width")
+    assert RELIABILITY_ROWS in curve.columns and curve[RELIABILITY_ROWS].sum() == 4
+    plot = dict(project_plots())["Calibration"]
+    assert plot["x"] == "mean_predicted" and set(plot["y"].values()) == {"observed_rate"}
+
+
+def test_drift_is_on_a_log_psi_axis_with_spaced_ticks(specs: dict[str, dict]) -> None:
+    """Issue 31: every committed PSI is under 0.001, which looked like an empty 0-0.30
+    linear axis, and its crowded tick labels ran together ("0.000.02")."""
+    import itertools
+    import math
+
+    from fraud.monitoring.drift import MAJOR_PSI, MODERATE_PSI
+
+    dots, at_zero, *rules = specs["Drift"]["layer"]
+    x = dots["encoding"]["x"]
+    assert x["scale"]["type"] == "log" and max(x["scale"]["domain"]["unionWith"]) > MAJOR_PSI
+    ticks = sorted(x["axis"]["values"])
+    assert {MODERATE_PSI, MAJOR_PSI} <= set(ticks)
+    # A third of a decade or more between labels: ~20 px or more on any PSI range.
+    assert min(math.log10(b / a) for a, b in itertools.pairwise(ticks)) > 0.33
+    assert at_zero["encoding"]["x"] == {"value": 0}  # a PSI of 0 on the left edge
+    assert [rule["encoding"]["x"]["datum"] for rule in rules] == [MODERATE_PSI, MAJOR_PSI]

@@ -26,17 +26,33 @@ def _save(fig: plt.Figure, path: Path) -> None:
     plt.close(fig)
 
 
+def _row_share(share: float) -> str:
+    """A row share as a percentage: two decimals near 0 % and 100 % (10 false alarms among
+    56,740 legitimate rows are 0.02 %, not 0.0 %), one elsewhere."""
+    digits = 2 if min(share, 1 - share) < 0.01 else 1
+    return f"{100 * share:.{digits}f} %"
+
+
 def confusion_matrix_png(path: Path, counts: dict[str, float], strategy: str,
                          threshold: float) -> None:
-    import seaborn as sns
-
+    """A compact confusion matrix (~280 px square), so the five sit side by side on
+    the `dvc plots show` page. Colour is each cell's share of its row, not its count: by
+    count, 56,000 legitimate rows left the other three cells near-white; by row share the
+    fraud row shows recall and misses at a glance. Each cell gives its count and row share."""
     matrix = np.array([[counts["tn"], counts["fp"]], [counts["fn"], counts["tp"]]], dtype=int)
-    fig, ax = plt.subplots(figsize=(5, 5))
-    sns.heatmap(matrix, annot=True, fmt="d", cbar=False, ax=ax, cmap="Blues",
-                xticklabels=["legitimate", "fraud"], yticklabels=["legitimate", "fraud"])
-    ax.set_title(f"{strategy}: confusion matrix @ {threshold:.4g}")
-    ax.set_ylabel("actual")
+    shares = matrix / np.maximum(matrix.sum(axis=1, keepdims=True), 1)
+    fig, ax = plt.subplots(figsize=(3.2, 2.6))
+    ax.imshow(shares, cmap="Blues", vmin=0, vmax=1)
+    for (row, column), count in np.ndenumerate(matrix):
+        share = float(shares[row, column])
+        ax.text(column, row, f"{count:,}\n{_row_share(share)}", ha="center", va="center",
+                fontsize=10, color="white" if share > 0.6 else "black")
+    classes = ["legitimate", "fraud"]
+    ax.set_xticks([0, 1], classes)
+    ax.set_yticks([0, 1], classes, rotation=90, va="center")
     ax.set_xlabel("predicted")
+    ax.set_ylabel("actual")
+    ax.set_title(f"{strategy} @ {threshold:.4g} (colour: share of row)", fontsize=9)
     _save(fig, path)
 
 

@@ -4,7 +4,8 @@ DVC's own templates colour by revision, so in a normal run every model had the s
 (issue 11). These colour by model, the name read from the file each row comes from (DVC
 adds `filename` to every row; `plots/roc/weighted.csv` is `weighted`), with the hex values
 of colors.py, so a model has the same colour here as in the matplotlib PNGs. A revision
-(`dvc plots diff`) gets its own dash. Series of one file that mean different things (loss
+(`dvc plots diff`) gets its own dash; with one revision there is no dash and no revision
+legend (issue 31). Series of one file that mean different things (loss
 and val_loss, precision and recall) go to side-by-side panels, named in their headers.
 
 DVC looks templates up by name in `.dvc/plots/` (works from any folder of the repository,
@@ -28,6 +29,9 @@ Spec = dict[str, Any]
 SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"
 WIDTH, HEIGHT = 460, 320          # one chart
 PANEL_WIDTH, PANEL_HEIGHT = 300, 240  # one panel of a row of panels
+RELIABILITY_SIDE = 380                # square: the diagonal at 45°
+# The calibration CSV's column of rows per bin (calibration.reliability writes it).
+RELIABILITY_ROWS = "rows"
 # File name without folders or extension: "plots/roc/gbdt.csv" and "gbdt.csv" give "gbdt".
 MODEL_FROM_FILENAME = "replace(datum.filename, regexp('^.*[\\\\\\\\/]|[.][^.]*$', 'g'), '')"
 # Panel headers for the columns DVC passes as `field`.
@@ -41,6 +45,7 @@ FIELD_LABELS = {
     "share_frauds": "over the test frauds", "share_all": "over test rows (a seeded sample)",
 }
 X, Y = "<DVC_METRIC_X>", "<DVC_METRIC_Y>"
+ZOOM: Spec = {"name": "zoom", "select": "interval", "bind": "scales"}
 
 
 def _label_expression(labels: dict[str, str], field: str = "datum.field") -> str:
@@ -57,9 +62,27 @@ def _color(field: str, colors: dict[str, str], title: str) -> Spec:
             "legend": {"symbolType": "stroke", "symbolStrokeWidth": 3}}
 
 
-REVISION_DASH: Spec = {"field": "rev", "type": "nominal", "title": "Revision",
+# DVC names the revision of every row in `rev` ("workspace" in `dvc plots show`) and has no
+# anchor that drops it for a single revision, so a dash by `rev` always had a legend entry
+# "Revision: workspace". The revisions are counted in the data instead (`revisions`) and the
+# dash drawn only when there are several. The legend's title is a space: Vega 5.20 fails to
+# render a legend with no entries and no title, and a title would show with no entries.
+REVISION_DASH: Spec = {"field": "rev", "type": "nominal", "title": " ",
                        "legend": {"symbolType": "stroke", "symbolStrokeWidth": 2,
-                                  "symbolStrokeColor": "#444444"}}
+                                  "symbolStrokeColor": "#444444",
+                                  "labelExpr": "'revision ' + datum.label"}}
+
+
+def _by_revision(layer: Spec, dash: Spec = REVISION_DASH) -> list[Spec]:
+    """`layer` twice: for one revision (`dvc plots show`) solid and with no revision legend;
+    for several (`dvc plots diff`) dashed by revision. Each draws only its own case's rows.
+    Selection params stay with the first: a name may be declared once."""
+    own = layer.get("transform", [])
+    plain = {**layer, "transform": [{"filter": "datum.revisions <= 1"}, *own]}
+    dashed = {key: value for key, value in layer.items() if key != "params"}
+    dashed["transform"] = [{"filter": "datum.revisions > 1"}, *own]
+    dashed["encoding"] = {**layer["encoding"], "strokeDash": dash}
+    return [plain, dashed]
 
 
 def _axis(anchor: str, scale: Spec | None = None) -> Spec:
@@ -83,18 +106,17 @@ def _base(transform: list[Spec]) -> Spec:
             {"window": [{"op": "row_number", "as": "seen"}]},
             {"window": [{"op": "row_number", "as": "row"}],
              "groupby": ["rev", "filename", "field"]},
+            {"joinaggregate": [{"op": "distinct", "field": "rev", "as": "revisions"}]},
             *transform,
         ],
     }
 
 
 def curve_template(models: dict[str, str], x_scale: Spec | None = None,
-                   y_scale: Spec | None = None, x_positive: bool = False,
-                   points: bool = False) -> Spec:
+                   y_scale: Spec | None = None, x_positive: bool = False) -> Spec:
     """One chart, one line per model (and revision); zoom and pan with the mouse.
 
     `x_positive` leaves out x <= 0, which a log x axis cannot place (ROC's fpr = 0).
-    `points` marks each row (a reliability curve has one per bin).
     """
     transform: list[Spec] = [{"calculate": MODEL_FROM_FILENAME, "as": "model"}]
     if x_positive:
@@ -102,15 +124,15 @@ def curve_template(models: dict[str, str], x_scale: Spec | None = None,
     spec = _base(transform)
     spec.update({
         "width": WIDTH, "height": HEIGHT,
-        "params": [{"name": "zoom", "select": "interval", "bind": "scales"}],
-        "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"},
-                 **({"point": True} if points else {})},
-        "encoding": {
-            "x": _axis("x", x_scale), "y": _axis("y", y_scale),
-            "color": _color("model", models, "Model"),
-            "strokeDash": REVISION_DASH,
-            "order": {"field": "row", "type": "quantitative"},
-        },
+        "layer": _by_revision({
+            "params": [ZOOM],
+            "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"}},
+            "encoding": {
+                "x": _axis("x", x_scale), "y": _axis("y", y_scale),
+                "color": _color("model", models, "Model"),
+                "order": {"field": "row", "type": "quantitative"},
+            },
+        }),
     })
     return spec
 
@@ -131,31 +153,107 @@ def panels_template(colors: dict[str, str], color_title: str, y_scale: Spec | No
                              "header": {"labelFontSize": 13, "labelFontWeight": "bold"}}},
         "spec": {
             "width": PANEL_WIDTH, "height": PANEL_HEIGHT,
-            "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"}},
-            "encoding": {
-                "x": _axis("x"), "y": _axis("y", y_scale),
-                "color": _color("color_key", colors, color_title),
-                "strokeDash": REVISION_DASH,
-                "order": {"field": "row", "type": "quantitative"},
-            },
+            "layer": _by_revision({
+                "mark": {"type": "line", "strokeWidth": 2, "tooltip": {"content": "data"}},
+                "encoding": {
+                    "x": _axis("x"), "y": _axis("y", y_scale),
+                    "color": _color("color_key", colors, color_title),
+                    "order": {"field": "row", "type": "quantitative"},
+                },
+            }),
         },
         "resolve": {"scale": {"y": "shared" if shared_y else "independent"}},
     })
     return spec
 
 
+def reliability_template(models: dict[str, str]) -> Spec:
+    """Reliability diagram: each bin's mean predicted probability (DVC's x) against its
+    observed fraud rate (y), one colour per model, on log axes of the same decades (most rows
+    sit near 0: the first bin holds ~99.9 % of them), so the dashed diagonal a calibrated
+    model follows is at 45°. Dot area is the bin's row count (the calibration CSV's `rows`):
+    the high-probability bins hold 1-10 rows, and their rates jump between 0 and 1 by
+    chance. A bin with no fraud (rate 0: no place on a log axis) is an open triangle on the
+    bottom edge, not a line plunging to 0 (issue 31)."""
+    spec = _base([
+        {"calculate": MODEL_FROM_FILENAME, "as": "model"},
+        {"calculate": f"toNumber(datum['{X}'])", "as": "predicted"},
+        {"calculate": f"toNumber(datum['{Y}'])", "as": "observed"},
+        {"calculate": f"toNumber(datum['{RELIABILITY_ROWS}'])", "as": "bin_rows"},
+        {"filter": "datum.predicted > 0"},
+    ])
+    log = {"type": "log"}
+    x = {"field": "predicted", "type": "quantitative", "title": "<DVC_METRIC_X_LABEL>",
+         "scale": log}
+    y = {"field": "observed", "type": "quantitative", "title": "<DVC_METRIC_Y_LABEL>",
+         "scale": log}
+    color = _color("model", models, "Model")
+    size = {"field": "bin_rows", "type": "quantitative", "title": "Rows in the bin",
+            "scale": {"type": "log", "range": [10, 400]}}
+    with_fraud = [{"filter": "datum.observed > 0"}]
+    # From the lowest point either axis needs to (1, 1): it sets both axes' lower end.
+    diagonal = {
+        "transform": [
+            {"calculate": "datum.observed > 0 ? datum.observed : null", "as": "positive"},
+            {"aggregate": [{"op": "min", "field": "predicted", "as": "low_x"},
+                           {"op": "min", "field": "positive", "as": "low_y"}]},
+            {"calculate": "isValid(datum.low_y) ? min(datum.low_x, datum.low_y) : datum.low_x",
+             "as": "low"}],
+        "mark": {"type": "rule", "strokeDash": [6, 4], "strokeWidth": 1.5, "color": "#666666"},
+        "encoding": {"x": {**x, "field": "low"}, "y": {**y, "field": "low"},
+                     "x2": {"datum": 1}, "y2": {"datum": 1}},
+    }
+    spec.update({
+        "width": RELIABILITY_SIDE, "height": RELIABILITY_SIDE,
+        "title": {"text": "<DVC_METRIC_TITLE>", "anchor": "start",
+                  "subtitle": "On the dashed diagonal: calibrated. Dot area: rows in the bin. "
+                              "Open triangle on the bottom edge: a bin with no fraud."},
+        "layer": [
+            *_by_revision({"transform": with_fraud, "params": [ZOOM],
+                           "mark": {"type": "line", "strokeWidth": 1.5, "opacity": 0.8},
+                           "encoding": {"x": x, "y": y, "color": color,
+                                        "order": {"field": "row", "type": "quantitative"}}}),
+            {"transform": with_fraud,
+             "mark": {"type": "circle", "opacity": 0.85, "tooltip": {"content": "data"}},
+             "encoding": {"x": x, "y": y, "color": color, "size": size}},
+            # Fixed size: these bins hold 1-2 rows, too few for a visible dot area.
+            {"transform": [{"filter": "datum.observed === 0"}],
+             "mark": {"type": "point", "shape": "triangle-down", "filled": False, "size": 70,
+                      "strokeWidth": 1.5, "yOffset": -7, "tooltip": {"content": "data"}},
+             "encoding": {"x": x, "y": {"value": "height"}, "color": color}},
+            diagonal,
+        ],
+    })
+    return spec
+
+
 def drift_template() -> Spec:
-    """Horizontal bars, one per raw input and one for the score (DVC's x: the name; y: the
-    PSI), largest first, coloured by band, with the band boundaries as dashed rules in the
-    colour of the band they open. The PSI axis always reaches past the major-shift boundary,
-    so an all-stable chart still shows how far from a shift it is."""
+    """One dot per raw input and one for the score (DVC's x: the name; y: the PSI), largest
+    first, coloured by band, on a log PSI axis with the band boundaries as dashed rules in
+    the colour of the band they open. Log, because PSI spans decades: on a linear 0-0.3 axis
+    a run whose every PSI is under 0.001 looked empty (issue 31); the axis always reaches
+    past the major-shift boundary, so the chart shows how many decades from a shift each
+    input is. Ticks are one per decade plus the boundaries (a linear axis crowded them into
+    "0.000.02"). A PSI of 0 (no place on a log axis) is drawn on the left edge."""
     band = (f"datum.psi_value >= {MAJOR_PSI} ? '{MAJOR}' : "
             f"(datum.psi_value >= {MODERATE_PSI} ? '{MODERATE}' : '{STABLE}')")
     spec = _base([{"calculate": f"toNumber(datum['{Y}'])", "as": "psi_value"},
                   {"calculate": band, "as": "psi_band"}])
+    ticks = [10.0 ** power for power in range(-6, 1)] + [MODERATE_PSI, MAJOR_PSI]
     x: Spec = {"field": "psi_value", "type": "quantitative",
                "title": "<DVC_METRIC_Y_LABEL>",
-               "scale": {"domain": {"unionWith": [0, MAJOR_PSI * 1.2]}}}
+               "scale": {"type": "log", "domain": {"unionWith": [MAJOR_PSI * 1.2]}},
+               "axis": {"values": sorted(set(ticks)), "format": "~g", "labelOverlap": "greedy"}}
+    encoding: Spec = {
+        # A grid line per input leads the eye from its name to its dot.
+        "y": {"field": X, "type": "nominal", "title": "<DVC_METRIC_X_LABEL>",
+              "sort": {"field": "psi_value", "op": "max", "order": "descending"},
+              "axis": {"grid": True}},
+        "yOffset": {"field": "rev", "type": "nominal", "sort": None},
+        "color": {"field": "psi_band", "type": "nominal", "title": "PSI band",
+                  "scale": {"domain": list(BAND_COLORS), "range": list(BAND_COLORS.values())}},
+    }
+    positive = [{"filter": "datum.psi_value > 0"}]
     rules = [{"mark": {"type": "rule", "strokeDash": [4, 4], "strokeWidth": 1.5,
                        "color": BAND_COLORS[name]},
               "encoding": {"x": {"datum": value, "type": "quantitative"}}}
@@ -163,16 +261,13 @@ def drift_template() -> Spec:
     spec.update({
         "width": WIDTH, "height": {"step": 14},
         "layer": [
-            {"mark": {"type": "bar", "tooltip": {"content": "data"}},
-             "encoding": {
-                 "y": {"field": X, "type": "nominal", "title": "<DVC_METRIC_X_LABEL>",
-                       "sort": {"field": "psi_value", "op": "max", "order": "descending"}},
-                 "yOffset": {"field": "rev", "type": "nominal", "sort": None},
-                 "x": x,
-                 "color": {"field": "psi_band", "type": "nominal",
-                           "title": "PSI band",
-                           "scale": {"domain": list(BAND_COLORS),
-                                     "range": list(BAND_COLORS.values())}}}},
+            {"transform": positive,
+             "mark": {"type": "circle", "size": 60, "opacity": 1,
+                      "tooltip": {"content": "data"}},
+             "encoding": {**encoding, "x": x}},
+            {"transform": [{"filter": "datum.psi_value <= 0"}],
+             "mark": {"type": "circle", "size": 60, "tooltip": {"content": "data"}},
+             "encoding": {**encoding, "x": {"value": 0}}},
             *rules,
         ],
     })
@@ -225,18 +320,13 @@ def templates() -> dict[str, Spec]:
         # alarm); a log y keeps the minimum readable.
         "model_cost": curve_template(every_model, y_scale=log),
         "model_threshold": panels_template(every_model, "Model"),
-        # Reliability: mean predicted probability vs observed fraud rate per bin. Both span
-        # orders of magnitude (most rows sit near 0): log x; symlog y, as a bin may hold no
-        # fraud (observed rate 0), which a log axis cannot place.
-        "model_reliability": curve_template(
-            every_model, x_scale=log, y_scale={"type": "symlog", "constant": 1e-4},
-            x_positive=True, points=True),
+        "model_reliability": reliability_template(every_model),
         # Loss spans orders of magnitude between strategies (weighted starts near 3): log y.
         "model_loss": panels_template(trained_per_epoch, "Model", y_scale=log),
         "model_epochs": panels_template(trained_per_epoch, "Model", y_scale={"zero": False},
                                         shared_y=False),
         "bias_loss": panels_template(BIAS_COLORS, "Output bias", y_scale=log, by_bias=True),
-        "drift_bars": drift_template(),
+        "drift_psi": drift_template(),
         "model_importance": importance_template(every_model),
     }
 
