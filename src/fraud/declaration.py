@@ -169,9 +169,9 @@ def check_header(path: Path, columns: list[str], required: list[str],
     extra = [c for c in columns if c not in required and c not in optional]
     if not missing and not extra:
         return
-    expected = f"expected the columns {', '.join(required)}"
+    expected = f"expected the columns {shown_columns(required, 40)}"
     if optional:
-        expected += f" (optionally {', '.join(optional)})"
+        expected += f" (optionally {shown_columns(optional, 40)})"
     if len(missing) == 1 and len(extra) == 1:
         position = columns.index(extra[0]) + 1
         raise PipelineError(f"{path}: column {position} is named {printable(extra[0])}, "

@@ -63,13 +63,13 @@ def main(argv: Sequence[str]) -> None:
     shipped, calibrator, info = export.shipped_model(model, source, calibration_path)
     metrics = read_json_file(Path(args.metrics.format(model=model)), "evaluate_model")
     importance_path = Path(args.importance.format(model=model))
-    top_features = importance.card_entry(importance.read_table(importance_path, "importance"),
-                                         str(importance_path))
+    top_features = importance.card_entry(
+        importance.read_table(importance_path, "importance", info.inputs), str(importance_path))
     sources = {"detector": (str(source), file_sha256(source)),
                "calibration": (str(calibration_path), file_sha256(calibration_path))}
     reference = read_model_reference(Path(args.reference.format(model=model)),
                                      {name: sha for name, (_, sha) in sources.items()},
-                                     "reference")
+                                     "reference", info.inputs)
     with outputs() as out:
         written = out.path(args.out_onnx)
         contract.save_onnx(shipped, written)
