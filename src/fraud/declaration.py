@@ -191,6 +191,11 @@ CREDIT_CARD = DataDeclaration(
     label="Class", positive=1, negative=0, time="Time", time_format="seconds", ids=(),
     entities=(), amount="Amount", numeric=tuple(f"V{i}" for i in range(1, 29)),
     categorical=(), drop=())
+# The raw card transactions `download.url: transactions` generates (data/transactions.py).
+TRANSACTIONS = DataDeclaration(
+    label="tx_fraud", positive=1, negative=0, time="tx_datetime", time_format="iso8601",
+    ids=("transaction_id",), entities=("customer_id", "terminal_id"), amount="tx_amount",
+    numeric=(), categorical=(), drop=())
 # The Credit Card Fraud table's layout: what the synthetic stand-in writes and tests use.
 CREDIT_CARD_LAYOUT = CREDIT_CARD.layout(CREDIT_CARD.numeric or ())
 

@@ -15,12 +15,21 @@ from typing import Any
 
 import yaml
 
-from .declaration import CREDIT_CARD, CREDIT_CARD_LAYOUT, DataDeclaration, parse_data
+from .declaration import (
+    CREDIT_CARD,
+    CREDIT_CARD_LAYOUT,
+    TRANSACTIONS,
+    DataDeclaration,
+    parse_data,
+)
 from .errors import PipelineError, printable, printable_names
 from .models import AUTO, MODELS, STRATEGY_ALIASES
 
 PARAMS_FILE = "params.yaml"
 SYNTHETIC_SOURCE = "synthetic"
+# download.url: transactions generates raw card transactions (data/transactions.py).
+TRANSACTIONS_SOURCE = "transactions"
+GENERATED_SOURCES = (SYNTHETIC_SOURCE, TRANSACTIONS_SOURCE)
 LOGREG_CLASS_WEIGHTS = ("none", "balanced")
 # What HistGradientBoostingClassifier's early stopping reads on the validation split.
 GBDT_SCORINGS = ("average_precision", "loss")
@@ -107,7 +116,24 @@ class DownloadParams:
     @property
     def raw_sha256(self) -> str | None:
         """The checksum the raw CSV must have (clean checks it): none for generated data."""
-        return None if self.url == SYNTHETIC_SOURCE else self.sha256
+        return None if self.url in GENERATED_SOURCES else self.sha256
+
+
+@dataclass(frozen=True)
+class TransactionsParams:
+    """The transaction simulator's size and seed (download.url: transactions); the
+    handbook's published size is the default."""
+    customers: int = 5_000
+    terminals: int = 10_000
+    days: int = 183
+    start: str = "2018-04-01"  # the first day
+    radius: float = 5.0        # a customer uses the terminals within it (grid 100 x 100)
+    seed: int = 0              # its own: `seed` varies split and training, not data
+
+
+# customers x days bounds the simulator's memory: ~4 transactions per cell at most, ~60 bytes
+# each while generated (the handbook's 915,000 cells: 1.8 M transactions, ~0.4 GB peak).
+MAX_SIMULATED_CELLS = 10_000_000
 
 
 @dataclass(frozen=True)
@@ -203,6 +229,7 @@ class Params:
     logreg: LogregParams
     gbdt: GbdtParams
     data: DataDeclaration = CREDIT_CARD  # the table's columns (declaration.py)
+    transactions: TransactionsParams = TransactionsParams()
 
 
 def _fail(name: str, value: Any, allowed: str) -> PipelineError:
@@ -370,6 +397,7 @@ def parse_params(raw: Any) -> Params:
     _check("seed", seed, 0 <= seed < 2**32, "a whole number from 0 to 2**32 - 1")
     # Section by section, in this order: the first bad key is the one reported.
     data = parse_data(raw.get("data"))
+    transactions = _transactions_params(raw.get("transactions"))
     params = Params(seed=seed,
                   download=_download_params(_section(raw, "download", DownloadParams)),
                   clean=_clean_params(_section(raw, "clean", CleanParams)),
@@ -380,7 +408,8 @@ def parse_params(raw: Any) -> Params:
                   train=_train_params(_section(raw, "train", TrainParams)),
                   evaluate=_evaluate_params(_section(raw, "evaluate", EvaluateParams)),
                   calibrate=_calibrate_params(_section(raw, "calibrate", CalibrateParams)),
-                  logreg=parse_logreg(raw), gbdt=parse_gbdt(raw), data=data)
+                  logreg=parse_logreg(raw), gbdt=parse_gbdt(raw), data=data,
+                  transactions=transactions)
     _check_data_against(params)
     return params
 
@@ -391,9 +420,55 @@ def _check_data_against(params: Params) -> None:
         raise PipelineError("params.yaml: download.url = 'synthetic' generates the Credit Card "
                             "Fraud table, but the data: section declares another one; point "
                             "download.url at your table's file, or remove the data: section")
+    if params.download.url == TRANSACTIONS_SOURCE and not params.data.describes(
+            TRANSACTIONS.layout(())):
+        raise PipelineError("params.yaml: download.url = 'transactions' generates the card "
+                            "transactions table (" + ", ".join(TRANSACTIONS.layout(()).raw_columns)
+                            + "), but the data: section declares another; declare that one "
+                            "(docs/your-data.md)")
     if params.evaluate.cost_fn == "amount" and params.data.amount is None:
         raise PipelineError("params.yaml: evaluate.cost_fn = 'amount' needs an amount column, "
                             "and data.amount is null; declare it, or give cost_fn a number")
+
+
+def _transactions_params(section: Any) -> TransactionsParams:
+    """Section `transactions` (optional: the handbook's size without it)."""
+    if section is None:
+        return TransactionsParams()
+    t = _section({"transactions": section}, "transactions", TransactionsParams)
+    start = t["start"]
+    start = start.isoformat() if hasattr(start, "isoformat") else start
+    result = TransactionsParams(
+        customers=_as_int("transactions.customers", t["customers"]),
+        terminals=_as_int("transactions.terminals", t["terminals"]),
+        days=_as_int("transactions.days", t["days"]),
+        start=_as_str("transactions.start", start),
+        radius=_as_float("transactions.radius", t["radius"]),
+        seed=_as_int("transactions.seed", t["seed"]))
+    for key in ("customers", "terminals", "days"):
+        _check(f"transactions.{key}", t[key], getattr(result, key) >= 1, "a whole number >= 1")
+    _check("transactions.customers", t["customers"],
+           result.customers * result.days <= MAX_SIMULATED_CELLS,
+           f"at most {MAX_SIMULATED_CELLS:,} customers x days in all (memory)")
+    _check("transactions.terminals", t["terminals"], result.terminals <= 1_000_000,
+           "at most 1,000,000")
+    _check("transactions.radius", t["radius"], 0 < result.radius <= 150,
+           "a distance in (0, 150] on the 100 x 100 grid")
+    _check("transactions.seed", t["seed"], 0 <= result.seed < 2**32,
+           "a whole number from 0 to 2**32 - 1")
+    _check("transactions.start", t["start"], _is_date(result.start),
+           "a date, YYYY-MM-DD")
+    return result
+
+
+def _is_date(text: str) -> bool:
+    import datetime
+
+    try:
+        datetime.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return len(text) == 10
 
 
 def _download_params(d: dict[str, Any]) -> DownloadParams:

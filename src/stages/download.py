@@ -23,7 +23,7 @@ def main(argv: Sequence[str]) -> None:
     with outputs() as out:
         result = download(params.download, out.path(args.out), params.download.synthetic_seed,
                           mirror_from_env(), scratch=out.scratch(args.out),
-                          expected=params.data)
+                          expected=params.data, simulation=params.transactions)
     log.info("wrote %s from %s (sha256 %s%s)", args.out, result.source, result.sha256,
              ", verified" if result.checked else "")
 

@@ -28,7 +28,13 @@ from typing import Any, BinaryIO
 from ..declaration import CREDIT_CARD, DataDeclaration
 from ..errors import PipelineError
 from ..files import file_sha256
-from ..params import SYNTHETIC_SOURCE, DownloadParams
+from ..params import (
+    GENERATED_SOURCES,
+    SYNTHETIC_SOURCE,
+    TRANSACTIONS_SOURCE,
+    DownloadParams,
+    TransactionsParams,
+)
 from ..schema import GZIP_MAGIC, printable, printable_names, sniff_not_csv
 
 log = logging.getLogger(__name__)
@@ -58,9 +64,10 @@ def is_url(source: str) -> bool:
 
 
 def sources_to_try(url: str, mirror: str | None) -> list[str]:
-    """The mirror (if set) comes first; `synthetic` is never overridden by a mirror."""
-    if url == SYNTHETIC_SOURCE:
-        return [SYNTHETIC_SOURCE]
+    """The mirror (if set) comes first; generated data (`synthetic`, `transactions`) is
+    never overridden by a mirror."""
+    if url in GENERATED_SOURCES:
+        return [url]
     sources = [mirror.strip()] if mirror and mirror.strip() else []
     return [*sources, url] if url not in sources else sources
 
@@ -430,7 +437,8 @@ class DownloadResult:
 
 def download(params: DownloadParams, out: Path, seed: int, mirror: str | None = None,
              fetch: Callable[..., None] = fetch_url, scratch: Path | None = None,
-             expected: DataDeclaration = CREDIT_CARD) -> DownloadResult:
+             expected: DataDeclaration = CREDIT_CARD,
+             simulation: TransactionsParams | None = None) -> DownloadResult:
     """Writes the raw CSV to `out` from the first source that can be reached.
 
     A source is read only if it is a regular file (or an HTTP body) whose first line, after
@@ -450,6 +458,8 @@ def download(params: DownloadParams, out: Path, seed: int, mirror: str | None = 
     for index, source in enumerate(sources):
         if source == SYNTHETIC_SOURCE:
             return _synthetic(params, out, seed)
+        if source == TRANSACTIONS_SOURCE:
+            return _transactions(simulation or TransactionsParams(), out)
         try:
             try:
                 opened = _open_source(source, packed, params, fetch, budget)
@@ -509,6 +519,21 @@ def _synthetic(params: DownloadParams, out: Path, seed: int) -> DownloadResult:
     frame = generate_creditcard(params.synthetic_rows, params.synthetic_fraud_rate, seed)
     write_creditcard_csv(frame, out)
     return DownloadResult(source=SYNTHETIC_SOURCE, sha256=file_sha256(out), checked=False)
+
+
+def _transactions(settings: TransactionsParams, out: Path) -> DownloadResult:
+    from .transactions import write_transactions
+
+    log.info("simulating card transactions: %d customers, %d terminals, %d days from %s "
+             "(seed %d)", settings.customers, settings.terminals, settings.days,
+             settings.start, settings.seed)
+    try:
+        rows = write_transactions(settings, out)
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
+    log.info("%s: %d transactions", out, rows)
+    return DownloadResult(source=TRANSACTIONS_SOURCE, sha256=file_sha256(out), checked=False)
 
 
 def mirror_from_env(environ: Iterable[tuple[str, str]] | None = None) -> str | None:
