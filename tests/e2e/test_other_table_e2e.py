@@ -47,7 +47,7 @@ def test_every_stage_ran_and_the_card_names_the_declared_columns(project: Path) 
     card = read_json(project / "models/fraud_detector.json")
     assert card["input_columns"] == FEATURES
     assert card["data"] == {"label": "label", "positive": "fraud", "negative": "legit",
-                            "time": "ts", "ids": ["txn_id"]}
+                            "time": "ts", "ids": ["txn_id"], "entities": ["merchant"]}
     assert card["standardisation"]["features"] == FEATURES  # no amount: nothing logged
     assert card["preprocessing"][0] == "features = [f0, ..., f38, f39]"
     data = read_json(project / "metrics/data.json")
@@ -68,7 +68,7 @@ def test_reports_use_the_declared_names(project: Path) -> None:
 def test_predict_scores_the_table_and_carries_its_id(project: Path, tmp_path: Path) -> None:
     new = example_table(300, fraud_rate=0.03, seed=9)
     source = tmp_path / "new.csv"
-    new.drop(columns=["merchant"]).to_csv(source, index=False)
+    new.to_csv(source, index=False)  # merchant, an entity, is accepted and not read
     scores = tmp_path / "scores.csv"
     done = subprocess.run([sys.executable, "-m", "fraud", "predict",
                            "models/fraud_detector.onnx", str(source), "-o", str(scores)],
@@ -90,4 +90,4 @@ def test_an_undeclared_column_is_one_line_naming_it(project: Path, tmp_path: Pat
                           cwd=project, env=env(), capture_output=True, text=True)
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
-    assert len(lines) == 1 and "'merchant'" in lines[0] and "'channel'" in lines[0]
+    assert len(lines) == 1 and "'channel'" in lines[0] and "'merchant'" not in lines[0]

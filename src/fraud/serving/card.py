@@ -71,12 +71,16 @@ def scoring_layout(inputs: tuple[str, ...], log_input: str | None,
         return found if isinstance(found, int | float | str) and not isinstance(found, bool) \
             else default
 
-    ids = data.get("ids")
-    ids = tuple(c for c in ids if isinstance(c, str)) if isinstance(ids, list) else ()
+    def names(key: str) -> tuple[str, ...]:
+        found = data.get(key)
+        return tuple(c for c in found if isinstance(c, str)) if isinstance(found, list) else ()
+
+    ids = names("ids")
     numeric = inputs[:-1] if log_input else inputs
     return Layout(label=name("label") or "", positive=value("positive", 1),
                   negative=value("negative", 0), time=name("time"), time_format="auto",
-                  ids=ids, entities=(), numeric=tuple(numeric), amount=log_input, drop=())
+                  ids=ids, entities=tuple(e for e in names("entities") if e not in ids),
+                  numeric=tuple(numeric), amount=log_input, drop=())
 
 
 def detector_inputs(path: Path, onnx_model: Any, card: dict[str, Any] | None, card_path: Path

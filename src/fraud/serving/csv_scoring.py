@@ -39,11 +39,11 @@ from ..schema import PREPROCESS_NAME  # noqa: F401
 
 
 def optional_columns(layout: Layout) -> tuple[str, ...]:
-    """Accepted in the input besides the model's: the time is ignored (not an input of the
-    model, its values are not checked); the label, if present, is checked as clean checks it
-    (or blank for an unlabelled row) and copied to the output as 0 / 1 so users can compare,
-    never used for scoring."""
-    return tuple(c for c in (layout.time, layout.label) if c)
+    """Accepted in the input besides the model's: the time and the entities are ignored
+    (not inputs of the model, their values are not checked); the label, if present, is
+    checked as clean checks it (or blank for an unlabelled row) and copied to the output as
+    0 / 1 so users can compare, never used for scoring."""
+    return tuple(c for c in (layout.time, *layout.entities, layout.label) if c)
 
 
 OUTPUT_COLUMNS = ["probability", "flagged"]

@@ -190,9 +190,9 @@ def usage(info: DetectorInfo, data: DataDeclaration) -> dict[str, str]:
 
 def data_card(data: DataDeclaration) -> dict[str, Any]:
     """The card's `data`: the columns of a scored CSV besides the inputs (predict accepts
-    the time and the label, and copies the ids to the scores)."""
+    the time, the entities and the label, and copies the ids to the scores)."""
     return {"label": data.label, "positive": data.positive, "negative": data.negative,
-            "time": data.time, "ids": list(data.ids)}
+            "time": data.time, "ids": list(data.ids), "entities": list(data.entities)}
 
 
 def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
