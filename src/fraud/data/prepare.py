@@ -247,8 +247,9 @@ def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
           layout: Layout = CREDIT_CARD_LAYOUT) -> Splits:
     """Train / val / test (val is a fraction of what test leaves), as `split.method` says.
 
-    Duplicates are rows identical in every model feature (the time is no input); with
-    `split.group_duplicates` they never straddle two splits. Rows keep their table order.
+    Duplicates are rows identical in every model feature and entity (the time is no input,
+    nor are the ids); with `split.group_duplicates` they never straddle two splits. Rows
+    keep their table order.
     """
     label, time = layout.label, layout.time
     labels = cleaned[label].to_numpy()
@@ -259,7 +260,9 @@ def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
                                 "null; declare it in params.yaml, or split at random")
         cleaned = cleaned.sort_values(time, kind="stable").reset_index(drop=True)
         labels = cleaned[label].to_numpy()
-    groups = duplicate_groups(cleaned[layout.features])
+    # The entities belong to a transaction's identity: on a table of few inputs (raw card
+    # transactions: the amount alone), equal amounts of different cards are no duplicates.
+    groups = duplicate_groups(cleaned[[*layout.entities, *layout.features]])
     draw_groups = groups if settings.group_duplicates else np.arange(len(cleaned))
     try:
         if settings.method == "time":
