@@ -3,6 +3,7 @@ duplicates grouped), and the data summary with each split's rows and frauds."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -10,6 +11,11 @@ from fraud.cli import parser, run
 from fraud.data.prepare import layout_of, read_table, split, summarise, write_table
 from fraud.files import outputs, remove_outputs, write_json
 from fraud.params import load_params
+
+log = logging.getLogger("split")
+# A time split drops later copies of duplicates; beyond this share of the rows, the
+# duplicates are more likely a table of too few inputs than copies of transactions.
+DROPPED_WARNING = 0.05
 
 
 def main(argv: Sequence[str]) -> None:
@@ -25,6 +31,12 @@ def main(argv: Sequence[str]) -> None:
     cleaned = read_table(args.cleaned, "clean", params.data)
     layout = layout_of(cleaned, params.data)
     parts = split(cleaned, params.split, params.seed, layout)
+    dropped = parts.summary["duplicates_dropped"]
+    if dropped > DROPPED_WARNING * len(cleaned):
+        log.warning("%d of %d rows dropped as later copies of duplicates (rows identical in "
+                    "every feature and entity); if they are distinct transactions, declare "
+                    "what tells them apart (data.entities) or set split.group_duplicates: "
+                    "false", dropped, len(cleaned))
     with outputs() as out:
         for path, table in ((args.train, parts.train), (args.val, parts.val),
                             (args.test, parts.test)):

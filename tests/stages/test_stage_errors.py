@@ -118,3 +118,22 @@ def test_download_stage_bad_params(tmp_path: Path, write_params: Any, run_stage:
     proc = run_stage("download", "--out", out, "--params", params_file)
     stage_error(proc, "error: ", *fragments)
     assert not out.exists()
+
+
+def test_split_stage_warns_when_duplicates_drop_many_rows(tmp_path: Path, write_params: Any,
+                                                          run_stage: Any) -> None:
+    """A time split of a table whose rows repeat (every 4th row copied, 60,000 s later)
+    drops the copies that land in a later split, and says so when they are over 5 %."""
+    table = clean(generate_creditcard(2_000, 0.05, 5), 0.001)
+    copies = table.iloc[::4].copy()
+    copies["Time"] = copies["Time"] + 60_000  # later: those in a later split are dropped
+    path = tmp_path / "cleaned.parquet"
+    write_table(path, pd.concat([table, copies], ignore_index=True))
+    out = {name: tmp_path / f"{name}.parquet" for name in ("train", "val", "test")}
+    params_file = write_params({"split.method": "time", "split.group_duplicates": True})
+    proc = run_stage("split", "--cleaned", path, "--train", out["train"], "--val", out["val"],
+                     "--test", out["test"], "--summary", tmp_path / "data.json",
+                     "--params", params_file)
+    assert proc.returncode == 0, proc.stderr
+    found = re.search(r"(\d+) of 2500 rows dropped as later copies of duplicates", proc.stderr)
+    assert found and int(found[1]) > 125 and "data.entities" in proc.stderr
