@@ -29,12 +29,13 @@ from threadpoolctl import threadpool_limits
 from fraud.decision import expected_cost_flags
 from fraud.evaluation import calibration, metrics, model_evaluation
 from fraud.evaluation.choice import load_scorer
+from fraud.kinds._scikit import THREADS as GBDT_THREADS
+from fraud.kinds._scikit import load_model as load_peer
 from fraud.models import PEERS, STRATEGIES, TRAIN_STAGES
 from fraud.params import Params, load_params
 from fraud.serving import calibrated
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
-from fraud.training.peers import GBDT_THREADS, load_peer
 from tests.credit_card import INPUT_COLUMNS
 
 METHODS = (*calibration.METHODS, calibration.AUTO)

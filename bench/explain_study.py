@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from fraud.kinds._scikit import load_model as load_peer
 from fraud.serving.explain import (
     NetworkExplainer,
     Preprocess,
@@ -36,7 +37,6 @@ from fraud.serving.explain import (
     load_explainer,
     top_reasons,
 )
-from fraud.training.peers import load_peer
 from tests.credit_card import INPUT_COLUMNS, LABEL
 
 NETWORKS = ("baseline", "weighted", "oversample")

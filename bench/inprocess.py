@@ -21,7 +21,7 @@ The tutorial and floor paths are frozen reference code, in bench/reference/tight
 `scoring`: rows per second of `model.predict_proba` (Keras) and of the ONNX twin with
 onnxruntime (src/fraud/serving/onnx_scoring.py), and their largest difference.
 `peer`: scikit-learn's class-weighted logistic regression on the same splits (one fit, no
-tuning: a floor beside the train_logreg stage of src/fraud/training/peers.py).
+tuning: a floor beside the train_logreg stage of src/fraud/kinds/logreg.py).
 """
 
 from __future__ import annotations

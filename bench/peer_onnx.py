@@ -28,10 +28,11 @@ import yaml
 from scipy.special import expit
 
 from bench.machine import load_averages
+from fraud.kinds._scikit import load_model as load_peer
+from fraud.kinds._scikit import scores as peer_scores
 from fraud.serving.contract import read_scaler
 from fraud.serving.onnx_scoring import BATCH_ROWS, session_options
 from fraud.serving.peer_onnx import peer_detector
-from fraud.training.peers import load_peer, peer_scores
 from tests.credit_card import INPUT_COLUMNS
 
 PEERS = ("logreg", "gbdt")

@@ -30,12 +30,12 @@ import yaml
 from fraud.decision import expected_cost_flags, expected_cost_threshold
 from fraud.evaluation.calibration import fit_calibrator
 from fraud.files import file_sha256, write_json
+from fraud.kinds._scikit import load_model as load_peer
 from fraud.serving.calibrated import calibrated_onnx, with_logit_output
 from fraud.serving.contract import read_scaler, save_onnx
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
 from fraud.serving.peer_onnx import peer_detector
-from fraud.training.peers import load_peer
 from tests.credit_card import INPUT_COLUMNS
 
 SPLITS = ("val", "test")

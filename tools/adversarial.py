@@ -153,7 +153,7 @@ def skops_cases() -> Iterator[Case]:
     from sklearn.ensemble import HistGradientBoostingClassifier
     from sklearn.linear_model import LogisticRegression
 
-    from fraud.training.peers import load_peer
+    from fraud.kinds._scikit import load_model as load_peer
     from tests.unit import test_peer as corpus
 
     rng = np.random.default_rng(0)

@@ -1,7 +1,8 @@
 """The models the pipeline trains and compares, and the dvc.yaml stage that trains each.
 
-One home for the list: params.py validates names against it; the stages, the evaluation, the
-plots and the experiment tools read it from here.
+The names come from the registry of model kinds (src/fraud/kinds: one module per kind);
+params.py validates names against them; the stages, the evaluation, the plots and the
+experiment tools read them from here.
 """
 
 from __future__ import annotations
@@ -9,17 +10,19 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from .errors import PipelineError, printable_names
+from .kinds.base import NETWORK, SCIKIT
+from .kinds.registry import all_kinds, family
 
-STRATEGIES = ("baseline", "weighted", "oversample")
-# The scikit-learn peers (stages train_logreg / train_gbdt), trained on the same scaled splits.
-PEERS = ("logreg", "gbdt")
-MODELS = STRATEGIES + PEERS
+# The Keras strategies of one network (src/stages/train.py trains them).
+STRATEGIES = tuple(kind.name for kind in family(NETWORK))
+# The scikit-learn peers (stages train_logreg, train_gbdt, ...), on the same scaled splits.
+PEERS = tuple(kind.name for kind in family(SCIKIT))
+MODELS = tuple(kind.name for kind in all_kinds())
 STRATEGY_ALIASES = {"resampled": "oversample"}
 AUTO = "auto"  # train.strategy: the candidate with the best validation figure
 # dvc.yaml's stage that trains each strategy (oversample's is train_resampled): name it in
 # messages from here, never as f"train_{strategy}".
-TRAIN_STAGES = {"baseline": "train_baseline", "weighted": "train_weighted",
-                "oversample": "train_resampled", "logreg": "train_logreg", "gbdt": "train_gbdt"}
+TRAIN_STAGES = {kind.name: kind.train_stage for kind in all_kinds()}
 
 
 def require_models(names: Sequence[str], option: str) -> None:

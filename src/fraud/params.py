@@ -8,8 +8,8 @@ string. A bad value fails with its dotted name, the value and what is allowed.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,8 @@ from .declaration import (
     parse_data,
 )
 from .errors import PipelineError, printable, printable_names
+from .kinds.base import Checks
+from .kinds.registry import all_kinds
 from .models import AUTO, MODELS, STRATEGY_ALIASES
 
 PARAMS_FILE = "params.yaml"
@@ -30,9 +32,6 @@ SYNTHETIC_SOURCE = "synthetic"
 # download.url: transactions generates raw card transactions (data/transactions.py).
 TRANSACTIONS_SOURCE = "transactions"
 GENERATED_SOURCES = (SYNTHETIC_SOURCE, TRANSACTIONS_SOURCE)
-LOGREG_CLASS_WEIGHTS = ("none", "balanced")
-# What HistGradientBoostingClassifier's early stopping reads on the validation split.
-GBDT_SCORINGS = ("average_precision", "loss")
 THRESHOLD_RULES = ("target_recall", "min_cost", "expected_cost")
 # calibrate.method: how evaluate_model maps a model's logit to a fraud probability (fitted on
 # validation; src/fraud/evaluation/calibration.py), or `auto` to choose among them there.
@@ -71,13 +70,7 @@ UPPER_BOUNDS: dict[str, float] = {
     "evaluate.bootstrap": 100_000,
     "calibrate.folds": 100,                # one fit per fold and method
     "calibrate.bins": 10_000,
-    "logreg.max_iter": 100_000,
-    "gbdt.max_iter": 100_000,
-    "gbdt.max_leaf_nodes": 65_536,
-    "gbdt.min_samples_leaf": 10_000_000,
-    "gbdt.n_iter_no_change": 10_000,
 }
-MAX_C_GRID = 100  # logreg fits one model per value
 # The largest value of each number that would overflow a computation long before it exhausts
 # anything: the reason is part of the message. `model.learning_rate: 1e300` passed and made
 # init_bias' losses NaN (a traceback, after DVC had deleted its git-tracked outputs).
@@ -86,11 +79,11 @@ OVERFLOW_BOUNDS: dict[str, tuple[float, str]] = {
     "clean.eps": (1_000.0, "log(amount + eps) would hide the amount's variation"),
     "evaluate.cost_fp": (1e12, "costs summed over the test split would overflow"),
     "evaluate.cost_fn": (1e12, "costs summed over the test split would overflow"),
-    "gbdt.l2_regularization": (1e6, "the leaves' values underflow to 0"),
 }
-# logreg.c_grid: C is the inverse of the L2 penalty; scikit-learn computes 1/C, which
-# overflows for subnormal C, and a C beyond 1e8 is no penalty at all.
-C_RANGE = (1e-8, 1e8)
+# A model kind's own params are bounded in its module (src/fraud/kinds).
+for _kind in all_kinds():
+    UPPER_BOUNDS.update(_kind.upper_bounds)
+    OVERFLOW_BOUNDS.update(_kind.overflow_bounds)
 # The marker of an interpolation: DVC resolves ${...} (OmegaConf) when it applies
 # `dvc exp run -S`, for the whole of params.yaml, so `${oc.env:SECRET}` would be written out.
 INTERPOLATION = "${"
@@ -197,24 +190,6 @@ class CalibrateParams:
 
 
 @dataclass(frozen=True)
-class LogregParams:
-    c_grid: tuple[float, ...]  # inverse regularisation strengths; the best on validation wins
-    class_weight: str          # "none" (plain) or "balanced"
-    max_iter: int
-
-
-@dataclass(frozen=True)
-class GbdtParams:
-    learning_rate: float
-    l2_regularization: float
-    max_iter: int              # upper bound; early stopping on validation decides
-    max_leaf_nodes: int
-    min_samples_leaf: int
-    n_iter_no_change: int      # patience, in boosting iterations
-    scoring: str               # the early-stopping score on validation: one of GBDT_SCORINGS
-
-
-@dataclass(frozen=True)
 class Params:
     seed: int
     download: DownloadParams
@@ -226,10 +201,17 @@ class Params:
     train: TrainParams
     evaluate: EvaluateParams
     calibrate: CalibrateParams
-    logreg: LogregParams
-    gbdt: GbdtParams
     data: DataDeclaration = CREDIT_CARD  # the table's columns (declaration.py)
     transactions: TransactionsParams = TransactionsParams()
+    # The model kinds' sections (`logreg`, `gbdt`, ...), as each kind's parser returns them.
+    kind_sections: Mapping[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name: str) -> Any:
+        """A kind's section reads as the fixed ones do: `params.logreg.class_weight`."""
+        sections = self.__dict__.get("kind_sections", {})
+        if name in sections:
+            return sections[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
 
 
 def _fail(name: str, value: Any, allowed: str) -> PipelineError:
@@ -381,12 +363,18 @@ def _refuse_interpolation(node: Any, path: str = "") -> None:
         _refuse_interpolation(value, dotted)
 
 
+# A model kind's parser (src/fraud/kinds) checks its section with these, as the fixed ones are.
+_CHECKS = Checks(section=_section, fail=_fail, require=_check, as_float=_as_float,
+                 as_int=_as_int, as_choice=_as_choice)
+
+
 def parse_params(raw: Any) -> Params:
     """Validates the content of params.yaml; raises PipelineError naming the bad key."""
     if not isinstance(raw, dict):
         raise PipelineError("params.yaml: expected a mapping of sections at the top level")
     _refuse_interpolation(raw)
-    sections = {f.name: f.type for f in fields(Params)}
+    sections = [f.name for f in fields(Params) if f.name not in ("data", "kind_sections")]
+    sections += [*(kind.section for kind in all_kinds() if kind.section), "data"]
     unknown = sorted(map(str, set(raw) - set(sections)))  # str: YAML keys may be numbers
     if unknown:
         raise PipelineError(f"params.yaml: unknown key(s) {printable_names(unknown)}; "
@@ -408,8 +396,9 @@ def parse_params(raw: Any) -> Params:
                   train=_train_params(_section(raw, "train", TrainParams)),
                   evaluate=_evaluate_params(_section(raw, "evaluate", EvaluateParams)),
                   calibrate=_calibrate_params(_section(raw, "calibrate", CalibrateParams)),
-                  logreg=parse_logreg(raw), gbdt=parse_gbdt(raw), data=data,
-                  transactions=transactions)
+                  data=data, transactions=transactions,
+                  kind_sections={kind.section: kind.parse(raw, _CHECKS) for kind in all_kinds()
+                                 if kind.section and kind.parse})
     _check_data_against(params)
     return params
 
@@ -610,63 +599,6 @@ def _calibrate_params(c: dict[str, Any]) -> CalibrateParams:
     _check("calibrate.folds", c["folds"], result.folds >= 2,
            "a whole number of cross-fitting folds >= 2")
     _check("calibrate.bins", c["bins"], result.bins >= 2, "a whole number of bins >= 2")
-    return result
-
-
-def _c_grid(value: Any) -> tuple[float, ...]:
-    """A list of distinct numbers > 0; a single number (`-S logreg.c_grid=1`) is a grid of one."""
-    allowed = "a list of distinct numbers > 0 (values of C to try), e.g. [0.01, 0.1, 1, 10]"
-    items = value if isinstance(value, list) else [value]
-    if not items or len(items) > MAX_C_GRID:
-        raise _fail("logreg.c_grid", value, allowed + f", of at most {MAX_C_GRID} values")
-    grid = tuple(_as_float(f"logreg.c_grid[{i}]", item) for i, item in enumerate(items))
-    _check("logreg.c_grid", value, all(c > 0 for c in grid) and len(set(grid)) == len(grid),
-           allowed)
-    low, high = C_RANGE
-    for index, c in enumerate(grid):
-        _check(f"logreg.c_grid[{index}]", items[index], low <= c <= high,
-               f"a value of C from {low:g} to {high:g} (1/C is the penalty: smaller "
-               "overflows, larger is no penalty)")
-    return grid
-
-
-def parse_logreg(raw: dict[str, Any]) -> LogregParams:
-    """Section `logreg`: plain logistic regression, C chosen on validation average precision."""
-    section = _section(raw, "logreg", LogregParams)
-    weight = section["class_weight"]
-    weight = _as_choice("logreg.class_weight", "none" if weight is None else weight,
-                        LOGREG_CLASS_WEIGHTS, lower=True)
-    result = LogregParams(c_grid=_c_grid(section["c_grid"]),
-                          class_weight=weight,
-                          max_iter=_as_int("logreg.max_iter", section["max_iter"]))
-    _check("logreg.max_iter", section["max_iter"], result.max_iter >= 1, "a whole number >= 1")
-    return result
-
-
-def parse_gbdt(raw: dict[str, Any]) -> GbdtParams:
-    """Section `gbdt`: HistGradientBoostingClassifier, early-stopped on the validation split."""
-    g = _section(raw, "gbdt", GbdtParams)
-    scoring = _as_choice("gbdt.scoring", g["scoring"], GBDT_SCORINGS)
-    result = GbdtParams(
-        learning_rate=_as_float("gbdt.learning_rate", g["learning_rate"]),
-        l2_regularization=_as_float("gbdt.l2_regularization", g["l2_regularization"]),
-        max_iter=_as_int("gbdt.max_iter", g["max_iter"]),
-        max_leaf_nodes=_as_int("gbdt.max_leaf_nodes", g["max_leaf_nodes"]),
-        min_samples_leaf=_as_int("gbdt.min_samples_leaf", g["min_samples_leaf"]),
-        n_iter_no_change=_as_int("gbdt.n_iter_no_change", g["n_iter_no_change"]),
-        scoring=scoring,
-    )
-    _check("gbdt.learning_rate", g["learning_rate"], 0 < result.learning_rate <= 1,
-           "a number in (0, 1]")
-    _check("gbdt.l2_regularization", g["l2_regularization"], result.l2_regularization >= 0,
-           "a number >= 0")
-    _check("gbdt.max_iter", g["max_iter"], result.max_iter >= 1, "a whole number >= 1")
-    _check("gbdt.max_leaf_nodes", g["max_leaf_nodes"], result.max_leaf_nodes >= 2,
-           "a whole number >= 2")
-    _check("gbdt.min_samples_leaf", g["min_samples_leaf"], result.min_samples_leaf >= 1,
-           "a whole number >= 1")
-    _check("gbdt.n_iter_no_change", g["n_iter_no_change"], result.n_iter_no_change >= 1,
-           "a whole number >= 1 (boosting iterations without improvement before stopping)")
     return result
 
 

@@ -121,12 +121,13 @@ class _Split:
 def _evaluate(name: str, path: Path, splits: dict[str, _Split], data_summary: Any,
               params: Any) -> Any:
     from fraud.evaluation import choice, model_evaluation
-    from fraud.models import TRAIN_STAGES
+    from fraud.kinds.registry import kind
 
-    scorer = choice.load_logit_scorer(path, TRAIN_STAGES[name], params.evaluate.batch_size)
+    model = kind(name)
+    scorer = choice.load_logit_scorer(path, model.train_stage, params.evaluate.batch_size)
     # A detector does not record its class weights: the params it was trained with do.
     balanced = scorer.balanced if scorer.balanced is not None else (
-        name == "logreg" and params.logreg.class_weight == "balanced")
+        model.section is not None and model.balanced(getattr(params, model.section)))
     beta = model_evaluation.prior_beta(name, data_summary, balanced)
     logits = {split: model_evaluation.Logits(
                   data.labels,

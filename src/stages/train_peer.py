@@ -1,7 +1,7 @@
-"""Stages train_logreg / train_gbdt: a scikit-learn peer of the Keras models, fitted on the
-scaled train split and tuned on the validation split; saved with skops, and as a detector
-(raw transactions in, probability out: the network's ONNX contract) so that export can ship
-it. No TensorFlow."""
+"""Stages train_logreg / train_gbdt (and any scikit-learn kind of src/fraud/kinds): a peer of
+the Keras models, fitted on the scaled train split and tuned on the validation split; saved
+with skops, and as a detector (raw transactions in, probability out: the network's ONNX
+contract) so that export can ship it. No TensorFlow."""
 
 from __future__ import annotations
 
@@ -31,10 +31,11 @@ def main(argv: Sequence[str]) -> None:
 
     from fraud.data.arrays import load_split
     from fraud.files import outputs, remove_outputs, write_json
+    from fraud.kinds import _scikit
+    from fraud.kinds.registry import kind
     from fraud.params import load_params
     from fraud.serving.contract import read_scaler, save_onnx
     from fraud.serving.peer_onnx import peer_detector
-    from fraud.training.peers import fit_peer, save_peer
 
     # Stale outputs go first, so that any failure (bad params too) leaves none behind.
     remove_outputs(args.model_out, args.detector_onnx_out, args.metrics_out)
@@ -43,11 +44,12 @@ def main(argv: Sequence[str]) -> None:
     width = len(stats.inputs)  # the scaler's features are the arrays' columns
     train = load_split(args.train_features, args.train_labels, width)
     val = load_split(args.val_features, args.val_labels, width)
-    fitted = fit_peer(args.model, train, val, params)
+    model = kind(args.model)
+    fitted = model.fit(train, val, getattr(params, model.section), params.seed)
     log.info("%s: %s", args.model, {k: v for k, v in fitted.summary.items()
                                     if k not in ("model", "c_grid", "grid_val_ap")})
     with outputs() as out:
-        save_peer(fitted.model, out.path(args.model_out))
+        _scikit.save_model(fitted.model, out.path(args.model_out))
         save_onnx(peer_detector(fitted.model, stats, params.clean.eps),
                   out.path(args.detector_onnx_out))
         # Not the fit time: the file must be the same bytes on every run (dvc.lock).

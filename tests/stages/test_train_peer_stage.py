@@ -11,9 +11,10 @@ from typing import Any
 import numpy as np
 import pytest
 
+from fraud.kinds._scikit import load_model as load_peer
+from fraud.kinds._scikit import scores as peer_scores
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
-from fraud.training.peers import load_peer, peer_scores
 from tests.conftest import REPO, check_stage_error, save_scaled_splits, stage_env, write_scaler
 from tests.credit_card import N_FEATURES
 

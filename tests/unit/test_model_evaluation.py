@@ -16,9 +16,10 @@ from fraud.decision import expected_cost_flags
 from fraud.errors import PipelineError, check_logits
 from fraud.evaluation import metrics, model_evaluation
 from fraud.evaluation.choice import Scored
+from fraud.kinds._scikit import logits as peer_logits
+from fraud.kinds._scikit import scores as peer_scores
 from fraud.params import load_params
 from fraud.training.balance import class_weights_for
-from fraud.training.peers import peer_logits, peer_scores
 
 REPO = Path(__file__).resolve().parents[2]
 SUMMARY = {"train_rows": 1000, "train_frauds": 10}

@@ -22,18 +22,23 @@ from threadpoolctl import threadpool_limits
 from fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, split
 from fraud.data.synthetic import generate_creditcard
 from fraud.errors import PipelineError
-from fraud.params import GbdtParams, LogregParams, Params, SplitParams, parse_params
-from fraud.training.peers import (
-    GBDT_THREADS,
-    TRUSTED_NODES,
-    first_iterations,
-    fit_gbdt,
-    fit_logreg,
-    fit_peer,
-    load_peer,
-    peer_scores,
-    save_peer,
-)
+from fraud.kinds._scikit import THREADS as GBDT_THREADS
+from fraud.kinds._scikit import load_model as load_peer
+from fraud.kinds._scikit import save_model as save_peer
+from fraud.kinds._scikit import scores as peer_scores
+from fraud.kinds._scikit import trusted_nodes
+from fraud.kinds.base import Fit
+from fraud.kinds.gbdt import GbdtParams, first_iterations, fit_gbdt
+from fraud.kinds.logreg import LogregParams, fit_logreg
+from fraud.kinds.registry import kind
+from fraud.params import Params, SplitParams, parse_params
+
+
+def fit_peer(name: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],
+             params: Params) -> Fit:
+    """What the train_peer stage does: the kind's fit on its section and the seed."""
+    model = kind(name)
+    return model.fit(train, val, getattr(params, model.section), params.seed)
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +241,7 @@ def test_fit_peer_needs_both_classes_in_validation(splits, params) -> None:
     features, labels = splits["val"]
     with pytest.raises(PipelineError, match="validation labels hold a single class"):
         fit_peer("gbdt", splits["train"], (features, np.zeros_like(labels)), params)
-    with pytest.raises(PipelineError, match="unknown peer model 'svm'"):
+    with pytest.raises(PipelineError, match="unknown model 'svm'"):
         fit_peer("svm", splits["train"], splits["val"], params)
 
 
@@ -257,7 +262,7 @@ def test_every_node_of_both_peers_is_trusted_and_needed(fits) -> None:
                 stack.extend(node.values())
             elif isinstance(node, list):
                 stack.extend(node)
-    assert used == set(TRUSTED_NODES)
+    assert used == set(trusted_nodes())
 
 
 UNTRUSTED = {

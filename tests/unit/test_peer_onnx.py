@@ -24,6 +24,8 @@ from threadpoolctl import threadpool_limits
 from fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, split
 from fraud.data.synthetic import generate_creditcard
 from fraud.errors import PipelineError
+from fraud.kinds._scikit import scores as peer_scores
+from fraud.kinds.gbdt import ML_DOMAIN, ML_OPSET, gbdt_graph
 from fraud.params import SplitParams
 from fraud.serving.contract import INPUT_NAME, OUTPUT_NAME, ScalerStats, read_detector_metadata
 from fraud.serving.onnx_contract import DETECTOR
@@ -32,13 +34,9 @@ from fraud.serving.peer_onnx import (
     FEATURES32,
     FEATURES64,
     LOGIT_NAME,
-    ML_DOMAIN,
-    ML_OPSET,
-    _gbdt_graph,
     peer_detector,
 )
 from fraud.serving.sigmoid import sigmoid_graph
-from fraud.training.peers import peer_scores
 from tests.conftest import run_predict
 from tests.credit_card import INPUT_COLUMNS
 
@@ -196,7 +194,8 @@ def test_a_split_between_adjacent_float32_values() -> None:
     x[:100, 0] = low
     y = np.repeat([0, 1], 100)
     model = HistGradientBoostingClassifier(max_iter=5, early_stopping=False).fit(x, y)
-    nodes, constants = _gbdt_graph(model)
+    graph = gbdt_graph(model)
+    nodes, constants = graph.nodes, graph.constants
     features, logit = (onnx.helper.make_tensor_value_info(name, onnx.TensorProto.DOUBLE,
                                                           [None, width])
                        for name, width in ((FEATURES64, 29), (LOGIT_NAME, 1)))

@@ -43,16 +43,16 @@ def _require_keras_archive(path: Path, stage_hint: str) -> None:
 
 def load_scorer(path: str | Path, stage_hint: str, batch_size: int) -> Scorer:
     """Fraud probabilities (float64, 1-D) from a saved model, by its file type: `.onnx`
-    (ONNX Runtime), `.skops` (a scikit-learn peer) or `.keras` (imports TensorFlow)."""
+    (ONNX Runtime), `.skops` (a scikit-learn kind) or `.keras` (imports TensorFlow)."""
     path = Path(path)
     if path.suffix == ".onnx":
         from ..serving.onnx_contract import NETWORK
         from ..serving.onnx_scoring import load_onnx
         return load_onnx(path, stage_hint, NETWORK)
     if path.suffix == ".skops":
-        from ..training.peers import load_peer, peer_scores
-        peer = load_peer(path, stage_hint)
-        return lambda features: check_probabilities(peer_scores(peer, features), str(path),
+        from ..kinds import _scikit
+        peer = _scikit.load_model(path, stage_hint)
+        return lambda features: check_probabilities(_scikit.scores(peer, features), str(path),
                                                     f"run the {stage_hint} stage again")
     if path.suffix == ".keras":
         _require_keras_archive(path, stage_hint)  # before TensorFlow's ~5 s import
@@ -90,10 +90,10 @@ def load_logit_scorer(path: str | Path, stage_hint: str, batch_size: int) -> Log
         raw = model.input_name == INPUT_NAME
         return LogitScorer(model, None if raw else False, raw)
     if path.suffix == ".skops":
-        from ..training.peers import load_peer, peer_logits
-        peer = load_peer(path, stage_hint)
+        from ..kinds import _scikit
+        peer = _scikit.load_model(path, stage_hint)
         return LogitScorer(
-            lambda features: check_logits(peer_logits(peer, features), str(path), fix),
+            lambda features: check_logits(_scikit.logits(peer, features), str(path), fix),
             getattr(peer, "class_weight", None) == "balanced", False)
     if path.suffix == ".keras":
         _require_keras_archive(path, stage_hint)  # before TensorFlow's ~5 s import

@@ -1,25 +1,18 @@
 """One colour per model, the same in every chart: the matplotlib PNGs (figures.py) and the
 Vega-Lite templates of `dvc plots show` (plot_templates.py writes these hex values into them).
 
-Okabe-Ito colours: told apart with the common colour-vision deficiencies too. gbdt is black,
-not vermillion: vermillion and weighted's orange were the closest pair (CIEDE2000 22 in normal
-vision, 12.5 for a deuteranope); with black the closest pair is 38 and 16 (test_colors.py
-measures it). A model not listed here is drawn grey in the PNGs and not at all in the Vega
-charts (their colour scales list the models), so a new model needs a line here and
+Okabe-Ito colours: told apart with the common colour-vision deficiencies too (test_colors.py
+measures the closest pair). Each model's colour is its kind's (src/fraud/kinds); the Vega
+charts list the models in their colour scales, so a new kind needs
 `python -m tools.make_plot_templates`.
 """
 
 from __future__ import annotations
 
+from ..kinds.registry import all_kinds
 from ..models import STRATEGY_ALIASES
 
-MODEL_COLORS: dict[str, str] = {
-    "baseline": "#0072B2",    # blue
-    "weighted": "#E69F00",    # orange
-    "oversample": "#009E73",  # bluish green
-    "logreg": "#CC79A7",      # reddish purple
-    "gbdt": "#000000",        # black
-}
+MODEL_COLORS: dict[str, str] = {kind.name: kind.color for kind in all_kinds()}
 # The zero-vs-careful output bias comparison of init_bias: no model, so no model colour
 # (greys: black is gbdt's).
 BIAS_COLORS: dict[str, str] = {"zero bias": "#999999", "careful bias": "#444444"}

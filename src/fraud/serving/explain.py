@@ -49,6 +49,7 @@ import numpy as np
 
 from ..declaration import CREDIT_CARD_LAYOUT
 from ..errors import PipelineError
+from ..kinds.registry import all_kinds
 from .contract import NETWORK_INPUT, ScalerStats, read_detector_metadata
 
 # Rows explained at a time by the network explainer: each row holds ~1,000 path pieces of 29
@@ -338,7 +339,7 @@ class TreeExplainer:
 
 @dataclass(frozen=True)
 class Ensemble:
-    """ai.onnx.ml TreeEnsemble's arrays (peer_onnx.py writes them): interior nodes go to
+    """ai.onnx.ml TreeEnsemble's arrays (kinds/gbdt.py writes them): interior nodes go to
     their `true` child when x <= split (or x is NaN and missing_true), ids index interior
     nodes or leaves as the *_leaf flags say."""
     roots: np.ndarray
@@ -459,8 +460,9 @@ def _network_from_graph(model: Any, preprocess: Preprocess, label: str) -> Netwo
                             float(np.ravel(out_b)[0]))
 
 
-def _ensemble(node: Any, weights: dict[str, np.ndarray], label: str) -> Ensemble:
-    """The trees of peer_onnx.py's TreeEnsemble node (x <= split, summed, no transform)."""
+def _ensemble(node: Any, weights: dict[str, np.ndarray], label: str, bias: str) -> Ensemble:
+    """The trees of a kind's TreeEnsemble node (x <= split, summed, no transform), plus the
+    constant `bias` (kinds/gbdt.py writes them)."""
     from onnx import helper
 
     a = {attribute.name: helper.get_attribute_value(attribute) for attribute in node.attribute}
@@ -473,9 +475,9 @@ def _ensemble(node: Any, weights: dict[str, np.ndarray], label: str) -> Ensemble
         return np.asarray(value)
 
     if (array("nodes_modes") != 0).any() or a.get("aggregate_function", 1) != 1 \
-            or a.get("post_transform", 0) != 0 or "gbdt/baseline" not in weights:
+            or a.get("post_transform", 0) != 0 or bias not in weights:
         raise PipelineError(f"{label}: --explain supports the tree ensemble this project writes "
-                            "(x <= split, summed, plus gbdt/baseline); this one differs")
+                            f"(x <= split, summed, plus {bias}); this one differs")
     return Ensemble(roots=array("tree_roots").astype(np.int64),
                     feature=array("nodes_featureids").astype(np.int64),
                     split=array("nodes_splits").astype(np.float64),
@@ -485,21 +487,27 @@ def _ensemble(node: Any, weights: dict[str, np.ndarray], label: str) -> Ensemble
                     false_leaf=array("nodes_falseleafs").astype(bool),
                     missing_true=array("nodes_missing_value_tracks_true").astype(bool),
                     leaf_weight=array("leaf_weights").astype(np.float64),
-                    bias=float(np.ravel(weights["gbdt/baseline"])[0]))
+                    bias=float(np.ravel(weights[bias])[0]))
 
 
 def explainer_from_onnx(model: Any, label: str) -> Explainer:
-    """The explainer of a detector written by this project (network or peer), from the file
-    alone: the preprocessing from its metadata, the weights from its initializers."""
+    """The explainer of a detector written by this project, from the file alone: the
+    preprocessing from its metadata, the weights from its initializers, the method from its
+    model's kind (`ModelKind.explanation`; a name no kind has is read from the graph)."""
     info = read_detector_metadata({p.key: p.value for p in model.metadata_props}, label, "export")
     preprocess = Preprocess.of(info.stats(), info.eps)
     trees = [node for node in model.graph.node if node.op_type == "TreeEnsemble"]
     weights = _initializers(model)
-    if trees:
-        return BaselineTreeExplainer(preprocess, _ensemble(trees[0], weights, label))
-    if "logreg/coef" in weights:
-        return LinearExplainer(preprocess, weights["logreg/coef"].reshape(-1),
-                               float(np.ravel(weights["logreg/intercept"])[0]))
+    name = info.strategy
+    known = {kind.name: kind.explanation for kind in all_kinds()}
+    method = known.get(name) or ("trees" if trees else "linear" if f"{name}/coef" in weights
+                                 else "network")
+    if method == "trees" and trees:
+        return BaselineTreeExplainer(preprocess, _ensemble(trees[0], weights, label,
+                                                           f"{name}/baseline"))
+    if method == "linear" and {f"{name}/coef", f"{name}/intercept"} <= set(weights):
+        return LinearExplainer(preprocess, weights[f"{name}/coef"].reshape(-1),
+                               float(np.ravel(weights[f"{name}/intercept"])[0]))
     return _network_from_graph(model, preprocess, label)
 
 

@@ -6,11 +6,10 @@ these nodes. onnx and numpy only, so that neither TensorFlow nor scikit-learn co
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 
+from ..kinds.base import const
 from ..schema import PREPROCESS_NAME
 from .contract import INPUT_NAME, ScalerStats
 from .sigmoid import Graph
@@ -18,10 +17,6 @@ from .sigmoid import Graph
 OPSET = 17
 ROWS = "rows"  # the symbolic batch dimension
 
-
-def const(name: str, value: Any, dtype: Any) -> TensorProto:
-    """A named constant tensor of `dtype` (an initializer)."""
-    return numpy_helper.from_array(np.asarray(value, dtype=dtype), name)
 
 
 def preprocess_graph(stats: ScalerStats, eps: float, features32: str) -> Graph:
