@@ -155,7 +155,7 @@ def test_plots_show_writes_an_offline_page(project: Path) -> None:
     assert "psi" in specs["Drift"] and "major shift" in specs["Drift"]
     for model in MODELS:  # one colour per model, the five of them
         assert f'"{model}.csv"' in specs["Importance"], model
-    for image in ("roc", "prc", "v5_v6", *(f"confusion_{s}" for s in STRATEGIES)):
+    for image in ("roc", "prc", "feature_pair", *(f"confusion_{s}" for s in STRATEGIES)):
         assert f"plots_images_{image}_png" in page, image
 
 
