@@ -180,6 +180,7 @@ class EvaluateParams:
     candidates: tuple[str, ...]  # models train.strategy: auto chooses among
     select_by: str               # the validation figure it chooses on
     bootstrap: int               # resamples of the test split for 95 % intervals
+    card_precision_k: int = 100  # Card Precision@k: cards checked a day (tables with entities)
 
 
 @dataclass(frozen=True)
@@ -576,6 +577,7 @@ def _evaluate_params(e: dict[str, Any]) -> EvaluateParams:
         cost_fn=cost_fn,
         batch_size=_as_int("evaluate.batch_size", e["batch_size"]),
         curve_points=_as_int("evaluate.curve_points", e["curve_points"]),
+        card_precision_k=_as_int("evaluate.card_precision_k", e["card_precision_k"]),
         **_evaluate_selection(e),
     )
     _check("evaluate.target_recall", e["target_recall"], 0 < evaluate.target_recall <= 1,
@@ -584,6 +586,9 @@ def _evaluate_params(e: dict[str, Any]) -> EvaluateParams:
     _check("evaluate.batch_size", e["batch_size"], evaluate.batch_size >= 1, "a whole number >= 1")
     _check("evaluate.curve_points", e["curve_points"], evaluate.curve_points >= 10,
            "a whole number >= 10")
+    _check("evaluate.card_precision_k", e["card_precision_k"],
+           1 <= evaluate.card_precision_k <= 1_000_000, "a whole number of cards from 1 to "
+           "1000000 (checked a day)")
     if threshold in ("min_cost", "expected_cost") and evaluate.cost_fp == 0 and cost_fn == 0:
         raise PipelineError(f"params.yaml: evaluate.threshold = {threshold!r} needs a cost: "
                             "evaluate.cost_fp and evaluate.cost_fn are both 0")

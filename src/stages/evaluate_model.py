@@ -84,6 +84,8 @@ def main(argv: Sequence[str]) -> None:
     # Every model is evaluated before anything is written: all files or none.
     results = {name: _evaluate(name, path, splits, data_summary, params)
                for name, path in args.models}
+    for evaluation in results.values():
+        evaluation.metrics.update(_card_precision(splits, evaluation, params))
     with outputs() as out:
         for name, evaluation in results.items():
             _write(out, paths[name], name, evaluation, params)
@@ -96,6 +98,7 @@ class _Split:
     def __init__(self, features: Any, labels: Any, table: Path) -> None:
         self.features, self.labels, self.table = features, labels, table
         self._raw: Any = None
+        self._cards: Any = None
 
     def raw(self, params: Any) -> Any:
         """The inputs of the table, in the declared order (the amount last, if any)."""
@@ -111,11 +114,42 @@ class _Split:
                                     "stages again")
         return self._raw
 
+    def cards_and_times(self, params: Any) -> tuple[Any, Any] | None:
+        """The card (the first declared entity) and time of each row, or None without."""
+        from fraud.data.columns import read_columns, read_key_column, table_layout
+
+        layout = table_layout(self.table, "split", params.data)
+        if not layout.entities or layout.time is None:
+            return None
+        if self._cards is None:
+            self._cards = (read_key_column(self.table, "split", layout.entities[0]),
+                           read_columns(self.table, "split", [layout.time])[:, 0])
+        return self._cards
+
     def amounts(self, params: Any) -> Any:
         """The transactions' amounts when a missed fraud costs its amount, else None."""
         if params.evaluate.cost_fn != "amount":
             return None
         return self.raw(params)[:, -1]  # the amount is the last input (params.py checks one)
+
+
+def _card_precision(splits: dict[str, _Split], evaluation: Any, params: Any
+                    ) -> dict[str, Any]:
+    """Card Precision@k on validation and test (interval on test), for a table that declares
+    a card (its first entity) and a time; nothing for the Credit Card Fraud table."""
+    from fraud.evaluation.card_precision import card_precision
+
+    result: dict[str, Any] = {}
+    for prefix, split, scored in (("", "test", evaluation.test), ("val_", "val", evaluation.val)):
+        cards_and_times = splits[split].cards_and_times(params)
+        if cards_and_times is None:
+            return {}
+        cards, times = cards_and_times
+        result.update(card_precision(times, cards, scored.labels, scored.scores,
+                                     params.evaluate.card_precision_k,
+                                     params.evaluate.bootstrap if not prefix else 0,
+                                     params.seed, prefix))
+    return result
 
 
 def _evaluate(name: str, path: Path, splits: dict[str, _Split], data_summary: Any,

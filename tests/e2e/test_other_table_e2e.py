@@ -54,6 +54,10 @@ def test_every_stage_ran_and_the_card_names_the_declared_columns(project: Path) 
     assert data["rows"] == 6_000 and "amount_zero_rows" not in data
     summary = read_json(project / "metrics/evaluate.json")
     assert 0.5 < summary["auc"] <= 1.0  # six of the columns carry a real signal
+    # Card Precision@k with merchant, the first entity, as the card; over the test days.
+    assert summary["card_precision_low"] <= summary["card_precision"] \
+        <= summary["card_precision_high"] <= 1.0
+    assert summary["card_precision_days"] >= 5 and "val_card_precision" in summary
 
 
 def test_reports_use_the_declared_names(project: Path) -> None:

@@ -51,6 +51,19 @@ def read_columns(path: str | Path, stage_hint: str, columns: list[str]) -> np.nd
     return np.column_stack(arrays) if arrays else np.empty((table.num_rows, 0))
 
 
+def read_key_column(path: str | Path, stage_hint: str, column: str) -> np.ndarray:
+    """One column of any type (a card or terminal id, numbers or text), as numpy values."""
+    import pyarrow.parquet as pq
+
+    path = require_file(path, stage_hint, "file")
+    try:
+        table = pq.ParquetFile(path).read(columns=[column], use_threads=False)
+        return table.column(column).to_numpy(zero_copy_only=False)
+    except Exception as error:  # pyarrow raises several types for a corrupt file
+        raise PipelineError(f"{path}: cannot read column {column!r} ({error}); run the "
+                            f"{stage_hint} stage again") from None
+
+
 def _float64(column: Any) -> np.ndarray:
     """A pyarrow column as float64. Numbers without nulls are viewed straight from their
     buffers: pyarrow's own conversion imports pandas (~0.3 s of CPU), which the stages that
