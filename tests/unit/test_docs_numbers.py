@@ -44,6 +44,68 @@ QUOTES: list[tuple[str, Callable[[], str]]] = [
 ]
 
 
+# The README's case for the default candidates, from the committed sweep report.
+
+STRATIFIED, TIME = "split.method=stratified", "split.method=time"
+
+
+def sweep_rows(section: str) -> list[list[str]]:
+    """The table rows (cells) of one `## <section>` of reports/sweeps/sweep.md, every table."""
+    report = (ROOT / "reports/sweeps/sweep.md").read_text(encoding="utf-8")
+    part = report.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in part.splitlines() if line.startswith("| ") and "---" not in line]
+
+
+def model_table(section: str) -> list[list[str]]:
+    """The section's first table: one row per model, ranked on validation, then `chosen`."""
+    rows = sweep_rows(section)
+    assert rows[0][0] == "model", rows[0]
+    end = next(i for i, row in enumerate(rows) if row[0].startswith("chosen"))
+    return rows[1:end + 1]
+
+
+def sweep_cell(section: str, *first: str, column: int) -> str:
+    row = next((row for row in sweep_rows(section) if row[:len(first)] == list(first)), None)
+    assert row is not None, f"reports/sweeps/sweep.md, {section}: no row {first}"
+    return row[column]
+
+
+def middle(cell: str) -> str:
+    return cell.split(" [", 1)[0]
+
+
+def negated(cell: str) -> str:
+    """"-0.011 [-0.033, +0.012]" (a − b) as b − a, with the README's minus sign."""
+    value, low, high = (float(number) for number in re.findall(r"[-+]?\d+\.\d+", cell))
+    return f"{-value:+.3f} [{-high:+.3f}, {-low:+.3f}]".replace("-", "−")
+
+
+def stratified_case() -> str:
+    lead = negated(sweep_cell(STRATIFIED, "baseline − gbdt", "test PR-AUC", column=2))
+    return (f"on stratified splits all five would have chosen {model_table(STRATIFIED)[0][0]}, "
+            f"whose test PR-AUC lead over the baseline network ({lead})")
+
+
+def time_case() -> str:
+    table = model_table(TIME)
+    best, chosen = table[0], table[-1]
+    assert chosen[0].startswith("chosen"), chosen
+    return (f"out of time they would have chosen {best[0]}, best on validation "
+            f"({middle(best[1])}) but worst of the five on test ({middle(best[2])} against "
+            f"{middle(chosen[2])} for the networks' choice)")
+
+
+QUOTES += [("README.md", stratified_case), ("README.md", time_case)]
+
+
+def test_the_readme_s_worst_on_test_is_the_worst() -> None:
+    """The README: out of time, the model best on validation is the worst of five on test."""
+    models = [row for row in model_table(TIME) if not row[0].startswith("chosen")]
+    assert len(models) == 5, models
+    assert min(models, key=lambda row: float(middle(row[2]))) == models[0]
+
+
 def prose(relative: str) -> str:
     return re.sub(r"\s+", " ", (ROOT / relative).read_text(encoding="utf-8"))
 
