@@ -99,6 +99,64 @@ def time_case() -> str:
 QUOTES += [("README.md", stratified_case), ("README.md", time_case)]
 
 
+# docs/results.md's reading of the same report ("What this says").
+
+HOLM = {"yes": "beyond the noise", "yes, uncorrected only": "not after Holm's correction",
+        "no": "within the noise"}
+
+
+def paired(section: str, pair: str, metric: str) -> tuple[str, str]:
+    """A paired difference's mean (as the report prints it) and its Holm verdict in words."""
+    row = next((row for row in sweep_rows(section) if row[:2] == [pair, metric]), None)
+    assert row is not None, f"reports/sweeps/sweep.md, {section}: no pair {pair}, {metric}"
+    return middle(row[2]), HOLM[row[-1]]
+
+
+def flipped(value: str) -> str:
+    return f"{-float(value):+.3f}".replace("-", "−")
+
+
+def prc_on_test(section: str, model: str) -> str:
+    return middle(next(row for row in model_table(section) if row[0] == model)[2])
+
+
+def moved(model: str) -> str:
+    return f"{prc_on_test(STRATIFIED, model)} → {prc_on_test(TIME, model)}"
+
+
+def results_random_splits() -> str:
+    val_lead, val_verdict = paired(STRATIFIED, "baseline − gbdt", "validation PR-AUC (AP)")
+    logreg, logreg_verdict = paired(STRATIFIED, "baseline − logreg", "test PR-AUC")
+    weighted = paired(STRATIFIED, "baseline − weighted", "test PR-AUC")[0]
+    oversample = paired(STRATIFIED, "baseline − oversample", "test PR-AUC")[0]
+    return (f"({flipped(val_lead)} PR-AUC over baseline, {val_verdict} after Holm's correction);"
+            f" on test its lead over baseline "
+            f"({negated(sweep_cell(STRATIFIED, 'baseline − gbdt', 'test PR-AUC', column=2))}) "
+            f"is within the noise. The tutorial's baseline network beats plain logistic "
+            f"regression by a hair ({logreg} test, {logreg_verdict}) and beats its own "
+            f"class-weighted ({weighted}) and oversampled ({oversample}) variants")
+
+
+def results_out_of_time() -> str:
+    behind, behind_verdict = paired(TIME, "oversample − gbdt", "test PR-AUC")
+    logreg, logreg_verdict = paired(TIME, "baseline − logreg", "test PR-AUC")
+    trees = float(prc_on_test(STRATIFIED, "gbdt")) - float(prc_on_test(TIME, "gbdt"))
+    return (f"(baseline {moved('baseline')}; oversample and weighted even do better, "
+            f"{moved('oversample')} and {moved('weighted')} — their test periods differ, so "
+            f"these are not paired), the trees lose {trees:.3f} ({moved('gbdt')}) and fall "
+            f"behind oversample ({flipped(behind)}, {behind_verdict}), and logistic "
+            f"regression, the best on validation, is the worst on test ({moved('logreg')}; "
+            f"{flipped(logreg)} against baseline, {logreg_verdict})")
+
+
+def results_shipped() -> str:
+    return f"the shipped model's test PR-AUC, {model_table(TIME)[-1][2]}, is"
+
+
+QUOTES += [("docs/results.md", results_random_splits), ("docs/results.md", results_out_of_time),
+           ("docs/results.md", results_shipped)]
+
+
 def test_the_readme_s_worst_on_test_is_the_worst() -> None:
     """The README: out of time, the model best on validation is the worst of five on test."""
     models = [row for row in model_table(TIME) if not row[0].startswith("chosen")]
