@@ -13,16 +13,21 @@ and the model's most important columns (from the importance stage's table)."""
 
 from __future__ import annotations
 
+import argparse
 import logging
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from fraud.cli import model_pattern, parser, run
 
 log = logging.getLogger("export")
 
+# The `{model}` patterns, one file per model: the chosen model's are read.
+PER_MODEL = ("onnx", "calibration", "metrics", "reference", "importance")
 
-def main(argv: Sequence[str]) -> None:
+
+def build_parser() -> argparse.ArgumentParser:
     cli = parser(__doc__)
     cli.add_argument("--choice", required=True, type=Path,
                      help="evaluate's choice and its metrics (metrics/evaluate.json)")
@@ -42,49 +47,73 @@ def main(argv: Sequence[str]) -> None:
                      help="each model's importance table, e.g. plots/importance/{model}.csv")
     cli.add_argument("--out-onnx", required=True, type=Path, help="the shipped .onnx model")
     cli.add_argument("--card", required=True, type=Path, help="the model card (JSON)")
-    args = cli.parse_args(argv)
+    return cli
 
+
+def card_inputs(files: dict[str, Path], info: Any
+                ) -> tuple[dict[str, Any], dict[str, Any], dict[str, tuple[str, str]], Any]:
+    """What the card takes from the chosen model's other files: its metrics (calibration
+    figures), its top columns, the checksums of the detector and calibrator it is built
+    from, and its monitoring reference (which must have been built from those two files)."""
+    from fraud.evaluation import importance
+    from fraud.files import file_sha256, read_json_file
+    from fraud.monitoring.profile import read_model_reference
+
+    metrics = read_json_file(files["metrics"], "evaluate_model")
+    top_features = importance.card_entry(
+        importance.read_table(files["importance"], "importance", info.inputs),
+        str(files["importance"]))
+    sources = {"detector": (str(files["onnx"]), file_sha256(files["onnx"])),
+               "calibration": (str(files["calibration"]), file_sha256(files["calibration"]))}
+    reference = read_model_reference(files["reference"],
+                                     {name: sha for name, (_, sha) in sources.items()},
+                                     "reference", info.inputs)
+    return metrics, top_features, sources, reference
+
+
+def write_outputs(args: argparse.Namespace, shipped: Any, reference: Any,
+                  card: dict[str, Any]) -> None:
+    """The .onnx file, loaded back as predict will load it, and the card (`card`: the
+    arguments of export.model_card but those naming the shipped file, added here: its name
+    and sha256, in the card and in the monitoring `reference`)."""
     from dataclasses import replace
 
-    from fraud.evaluation import importance
-    from fraud.files import file_sha256, outputs, read_json_file, remove_outputs, write_json
-    from fraud.monitoring.profile import read_model_reference
-    from fraud.params import load_params
+    from fraud.files import file_sha256, outputs, write_json
     from fraud.serving import contract, export
     from fraud.serving.onnx_contract import DETECTOR
     from fraud.serving.onnx_scoring import load_onnx
 
-    remove_outputs(args.out_onnx, args.card)
-    params = load_params(args.params)
-    model, choice = export.read_choice(args.choice)
-    decision = export.shipped_decision(choice, params.evaluate, args.choice)
-    source = Path(args.onnx.format(model=model))
-    calibration_path = Path(args.calibration.format(model=model))
-    shipped, calibrator, info = export.shipped_model(model, source, calibration_path)
-    metrics = read_json_file(Path(args.metrics.format(model=model)), "evaluate_model")
-    importance_path = Path(args.importance.format(model=model))
-    top_features = importance.card_entry(
-        importance.read_table(importance_path, "importance", info.inputs), str(importance_path))
-    sources = {"detector": (str(source), file_sha256(source)),
-               "calibration": (str(calibration_path), file_sha256(calibration_path))}
-    reference = read_model_reference(Path(args.reference.format(model=model)),
-                                     {name: sha for name, (_, sha) in sources.items()},
-                                     "reference", info.inputs)
     with outputs() as out:
         written = out.path(args.out_onnx)
         contract.save_onnx(shipped, written)
         load_onnx(written, "export", DETECTOR)  # as predict will load it
         shipped_sha256 = file_sha256(written)
-        card = export.model_card(
-            model=model, choice=choice, info=info,
-            shipped=(args.out_onnx.name, shipped_sha256),
-            sources=sources,
-            calibration=export.calibration_card(calibrator, metrics, str(calibration_path)),
-            decision=decision, raw_csv=args.raw,
+        model_card = export.model_card(
+            **card, shipped=(args.out_onnx.name, shipped_sha256), raw_csv=args.raw,
             raw_sha256=file_sha256(args.raw, "raw training CSV"),
-            reference=replace(reference, model_sha256=shipped_sha256),
-            importance=top_features, data=params.data)
-        write_json(out.path(args.card), card)
+            reference=replace(reference, model_sha256=shipped_sha256))
+        write_json(out.path(args.card), model_card)
+
+
+def main(argv: Sequence[str]) -> None:
+    args = build_parser().parse_args(argv)
+
+    from fraud.files import remove_outputs
+    from fraud.params import load_params
+    from fraud.serving import export
+
+    remove_outputs(args.out_onnx, args.card)
+    params = load_params(args.params)
+    model, choice = export.read_choice(args.choice)
+    decision = export.shipped_decision(choice, params.evaluate, args.choice)
+    files = {name: Path(getattr(args, name).format(model=model)) for name in PER_MODEL}
+    shipped, calibrator, info = export.shipped_model(model, files["onnx"], files["calibration"])
+    metrics, top_features, sources, reference = card_inputs(files, info)
+    card = {"model": model, "choice": choice, "info": info, "sources": sources,
+            "calibration": export.calibration_card(calibrator, metrics,
+                                                   str(files["calibration"])),
+            "decision": decision, "importance": top_features, "data": params.data}
+    write_outputs(args, shipped, reference, card)
     log.info("%s: the %s detector, calibration %s, flagged %s -> %s", args.out_onnx, model,
              calibrator.method, decision.describe(), args.card)
 

@@ -141,6 +141,41 @@ def test_exp_run_rejects_unknown_strategy_and_keeps_the_results(project: Path) -
     sh(project, "git", "checkout", "--", ".")
 
 
+def test_repro_single_item_skips_check_params(project: Path) -> None:
+    """What docs/troubleshooting.md says of `dvc repro -s`: it skips check_params, and DVC
+    deletes the stage's outputs, git-tracked ones too, before the stage's own check stops it;
+    named without -s, the stage stops at check_params with nothing deleted. After that failed
+    check_params (its output deleted), `-s` fails on the missing data/params.ok."""
+    params = project / "params.yaml"
+    params.write_text(re.sub(r"(?m)^(  select_by:) \S+", r"\1 bogus", params.read_text()))
+    repro = [sys.executable, "-m", "dvc", "repro"]
+    done = subprocess.run(repro + ["evaluate"], cwd=project, env=env(), capture_output=True,
+                          text=True)
+    assert done.returncode != 0 and ran_stages(done.stdout) == ["check_params"], done.stdout
+    assert sh(project, "git", "status", "--porcelain").stdout.splitlines() == [" M params.yaml"]
+    assert not (project / "data/params.ok").exists()
+
+    done = subprocess.run(repro + ["-s", "evaluate"], cwd=project, env=env(),
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and "params.ok" in done.stderr, done.stderr
+    deleted = sorted(line[3:] for line in sh(project, "git", "status", "--porcelain")
+                     .stdout.splitlines() if line.startswith(" D "))
+    assert "metrics/evaluate.json" in deleted, deleted
+    sh(project, "git", "checkout", "--", ".")
+    dvc(project, "repro", "-q", "check_params")
+
+    params.write_text(re.sub(r"(?m)^(  select_by:) \S+", r"\1 bogus", params.read_text()))
+    done = subprocess.run(repro + ["-s", "evaluate"], cwd=project, env=env(),
+                          capture_output=True, text=True)
+    assert done.returncode != 0 and ran_stages(done.stdout) == ["evaluate"], done.stdout
+    assert "evaluate.select_by" in done.stdout + done.stderr
+    deleted = sorted(line[3:] for line in sh(project, "git", "status", "--porcelain")
+                     .stdout.splitlines() if line.startswith(" D "))
+    assert "metrics/evaluate.json" in deleted, deleted
+    sh(project, "git", "checkout", "--", ".")
+    dvc(project, "repro", "-q", "check_params")
+
+
 def test_plots_show_writes_an_offline_page(project: Path) -> None:
     dvc(project, "plots", "show", "-o", "page")
     page = (project / "page" / "index.html").read_text()

@@ -34,7 +34,7 @@ from fraud.data.download import (
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from fraud.errors import PipelineError
 from fraud.params import DownloadParams
-from tests.conftest import loopback_only, serve_on_loopback
+from tests.conftest import QuietHTTPServer, loopback_only, serve_on_loopback
 from tests.credit_card import RAW_COLUMNS
 
 HTML = b"<!DOCTYPE html>\n<html><head><title>Sign in</title></head><body>Login</body></html>\n"
@@ -269,7 +269,30 @@ def server(sources: dict[str, Any]) -> Iterator[str]:
         "/login.csv": (200, HTML, "text/html"),
         "/flaky.csv": (200, sources["bytes"], "text/csv"),
     }
-    yield from serve_on_loopback(http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler))
+    yield from serve_on_loopback(QuietHTTPServer(("127.0.0.1", 0), Handler))
+
+
+@pytest.mark.parametrize("error", [ConnectionResetError(104, "reset"), BrokenPipeError(32, "pipe")])
+def test_the_test_server_is_quiet_when_a_client_hangs_up(error: OSError,
+                                                         capsys: pytest.CaptureFixture[str]
+                                                         ) -> None:
+    with QuietHTTPServer(("127.0.0.1", 0), Handler) as quiet:
+        try:
+            raise error
+        except OSError:
+            quiet.handle_error(None, ("127.0.0.1", 1))
+    assert capsys.readouterr().err == ""
+
+
+def test_the_test_server_still_prints_a_real_failure(capsys: pytest.CaptureFixture[str]
+                                                     ) -> None:
+    with QuietHTTPServer(("127.0.0.1", 0), Handler) as quiet:
+        try:
+            raise KeyError("a bug in the handler")
+        except KeyError:
+            quiet.handle_error(None, ("127.0.0.1", 1))
+    err = capsys.readouterr().err
+    assert "Exception occurred during processing of request" in err and "a bug in" in err
 
 
 @pytest.fixture(autouse=True)
@@ -445,8 +468,7 @@ class Trickle(http.server.BaseHTTPRequestHandler):
 def trickle(sources: dict[str, Any]) -> Iterator[str]:
     Trickle.body = sources["bytes"]
     Trickle.stop.clear()
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Trickle)
-    httpd.daemon_threads = True
+    httpd = QuietHTTPServer(("127.0.0.1", 0), Trickle)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
     try:

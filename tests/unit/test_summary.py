@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,7 @@ import pytest
 from fraud.cli import run
 from fraud.commands import summary
 from fraud.models import MODELS
+from tests.conftest import REPO, stage_env
 
 
 def write_metrics(folder: Path, chosen: str) -> None:
@@ -83,3 +87,28 @@ def test_a_bad_argument_is_one_line_and_status_2(tmp_path: Path,
                                                 capsys: pytest.CaptureFixture[str]) -> None:
     err = summary_error(tmp_path, capsys, "--bogus", status=2)
     assert "unrecognized arguments: --bogus" in err
+
+
+@pytest.mark.parametrize("command", [["-m", "src.summary"], ["-m", "fraud", "summary"]])
+def test_a_reader_that_left_is_a_quiet_exit(tmp_path: Path, command: list[str]) -> None:
+    """`fraud summary | head -3`: the pipe closed before the summary is written (the read end
+    closed first, so every run hits it) is no traceback, as in predict and monitor."""
+    write_metrics(tmp_path, "baseline")
+    read_end, write_end = os.pipe()
+    os.close(read_end)
+    try:
+        done = subprocess.run([sys.executable, *command, "--metrics-dir", str(tmp_path)],
+                              cwd=REPO, env=stage_env(), stdout=write_end, stderr=subprocess.PIPE,
+                              text=True, timeout=120, check=False)
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (1, "")
+
+
+def test_piped_to_head_prints_three_lines_and_no_traceback(tmp_path: Path) -> None:
+    write_metrics(tmp_path, "baseline")
+    done = subprocess.run(f"{sys.executable} -m src.summary --metrics-dir {tmp_path} | head -3",
+                          shell=True, cwd=REPO, env=stage_env(), capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0 and done.stderr == ""
+    assert len(done.stdout.splitlines()) == 3 and done.stdout.startswith("model")
