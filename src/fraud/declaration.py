@@ -191,7 +191,7 @@ CREDIT_CARD = DataDeclaration(
     label="Class", positive=1, negative=0, time="Time", time_format="seconds", ids=(),
     entities=(), amount="Amount", numeric=tuple(f"V{i}" for i in range(1, 29)),
     categorical=(), drop=())
-# The raw card transactions `download.url: transactions` generates (data/transactions.py).
+# The raw card transactions `download.url: transactions` generates (src/fraud/data/transactions.py).
 TRANSACTIONS = DataDeclaration(
     label="tx_fraud", positive=1, negative=0, time="tx_datetime", time_format="iso8601",
     ids=("transaction_id",), entities=("customer_id", "terminal_id"), amount="tx_amount",

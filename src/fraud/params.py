@@ -29,7 +29,7 @@ from .models import AUTO, MODELS, STRATEGY_ALIASES
 
 PARAMS_FILE = "params.yaml"
 SYNTHETIC_SOURCE = "synthetic"
-# download.url: transactions generates raw card transactions (data/transactions.py).
+# download.url: transactions generates raw card transactions (src/fraud/data/transactions.py).
 TRANSACTIONS_SOURCE = "transactions"
 GENERATED_SOURCES = (SYNTHETIC_SOURCE, TRANSACTIONS_SOURCE)
 THRESHOLD_RULES = ("target_recall", "min_cost", "expected_cost")
