@@ -198,3 +198,15 @@ def test_the_check_finds_a_named_column(tmp_path: Path) -> None:
     module.write_text('"""Reads Amount."""\nAMOUNT = "Amount"\nX = f"{1}"\n')
     hits = [hit.split(": ", 1)[1] for hit in _named_columns(module, tmp_path)]
     assert hits == ["'Amount'"]
+
+
+def test_the_docs_example_errors_are_the_real_messages() -> None:
+    """docs/your-data.md quotes two errors: each must be what the code says today."""
+    doc = (ROOT / "docs/your-data.md").read_text(encoding="utf-8")
+    header = list(example_table(5).columns)
+    with pytest.raises(PipelineError) as unexpected:
+        parse_data({**DECLARATION, "entities": []}).resolve("data/raw/creditcard.csv", header)
+    with pytest.raises(PipelineError) as two_roles:
+        parse_data({**DECLARATION, "ids": ["txn_id", "ts"]})
+    for error in (unexpected, two_roles):
+        assert f"\n{error.value}\n" in doc
