@@ -136,6 +136,8 @@ def test_the_report_clone_computed_nothing(shared) -> None:
     report = shared["report"]
     data = json.loads((report / "reports/sweeps/sweep.json").read_text())
     assert data["ran"] == 0 and data["reused"] == 0 and data["failed"] == []
+    # The command as a user would type it again, whatever started it (here `python -m`).
+    assert data["command"].startswith("fraud sweep --seed-list 42,43 --poll 2")
     assert not (report / "data").exists() and not (report / "models").exists()
     assert not list((report / ".dvc").glob("cache/files/md5/*/*"))  # --pull is --no-cache
     names = dvc(report, "exp", "list", "--name-only").stdout.split()

@@ -322,7 +322,7 @@ def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
                             + ". Run their shares and --push them, then --pull here")
     groups, skipped = compare_sweep(sweep.points, experiments, sweep.fixed)
     context = {
-        "command": "fraud sweep " + " ".join(sys.argv[1:]),
+        "command": getattr(args, "command_line", "fraud sweep"),
         "code": code_key(base.commit, base.diff), "baseline": base.commit, "dirty": base.dirty,
         "seeds": sorted({p.seed for p in sweep.points}), "grid": grid, "fixed": sweep.fixed,
         "experiments": {p.name: {"seed": p.seed, "settings": dict(p.settings),
@@ -348,6 +348,9 @@ def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
 def main(argv: Sequence[str], cli: argparse.ArgumentParser | None = None) -> None:
     cli = cli or parser()
     args = cli.parse_args(argv)
+    # The report's command line: these arguments, however the command was started (`fraud
+    # sweep`'s own sys.argv holds "sweep" too).
+    args.command_line = "fraud sweep " + " ".join(argv)
     started = time.perf_counter()
     try:
         sweep, base, grid = plan(args)
