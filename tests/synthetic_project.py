@@ -49,6 +49,14 @@ def dvc(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return sh(cwd, sys.executable, "-m", "dvc", *args)
 
 
+def fraud_predict(repo: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`fraud predict models/fraud_detector.onnx ARGS...` in `repo`, its result kept (the
+    caller checks the exit code: some tests expect a failure)."""
+    return subprocess.run([sys.executable, "-m", "fraud", "predict",
+                           "models/fraud_detector.onnx", *args],
+                          cwd=repo, env=env(), capture_output=True, text=True)
+
+
 def small_params(path: Path) -> None:
     """Tiny synthetic data and few epochs: the whole pipeline in about a minute."""
     params = yaml.safe_load(path.read_text())

@@ -106,16 +106,23 @@ class OneLineParser(argparse.ArgumentParser):
 MAX_CHUNK_ROWS = 1_000_000
 
 
-def chunk_rows(text: str) -> int:
-    """An argparse type: rows read at a time (predict, monitor), 1 to MAX_CHUNK_ROWS."""
-    try:
-        value = int(text.replace("_", "").replace(",", ""))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= MAX_CHUNK_ROWS:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to "
-                                         f"{MAX_CHUNK_ROWS:,}, got {text!r}")
-    return value
+def whole_number(largest: int, largest_text: str | None = None) -> Callable[[str], int]:
+    """An argparse type: a whole number from 1 to `largest` (digits may be grouped with _ or
+    ,); `largest_text` says what the bound is, when it is not the number itself."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text.replace("_", "").replace(",", ""))
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not 1 <= value <= largest:
+            raise argparse.ArgumentTypeError(f"expected a whole number from 1 to "
+                                             f"{largest_text or f'{largest:,}'}, got {text!r}")
+        return value
+    return parse
+
+
+# An argparse type: rows read at a time (predict, monitor), 1 to MAX_CHUNK_ROWS.
+chunk_rows = whole_number(MAX_CHUNK_ROWS)
 
 
 def probability(text: str) -> float:

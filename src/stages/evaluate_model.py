@@ -118,13 +118,12 @@ class _Split:
         """The card (the first declared entity) and time of each row, or None without."""
         from fraud.data.columns import read_columns, read_key_column, table_layout
 
-        layout = table_layout(self.table, "split", params.data)
-        if not layout.entities or layout.time is None:
-            return None
-        if self._cards is None:
+        if self._cards is None:  # read once per split, for every model
+            layout = table_layout(self.table, "split", params.data)
             self._cards = (read_key_column(self.table, "split", layout.entities[0]),
-                           read_columns(self.table, "split", [layout.time])[:, 0])
-        return self._cards
+                           read_columns(self.table, "split", [layout.time])[:, 0]) \
+                if layout.entities and layout.time is not None else False
+        return self._cards or None
 
     def amounts(self, params: Any) -> Any:
         """The transactions' amounts when a missed fraud costs its amount, else None."""

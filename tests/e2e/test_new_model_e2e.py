@@ -8,15 +8,13 @@ from __future__ import annotations
 import csv
 import difflib
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
 import pytest
 import yaml
 
-from tests.synthetic_project import dvc, env, new_project, sh
+from tests.synthetic_project import dvc, fraud_predict, new_project, sh
 
 pytestmark = pytest.mark.e2e
 
@@ -138,9 +136,7 @@ def test_predict_scores_with_it(project: Path, tmp_path: Path) -> None:
     source = tmp_path / "new.csv"
     raw.drop(columns=["Class"]).to_csv(source, index=False)
     scores = tmp_path / "scores.csv"
-    done = subprocess.run([sys.executable, "-m", "fraud", "predict",
-                           "models/fraud_detector.onnx", str(source), "-o", str(scores)],
-                          cwd=project, env=env(), capture_output=True, text=True)
+    done = fraud_predict(project, str(source), "-o", str(scores))
     assert done.returncode == 0, done.stderr
     with open(scores, newline="") as handle:
         rows = list(csv.DictReader(handle))

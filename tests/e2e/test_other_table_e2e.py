@@ -7,14 +7,12 @@ from __future__ import annotations
 
 import csv
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tests.synthetic_project import dvc, env, new_project
+from tests.synthetic_project import dvc, fraud_predict, new_project
 from tools.example_table import DECLARATION, FEATURES, example_table
 
 pytestmark = pytest.mark.e2e
@@ -74,9 +72,7 @@ def test_predict_scores_the_table_and_carries_its_id(project: Path, tmp_path: Pa
     source = tmp_path / "new.csv"
     new.to_csv(source, index=False)  # merchant, an entity, is accepted and not read
     scores = tmp_path / "scores.csv"
-    done = subprocess.run([sys.executable, "-m", "fraud", "predict",
-                           "models/fraud_detector.onnx", str(source), "-o", str(scores)],
-                          cwd=project, env=env(), capture_output=True, text=True)
+    done = fraud_predict(project, str(source), "-o", str(scores))
     assert done.returncode == 0, done.stderr
     with open(scores, newline="") as handle:
         rows = list(csv.DictReader(handle))
@@ -89,9 +85,7 @@ def test_an_undeclared_column_is_one_line_naming_it(project: Path, tmp_path: Pat
     extra = example_table(50, seed=3).assign(channel="web")
     source = tmp_path / "extra.csv"
     extra.to_csv(source, index=False)
-    done = subprocess.run([sys.executable, "-m", "fraud", "predict",
-                           "models/fraud_detector.onnx", str(source)],
-                          cwd=project, env=env(), capture_output=True, text=True)
+    done = fraud_predict(project, str(source))
     assert done.returncode == 1
     lines = done.stderr.strip().splitlines()
     assert len(lines) == 1 and "'channel'" in lines[0] and "'merchant'" not in lines[0]

@@ -54,7 +54,6 @@ from fraud.monitoring.profile import (
 from fraud.monitoring.report import BatchMonitor, card_threshold, flat_metrics, summary
 from fraud.serving.card import (
     check_card_model,
-    detector_inputs,
     read_card,
     require_model,
     scoring_layout,
@@ -143,8 +142,8 @@ def load_reference(args: argparse.Namespace, card_path: Path, detector: Any
     card = read_card(card_path, required=args.threshold is None)
     if card is not None and (args.threshold is None or args.reference is None):
         check_card_model(card, card_path, args.model)
-    inputs, log_input = detector_inputs(args.model, detector, card, card_path)
-    layout = scoring_layout(inputs, log_input, card, card_path)
+    layout = scoring_layout(args.model, detector, card, card_path)
+    inputs = layout.inputs
     if args.reference is not None:
         reference, label = read_reference(args.reference, inputs), str(args.reference)
     elif card is None:

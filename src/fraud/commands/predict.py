@@ -66,14 +66,14 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from fraud.cli import OneLineParser, chunk_rows, probability
+from fraud.cli import OneLineParser, chunk_rows, probability, whole_number
 from fraud.cli import run as cli_run
 from fraud.decision import Decision, decision_from_card
+from fraud.declaration import MAX_INPUTS
 from fraud.errors import PipelineError
 from fraud.files import outputs
 from fraud.serving.card import (
     check_card_model,
-    detector_inputs,
     read_card,
     require_model,
     scoring_layout,
@@ -92,19 +92,9 @@ if TYPE_CHECKING:
 
 # Rows per model call: large batches are what make scoring fast (Keras' default of 32 is
 # 26x slower); 65,536 rows of 29 float64 are 15 MB.
-MAX_REASONS = 1_000  # --explain K: at most the model's inputs (checked once it is read)
 SCORE_BATCH = 65_536
-
-
-def _reason_count(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if not 1 <= value <= MAX_REASONS:
-        raise argparse.ArgumentTypeError(f"expected a whole number from 1 to the model's "
-                                         f"inputs, got {text!r}")
-    return value
+# --explain K: at most the model's inputs (checked once the model is read).
+_reason_count = whole_number(MAX_INPUTS, "the model's inputs")
 
 
 def reason_columns(path: Path, k: int, every_row: bool, columns: Sequence[str]) -> Any:
@@ -265,8 +255,7 @@ def main(argv: Sequence[str]) -> None:
     # An ONNX model is loaded first (~0.1 s): its file names its input columns. A Keras one
     # after the input's header is checked: TensorFlow takes seconds, a bad header none.
     onnx_model = load_model(args.model) if args.model.suffix == ".onnx" else None
-    inputs, log_input = detector_inputs(args.model, onnx_model, card, card_path)
-    layout = scoring_layout(inputs, log_input, card, card_path)
+    layout = scoring_layout(args.model, onnx_model, card, card_path)
     opened = open_input(args.input, id_columns=args.id_column, layout=layout)
     try:
         model = onnx_model if onnx_model is not None else load_model(args.model)

@@ -26,13 +26,14 @@ def daily_card_precision(days: np.ndarray, cards: np.ndarray, labels: np.ndarray
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     _, card_codes = np.unique(np.asarray(cards), return_inverse=True)
     day_values, day_codes = np.unique(days, return_inverse=True)
-    pairs, pair_of_row = np.unique(day_codes.astype(np.int64) * (card_codes.max() + 1)
-                                   + card_codes, return_inverse=True)
+    width = int(card_codes.max()) + 1  # (day, card) as one integer key
+    pairs, pair_of_row = np.unique(day_codes.astype(np.int64) * width + card_codes,
+                                   return_inverse=True)
     card_score = np.full(len(pairs), -np.inf)
     np.maximum.at(card_score, pair_of_row, scores)
     card_fraud = np.zeros(len(pairs), dtype=np.int8)
     np.maximum.at(card_fraud, pair_of_row, (labels == 1).astype(np.int8))
-    pair_day = pairs // (card_codes.max() + 1)
+    pair_day = pairs // width
     # Highest scores first within each day; ties broken by card order, the same every run.
     order = np.lexsort((-card_score, pair_day))
     pair_day, card_fraud = pair_day[order], card_fraud[order]

@@ -46,11 +46,12 @@ def read_card(path: Path, required: bool) -> dict[str, Any] | None:
     return card
 
 
-def scoring_layout(inputs: tuple[str, ...], log_input: str | None,
-                   card: dict[str, Any] | None, card_path: Path) -> Layout:
-    """The columns of a CSV to score: the model's inputs (from its file), and the label,
-    time and ids its card declares (`data`; none without a card). A card whose
-    input_columns are not the model's belongs to another model."""
+def scoring_layout(path: Path, onnx_model: Any, card: dict[str, Any] | None,
+                   card_path: Path) -> Layout:
+    """The columns of a CSV to score: the model's inputs (`detector_inputs`), and the
+    label, time, ids and entities its card declares (`data`; none without a card). A card
+    whose input_columns are not the model's belongs to another model."""
+    inputs, log_input = detector_inputs(path, onnx_model, card, card_path)
     columns = card.get("input_columns") if card else None
     if columns is not None and columns != list(inputs):
         raise PipelineError(f"{card_path}: the card's input_columns "
