@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,41 @@ LOG_PREFIX = "Log "
 # Wider tables are possible, but each input costs the Shapley explainer of the trees 2x time
 # per flagged row beyond ~20 columns of real effect; 1,000 keeps every report tractable.
 MAX_INPUTS = 1_000
+DAY_SECONDS = 86_400
 KEYS = ("label", "positive", "negative", "time", "time_format", "ids", "entities", "amount",
         "numeric", "categorical", "drop")
+
+
+@dataclass(frozen=True)
+class HistorySpec:
+    """What the `features` stage adds to each transaction from the history before it
+    (params.yaml's `features:` section, checked by params.py; src/fraud/data/history.py
+    computes it). Empty for the Credit Card Fraud table: its features are given."""
+    windows: tuple[int, ...] = ()    # days
+    delay: int = 0                   # days until a label is known (the feedback delay)
+    spending: tuple[str, ...] = ()   # entities profiled by count and mean amount
+    risk: tuple[str, ...] = ()       # entities profiled by count and fraud rate, delayed
+    time_flags: bool = False         # weekend and night (UTC)
+
+    @property
+    def active(self) -> bool:
+        return bool(self.time_flags or (self.windows and (self.spending or self.risk)))
+
+    def columns(self) -> tuple[str, ...]:
+        """The columns it adds, in order: per spending entity and window the count and the
+        mean amount, per risk entity and window the count and the fraud rate, the flags."""
+        names = [name for entity in self.spending for days in self.windows
+                 for name in (f"{stem(entity)}_tx_count_{days}d",
+                              f"{stem(entity)}_mean_amount_{days}d")]
+        names += [name for entity in self.risk for days in self.windows
+                  for name in (f"{stem(entity)}_delayed_tx_count_{days}d",
+                               f"{stem(entity)}_fraud_rate_{days}d")]
+        return (*names, *(("is_weekend", "is_night") if self.time_flags else ()))
+
+
+def stem(entity: str) -> str:
+    """`terminal_id` -> `terminal`: the prefix of an entity's history features."""
+    return entity[:-3] if entity.lower().endswith("_id") and len(entity) > 3 else entity
 
 
 @dataclass(frozen=True)
@@ -44,6 +77,7 @@ class Layout:
     numeric: tuple[str, ...]
     amount: str | None
     drop: tuple[str, ...]
+    history: tuple[str, ...] = ()  # what the features stage adds (HistorySpec.columns)
 
     @property
     def log_feature(self) -> str | None:
@@ -52,13 +86,16 @@ class Layout:
 
     @property
     def inputs(self) -> list[str]:
-        """The detector's raw input columns, in order: the numeric block, then the amount."""
-        return [*self.numeric, *([self.amount] if self.amount else [])]
+        """The detector's raw input columns, in order: the numeric block, the history
+        features, then the amount."""
+        return [*self.numeric, *self.history, *([self.amount] if self.amount else [])]
 
     @property
     def features(self) -> list[str]:
-        """The model's features, in order: the numeric block, then the logged amount."""
-        return [*self.numeric, *([self.log_feature] if self.log_feature else [])]
+        """The model's features, in order: the numeric block, the history features, then
+        the logged amount."""
+        return [*self.numeric, *self.history,
+                *([self.log_feature] if self.log_feature else [])]
 
     @property
     def keys(self) -> list[str]:
@@ -68,7 +105,13 @@ class Layout:
     @property
     def raw_columns(self) -> list[str]:
         """The raw table's columns the pipeline reads, in the cleaned table's order."""
-        return [*([self.time] if self.time else []), *self.keys, *self.inputs, self.label]
+        return [*([self.time] if self.time else []), *self.keys, *self.given_inputs,
+                self.label]
+
+    @property
+    def given_inputs(self) -> list[str]:
+        """The inputs a raw row holds: `inputs` but the history features."""
+        return [c for c in self.inputs if c not in self.history]
 
     @property
     def table_columns(self) -> list[str]:
@@ -80,7 +123,8 @@ class Layout:
     @property
     def compared_columns(self) -> list[str]:
         """What makes two rows duplicates in data.json's count: every column but the ids."""
-        return [*([self.time] if self.time else []), *self.entities, *self.inputs, self.label]
+        return [*([self.time] if self.time else []), *self.entities, *self.given_inputs,
+                self.label]
 
     def label_rule(self) -> str:
         return (f"{self.label} must be {_shown(self.negative)} (normal) or "
@@ -102,6 +146,11 @@ class DataDeclaration:
     numeric: tuple[str, ...] | None
     categorical: tuple[str, ...]
     drop: tuple[str, ...]
+    history: tuple[str, ...] = ()  # the features stage's columns (HistorySpec.columns)
+
+    def without_history(self) -> DataDeclaration:
+        """The declaration of the tables before the features stage (raw and cleaned)."""
+        return replace(self, history=())
 
     def named(self) -> list[str]:
         """Every column the declaration names, but the numeric ones."""
@@ -115,14 +164,26 @@ class DataDeclaration:
             found = self.resolve("data:", layout.raw_columns)
         except PipelineError:
             return False
-        return (found.raw_columns, found.inputs, found.positive, found.negative) == \
-            (layout.raw_columns, layout.inputs, layout.positive, layout.negative)
+        return (found.raw_columns, found.given_inputs, found.positive, found.negative) == \
+            (layout.raw_columns, layout.given_inputs, layout.positive, layout.negative)
+
+    def with_history(self, columns: Sequence[str]) -> DataDeclaration:
+        """This declaration with the features stage's columns as inputs; one may not take
+        the name of a declared column."""
+        log = LOG_PREFIX + self.amount if self.amount else None
+        taken = {*self.named(), *(self.numeric or ()), *([log] if log else [])}
+        clash = [c for c in columns if c in taken]
+        if clash:
+            raise PipelineError(f"params.yaml: the features stage would add the column "
+                                f"{printable(clash[0])}, a column of the data: section; "
+                                "rename that column (or drop it), or change features:")
+        return replace(self, history=tuple(columns))
 
     def layout(self, numeric: Sequence[str]) -> Layout:
         return Layout(label=self.label, positive=self.positive, negative=self.negative,
                       time=self.time, time_format=self.time_format, ids=self.ids,
                       entities=self.entities, numeric=tuple(numeric), amount=self.amount,
-                      drop=self.drop)
+                      drop=self.drop, history=self.history)
 
     def resolve(self, label: str | Path, header: Sequence[str], derived: bool = False,
                 ) -> Layout:
@@ -135,9 +196,16 @@ class DataDeclaration:
         if self.numeric is not None:
             numeric = list(self.numeric)
         else:
-            ignored = {*self.named(), *self.drop, *([log] if derived and log else [])}
+            ignored = {*self.named(), *self.drop, *([log] if derived and log else []),
+                       *(self.history if derived else ())}
             numeric = [c for c in names if c not in ignored]
         layout = self.layout(numeric)
+        taken = [c for c in self.history if c in names and c not in self.drop] \
+            if not derived else []
+        if taken:
+            raise PipelineError(f"{label}: column {printable(taken[0])} has the name of a "
+                                "history feature the features stage adds; rename it, or "
+                                "list it in data.drop")
         required = layout.table_columns if derived else layout.raw_columns
         optional = () if derived else tuple(c for c in self.drop if c not in required)
         check_header(Path(label), names, required, optional,

@@ -20,6 +20,7 @@ from .declaration import (
     CREDIT_CARD_LAYOUT,
     TRANSACTIONS,
     DataDeclaration,
+    HistorySpec,
     parse_data,
 )
 from .errors import PipelineError, printable, printable_names
@@ -135,11 +136,28 @@ class CleanParams:
 
 
 @dataclass(frozen=True)
+class FeaturesParams:
+    """The features stage (src/fraud/data/history.py): what it adds, and its memory bound."""
+    spec: HistorySpec = HistorySpec()
+    memory_mb: int = 2048     # DuckDB's memory limit; beyond it, it spills to disk
+
+
+FEATURES_KEYS = ("windows", "delay", "spending", "risk", "time_flags", "memory_mb")
+MAX_WINDOW_DAYS = 366
+
+
+@dataclass(frozen=True)
 class SplitParams:
     method: str               # stratified | random | time
     group_duplicates: bool    # rows with identical inputs go to the same split
     test_size: float
     val_size: float
+    # A time split by whole days (None: by the fractions): the last test_days days are test,
+    # the val_days before them (a gap of features.delay days between) val, train before.
+    test_days: int | None = None
+    val_days: int | None = None
+    train_days: int | None = None   # None: every earlier day
+    drop_known_frauds: bool = False  # val / test leave out cards with a fraud known by then
 
 
 @dataclass(frozen=True)
@@ -204,6 +222,7 @@ class Params:
     calibrate: CalibrateParams
     data: DataDeclaration = CREDIT_CARD  # the table's columns (declaration.py)
     transactions: TransactionsParams = TransactionsParams()
+    features: FeaturesParams = FeaturesParams()
     # The model kinds' sections (`logreg`, `gbdt`, ...), as each kind's parser returns them.
     kind_sections: Mapping[str, Any] = field(default_factory=dict)
 
@@ -313,7 +332,21 @@ def _split_params(s: dict[str, Any]) -> SplitParams:
     split = SplitParams(method=method,
                         group_duplicates=_as_bool("split.group_duplicates", s["group_duplicates"]),
                         test_size=_as_float("split.test_size", s["test_size"]),
-                        val_size=_as_float("split.val_size", s["val_size"]))
+                        val_size=_as_float("split.val_size", s["val_size"]),
+                        test_days=_days("split.test_days", s["test_days"], 1, optional=True),
+                        val_days=_days("split.val_days", s["val_days"], 1, optional=True),
+                        train_days=_days("split.train_days", s["train_days"], 1, optional=True),
+                        drop_known_frauds=_as_bool("split.drop_known_frauds",
+                                                   s["drop_known_frauds"]))
+    by_days = (split.test_days, split.val_days, split.train_days)
+    if any(d is not None for d in by_days) or split.drop_known_frauds:
+        _check("split.method", s["method"], method == "time",
+               "time (split.test_days, val_days, train_days and drop_known_frauds are for a "
+               "time split)")
+    if split.train_days is not None or (split.test_days is None) != (split.val_days is None):
+        _check("split.test_days", s["test_days"],
+               split.test_days is not None and split.val_days is not None,
+               "a number of days with split.val_days (both, or neither: by fractions)")
     _check("split.test_size", s["test_size"], 0 < split.test_size < 1,
            "a fraction strictly between 0 and 1")
     _check("split.val_size", s["val_size"], 0 < split.val_size < 1,
@@ -375,6 +408,8 @@ def parse_params(raw: Any) -> Params:
         raise PipelineError("params.yaml: expected a mapping of sections at the top level")
     _refuse_interpolation(raw)
     sections = [f.name for f in fields(Params) if f.name not in ("data", "kind_sections")]
+    sections.remove("features")
+    sections.append("features")
     sections += [*(kind.section for kind in all_kinds() if kind.section), "data"]
     unknown = sorted(map(str, set(raw) - set(sections)))  # str: YAML keys may be numbers
     if unknown:
@@ -387,6 +422,8 @@ def parse_params(raw: Any) -> Params:
     # Section by section, in this order: the first bad key is the one reported.
     data = parse_data(raw.get("data"))
     transactions = _transactions_params(raw.get("transactions"))
+    features = _features_params(raw.get("features"), data)
+    data = data.with_history(features.spec.columns())
     params = Params(seed=seed,
                   download=_download_params(_section(raw, "download", DownloadParams)),
                   clean=_clean_params(_section(raw, "clean", CleanParams)),
@@ -397,7 +434,7 @@ def parse_params(raw: Any) -> Params:
                   train=_train_params(_section(raw, "train", TrainParams)),
                   evaluate=_evaluate_params(_section(raw, "evaluate", EvaluateParams)),
                   calibrate=_calibrate_params(_section(raw, "calibrate", CalibrateParams)),
-                  data=data, transactions=transactions,
+                  data=data, transactions=transactions, features=features,
                   kind_sections={kind.section: kind.parse(raw, _CHECKS) for kind in all_kinds()
                                  if kind.section and kind.parse})
     _check_data_against(params)
@@ -416,9 +453,74 @@ def _check_data_against(params: Params) -> None:
                             "transactions table (" + ", ".join(TRANSACTIONS.layout(()).raw_columns)
                             + "), but the data: section declares another; declare that one "
                             "(docs/your-data.md)")
+    if params.split.drop_known_frauds and not params.data.entities:
+        raise PipelineError("params.yaml: split.drop_known_frauds needs a card: the first of "
+                            "data.entities, and none is declared; declare it, or set false")
     if params.evaluate.cost_fn == "amount" and params.data.amount is None:
         raise PipelineError("params.yaml: evaluate.cost_fn = 'amount' needs an amount column, "
                             "and data.amount is null; declare it, or give cost_fn a number")
+
+
+def _days(name: str, value: Any, low: int, optional: bool = False) -> int | None:
+    if value is None and optional:
+        return None
+    days = _as_int(name, value)
+    _check(name, value, low <= days <= MAX_WINDOW_DAYS,
+           f"a whole number of days from {low} to {MAX_WINDOW_DAYS}"
+           + (", or null" if optional else ""))
+    return days
+
+
+def _entities(name: str, value: Any, data: DataDeclaration) -> tuple[str, ...]:
+    """Entities of data.entities, as a list or `a,b` (`-S features.risk=terminal_id`)."""
+    if value is None or value == "":
+        return ()
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list):
+        raise _fail(name, value, "a list of columns of data.entities")
+    names = tuple(item.strip() if isinstance(item, str) else item for item in items)
+    _check(name, value, all(n in data.entities for n in names) and len(set(names)) == len(names),
+           "distinct columns of data.entities (" + (", ".join(data.entities) or "none declared")
+           + ")")
+    return names
+
+
+def _features_params(section: Any, data: DataDeclaration) -> FeaturesParams:
+    """Section `features` (optional: nothing added without it)."""
+    if section is None:
+        return FeaturesParams()
+    if not isinstance(section, dict):
+        raise PipelineError("params.yaml: section 'features' is not a mapping")
+    unknown = sorted(map(str, set(section) - set(FEATURES_KEYS)))
+    missing = [k for k in FEATURES_KEYS if k not in section]
+    if unknown or missing:
+        raise PipelineError(f"params.yaml: {'unknown' if unknown else 'missing'} key(s) "
+                            + printable_names([f"features.{k}" for k in unknown or missing])
+                            + f"; 'features' takes {', '.join(FEATURES_KEYS)}")
+    windows = section["windows"]
+    windows = windows.split(",") if isinstance(windows, str) else windows or []
+    if not isinstance(windows, list):
+        raise _fail("features.windows", section["windows"], "a list of days (1, 7, 30)")
+    days = tuple(_days(f"features.windows[{i}]", w, 1) or 0 for i, w in enumerate(windows))
+    _check("features.windows", section["windows"], len(set(days)) == len(days),
+           "distinct numbers of days")
+    spec = HistorySpec(windows=days, delay=_days("features.delay", section["delay"], 0) or 0,
+                       spending=_entities("features.spending", section["spending"], data),
+                       risk=_entities("features.risk", section["risk"], data),
+                       time_flags=_as_bool("features.time_flags", section["time_flags"]))
+    memory = _as_int("features.memory_mb", section["memory_mb"])
+    _check("features.memory_mb", section["memory_mb"], 64 <= memory <= 1_000_000,
+           "megabytes from 64 to 1000000")
+    if (spec.spending or spec.risk) and not spec.windows:
+        raise _fail("features.windows", section["windows"], "at least one window (days) for "
+                    "features.spending / features.risk")
+    if spec.active and data.time is None:
+        raise PipelineError("params.yaml: the features: section needs a time column, and "
+                            "data.time is null; declare it, or empty features:")
+    if spec.spending and data.amount is None:
+        raise PipelineError("params.yaml: features.spending profiles the amount, and "
+                            "data.amount is null; declare it, or empty features.spending")
+    return FeaturesParams(spec=spec, memory_mb=memory)
 
 
 def _transactions_params(section: Any) -> TransactionsParams:

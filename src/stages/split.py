@@ -20,7 +20,8 @@ DROPPED_WARNING = 0.05
 
 def main(argv: Sequence[str]) -> None:
     cli = parser(__doc__)
-    cli.add_argument("--cleaned", required=True, type=Path)
+    cli.add_argument("--table", required=True, type=Path,
+                     help="the cleaned table with its history features (stage features)")
     cli.add_argument("--train", required=True, type=Path)
     cli.add_argument("--val", required=True, type=Path)
     cli.add_argument("--test", required=True, type=Path)
@@ -28,9 +29,9 @@ def main(argv: Sequence[str]) -> None:
     args = cli.parse_args(argv)
     remove_outputs(args.train, args.val, args.test, args.summary)
     params = load_params(args.params)
-    cleaned = read_table(args.cleaned, "clean", params.data)
+    cleaned = read_table(args.table, "features", params.data)
     layout = layout_of(cleaned, params.data)
-    parts = split(cleaned, params.split, params.seed, layout)
+    parts = split(cleaned, params.split, params.seed, layout, params.features.spec.delay)
     dropped = parts.summary["duplicates_dropped"]
     if dropped > DROPPED_WARNING * len(cleaned):
         log.warning("%d of %d rows dropped as later copies of duplicates (rows identical in "

@@ -56,7 +56,7 @@ def _stage_args(stage: str, inputs: dict[str, Path], out: Path, params: Path) ->
     return {
         "download": ["--out", out / "raw.csv"],
         "clean": ["--raw", inputs["raw"], "--out", out / "cleaned.parquet"],
-        "split": ["--cleaned", inputs["cleaned"], *[arg for name in ("train", "val", "test")
+        "split": ["--table", inputs["cleaned"], *[arg for name in ("train", "val", "test")
                                                     for arg in (f"--{name}",
                                                                 out / f"{name}.parquet")],
                   "--summary", out / "data.json"],

@@ -48,7 +48,7 @@ def test_split_stage_without_fraud_in_a_split(few_frauds: tuple[Path, pd.DataFra
     outputs["train"].write_bytes(b"stale")  # from an earlier run
     params_file = write_params({"seed": seed, "split.method": "random", "split.test_size": 0.2,
                                 "split.val_size": 0.2, "split.group_duplicates": True})
-    proc = run_stage("split", "--cleaned", cleaned_path, "--train", outputs["train"],
+    proc = run_stage("split", "--table", cleaned_path, "--train", outputs["train"],
                      "--val", outputs["val"], "--test", outputs["test"], "--summary",
                      out / "data.json", "--params", params_file)
     line = stage_error(proc, "split would hold no fraud rows", "3 frauds in all",
@@ -90,7 +90,7 @@ def test_split_stage_params_with_unknown_key(few_frauds: tuple[Path, pd.DataFram
                                              stage_error: Any) -> None:
     params_file = write_params({"split.shuffle": True})
     out = tmp_path / "split"
-    proc = run_stage("split", "--cleaned", few_frauds[0], "--train", out / "train.parquet",
+    proc = run_stage("split", "--table", few_frauds[0], "--train", out / "train.parquet",
                      "--val", out / "val.parquet", "--test", out / "test.parquet",
                      "--summary", out / "data.json", "--params", params_file)
     stage_error(proc, "error: params.yaml: unknown key(s) 'split.shuffle'")
@@ -131,7 +131,7 @@ def test_split_stage_warns_when_duplicates_drop_many_rows(tmp_path: Path, write_
     write_table(path, pd.concat([table, copies], ignore_index=True))
     out = {name: tmp_path / f"{name}.parquet" for name in ("train", "val", "test")}
     params_file = write_params({"split.method": "time", "split.group_duplicates": True})
-    proc = run_stage("split", "--cleaned", path, "--train", out["train"], "--val", out["val"],
+    proc = run_stage("split", "--table", path, "--train", out["train"], "--val", out["val"],
                      "--test", out["test"], "--summary", tmp_path / "data.json",
                      "--params", params_file)
     assert proc.returncode == 0, proc.stderr

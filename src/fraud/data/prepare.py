@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..declaration import CREDIT_CARD, CREDIT_CARD_LAYOUT, DataDeclaration, Layout
+from ..declaration import CREDIT_CARD, CREDIT_CARD_LAYOUT, DAY_SECONDS, DataDeclaration, Layout
 from ..errors import PipelineError, require_file
 from ..params import SplitParams
 from ..schema import validate_raw_frame
@@ -178,6 +178,9 @@ def write_table(path: Path, frame: pd.DataFrame, layout: Layout = CREDIT_CARD_LA
 
 
 SPLIT_NAMES = ("train", "val", "test")
+# Rows a time split drops besides duplicates (-1): in a delay gap, of a card with a known
+# fraud (val and test), before split.train_days.
+GAP, KNOWN_FRAUD, EARLY = -2, -3, -4
 
 
 @dataclass(frozen=True)
@@ -214,25 +217,51 @@ def _random_assignment(groups: np.ndarray, labels: np.ndarray, settings: SplitPa
     return of_group[inverse]
 
 
-def _time_assignment(times: np.ndarray, groups: np.ndarray, settings: SplitParams
-                     ) -> np.ndarray:
-    """Earliest rows to train, then val, then test; a tie in Time never straddles a cut.
+def _time_assignment(times: np.ndarray, groups: np.ndarray, settings: SplitParams,
+                     delay_days: int = 0) -> np.ndarray:
+    """Earliest rows to train, then val, then test; a tie in time never straddles a cut.
 
-    With grouping, a later copy of a row lands in the split of its earliest copy's, or is
-    dropped (-1) when that split is an earlier one: keeping it would put a past row in the
-    future or a future row in the past.
+    By fractions of the rows, or (split.test_days / val_days) by whole days counted back from
+    the last one. A gap of `delay_days` before val and before test is dropped (-2): a model
+    trained up to a day knows no label of the `delay` days before it. With grouping, a later
+    copy of a row lands in the split of its earliest copy's, or is dropped (-1) when that
+    split is an earlier one: keeping it would put a past row in the future or a future row
+    in the past.
     """
-    order = np.argsort(times, kind="stable")
-    n_train, n_val = _split_sizes(len(times), settings.test_size, settings.val_size)
-    sorted_times = times[order]
-    first_val = sorted_times[min(n_train, len(times) - 1)]
-    first_test = sorted_times[min(n_train + n_val, len(times) - 1)]
+    gap = delay_days * DAY_SECONDS
+    if settings.test_days is not None and settings.val_days is not None:
+        days = np.floor(times / DAY_SECONDS)
+        first_test = (days.max() - settings.test_days + 1) * DAY_SECONDS if len(times) else 0.0
+        first_val = first_test - gap - settings.val_days * DAY_SECONDS
+        first_train = -np.inf if settings.train_days is None else \
+            first_val - gap - settings.train_days * DAY_SECONDS
+    else:
+        order = np.argsort(times, kind="stable")
+        n_train, n_val = _split_sizes(len(times), settings.test_size, settings.val_size)
+        sorted_times = times[order]
+        first_val = sorted_times[min(n_train, len(times) - 1)]
+        first_test = sorted_times[min(n_train + n_val, len(times) - 1)]
+        first_train = -np.inf
     assignment = np.where(times < first_val, 0, np.where(times < first_test, 1, 2))
     assignment = assignment.astype(np.int8)
     if settings.group_duplicates:
         of_first = assignment[groups]  # groups[i] is the group's earliest row (data sorted)
         assignment = np.where(assignment == of_first, assignment, -1).astype(np.int8)
-    return assignment
+    in_gap = ((times >= first_val - gap) & (times < first_val)) \
+        | ((times >= first_test - gap) & (times < first_test))
+    assignment = np.where(in_gap & (assignment >= 0), GAP, assignment)
+    return np.where((times < first_train) & (assignment >= 0), EARLY, assignment).astype(np.int8)
+
+
+def known_fraud_cards(times: np.ndarray, cards: np.ndarray, labels: np.ndarray,
+                      delay_days: int) -> np.ndarray:
+    """Per row, whether its card had a fraud whose label was known when the row's day began:
+    a fraud more than `delay_days` before that day's start (the handbook's evaluation leaves
+    such cards out: they are blocked already)."""
+    frame = pd.DataFrame({"card": cards, "time": np.where(labels == 1, times, np.inf)})
+    first_fraud = frame.groupby("card", sort=False)["time"].transform("min").to_numpy()
+    day_start = np.floor(times / DAY_SECONDS) * DAY_SECONDS
+    return first_fraud < day_start - delay_days * DAY_SECONDS
 
 
 def _across_splits(groups: np.ndarray, assignment: np.ndarray) -> int:
@@ -244,7 +273,7 @@ def _across_splits(groups: np.ndarray, assignment: np.ndarray) -> int:
 
 
 def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
-          layout: Layout = CREDIT_CARD_LAYOUT) -> Splits:
+          layout: Layout = CREDIT_CARD_LAYOUT, delay_days: int = 0) -> Splits:
     """Train / val / test (val is a fraction of what test leaves), as `split.method` says.
 
     Duplicates are rows identical in every model feature and entity (the time is no input,
@@ -266,7 +295,12 @@ def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
     draw_groups = groups if settings.group_duplicates else np.arange(len(cleaned))
     try:
         if settings.method == "time":
-            assignment = _time_assignment(cleaned[time].to_numpy(), draw_groups, settings)
+            times = cleaned[time].to_numpy(dtype=np.float64)
+            assignment = _time_assignment(times, draw_groups, settings, delay_days)
+            if settings.drop_known_frauds:
+                known = known_fraud_cards(times, cleaned[layout.entities[0]].to_numpy(),
+                                          labels, delay_days)
+                assignment[known & (assignment > 0)] = KNOWN_FRAUD
         else:
             assignment = _random_assignment(draw_groups, labels, settings, seed)
     except ValueError as error:
@@ -284,7 +318,12 @@ def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
     summary = {f"{name}_{what}": int(len(part) if what == "rows" else part[label].sum())
                for name, part in parts.items() for what in ("rows", "frauds")}
     summary["duplicates_across_splits"] = _across_splits(groups, assignment)
-    summary["duplicates_dropped"] = int((assignment < 0).sum())
+    summary["duplicates_dropped"] = int((assignment == -1).sum())
+    if settings.method == "time" and (delay_days or settings.test_days is not None
+                                      or settings.drop_known_frauds):
+        summary["gap_dropped"] = int((assignment == GAP).sum())
+        summary["known_fraud_dropped"] = int((assignment == KNOWN_FRAUD).sum())
+        summary["before_train_dropped"] = int((assignment == EARLY).sum())
     return Splits(**parts, summary=summary)
 
 

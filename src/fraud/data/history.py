@@ -1,0 +1,159 @@
+"""History features: what each card spent and how risky each terminal was, before a
+transaction (params.yaml's `features:` section; the features stage and `fraud predict`).
+
+Per spending entity (a card) and window of w days: the number of its transactions and their
+mean amount in [t - w days, t], the transaction itself included. Per risk entity (a terminal)
+and window: the number of its transactions and the share of them that were frauds in
+[t - (delay + w) days, t - delay days]: a label is known `delay` days after the transaction,
+so no feature reads a label newer than t - delay. Flags: weekend and night (before 6:00),
+from the time in UTC.
+
+DuckDB computes the windows over Parquet in bounded memory (`memory_mb`, spilling to a
+temporary folder), sorted by entity and time, with every thread. Sums of amounts are exact
+(DECIMAL), so neither the thread count nor the order of ties changes a bit of the output.
+The rows come out in their input order with the input's columns first.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+from ..declaration import DAY_SECONDS, HistorySpec, Layout, stem
+from ..errors import PipelineError
+
+NIGHT_END_HOUR = 6
+ROW = "__row"  # the input order, carried through the windows
+LABEL_KNOWN = "__label_known"  # 1 where the label counts (history), 0 for rows being scored
+# 1970-01-01 was a Thursday: (day + 3) % 7 is 0 on Mondays, 5 and 6 at the weekend.
+EPOCH_WEEKDAY = 3
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _window(entity: str, time: str, start_days: int, end_days: int) -> str:
+    """The frame [t - start_days, t - end_days] of an entity's rows, as a DuckDB window."""
+    end = "CURRENT ROW" if end_days == 0 else f"{end_days * DAY_SECONDS} PRECEDING"
+    return (f"(PARTITION BY {_quote(entity)} ORDER BY {_quote(time)} "
+            f"RANGE BETWEEN {start_days * DAY_SECONDS} PRECEDING AND {end})")
+
+
+def feature_sql(spec: HistorySpec, layout: Layout, source: str) -> str:
+    """The query adding `spec.columns()` to the rows of `source` (a table expression with
+    the layout's columns, `__row` and `__label_known`)."""
+    time, amount, label = _quote(layout.time or ""), layout.amount, _quote(layout.label)
+    columns: list[str] = []
+    for entity in spec.spending:
+        for days in spec.windows:
+            frame = _window(entity, layout.time or "", days, 0)
+            prefix = stem(entity)
+            columns.append(f"CAST(COUNT(*) OVER {frame} AS DOUBLE) "
+                           f"AS {_quote(f'{prefix}_tx_count_{days}d')}")
+            columns.append(f"CAST(SUM(CAST({_quote(amount or '')} AS DECIMAL(38, 6))) OVER "
+                           f"{frame} AS DOUBLE) / COUNT(*) OVER {frame} "
+                           f"AS {_quote(f'{prefix}_mean_amount_{days}d')}")
+    for entity in spec.risk:
+        for days in spec.windows:
+            frame = _window(entity, layout.time or "", spec.delay + days, spec.delay)
+            prefix = stem(entity)
+            count = f"COUNT(*) OVER {frame}"
+            frauds = (f"SUM(CASE WHEN {LABEL_KNOWN} = 1 AND {label} = 1 THEN 1 ELSE 0 END) "
+                      f"OVER {frame}")
+            columns.append(f"CAST({count} AS DOUBLE) "
+                           f"AS {_quote(f'{prefix}_delayed_tx_count_{days}d')}")
+            columns.append(f"CASE WHEN {count} = 0 THEN 0.0::DOUBLE ELSE CAST({frauds} AS "
+                           f"DOUBLE) / {count} END AS {_quote(f'{prefix}_fraud_rate_{days}d')}")
+    if spec.time_flags:
+        day = f"FLOOR({time} / {DAY_SECONDS})"
+        columns.append(f"CASE WHEN (CAST({day} AS BIGINT) + {EPOCH_WEEKDAY}) % 7 >= 5 "
+                       "THEN 1.0 ELSE 0.0 END::DOUBLE AS is_weekend")
+        columns.append(f"CASE WHEN {time} - {day} * {DAY_SECONDS} < "
+                       f"{NIGHT_END_HOUR * 3600} THEN 1.0 ELSE 0.0 END::DOUBLE AS is_night")
+    return f"SELECT {ROW}, {', '.join(columns)} FROM {source}"
+
+
+def _connect(memory_mb: int, spill: Path):
+    import duckdb
+
+    connection = duckdb.connect(config={
+        "memory_limit": f"{memory_mb}MB", "temp_directory": str(spill),
+        "threads": max(1, os.cpu_count() or 1), "preserve_insertion_order": True})
+    return connection
+
+
+def add_history(source: Path, out: Path, spec: HistorySpec, layout: Layout,
+                memory_mb: int) -> int:
+    """Writes `source`'s rows (a Parquet table with the layout's table columns but the
+    history) to `out` with the history features, in `layout.table_columns`' order; returns
+    the number of rows. With nothing to add, `out` is a byte copy of `source`."""
+    if not spec.active:
+        shutil.copyfile(source, out)
+        return len(pd.read_parquet(source, columns=[layout.label]))
+    given = [c for c in layout.table_columns if c not in layout.history]
+    with tempfile.TemporaryDirectory(prefix="duckdb-", dir=out.parent) as spill:
+        connection = _connect(memory_mb, Path(spill))
+        try:
+            source_sql = (f"(SELECT *, file_row_number AS {ROW}, 1 AS {LABEL_KNOWN} FROM "
+                          f"read_parquet('{_sql_text(source)}', file_row_number = true))")
+            query = (f"SELECT {', '.join('g.' + _quote(c) for c in given)}, "
+                     f"{', '.join('h.' + _quote(c) for c in layout.history)} "
+                     f"FROM {source_sql} g JOIN ({feature_sql(spec, layout, source_sql)}) h "
+                     f"USING ({ROW}) ORDER BY g.{ROW}")
+            ordered = [_quote(c) for c in layout.table_columns]
+            connection.execute(f"COPY (SELECT {', '.join(ordered)} FROM ({query})) TO "
+                               f"'{_sql_text(out)}' (FORMAT parquet, COMPRESSION snappy)")
+            rows = connection.execute(f"SELECT COUNT(*) FROM read_parquet("
+                                      f"'{_sql_text(out)}')").fetchone()
+        except Exception as error:
+            if type(error).__module__.startswith("duckdb"):
+                raise PipelineError(f"{source}: computing the history features failed "
+                                    f"({str(error).splitlines()[0]}); with an out-of-memory "
+                                    "error, raise features.memory_mb") from None
+            raise
+        finally:
+            connection.close()
+    return int(rows[0]) if rows else 0
+
+
+def history_of(rows: pd.DataFrame, history: pd.DataFrame, spec: HistorySpec, layout: Layout,
+               memory_mb: int = 1024) -> pd.DataFrame:
+    """The history features of `rows` (new transactions, no label needed), computed with the
+    same query over `history` (earlier labelled transactions) and `rows` together: the same
+    numbers the features stage gives these rows when their history is in the table. Labels of
+    `rows` never count. Returns a frame aligned with `rows`."""
+    needed = [c for c in layout.raw_columns if c not in layout.history]
+    known = history[[c for c in needed if c in history.columns]].assign(**{LABEL_KNOWN: 1})
+    new = rows.assign(**{LABEL_KNOWN: 0})
+    if layout.label not in new.columns:
+        new = new.assign(**{layout.label: 0})
+    together = pd.concat([new[known.columns], known], ignore_index=True)
+    together[ROW] = range(len(together))
+    with tempfile.TemporaryDirectory(prefix="duckdb-") as spill:
+        connection = _connect(memory_mb, Path(spill))
+        try:
+            connection.register("together", together)
+            result = connection.execute(
+                f"SELECT * FROM ({feature_sql(spec, layout, 'together')}) "
+                f"WHERE {ROW} < {len(new)} ORDER BY {ROW}").df()
+        finally:
+            connection.close()
+    return result[list(layout.history)].set_axis(rows.index)
+
+
+def _sql_text(path: Path | str) -> str:
+    return str(path).replace("'", "''")
+
+
+def check_columns(header: Sequence[str], layout: Layout, label: str) -> None:
+    """The history needs time, the entities and (for spending) the amount."""
+    missing = [c for c in (layout.time, *layout.entities) if c and c not in header]
+    if missing:
+        raise PipelineError(f"{label}: missing column(s) {', '.join(missing)}, which the "
+                            "history features need")
