@@ -146,11 +146,11 @@ class DataDeclaration:
     numeric: tuple[str, ...] | None
     categorical: tuple[str, ...]
     drop: tuple[str, ...]
-    history: tuple[str, ...] = ()  # the features stage's columns (HistorySpec.columns)
+    history: HistorySpec = HistorySpec()  # what the features stage adds (features:)
 
     def without_history(self) -> DataDeclaration:
         """The declaration of the tables before the features stage (raw and cleaned)."""
-        return replace(self, history=())
+        return replace(self, history=HistorySpec())
 
     def named(self) -> list[str]:
         """Every column the declaration names, but the numeric ones."""
@@ -167,9 +167,10 @@ class DataDeclaration:
         return (found.raw_columns, found.given_inputs, found.positive, found.negative) == \
             (layout.raw_columns, layout.given_inputs, layout.positive, layout.negative)
 
-    def with_history(self, columns: Sequence[str]) -> DataDeclaration:
+    def with_history(self, spec: HistorySpec) -> DataDeclaration:
         """This declaration with the features stage's columns as inputs; one may not take
         the name of a declared column."""
+        columns = spec.columns()
         log = LOG_PREFIX + self.amount if self.amount else None
         taken = {*self.named(), *(self.numeric or ()), *([log] if log else [])}
         clash = [c for c in columns if c in taken]
@@ -177,13 +178,13 @@ class DataDeclaration:
             raise PipelineError(f"params.yaml: the features stage would add the column "
                                 f"{printable(clash[0])}, a column of the data: section; "
                                 "rename that column (or drop it), or change features:")
-        return replace(self, history=tuple(columns))
+        return replace(self, history=spec)
 
     def layout(self, numeric: Sequence[str]) -> Layout:
         return Layout(label=self.label, positive=self.positive, negative=self.negative,
                       time=self.time, time_format=self.time_format, ids=self.ids,
                       entities=self.entities, numeric=tuple(numeric), amount=self.amount,
-                      drop=self.drop, history=self.history)
+                      drop=self.drop, history=self.history.columns())
 
     def resolve(self, label: str | Path, header: Sequence[str], derived: bool = False,
                 ) -> Layout:
@@ -197,10 +198,10 @@ class DataDeclaration:
             numeric = list(self.numeric)
         else:
             ignored = {*self.named(), *self.drop, *([log] if derived and log else []),
-                       *(self.history if derived else ())}
+                       *(self.history.columns() if derived else ())}
             numeric = [c for c in names if c not in ignored]
         layout = self.layout(numeric)
-        taken = [c for c in self.history if c in names and c not in self.drop] \
+        taken = [c for c in self.history.columns() if c in names and c not in self.drop] \
             if not derived else []
         if taken:
             raise PipelineError(f"{label}: column {printable(taken[0])} has the name of a "

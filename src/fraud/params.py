@@ -423,7 +423,7 @@ def parse_params(raw: Any) -> Params:
     data = parse_data(raw.get("data"))
     transactions = _transactions_params(raw.get("transactions"))
     features = _features_params(raw.get("features"), data)
-    data = data.with_history(features.spec.columns())
+    data = data.with_history(features.spec)
     params = Params(seed=seed,
                   download=_download_params(_section(raw, "download", DownloadParams)),
                   clean=_clean_params(_section(raw, "clean", CleanParams)),

@@ -23,8 +23,9 @@ def main(argv: Sequence[str]) -> None:
     args = cli.parse_args(argv)
     remove_outputs(args.out)
     params = load_params(args.params)
-    raw = read_raw_csv(args.raw, params.download.raw_sha256, params.data)
-    layout = layout_of(raw, params.data, derived=False)
+    declaration = params.data.without_history()  # the features stage adds the history
+    raw = read_raw_csv(args.raw, params.download.raw_sha256, declaration)
+    layout = layout_of(raw, declaration, derived=False)
     with outputs() as out:
         write_table(out.path(args.out), clean(raw, params.clean.eps, layout), layout)
 

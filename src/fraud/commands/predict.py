@@ -56,11 +56,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import gzip
 import io
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -69,7 +71,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from fraud.cli import OneLineParser, chunk_rows, probability, whole_number
 from fraud.cli import run as cli_run
 from fraud.decision import Decision, decision_from_card
-from fraud.declaration import MAX_INPUTS
+from fraud.declaration import MAX_INPUTS, Layout, shown_columns
 from fraud.errors import PipelineError
 from fraud.files import outputs
 from fraud.serving.card import (
@@ -133,6 +135,10 @@ def build_parser() -> argparse.ArgumentParser:
                           "(reason_i, contribution_i); needs the .onnx model")
     cli.add_argument("--explain-all", action="store_true",
                      help="with --explain: explain every row, not only the flagged ones")
+    cli.add_argument("--history", type=Path, metavar="CSV",
+                     help="for a model with history features (its card's data.history): "
+                          "earlier transactions with their labels, covering the longest "
+                          "window plus the delay before the first row to score")
     cli.add_argument("-q", "--quiet", action="store_true", help="no summary on stderr")
     return cli
 
@@ -256,7 +262,39 @@ def main(argv: Sequence[str]) -> None:
     # after the input's header is checked: TensorFlow takes seconds, a bad header none.
     onnx_model = load_model(args.model) if args.model.suffix == ".onnx" else None
     layout = scoring_layout(args.model, onnx_model, card, card_path)
-    opened = open_input(args.input, id_columns=args.id_column, layout=layout)
+    with tempfile.TemporaryDirectory(prefix="fraud-history-") as folder:
+        source = _with_history(args, layout, card or {}, card_path, Path(folder))
+        opened = open_input(source, id_columns=args.id_column, layout=layout)
+        opened = dataclasses.replace(opened, label=str(args.input) if source != args.input
+                                     else opened.label)
+        _score(args, started, opened, onnx_model, layout, decision)
+
+
+def _with_history(args: argparse.Namespace, layout: Layout, card: dict[str, Any],
+                  card_path: Path, folder: Path) -> str | Path:
+    """The CSV to score: the input itself, or (a model with history features) the input
+    with the features computed from --history."""
+    if not layout.history:
+        if args.history is not None:
+            raise PipelineError(f"--history: {args.model} reads no history feature (its card "
+                                f"{card_path} declares none); leave --history out")
+        return args.input
+    if args.history is None:
+        raise PipelineError(f"{args.model} reads history features "
+                            f"({shown_columns(list(layout.history), 4)}); pass --history "
+                            "CSV: earlier transactions with their labels (docs/your-data.md)")
+    from fraud.serving.card import card_history
+    from fraud.serving.history_input import featurise
+
+    spec = card_history(card.get("data") or {}, card_path)
+    featured = folder / "featured.csv"
+    featurise(args.input, args.history, layout, spec, featured)
+    return featured
+
+
+def _score(args: argparse.Namespace, started: float, opened: Any, onnx_model: Any,
+           layout: Layout, decision: Decision) -> None:
+    """Scores the opened input and prints the summary line."""
     try:
         model = onnx_model if onnx_model is not None else load_model(args.model)
         check_width(args.model, model, layout.inputs)

@@ -254,11 +254,12 @@ def _time_assignment(times: np.ndarray, groups: np.ndarray, settings: SplitParam
 
 
 def known_fraud_cards(times: np.ndarray, cards: np.ndarray, labels: np.ndarray,
-                      delay_days: int) -> np.ndarray:
-    """Per row, whether its card had a fraud whose label was known when the row's day began:
-    a fraud more than `delay_days` before that day's start (the handbook's evaluation leaves
-    such cards out: they are blocked already)."""
-    frame = pd.DataFrame({"card": cards, "time": np.where(labels == 1, times, np.inf)})
+                      delay_days: int, since: float = -np.inf) -> np.ndarray:
+    """Per row, whether its card had a fraud (at `since` or later: the training rows' start)
+    whose label was known when the row's day began: a fraud more than `delay_days` before
+    that day's start. The handbook's evaluation leaves such cards out: they are blocked."""
+    counted = (labels == 1) & (times >= since)
+    frame = pd.DataFrame({"card": cards, "time": np.where(counted, times, np.inf)})
     first_fraud = frame.groupby("card", sort=False)["time"].transform("min").to_numpy()
     day_start = np.floor(times / DAY_SECONDS) * DAY_SECONDS
     return first_fraud < day_start - delay_days * DAY_SECONDS
@@ -298,8 +299,10 @@ def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
             times = cleaned[time].to_numpy(dtype=np.float64)
             assignment = _time_assignment(times, draw_groups, settings, delay_days)
             if settings.drop_known_frauds:
+                train_times = times[assignment == 0]
                 known = known_fraud_cards(times, cleaned[layout.entities[0]].to_numpy(),
-                                          labels, delay_days)
+                                          labels, delay_days,
+                                          train_times.min() if len(train_times) else -np.inf)
                 assignment[known & (assignment > 0)] = KNOWN_FRAUD
         else:
             assignment = _random_assignment(draw_groups, labels, settings, seed)

@@ -78,6 +78,14 @@ def build_profile(values: np.ndarray, bins: int = BINS) -> Profile:
         cuts = np.delete(cuts, min(empty, len(cuts) - 1))
         profile = Profile(cuts=cuts, counts=np.zeros(len(cuts) + 1, dtype=np.int64))
         counts = profile.bin_counts(values)
+    distinct = np.unique(values)
+    if not len(cuts) and len(distinct) > 1:
+        # Most rows share one value (a fraud rate that is mostly 0): every decile falls on it.
+        # Two bins, that value and below / above it, still show its tail drifting.
+        cuts = distinct[np.searchsorted(distinct, np.median(values), side="right")
+                        if np.median(values) < distinct[-1] else -1:][:1]
+        profile = Profile(cuts=cuts, counts=np.zeros(len(cuts) + 1, dtype=np.int64))
+        counts = profile.bin_counts(values)
     return Profile(cuts=cuts, counts=counts)
 
 
@@ -150,8 +158,9 @@ def _finite(value: Any) -> bool:
 
 
 def _parse_profile(data: Any, rows: int, bins: int, label: str, name: str) -> Profile:
-    """One column's bins, as build_profile makes them: at least one cut (one bin shows no
-    drift, ever), at most `bins` bins, and training rows in every bin (an empty one would
+    """One column's bins, as build_profile makes them: at least one cut for the score (one
+    bin shows no drift, ever; only an input constant in training has one), at most `bins`
+    bins, and training rows in every bin (an empty one would
     make every batch row there weigh 1/EMPTY_BIN_SHARE times its share: PSI 8-16)."""
     if not isinstance(data, dict) or not isinstance(data.get("cuts"), list) \
             or not isinstance(data.get("counts"), list):
@@ -159,8 +168,10 @@ def _parse_profile(data: Any, rows: int, bins: int, label: str, name: str) -> Pr
     cuts, counts = data["cuts"], data["counts"]
     if not all(_finite(v) for v in cuts) or not all(type(v) is int and v >= 0 for v in counts):
         raise _bad(label, f"{name}: cuts must be finite numbers and counts whole numbers >= 0")
-    if len(counts) != len(cuts) + 1 or not 2 <= len(counts) <= bins:
-        raise _bad(label, f"{name}: expected 1 to {bins - 1} cuts (its 'bins' is {bins}) and "
+    fewest = 1 if name == SCORE else 0  # a column constant in training has one bin
+    if len(counts) != len(cuts) + 1 or not fewest + 1 <= len(counts) <= bins:
+        raise _bad(label, f"{name}: expected {fewest} to {bins - 1} cuts (its 'bins' is "
+                          f"{bins}) and "
                           f"one count more, got {len(cuts)} cuts and {len(counts)} counts")
     cut_array = np.asarray(cuts, dtype=np.float64)
     if (np.diff(cut_array) <= 0).any():

@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Any
 
 from ..decision import decision_from_card
-from ..declaration import CREDIT_CARD, CREDIT_CARD_LAYOUT, MAX_INPUTS, Layout, shown_columns
+from ..declaration import (
+    CREDIT_CARD,
+    CREDIT_CARD_LAYOUT,
+    MAX_INPUTS,
+    HistorySpec,
+    Layout,
+    shown_columns,
+)
 from ..errors import PipelineError, printable
 from ..files import file_sha256
 
@@ -77,11 +84,32 @@ def scoring_layout(path: Path, onnx_model: Any, card: dict[str, Any] | None,
         return tuple(c for c in found if isinstance(c, str)) if isinstance(found, list) else ()
 
     ids = names("ids")
-    numeric = inputs[:-1] if log_input else inputs
+    history = card_history(data, card_path).columns()
+    if any(c not in inputs for c in history):
+        raise PipelineError(f"{card_path}: the card's history columns are not among its "
+                            "model's inputs; pass the model's own card (--card)")
+    numeric = [c for c in (inputs[:-1] if log_input else inputs) if c not in history]
     return Layout(label=name("label") or "", positive=value("positive", 1),
                   negative=value("negative", 0), time=name("time"), time_format="auto",
                   ids=ids, entities=tuple(e for e in names("entities") if e not in ids),
-                  numeric=tuple(numeric), amount=log_input, drop=())
+                  numeric=tuple(numeric), amount=log_input, drop=(), history=history)
+
+
+def card_history(data: dict[str, Any], card_path: Path) -> HistorySpec:
+    """The card's `data.history`: the history features its model reads (none: empty)."""
+    found = data.get("history")
+    if found is None:
+        return HistorySpec()
+    try:
+        spec = HistorySpec(windows=tuple(int(w) for w in found["windows"]),
+                           delay=int(found["delay"]), spending=tuple(found["spending"]),
+                           risk=tuple(found["risk"]), time_flags=bool(found["time_flags"]))
+        if list(spec.columns()) != list(found["columns"]):
+            raise ValueError("columns")
+    except (KeyError, TypeError, ValueError):
+        raise PipelineError(f"{card_path}: its data.history is not what the export stage "
+                            "writes; export the model again") from None
+    return spec
 
 
 def detector_inputs(path: Path, onnx_model: Any, card: dict[str, Any] | None, card_path: Path

@@ -191,8 +191,14 @@ def usage(info: DetectorInfo, data: DataDeclaration) -> dict[str, str]:
 def data_card(data: DataDeclaration) -> dict[str, Any]:
     """The card's `data`: the columns of a scored CSV besides the inputs (predict accepts
     the time, the entities and the label, and copies the ids to the scores)."""
-    return {"label": data.label, "positive": data.positive, "negative": data.negative,
+    card = {"label": data.label, "positive": data.positive, "negative": data.negative,
             "time": data.time, "ids": list(data.ids), "entities": list(data.entities)}
+    if data.history.active:  # what `fraud predict --history` computes before scoring
+        spec = data.history
+        card["history"] = {"windows": list(spec.windows), "delay": spec.delay,
+                           "spending": list(spec.spending), "risk": list(spec.risk),
+                           "time_flags": spec.time_flags, "columns": list(spec.columns())}
+    return card
 
 
 def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
