@@ -71,7 +71,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from fraud.cli import OneLineParser, chunk_rows, probability, whole_number
 from fraud.cli import run as cli_run
 from fraud.decision import Decision, decision_from_card
-from fraud.declaration import MAX_INPUTS, Layout, shown_columns
+from fraud.declaration import MAX_INPUTS, Layout
 from fraud.errors import PipelineError
 from fraud.files import outputs
 from fraud.serving.card import (
@@ -280,8 +280,9 @@ def _with_history(args: argparse.Namespace, layout: Layout, card: dict[str, Any]
                                 f"{card_path} declares none); leave --history out")
         return args.input
     if args.history is None:
-        raise PipelineError(f"{args.model} reads history features "
-                            f"({shown_columns(list(layout.history), 4)}); pass --history "
+        shown = ", ".join(layout.history[:3]) + (", …" if len(layout.history) > 3 else "")
+        raise PipelineError(f"{args.model} reads {len(layout.history)} history features "
+                            f"({shown}); pass --history "
                             "CSV: earlier transactions with their labels (docs/your-data.md)")
     from fraud.serving.card import card_history
     from fraud.serving.history_input import featurise

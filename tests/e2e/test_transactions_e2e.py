@@ -1,0 +1,114 @@
+"""End to end on raw card transactions (`download.url: transactions`, small), from params
+alone: the features stage adds per-card and per-terminal history with a 7-day delay, the
+time split cuts whole days with the delay gaps and drops cards with a known fraud, every
+model trains on the history features, and `fraud predict --history` scores raw rows with
+the very features the pipeline computed for them."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+from fraud.declaration import DAY_SECONDS, TRANSACTIONS, HistorySpec
+from tests.synthetic_project import dvc, fraud_predict, new_project
+
+pytestmark = pytest.mark.e2e
+SPEC = HistorySpec(windows=(1, 7, 30), delay=7, spending=("customer_id",),
+                   risk=("terminal_id",), time_flags=True)
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("transactions") / "repo"
+    repo.mkdir()
+    new_project(repo)
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    params["download"]["url"] = "transactions"
+    params["transactions"].update(customers=400, terminals=800, days=75)
+    params["data"] = {"label": "tx_fraud", "time": "tx_datetime", "time_format": "iso8601",
+                      "ids": ["transaction_id"], "entities": ["customer_id", "terminal_id"],
+                      "amount": "tx_amount", "numeric": []}
+    params["features"].update(windows=list(SPEC.windows), delay=SPEC.delay,
+                              spending=list(SPEC.spending), risk=list(SPEC.risk),
+                              time_flags=True, memory_mb=256)
+    params["split"].update(method="time", test_days=7, val_days=7, drop_known_frauds=True)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc(repo, "repro")
+    return repo
+
+
+def _json(path: Path) -> dict:
+    return json.loads(path.read_text())
+
+
+def test_the_models_read_the_history_and_the_split_leaves_the_gaps(project: Path) -> None:
+    card = _json(project / "models/fraud_detector.json")
+    assert card["input_columns"] == [*SPEC.columns(), "tx_amount"]
+    assert card["data"]["history"]["columns"] == list(SPEC.columns())
+    data = _json(project / "metrics/data.json")
+    assert data["gap_dropped"] > 0 and data["known_fraud_dropped"] > 0
+    test = pd.read_parquet(project / "data/split/test.parquet")
+    val = pd.read_parquet(project / "data/split/val.parquet")
+    assert test["tx_datetime"].min() - val["tx_datetime"].max() > SPEC.delay * DAY_SECONDS - 1
+    summary = _json(project / "metrics/evaluate.json")
+    assert summary["auc"] > 0.7  # the history carries the simulated frauds' signal
+    importance = _json(project / "metrics/importance.json")
+    assert any(importance[m]["top1"] in SPEC.columns() for m in ("logreg", "gbdt", "baseline"))
+
+
+def test_predict_scores_raw_rows_from_their_history_as_the_pipeline(project: Path,
+                                                                     tmp_path: Path) -> None:
+    import onnxruntime as ort
+
+    raw = pd.read_csv(project / "data/raw/creditcard.csv", dtype=str)
+    seconds = (pd.to_datetime(raw["tx_datetime"], utc=True)
+               - pd.Timestamp(0, tz="UTC")) // pd.Timedelta(seconds=1)
+    cut = seconds.quantile(0.9)
+    new = (seconds > cut) & (seconds <= cut + 2 * DAY_SECONDS)
+    raw[seconds <= cut].to_csv(tmp_path / "history.csv", index=False)
+    raw[new].drop(columns=["tx_fraud"]).to_csv(tmp_path / "new.csv", index=False)
+    scores = tmp_path / "scores.csv"
+    done = fraud_predict(project, str(tmp_path / "new.csv"), "--history",
+                         str(tmp_path / "history.csv"), "-o", str(scores))
+    assert done.returncode == 0, done.stderr
+    assert "new.csv" in done.stderr and "featured" not in done.stderr
+    with open(scores, newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    assert [r["transaction_id"] for r in rows] == list(raw.loc[new, "transaction_id"])
+    # The pipeline's own features for those rows, through the shipped model.
+    table = pd.read_parquet(project / "data/features/table.parquet")
+    table = table.set_index(table["transaction_id"].astype(str)).loc[
+        raw.loc[new, "transaction_id"]]
+    inputs = _json(project / "models/fraud_detector.json")["input_columns"]
+    session = ort.InferenceSession(str(project / "models/fraud_detector.onnx"),
+                                   providers=["CPUExecutionProvider"])
+    expected = session.run(None, {session.get_inputs()[0].name:
+                                  table[inputs].to_numpy(np.float64)})[0][:, 0]
+    np.testing.assert_allclose([float(r["probability"]) for r in rows], expected,
+                               rtol=1e-6, atol=1e-9)
+
+
+def test_predict_needs_the_history_and_enough_of_it(project: Path, tmp_path: Path) -> None:
+    raw = pd.read_csv(project / "data/raw/creditcard.csv", dtype=str)
+    raw.tail(50).drop(columns=["tx_fraud"]).to_csv(tmp_path / "new.csv", index=False)
+    raw.tail(500).to_csv(tmp_path / "short.csv", index=False)
+    done = fraud_predict(project, str(tmp_path / "new.csv"))
+    assert done.returncode == 1
+    assert ("reads 14 history features (customer_tx_count_1d, customer_mean_amount_1d, "
+            "customer_tx_count_7d, …)") in done.stderr
+    assert "pass --history CSV" in done.stderr
+    done = fraud_predict(project, str(tmp_path / "new.csv"), "--history",
+                         str(tmp_path / "short.csv"))
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
+    assert "short.csv: covers" in done.stderr and "need 37" in done.stderr
+
+
+def test_the_declared_columns_are_the_simulators() -> None:
+    assert TRANSACTIONS.ids == ("transaction_id",)
