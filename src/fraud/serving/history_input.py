@@ -3,8 +3,9 @@
 A model trained on history features (params.yaml's `features:`) reads, per transaction, what
 its card spent and how risky its terminal was before it. To score raw transactions, predict
 reads them and a history file (earlier transactions with their labels), and computes their
-features with the features stage's own query (data/history.py) over both together: the
-numbers the pipeline would have given these rows. The rows' own labels, if any, never count.
+features with the features stage's own query (src/fraud/data/history.py) over both
+together: the numbers the pipeline would have given these rows. The rows' own labels, if
+any, never count.
 """
 
 from __future__ import annotations
