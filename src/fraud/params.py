@@ -157,7 +157,9 @@ class SplitParams:
     test_days: int | None = None
     val_days: int | None = None
     train_days: int | None = None   # None: every earlier day
-    drop_known_frauds: bool = False  # val / test leave out cards with a fraud known by then
+    # Val / test leave out the cards with a fraud in the known_fraud_days before the delay
+    # (labels known by the row's day: blocked cards); None keeps them.
+    known_fraud_days: int | None = None
 
 
 @dataclass(frozen=True)
@@ -336,12 +338,12 @@ def _split_params(s: dict[str, Any]) -> SplitParams:
                         test_days=_days("split.test_days", s["test_days"], 1, optional=True),
                         val_days=_days("split.val_days", s["val_days"], 1, optional=True),
                         train_days=_days("split.train_days", s["train_days"], 1, optional=True),
-                        drop_known_frauds=_as_bool("split.drop_known_frauds",
-                                                   s["drop_known_frauds"]))
+                        known_fraud_days=_days("split.known_fraud_days",
+                                               s["known_fraud_days"], 1, optional=True))
     by_days = (split.test_days, split.val_days, split.train_days)
-    if any(d is not None for d in by_days) or split.drop_known_frauds:
+    if any(d is not None for d in (*by_days, split.known_fraud_days)):
         _check("split.method", s["method"], method == "time",
-               "time (split.test_days, val_days, train_days and drop_known_frauds are for a "
+               "time (split.test_days, val_days, train_days and known_fraud_days are for a "
                "time split)")
     if split.train_days is not None or (split.test_days is None) != (split.val_days is None):
         _check("split.test_days", s["test_days"],
@@ -453,8 +455,8 @@ def _check_data_against(params: Params) -> None:
                             "transactions table (" + ", ".join(TRANSACTIONS.layout(()).raw_columns)
                             + "), but the data: section declares another; declare that one "
                             "(docs/your-data.md)")
-    if params.split.drop_known_frauds and not params.data.entities:
-        raise PipelineError("params.yaml: split.drop_known_frauds needs a card: the first of "
+    if params.split.known_fraud_days is not None and not params.data.entities:
+        raise PipelineError("params.yaml: split.known_fraud_days needs a card: the first of "
                             "data.entities, and none is declared; declare it, or set false")
     if params.evaluate.cost_fn == "amount" and params.data.amount is None:
         raise PipelineError("params.yaml: evaluate.cost_fn = 'amount' needs an amount column, "

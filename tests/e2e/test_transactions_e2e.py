@@ -38,7 +38,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     params["features"].update(windows=list(SPEC.windows), delay=SPEC.delay,
                               spending=list(SPEC.spending), risk=list(SPEC.risk),
                               time_flags=True, memory_mb=256)
-    params["split"].update(method="time", test_days=7, val_days=7, drop_known_frauds=True)
+    params["split"].update(method="time", test_days=7, val_days=7, known_fraud_days=14)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     dvc(repo, "repro")
     return repo

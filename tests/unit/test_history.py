@@ -142,7 +142,7 @@ def test_scoring_computes_the_pipelines_features(table: pd.DataFrame, tmp_path: 
 
 def _split_settings(**changes: Any) -> SplitParams:
     base = SplitParams(method="time", group_duplicates=False, test_size=0.2, val_size=0.2,
-                       test_days=7, val_days=7, train_days=7, drop_known_frauds=False)
+                       test_days=7, val_days=7, train_days=7, known_fraud_days=None)
     return SplitParams(**{**base.__dict__, **changes})
 
 
@@ -165,15 +165,16 @@ def test_time_split_by_days_leaves_the_delay_gaps(table: pd.DataFrame) -> None:
 
 
 def test_time_split_drops_cards_with_a_known_fraud(table: pd.DataFrame) -> None:
-    kept = split(table, _split_settings(drop_known_frauds=True), 0, BEFORE, delay_days=7)
+    kept = split(table, _split_settings(known_fraud_days=10), 0, BEFORE, delay_days=7)
     assert kept.summary["known_fraud_dropped"] > 0
     frauds = table[table[LABEL] == 1]
     for name in ("val", "test"):
         part = getattr(kept, name)
-        day_start = np.floor(part[TIME] / DAY_SECONDS) * DAY_SECONDS
-        since = frauds[frauds[TIME] >= kept.train[TIME].min()]
-        first_fraud = part["customer_id"].map(since.groupby("customer_id")[TIME].min())
-        assert not (first_fraud < day_start - 7 * DAY_SECONDS).any()
+        for _, row in part.sample(300, random_state=0).iterrows():
+            end = np.floor(row[TIME] / DAY_SECONDS) * DAY_SECONDS - 7 * DAY_SECONDS
+            mine = frauds[(frauds.customer_id == row.customer_id) & (frauds[TIME] < end)
+                          & (frauds[TIME] >= end - 10 * DAY_SECONDS)]
+            assert mine.empty, (name, row.transaction_id)
     everything = split(table, _split_settings(), 0, BEFORE, delay_days=7)
     assert len(kept.train) == len(everything.train)  # train is never filtered
     assert len(everything.test) - len(kept.test) + len(everything.val) - len(kept.val) \
@@ -252,8 +253,8 @@ def test_day_based_split_params(raw_params: dict[str, Any]) -> None:
     assert "split.test_days = 7 is invalid: expected a number of days with split.val_days" \
         in parse_error(with_value(raw, "split.test_days", 7))
     raw = with_value(with_value(copy.deepcopy(raw_params), "split.method", "time"),
-                     "split.drop_known_frauds", True)
-    assert "split.drop_known_frauds needs a card" in parse_error(raw)
+                     "split.known_fraud_days", 14)
+    assert "split.known_fraud_days needs a card" in parse_error(raw)
 
 
 def test_layout_without_history_is_the_raw_one() -> None:

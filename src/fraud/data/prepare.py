@@ -254,15 +254,28 @@ def _time_assignment(times: np.ndarray, groups: np.ndarray, settings: SplitParam
 
 
 def known_fraud_cards(times: np.ndarray, cards: np.ndarray, labels: np.ndarray,
-                      delay_days: int, since: float = -np.inf) -> np.ndarray:
-    """Per row, whether its card had a fraud (at `since` or later: the training rows' start)
-    whose label was known when the row's day began: a fraud more than `delay_days` before
-    that day's start. The handbook's evaluation leaves such cards out: they are blocked."""
-    counted = (labels == 1) & (times >= since)
-    frame = pd.DataFrame({"card": cards, "time": np.where(counted, times, np.inf)})
-    first_fraud = frame.groupby("card", sort=False)["time"].transform("min").to_numpy()
-    day_start = np.floor(times / DAY_SECONDS) * DAY_SECONDS
-    return first_fraud < day_start - delay_days * DAY_SECONDS
+                      delay_days: int, lookback_days: int) -> np.ndarray:
+    """Per row, whether its card had a fraud known when the row's day began: one in the
+    `lookback_days` days before that day's start minus `delay_days` (a label is known
+    `delay_days` after its transaction). The handbook's evaluation leaves such cards out of
+    its test: they are blocked already."""
+    order = np.lexsort((times, cards))
+    card_sorted, time_sorted = cards[order], times[order]
+    fraud_sorted = labels[order] == 1
+    day_start = np.floor(time_sorted / DAY_SECONDS) * DAY_SECONDS
+    end = day_start - delay_days * DAY_SECONDS        # known: a fraud before this...
+    start = end - lookback_days * DAY_SECONDS          # ...and at or after this
+    # Per card, the cumulative fraud count over its rows (sorted by time): the frauds in
+    # [start, end) are the count before `end` minus the count before `start`.
+    boundaries = np.flatnonzero(np.r_[True, card_sorted[1:] != card_sorted[:-1], True])
+    known = np.zeros(len(times), dtype=bool)
+    for first, last in zip(boundaries[:-1], boundaries[1:], strict=True):
+        stamps = time_sorted[first:last]
+        frauds = np.r_[0, np.cumsum(fraud_sorted[first:last])]
+        before_end = frauds[np.searchsorted(stamps, end[first:last], side="left")]
+        before_start = frauds[np.searchsorted(stamps, start[first:last], side="left")]
+        known[order[first:last]] = before_end > before_start
+    return known
 
 
 def _across_splits(groups: np.ndarray, assignment: np.ndarray) -> int:
@@ -298,11 +311,9 @@ def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
         if settings.method == "time":
             times = cleaned[time].to_numpy(dtype=np.float64)
             assignment = _time_assignment(times, draw_groups, settings, delay_days)
-            if settings.drop_known_frauds:
-                train_times = times[assignment == 0]
+            if settings.known_fraud_days is not None:
                 known = known_fraud_cards(times, cleaned[layout.entities[0]].to_numpy(),
-                                          labels, delay_days,
-                                          train_times.min() if len(train_times) else -np.inf)
+                                          labels, delay_days, settings.known_fraud_days)
                 assignment[known & (assignment > 0)] = KNOWN_FRAUD
         else:
             assignment = _random_assignment(draw_groups, labels, settings, seed)
@@ -323,7 +334,7 @@ def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
     summary["duplicates_across_splits"] = _across_splits(groups, assignment)
     summary["duplicates_dropped"] = int((assignment == -1).sum())
     if settings.method == "time" and (delay_days or settings.test_days is not None
-                                      or settings.drop_known_frauds):
+                                      or settings.known_fraud_days is not None):
         summary["gap_dropped"] = int((assignment == GAP).sum())
         summary["known_fraud_dropped"] = int((assignment == KNOWN_FRAUD).sum())
         summary["before_train_dropped"] = int((assignment == EARLY).sum())
