@@ -247,6 +247,16 @@ def sweep_setting(root: Path) -> str:
             f"wall time {sweep['seconds']:.0f} s.\n")
 
 
+def handbook(name: str) -> Callable[[Path], str]:
+    """A simulated-transactions run beside the handbook's figures (reports/handbook)."""
+    def render(root: Path) -> str:
+        from tools.handbook_report import setting, table
+
+        report = _json(root, f"reports/handbook/{name}.json")
+        return setting(report) + "\n" + table(report)
+    return render
+
+
 RENDERERS: dict[str, Callable[[Path], str]] = {
     "committed-run-setting": committed_run_setting,
     "committed-run-table": committed_run_table,
@@ -259,6 +269,8 @@ RENDERERS: dict[str, Callable[[Path], str]] = {
     "sweep-setting": sweep_setting,
     "sweep-table:split.method=stratified": sweep_table("split.method=stratified"),
     "sweep-table:split.method=time": sweep_table("split.method=time"),
+    **{f"handbook:{name}": handbook(name)
+       for name in ("week", "week-unclipped", "all-days", "all-days-unclipped")},
 }
 
 

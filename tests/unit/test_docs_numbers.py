@@ -25,7 +25,18 @@ def seed() -> int:
     return yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))["seed"]
 
 
+def handbook(name: str, model: str, key: str) -> str:
+    """`0.705 [0.659, 0.751]`: a figure of a committed handbook report, with its interval."""
+    figures = json.loads((ROOT / f"reports/handbook/{name}.json").read_text(
+        encoding="utf-8"))["models"][model]
+    return f"{figures[key]:.3f} [{figures[key + '_low']:.3f}, {figures[key + '_high']:.3f}]"
+
+
 QUOTES: list[tuple[str, Callable[[], str]]] = [
+    ("docs/results.md", lambda: f"AP ({handbook('week-unclipped', 'gbdt', 'prc')})"),
+    ("docs/results.md", lambda: f"test AP, {handbook('all-days-unclipped', 'baseline', 'prc')}, "
+                                "and CP@100, "
+                                f"{handbook('all-days-unclipped', 'baseline', 'card_precision')}"),
     ("README.md", lambda: f"{metrics('data')['rows']:,} card transactions, "
                           f"{metrics('data')['frauds']} frauds"),
     ("README.md", lambda: f"handle a {metrics('data')['fraud_rate'] * 100:.2f} % positive "
