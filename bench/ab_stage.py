@@ -1,7 +1,7 @@
 """A/B one pipeline stage between two versions of `src/`, interleaved, same inputs:
 
     python -m bench.ab_stage --a /tmp/before --b /tmp/after --project DIR --rounds 4 \\
-        init_bias -- --train-features {project}/data/scaled/train_features.npy ... \\
+        init_bias -- --train-features {project}/data/scaled/fit/train_features.npy ... \\
         --weights-out {out}/initial.weights.h5 ...
 
 `--a` / `--b` are folders holding a `src/` each (e.g. `git worktree add /tmp/before HEAD`, or

@@ -41,9 +41,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.reference import tight_loop
 from fraud.models import STRATEGIES
+from tests.project_files import scaled_file
 
 PARAMS = "params.yaml"
-SCALED = Path("data/scaled")
 MODELS = "models"  # the train stages' models/<strategy>.{keras,onnx}
 INITIAL_WEIGHTS = f"{MODELS}/initial.weights.h5"  # the init_bias stage's, for every path
 # Defaults of --epochs and --tutorial-epochs (also bench.run's, without --smoke).
@@ -58,7 +58,8 @@ def _params():
 
 def _split(name: str):
     from fraud.data.arrays import load_split
-    return load_split(SCALED / f"{name}_features.npy", SCALED / f"{name}_labels.npy")
+    return load_split(scaled_file(Path("."), f"{name}_features.npy"),
+                      scaled_file(Path("."), f"{name}_labels.npy"))
 
 
 def _steady(seconds: list[float]) -> float | None:

@@ -34,6 +34,7 @@ from fraud.serving.contract import read_scaler
 from fraud.serving.onnx_scoring import BATCH_ROWS, session_options
 from fraud.serving.peer_onnx import peer_detector
 from tests.credit_card import INPUT_COLUMNS
+from tests.project_files import scaled_file
 
 PEERS = ("logreg", "gbdt")
 SPLITS = ("train", "val", "test")
@@ -107,11 +108,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     root = args.project
     params = yaml.safe_load((root / "params.yaml").read_text())
-    stats = read_scaler(root / "data/scaled/scaler.json", float(params["scale"]["clip"]))
+    stats = read_scaler(scaled_file(root, "scaler.json"), float(params["scale"]["clip"]))
     eps = float(params["clean"]["eps"])
     raw = {split: pd.read_parquet(root / f"data/split/{split}.parquet")[INPUT_COLUMNS]
            .to_numpy(np.float64) for split in SPLITS}
-    features = {split: np.load(root / f"data/scaled/{split}_features.npy") for split in SPLITS}
+    features = {split: np.load(scaled_file(root, f"{split}_features.npy")) for split in SPLITS}
     report: dict[str, Any] = {"load_average_start": load_averages()}
     sessions = {"network": _session((root / "models/fraud_detector.onnx").read_bytes())}
     for name in PEERS:

@@ -37,6 +37,7 @@ from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
 from fraud.serving.peer_onnx import peer_detector
 from tests.credit_card import INPUT_COLUMNS
+from tests.project_files import scaled_file
 
 SPLITS = ("val", "test")
 
@@ -78,10 +79,10 @@ def main() -> None:
     params = yaml.safe_load((root / "params.yaml").read_text())
     eps, clip = float(params["clean"]["eps"]), float(params["scale"]["clip"])
     costs = (float(params["evaluate"]["cost_fp"]), float(params["evaluate"]["cost_fn"]))
-    stats = read_scaler(root / "data/scaled/scaler.json", clip)
+    stats = read_scaler(scaled_file(root, "scaler.json"), clip)
     data = {s: {"raw": pd.read_parquet(root / f"data/split/{s}.parquet"),
-                "x": np.load(root / f"data/scaled/{s}_features.npy"),
-                "y": np.load(root / f"data/scaled/{s}_labels.npy")} for s in SPLITS}
+                "x": np.load(scaled_file(root, f"{s}_features.npy")),
+                "y": np.load(scaled_file(root, f"{s}_labels.npy"))} for s in SPLITS}
     args.out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"method": args.method, "costs": costs}
     for name in args.models.split(","):

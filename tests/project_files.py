@@ -35,6 +35,13 @@ def stage_names(dvc_yaml: str | Path = DVC_YAML) -> list[str]:
     return names
 
 
+def scaled_file(root: Path, name: str) -> Path:
+    """One of the scale stage's files (`train_features.npy`, `scaler.json`, ...) where dvc.yaml's
+    vars put it: the test arrays in `test_dir`, the rest (what training reads) in `fit_dir`."""
+    variables = yaml.safe_load((root / DVC_YAML).read_text(encoding="utf-8"))["vars"][0]
+    return root / variables["test_dir" if name.startswith("test_") else "fit_dir"] / name
+
+
 def copy_project_files(dest: Path, root: Path = ROOT) -> None:
     """The pipeline's files (PROJECT_FILES) from `root` into `dest`, without bytecode."""
     for name in PROJECT_FILES:
