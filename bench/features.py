@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from bench.project import ROOT
+ROOT = Path(__file__).resolve().parents[1]
 
 SPEC = {"windows": (1, 7, 30), "delay": 7, "spending": ("customer_id",),
         "risk": ("terminal_id",), "time_flags": True}
