@@ -96,19 +96,29 @@ def add_history(source: Path, out: Path, spec: HistorySpec, layout: Layout,
     if not spec.active:
         shutil.copyfile(source, out)
         return len(pd.read_parquet(source, columns=[layout.label]))
-    given = [c for c in layout.table_columns if c not in layout.history]
     with tempfile.TemporaryDirectory(prefix="duckdb-", dir=out.parent) as spill:
         connection = _connect(memory_mb, Path(spill))
+        windows, ordered = Path(spill) / "windows.parquet", Path(spill) / "ordered.parquet"
+        source_sql = (f"(SELECT *, file_row_number AS {ROW}, 1 AS {LABEL_KNOWN} FROM "
+                      f"read_parquet('{_sql_text(source)}', file_row_number = true))")
+        columns = ", ".join(f"{'w' if c in layout.history else 'g'}.{_quote(c)}"
+                            for c in layout.table_columns)
+        # Three passes, each within the memory bound (one query joining the windows back
+        # to the rows and sorting them took 6.6 GB at 17.7 M rows with a 2 GB limit): the
+        # windows, their rows put back in input order (an external sort), then the input's
+        # columns and the features side by side.
+        steps = [
+            (f"COPY ({feature_sql(spec, layout, source_sql)}) TO '{_sql_text(windows)}' "
+            "(FORMAT parquet)"),
+            (f"COPY (SELECT * FROM read_parquet('{_sql_text(windows)}') ORDER BY {ROW}) TO "
+            f"'{_sql_text(ordered)}' (FORMAT parquet)"),
+            (f"COPY (SELECT {columns} FROM read_parquet('{_sql_text(source)}') g POSITIONAL "
+            f"JOIN read_parquet('{_sql_text(ordered)}') w) TO '{_sql_text(out)}' "
+            "(FORMAT parquet, COMPRESSION snappy)"),
+        ]
         try:
-            source_sql = (f"(SELECT *, file_row_number AS {ROW}, 1 AS {LABEL_KNOWN} FROM "
-                          f"read_parquet('{_sql_text(source)}', file_row_number = true))")
-            query = (f"SELECT {', '.join('g.' + _quote(c) for c in given)}, "
-                     f"{', '.join('h.' + _quote(c) for c in layout.history)} "
-                     f"FROM {source_sql} g JOIN ({feature_sql(spec, layout, source_sql)}) h "
-                     f"USING ({ROW}) ORDER BY g.{ROW}")
-            ordered = [_quote(c) for c in layout.table_columns]
-            connection.execute(f"COPY (SELECT {', '.join(ordered)} FROM ({query})) TO "
-                               f"'{_sql_text(out)}' (FORMAT parquet, COMPRESSION snappy)")
+            for step in steps:
+                connection.execute(step)
             rows = connection.execute(f"SELECT COUNT(*) FROM read_parquet("
                                       f"'{_sql_text(out)}')").fetchone()
         except Exception as error:
