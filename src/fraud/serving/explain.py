@@ -47,7 +47,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..declaration import CREDIT_CARD_LAYOUT
+from ..declaration import CREDIT_CARD_LAYOUT, one_hot
 from ..errors import PipelineError
 from ..kinds.registry import all_kinds
 from .contract import NETWORK_INPUT, ScalerStats, read_detector_metadata
@@ -82,10 +82,12 @@ class Preprocess:
     clip: float
     eps: float
     logged: bool = True  # the last input is the amount, read as log(amount + eps)
+    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()  # as ScalerStats'
 
     @classmethod
     def of(cls, stats: ScalerStats, eps: float) -> Preprocess:
-        return cls(stats.mean, stats.scale, stats.clip, eps, stats.log_input is not None)
+        return cls(stats.mean, stats.scale, stats.clip, eps, stats.log_input is not None,
+                   stats.categories)
 
     @property
     def width(self) -> int:
@@ -105,10 +107,23 @@ class Preprocess:
             return self.mean[None, :].copy()
         return np.append(self.mean[:-1], np.exp(self.mean[-1]) - self.eps)[None, :]
 
-    def features(self, raw: np.ndarray) -> np.ndarray:
-        """What the peers read: clipped, stored as float32, widened (peer_onnx.py)."""
+    def features(self, raw: np.ndarray, text: np.ndarray | None = None) -> np.ndarray:
+        """What the peers read: clipped, stored as float32, widened (peer_onnx.py); then the
+        categorical columns' one-hot blocks, from `text` (rows, categorical columns)."""
         clipped = np.clip(self.standardise(raw), -self.clip, self.clip)
-        return clipped.astype(np.float32).astype(np.float64)
+        numeric = clipped.astype(np.float32).astype(np.float64)
+        if not self.categories:
+            return numeric
+        return np.concatenate([numeric, self.one_hot(text)], axis=1)
+
+    def one_hot(self, text: np.ndarray | None) -> np.ndarray:
+        """The categorical columns' one-hot blocks (float64 0/1): an unseen category, or a
+        missing one, is none of the known levels (a row of zeros)."""
+        if text is None or np.shape(text) != (np.shape(text)[0], len(self.categories)):
+            raise PipelineError(f"expected the text of {len(self.categories)} categorical "
+                                f"column(s), got {None if text is None else np.shape(text)}")
+        blocks = [one_hot(text[:, i], levels) for i, (_, levels) in enumerate(self.categories)]
+        return np.concatenate(blocks, axis=1).astype(np.float64)
 
 
 # --- networks: exact integrated gradients ----------------------------------------------------
