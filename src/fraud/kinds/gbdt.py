@@ -81,8 +81,11 @@ def _gbdt(params: GbdtParams, seed: int, max_iter: int, early_stopping: bool,
           categorical_features: Any = None) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
+    # Without categorical columns, scikit-learn's default stays (the saved model unchanged).
+    categorical = {} if categorical_features is None else \
+        {"categorical_features": categorical_features}
     return HistGradientBoostingClassifier(
-        categorical_features=categorical_features,
+        **categorical,
         learning_rate=params.learning_rate, l2_regularization=params.l2_regularization,
         max_iter=max_iter, max_leaf_nodes=params.max_leaf_nodes,
         min_samples_leaf=params.min_samples_leaf, early_stopping=early_stopping,
@@ -200,6 +203,7 @@ def _tree_arrays(model: Any) -> dict[str, list[Any]]:
     arrays: dict[str, list[Any]] = {key: [] for key in (
         "roots", "features", "splits", "true_ids", "true_leaf", "false_ids", "false_leaf",
         "missing_true", "leaf_weights", "modes", "members")}
+    columns, raw_levels = _column_order(model)
     for (predictor,) in model._predictors:
         nodes = predictor.nodes
         is_leaf = nodes["is_leaf"].astype(bool)
@@ -212,18 +216,35 @@ def _tree_arrays(model: Any) -> dict[str, list[Any]]:
         if not len(branches):
             _add_branch(arrays, 0, 0.0, ids[0], ids[0], False)
         for node in nodes[branches]:
-            members = _left_levels(predictor.raw_left_cat_bitsets[node["bitset_idx"]]) \
-                if node["is_categorical"] else None
-            _add_branch(arrays, int(node["feature_idx"]), float(node["num_threshold"]),
+            feature = int(node["feature_idx"])
+            members = _left_levels(predictor.raw_left_cat_bitsets[node["bitset_idx"]],
+                                   raw_levels[feature]) if node["is_categorical"] else None
+            _add_branch(arrays, int(columns[feature]), float(node["num_threshold"]),
                         ids[int(node["left"])], ids[int(node["right"])],
                         bool(node["missing_go_to_left"]), members)
     return arrays
 
 
-def _left_levels(bitset: np.ndarray) -> list[float]:
-    """The level codes a categorical split sends left: the set bits of its 256-bit set."""
+def _column_order(model: Any) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """scikit-learn (1.4+) puts categorical columns first and ordinal-encodes them before the
+    trees see them: per tree feature, its column of the model's input, and for a categorical
+    one the input values its ordinal codes stand for."""
+    if getattr(model, "_preprocessor", None) is None:
+        return np.arange(model.n_features_in_), {}
+    categorical = np.asarray(model.is_categorical_, dtype=bool)
+    columns = np.concatenate([np.flatnonzero(categorical), np.flatnonzero(~categorical)])
+    encoder = model._preprocessor.named_transformers_["encoder"]
+    return columns, {i: np.asarray(values, dtype=np.float64)
+                     for i, values in enumerate(encoder.categories_)}
+
+
+def _left_levels(bitset: np.ndarray, raw_levels: np.ndarray) -> list[float]:
+    """The input values a categorical split sends left: the set bits of its 256-bit set,
+    ordinal codes, mapped back to the values they encode. A split that sends only missing
+    values left has none: ONNX Runtime wants at least one member, so it gets -1, a code no
+    row has (missing and unseen are NaN)."""
     bits = np.unpackbits(np.asarray(bitset, dtype="<u4").view(np.uint8), bitorder="little")
-    return [float(code) for code in np.flatnonzero(bits)]
+    return [float(raw_levels[code]) for code in np.flatnonzero(bits)] or [-1.0]
 
 
 def gbdt_graph(model: Any, n_features: int = 0) -> LogitGraph:
@@ -280,5 +301,15 @@ KINDS = (ModelKind(
         ("sklearn._loss._loss", "CyHalfBinomialLoss", "LossNode"),
         ("sklearn._loss.link", "LogitLink", "ObjectNode"),
         ("sklearn._loss.link", "Interval", "ObjectNode"),
+        # With categorical columns, scikit-learn's own ordinal encoding of them (named
+        # functions and types only: no arbitrary callable is trusted).
+        ("sklearn.compose._column_transformer", "ColumnTransformer", "ObjectNode"),
+        ("sklearn.preprocessing._encoders", "OrdinalEncoder", "ObjectNode"),
+        ("sklearn.preprocessing._function_transformer", "FunctionTransformer", "ObjectNode"),
+        ("sklearn.utils.validation", "check_array", "FunctionNode"),
+        ("functools", "partial", "PartialNode"),
+        ("builtins", "int", "TypeNode"),
+        ("builtins", "slice", "SliceNode"),
+        ("numpy", "float64", "TypeNode"),
     }),
     fitted_problem=_fitted_problem, logit_graph=gbdt_graph, native_categorical=True),)

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..declaration import CREDIT_CARD_LAYOUT, LOG_PREFIX, MISSING_TEXT, one_hot_names
+from ..declaration import (
+    CREDIT_CARD_LAYOUT,
+    LOG_PREFIX,
+    MISSING_TEXT,
+    codes_of_one_hot,
+    one_hot_names,
+)
 from ..errors import PipelineError
 from ..files import read_json_file
 
@@ -72,6 +78,17 @@ class ScalerStats:
     @property
     def categorical(self) -> tuple[str, ...]:
         return tuple(column for column, _ in self.categories)
+
+    def codes(self, features: np.ndarray) -> np.ndarray:
+        """The scaled arrays with each one-hot block as one column of level codes (float64,
+        NaN: missing or unseen), what a kind with native categorical splits reads; the
+        ONNX twin is peer_onnx.codes_graph."""
+        start = len(self.features) - sum(len(levels) for _, levels in self.categories)
+        columns = [np.asarray(features[:, :start], dtype=np.float64)]
+        for _, levels in self.categories:
+            columns.append(codes_of_one_hot(features[:, start:start + len(levels)])[:, None])
+            start += len(levels)
+        return np.concatenate(columns, axis=1)
 
     @property
     def n_plain(self) -> int:

@@ -41,7 +41,7 @@ from onnx import TensorProto
 
 from ..declaration import MAX_INPUTS
 from ..errors import PipelineError, first_line, printable
-from .contract import INPUT_DTYPE, INPUT_NAME, NETWORK_INPUT
+from .contract import CATEGORY_INPUT, INPUT_DTYPE, INPUT_NAME, NETWORK_INPUT
 
 # The operators the exported models are made of, by domain (network: MatMul, Add, Relu,
 # Sigmoid; detector preprocessing: Slice, Add, Log, Concat, Sub, Div, Clip, Cast; the trees:
@@ -212,6 +212,11 @@ def _check_signature(graph: onnx.GraphProto, contract: Contract, path: Path, fix
     width = contract.columns or "columns"
     expected = (f"one {contract.input_dtype} input {contract.input_name!r} of shape "
                 f"(rows, {width}) and one float output of shape (rows, 1)")
+    if CATEGORY_INPUT in {value.name for value in inputs}:
+        raise PipelineError(f"{path}: a detector with categorical inputs (its "
+                            f"{CATEGORY_INPUT!r} text input); scoring them from a file is not "
+                            "supported yet (evaluate_model, predict, reference, importance, "
+                            "monitor: docs/your-data.md), only building them")
     if len(inputs) != 1 or len(graph.output) != 1:
         raise _fail(path, f"expected {expected}, got {len(inputs)} input(s) and "
                           f"{len(graph.output)} output(s); it is not {contract.what}", fix)
