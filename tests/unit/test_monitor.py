@@ -139,6 +139,23 @@ def test_ties_make_fewer_bins_none_empty() -> None:
     assert build_profile(np.full(100, 7.0)).counts.tolist() == [100]
 
 
+def test_a_categorical_column_drifts_over_its_levels_and_an_unseen_bucket() -> None:
+    from fraud.monitoring.profile import build_level_profile
+
+    rng = np.random.default_rng(3)
+    levels = ("atm", "pos", "web")
+    train = rng.choice(levels, 20_000, p=[0.2, 0.5, 0.3]).astype(object)
+    profile = build_level_profile(train, levels)
+    assert profile.counts[-1] == 0 and profile.counts.sum() == 20_000
+    same = rng.choice(levels, 5_000, p=[0.2, 0.5, 0.3]).astype(object)
+    assert psi(profile.counts, profile.bin_counts(same)) < psi_noise_floor(4, 20_000, 5_000) * 3
+    moved = np.array(["atm"] * 1_000 + ["pos"] * 1_000 + ["web"] * 1_000 + ["app"] * 1_500
+                     + [None] * 500 + [""] * 1_000, dtype=object)
+    counts = profile.bin_counts(moved)
+    assert counts.tolist() == [1_000, 1_000, 1_000, 3_000]  # new level, None and "" unseen
+    assert band(psi(profile.counts, counts)) == "major shift"
+
+
 def test_a_reference_round_trips_through_json() -> None:
     features = transactions(3_000, seed=0)
     reference = build_reference(features, probabilities(features), model_sha256="ab" * 32)

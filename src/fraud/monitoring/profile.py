@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..declaration import CREDIT_CARD_LAYOUT, shown_columns
+from ..declaration import CREDIT_CARD_LAYOUT, level_codes, shown_columns
 from ..errors import PipelineError, printable, printable_names
 from ..files import read_json_file
 
@@ -79,6 +79,27 @@ def build_profile(values: np.ndarray, bins: int = BINS) -> Profile:
         profile = Profile(cuts=cuts, counts=np.zeros(len(cuts) + 1, dtype=np.int64))
         counts = profile.bin_counts(values)
     return Profile(cuts=cuts, counts=counts)
+
+
+@dataclass(frozen=True)
+class LevelProfile:
+    """A categorical column's bins: one per level learnt on the training split, in order,
+    then one for everything else (unseen or missing text: none of the known levels, as the
+    detector encodes it). `psi` reads its counts as any profile's."""
+    levels: tuple[str, ...]
+    counts: np.ndarray  # int64, len(levels) + 1; the last bin (unseen) is 0 on training data
+
+    def bin_counts(self, values: np.ndarray) -> np.ndarray:
+        """Rows of `values` per level, then unseen or missing ones."""
+        codes = level_codes(values, self.levels)
+        codes[codes < 0] = len(self.levels)
+        return np.bincount(codes, minlength=len(self.levels) + 1).astype(np.int64)
+
+
+def build_level_profile(values: np.ndarray, levels: Sequence[str]) -> LevelProfile:
+    """The training split's rows per level (the scale stage's levels, scaler.json)."""
+    profile = LevelProfile(levels=tuple(levels), counts=np.zeros(len(levels) + 1, np.int64))
+    return LevelProfile(levels=profile.levels, counts=profile.bin_counts(values))
 
 
 @dataclass(frozen=True)
