@@ -37,7 +37,9 @@ def main(argv: Sequence[str]) -> None:
 
     remove_outputs(args.metrics, args.drift)
 
-    from fraud.data.columns import read_columns, table_layout
+    import numpy as np
+
+    from fraud.data.columns import read_inputs, table_layout
     from fraud.monitoring.profile import check_reference_model, reference_from_card
     from fraud.monitoring.report import (
         DRIFT_COLUMNS,
@@ -58,9 +60,11 @@ def main(argv: Sequence[str]) -> None:
     threshold = card_threshold(card, str(args.card),
                                "set evaluate.threshold to a rule with one threshold")
     score = load_onnx(args.model, "export", DETECTOR)
-    test = read_columns(args.test, "split", [*layout.inputs, layout.label])
+    test = read_inputs(args.test, "split", layout, [layout.label])
     monitor = BatchMonitor(reference, threshold)
-    monitor.add(test[:, :-1], score(test[:, :-1]), test[:, -1])
+    # Drift over the numeric inputs; the detector scores all of them, text included.
+    numeric = np.asarray(test[:, :len(layout.inputs)], dtype=np.float64)
+    monitor.add(numeric, score(test[:, :-1]), np.asarray(test[:, -1], dtype=np.float64))
     report = monitor.report()
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=DRIFT_COLUMNS, lineterminator="\n")

@@ -41,21 +41,26 @@ def main(argv: Sequence[str]) -> None:
     written = {name: Path(args.out.format(model=name)) for name in args.models}
     remove_outputs(*written.values())
 
-    from fraud.data.columns import read_columns, table_layout
+    import numpy as np
+
+    from fraud.data.columns import read_inputs, table_layout
     from fraud.monitoring import profile
     from fraud.params import load_params
     from fraud.serving.export import shipped_scorer
 
     params = load_params(args.params)
     layout = table_layout(args.train, "split", params.data)
-    train = read_columns(args.train, "split", layout.inputs)
-    columns = profile.column_profiles(train, names=layout.inputs)
+    train = read_inputs(args.train, "split", layout)
+    # The numeric inputs are profiled; categorical ones not yet (profile.LevelProfile).
+    numeric = np.asarray(train[:, :len(layout.inputs)], dtype=np.float64)
+    columns = profile.column_profiles(numeric, names=layout.inputs)
     references = {}
     for name in args.models:
         score, built_from = shipped_scorer(name, Path(args.onnx.format(model=name)),
                                            Path(args.calibration.format(model=name)))
         references[name] = profile.model_reference_json(
-            profile.build_reference(train, score(train), columns=columns, names=layout.inputs),
+            profile.build_reference(numeric, score(train), columns=columns,
+                                    names=layout.inputs),
             built_from)
     for path in written.values():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -259,9 +259,10 @@ def main(argv: Sequence[str]) -> None:
     opened = open_input(args.input, id_columns=args.id_column, layout=layout)
     try:
         model = onnx_model if onnx_model is not None else load_model(args.model)
-        check_width(args.model, model, layout.inputs)
+        check_width(args.model, model, layout.model_inputs)
         predict = make_predict(model)
-        explain = (reason_columns(args.model, args.explain, args.explain_all, layout.inputs)
+        explain = (reason_columns(args.model, args.explain, args.explain_all,
+                                  layout.model_inputs)
                    if args.explain else None)
         if args.output == STDIO:
             summary = score(opened, sys.stdout, predict, decision, args.chunk_size, explain)

@@ -78,10 +78,13 @@ def scoring_layout(path: Path, onnx_model: Any, card: dict[str, Any] | None,
 
     ids = names("ids")
     numeric = inputs[:-1] if log_input else inputs
+    categorical = tuple(json.loads(onnx_model.metadata.get("categorical", "{}"))) \
+        if onnx_model is not None else ()
     return Layout(label=name("label") or "", positive=value("positive", 1),
                   negative=value("negative", 0), time=name("time"), time_format="auto",
                   ids=ids, entities=tuple(e for e in names("entities") if e not in ids),
-                  numeric=tuple(numeric), amount=log_input, drop=())
+                  numeric=tuple(numeric), amount=log_input, drop=(),
+                  categorical=categorical)
 
 
 def detector_inputs(path: Path, onnx_model: Any, card: dict[str, Any] | None, card_path: Path
@@ -95,9 +98,10 @@ def detector_inputs(path: Path, onnx_model: Any, card: dict[str, Any] | None, ca
 
     if onnx_model is not None and "input_columns" in onnx_model.metadata:
         info = read_detector_metadata(onnx_model.metadata, str(path), "export")
-        if len(info.inputs) != onnx_model.columns:
+        taken = getattr(onnx_model, "numeric_columns", onnx_model.columns)
+        if len(info.inputs) != taken or len(info.categories) != onnx_model.columns - taken:
             raise PipelineError(f"{path}: names {len(info.inputs)} input columns but takes "
-                                f"{onnx_model.columns}; export it again")
+                                f"{taken}; export it again")
         return info.inputs, info.log_input
     columns = card.get("input_columns") if card else None
     if columns is None and (onnx_model is None
