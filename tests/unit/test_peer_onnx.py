@@ -345,6 +345,12 @@ def test_gbdt_with_native_categorical_splits_matches_scikit_learn() -> None:
     assert fitted.is_categorical_.tolist() == [False, False, True, True]
     assert any(p.nodes["is_categorical"].any() for (p,) in fitted._predictors)
     detector = peer_detector(fitted, val["stats"], EPS)
+    from fraud.serving.onnx_contract import check_model_bytes
+
+    for model in (detector, peer_detector(LogisticRegression().fit(
+            train["features"], train["labels"]), val["stats"], EPS)):  # as scoring loads it
+        footprint = check_model_bytes(model.SerializeToString(), "d.onnx", DETECTOR, "fix")
+        assert footprint.row_bytes < 2_000
     session = ort.InferenceSession(detector.SerializeToString(),
                                    providers=["CPUExecutionProvider"])
     (ours,) = session.run([OUTPUT_NAME], {INPUT_NAME: val["raw"], "category": val["text"]})

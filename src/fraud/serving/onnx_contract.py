@@ -53,7 +53,7 @@ ALLOWED_OPS: dict[str, frozenset[str]] = {
                    "MatMul", "Max", "Min", "Mul", "Neg", "Reciprocal", "Relu", "Sigmoid", "Slice",
                    "Sub",
                    # categorical columns: one-hot blocks to (rows, levels), back to codes
-                   "Equal", "ReduceSum", "Reshape", "Where"}),
+                   "Equal", "ReduceSum", "Squeeze", "Where"}),
     "ai.onnx.ml": frozenset({"OneHotEncoder", "TreeEnsemble"}),
 }
 ALLOWED_OPS["ai.onnx"] = ALLOWED_OPS[""]  # the default domain's other name

@@ -48,14 +48,15 @@ def category_graph(stats: ScalerStats, numeric32: str, features32: str) -> Graph
     for i, (_, levels) in enumerate(stats.categories):
         q = f"{p}category_{i}/"
         constants += [const(q + "start", [i], np.int64), const(q + "end", [i + 1], np.int64),
-                      const(q + "axis", [1], np.int64),
-                      const(q + "shape", [-1, len(levels)], np.int64)]
+                      const(q + "axis", [1], np.int64)]
         nodes += [helper.make_node("Slice", [CATEGORY_INPUT, q + "start", q + "end", q + "axis"],
                                    [q + "text"], name=q + "text"),
                   helper.make_node("OneHotEncoder", [q + "text"], [q + "one_hot3"],
                                    name=q + "one_hot3", domain=ML_DOMAIN,
                                    cats_strings=list(levels), zeros=1),
-                  helper.make_node("Reshape", [q + "one_hot3", q + "shape"], [q + "one_hot"],
+                  # (rows, 1, levels) → (rows, levels); Squeeze keeps the batch dimension
+                  # symbolic, so the contract's shape inference can bound every value.
+                  helper.make_node("Squeeze", [q + "one_hot3", q + "axis"], [q + "one_hot"],
                                    name=q + "one_hot")]
         blocks.append(q + "one_hot")
     nodes.append(helper.make_node("Concat", blocks, [features32], name=p + "with_categories",
