@@ -68,7 +68,7 @@ def card_inputs(files: dict[str, Path], info: Any
                "calibration": (str(files["calibration"]), file_sha256(files["calibration"]))}
     reference = read_model_reference(files["reference"],
                                      {name: sha for name, (_, sha) in sources.items()},
-                                     "reference", info.inputs)
+                                     "reference", [*info.inputs, *info.stats().categorical])
     return metrics, top_features, sources, reference
 
 
