@@ -304,6 +304,9 @@ def test_the_network_detector_carries_categorical_columns_in_keras_and_onnx(
         np.asarray(detectors.build_preprocess(stats, 1e-3)([raw, text.astype(str)])), expected)
     network = keras_model.make_model(len(stats.features), ModelParams(
         hidden_units=4, dropout=0.0, learning_rate=1e-3))
+    for layer in network.layers:  # non-zero biases: tf2onnx drops an Add of zeros
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(np.full(layer.bias.shape, 0.1, dtype=np.float32))
     paths = {name: tmp_path / f"{name}.{suffix}" for name, suffix in (
         ("network_onnx_path", "onnx"), ("detector_path", "keras"),
         ("detector_onnx_path", "onnx"))}
@@ -316,3 +319,13 @@ def test_the_network_detector_carries_categorical_columns_in_keras_and_onnx(
                                         contract.CATEGORY_INPUT: text})
     keras_scores = np.asarray(loaded([raw, text.astype(str)]))
     np.testing.assert_allclose(onnx_scores, keras_scores, rtol=1e-5, atol=1e-7)
+    # --explain: one integrated-gradients reason per raw column, adding up to the logit.
+    from fraud.serving.explain import load_explainer
+
+    rows = np.empty((len(raw), 4), dtype=object)
+    rows[:, :2], rows[:, 2:] = raw, text
+    attributions = load_explainer(paths["detector_onnx_path"])(rows)
+    assert attributions.contributions.shape == (len(raw), 4)
+    logit = np.log(onnx_scores[:, 0] / (1 - onnx_scores[:, 0]))
+    np.testing.assert_allclose(attributions.base + attributions.contributions.sum(axis=1),
+                               logit, atol=1e-4)
