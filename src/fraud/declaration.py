@@ -214,6 +214,9 @@ TRANSACTIONS = DataDeclaration(
     label="tx_fraud", positive=1, negative=0, time="tx_datetime", time_format="iso8601",
     ids=("transaction_id",), entities=("customer_id", "terminal_id"), amount="tx_amount",
     numeric=(), categorical=(), drop=())
+# ... with transactions.categorical: true, three categorical columns beside them.
+TRANSACTIONS_CATEGORICAL = DataDeclaration(
+    **{**TRANSACTIONS.__dict__, "categorical": ("merchant_category", "country", "channel")})
 # The Credit Card Fraud table's layout: what the synthetic stand-in writes and tests use.
 CREDIT_CARD_LAYOUT = CREDIT_CARD.layout(CREDIT_CARD.numeric or ())
 

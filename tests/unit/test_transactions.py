@@ -128,3 +128,34 @@ def test_download_writes_the_table_and_clean_reads_it(tmp_path: Path) -> None:
     layout = layout_of(frame, params.data, derived=False)
     assert len(frame) == len(simulate(SMALL)) and layout.inputs == ["tx_amount"]
     assert frame["tx_datetime"].iloc[0] >= pd.Timestamp("2024-01-01", tz="UTC").timestamp()
+
+
+def test_categorical_fields_leave_the_rest_alone_and_their_fraud_rates_differ(
+        small: pd.DataFrame, tmp_path: Path) -> None:
+    from fraud.data.prepare import read_raw_csv
+    from fraud.data.transactions import CATEGORICAL_DECLARATION, CHANNELS
+
+    settings = dataclasses.replace(SMALL, categorical=True)
+    table = simulate(settings)
+    assert list(table.columns) == [*COLUMNS[:-1], "merchant_category", "country", "channel",
+                                   "tx_fraud"]
+    pd.testing.assert_frame_equal(table[list(COLUMNS)], small)  # same rows, same labels
+    assert table.equals(simulate(settings))
+    assert set(table["channel"]) == set(CHANNELS)
+    rates = table.groupby("channel")["tx_fraud"].mean()
+    assert rates["web"] > 1.5 * rates["pos"]
+    abroad = table.groupby("customer_id")["country"].transform(lambda c: c != c.mode()[0])
+    assert table["tx_fraud"][abroad].mean() > 2 * table["tx_fraud"][~abroad].mean()
+    by_terminal = table.groupby("merchant_category")["tx_fraud"].mean()
+    assert by_terminal[["mcc01", "mcc02", "mcc03", "mcc04"]].mean() > by_terminal.mean()
+    # The switch and the declaration go together; the table reads back as declared.
+    raw = params_with(download__url="transactions", transactions__categorical=True)
+    raw["data"] = dataclasses.asdict(DECLARATION)
+    with pytest.raises(PipelineError, match="merchant_category, country, channel"):
+        parse_params(raw)
+    raw["data"] = dataclasses.asdict(CATEGORICAL_DECLARATION)
+    params = parse_params(raw)
+    out = tmp_path / "raw.csv"
+    download(params.download, out, seed=0, simulation=settings)
+    frame = read_raw_csv(out, None, params.data)
+    assert frame["channel"].isin(CHANNELS).all()
