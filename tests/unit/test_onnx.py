@@ -324,6 +324,7 @@ def test_the_network_detector_carries_categorical_columns_in_keras_and_onnx(
 
     rows = np.empty((len(raw), 4), dtype=object)
     rows[:, :2], rows[:, 2:] = raw, text
+    np.testing.assert_allclose(keras_probabilities(loaded, rows), keras_scores[:, 0])
     attributions = load_explainer(paths["detector_onnx_path"])(rows)
     assert attributions.contributions.shape == (len(raw), 4)
     logit = np.log(onnx_scores[:, 0] / (1 - onnx_scores[:, 0]))

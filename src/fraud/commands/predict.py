@@ -195,8 +195,8 @@ def load_model(path: Path) -> Any:
 def check_width(path: Path, model: Any, inputs: Sequence[str]) -> None:
     """A model must take as many columns as the CSV's inputs it is given."""
     width = getattr(model, "columns", None)
-    if width is None and getattr(model, "inputs", None):
-        width = model.inputs[0].shape[1]
+    if width is None and getattr(model, "inputs", None):  # a .keras detector: [numbers, text]
+        width = sum(int(tensor.shape[1]) for tensor in model.inputs)
     if width is not None and width != len(inputs):
         raise PipelineError(f"{path}: takes {width} input columns, not the {len(inputs)} its "
                             "card names; pass the model's own card (--card)")
@@ -210,7 +210,13 @@ def keras_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
     """
     import numpy as np
 
-    parts = [np.asarray(model(features[start:start + SCORE_BATCH], training=False))
+    def inputs(batch: np.ndarray) -> Any:
+        if len(model.inputs) == 1:
+            return batch
+        n = int(model.inputs[0].shape[1])  # the numbers, then the categorical text
+        return [np.asarray(batch[:, :n], dtype=np.float64), batch[:, n:].astype(str)]
+
+    parts = [np.asarray(model(inputs(features[start:start + SCORE_BATCH]), training=False))
              .reshape(-1) for start in range(0, len(features), SCORE_BATCH)]
     return np.concatenate(parts)
 

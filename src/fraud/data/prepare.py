@@ -270,7 +270,8 @@ def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
         labels = cleaned[label].to_numpy()
     # The entities belong to a transaction's identity: on a table of few inputs (raw card
     # transactions: the amount alone), equal amounts of different cards are no duplicates.
-    groups = duplicate_groups(cleaned[[*layout.entities, *layout.features]])
+    groups = duplicate_groups(cleaned[[*layout.entities, *layout.features,
+                                       *layout.categorical]])
     draw_groups = groups if settings.group_duplicates else np.arange(len(cleaned))
     try:
         if settings.method == "time":

@@ -78,8 +78,11 @@ def scoring_layout(path: Path, onnx_model: Any, card: dict[str, Any] | None,
 
     ids = names("ids")
     numeric = inputs[:-1] if log_input else inputs
-    categorical = tuple(json.loads(onnx_model.metadata.get("categorical", "{}"))) \
-        if onnx_model is not None else ()
+    if onnx_model is not None:
+        categorical = tuple(json.loads(onnx_model.metadata.get("categorical", "{}")))
+    else:  # a .keras detector: its card says (export.model_card's `categorical`)
+        found = ((card or {}).get("categorical") or {}).get("columns")
+        categorical = tuple(found) if isinstance(found, dict) else ()
     return Layout(label=name("label") or "", positive=value("positive", 1),
                   negative=value("negative", 0), time=name("time"), time_format="auto",
                   ids=ids, entities=tuple(e for e in names("entities") if e not in ids),
