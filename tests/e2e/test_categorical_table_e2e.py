@@ -53,7 +53,8 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_levels_come_from_the_training_split_alone(project: Path) -> None:
     spec = json.loads((project / "data/scaled/scaler.json").read_text())
     assert spec["inputs"] == FEATURES
-    assert spec["categorical"] == {"channel": list(CHANNELS), "country": list(COUNTRIES)}
+    assert spec["categorical"] == [{"column": "channel", "levels": list(CHANNELS)},
+                                   {"column": "country", "levels": list(COUNTRIES)}]
     test = pd.read_parquet(project / "data/split/test.parquet")
     assert LATE_COUNTRY in set(test["country"])  # in test, never a level
     features = np.load(project / "data/scaled/test_features.npy")
@@ -82,8 +83,8 @@ def test_the_card_importance_and_reasons_name_each_categorical_column_once(
         project: Path, tmp_path: Path) -> None:
     card = json.loads((project / "models/fraud_detector.json").read_text())
     assert card["input_columns"] == FEATURES
-    assert card["categorical"]["columns"] == {"channel": list(CHANNELS),
-                                              "country": list(COUNTRIES)}
+    assert card["categorical"]["columns"] == [{"column": "channel", "levels": list(CHANNELS)},
+                                              {"column": "country", "levels": list(COUNTRIES)}]
     for table in (project / "plots/importance").glob("*.csv"):
         names = [row.split(",")[0] for row in table.read_text().splitlines()[1:]]
         assert set(CATEGORICAL) <= set(names), table  # one row each, no one-hot columns

@@ -218,6 +218,27 @@ def test_numpy_and_onnx_encode_categorical_columns_alike_seen_unseen_and_hostile
     assert stats.features[3:5] == ["mcc=food", "mcc=fuel"]
 
 
+def test_the_spec_keeps_the_declared_column_order_through_its_json(tmp_path: Path) -> None:
+    """write_json sorts keys: the categorical columns travel as a list, in declared order
+    (merchant before channel here), as do the one-hot features."""
+    from sklearn.preprocessing import StandardScaler
+
+    from fraud.data.prepare import scaler_to_json
+    from fraud.files import write_json
+    from fraud.serving.contract import detector_metadata, read_detector_metadata, read_scaler
+
+    layout = parse_data({"label": "y", "numeric": ["x"], "categorical": ["merchant", "channel"]}
+                        ).resolve("t", ["x", "merchant", "channel", "y"])
+    categories = {"merchant": ("food", "fuel"), "channel": ("pos", "web")}
+    scaler = StandardScaler().fit(np.array([[0.0], [2.0]]))
+    write_json(tmp_path / "scaler.json", scaler_to_json(scaler, 5.0, layout, categories))
+    stats = read_scaler(tmp_path / "scaler.json", 5.0)
+    assert stats.categories == tuple(categories.items())
+    assert stats.features == ["x", "merchant=food", "merchant=fuel", "channel=pos", "channel=web"]
+    metadata = detector_metadata("logreg", stats, 1e-3, "", {})
+    assert read_detector_metadata(metadata, "d.onnx", "export").categories == stats.categories
+
+
 def test_levels_are_learnt_sorted_and_missing_or_unseen_is_none_of_them() -> None:
     values = np.array(["b", "a", None, "c", "a", np.nan, ""], dtype=object)
     levels = learn_levels("train.parquet", "mcc", values, 5)

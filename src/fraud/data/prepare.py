@@ -354,5 +354,7 @@ def scaler_to_json(scaler: StandardScaler, clip: float, layout: Layout = CREDIT_
         "clip": float(clip),
     }
     if categories:
-        spec["categorical"] = {column: list(levels) for column, levels in categories.items()}
+        # A list: write_json sorts keys, and the columns' order is the features' order.
+        spec["categorical"] = [{"column": column, "levels": list(levels)}
+                               for column, levels in categories.items()]
     return spec

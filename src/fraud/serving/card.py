@@ -78,16 +78,20 @@ def scoring_layout(path: Path, onnx_model: Any, card: dict[str, Any] | None,
 
     ids = names("ids")
     numeric = inputs[:-1] if log_input else inputs
+    from .contract import check_categories
+
     if onnx_model is not None:
-        categorical = tuple(json.loads(onnx_model.metadata.get("categorical", "{}")))
+        found = json.loads(onnx_model.metadata.get("categorical", "[]"))
     else:  # a .keras detector: its card says (export.model_card's `categorical`)
         found = ((card or {}).get("categorical") or {}).get("columns")
-        categorical = tuple(found) if isinstance(found, dict) else ()
+    categorical = tuple(check_categories(str(card_path), found or [], inputs,
+                                         "export the model again"))
+    categorical_columns = tuple(column for column, _ in categorical)
     return Layout(label=name("label") or "", positive=value("positive", 1),
                   negative=value("negative", 0), time=name("time"), time_format="auto",
                   ids=ids, entities=tuple(e for e in names("entities") if e not in ids),
                   numeric=tuple(numeric), amount=log_input, drop=(),
-                  categorical=categorical)
+                  categorical=categorical_columns)
 
 
 def detector_inputs(path: Path, onnx_model: Any, card: dict[str, Any] | None, card_path: Path

@@ -133,7 +133,7 @@ def read_scaler(path: str | Path, clip: float) -> ScalerStats:
                             "scale and clip; run the scale stage again")
     inputs, log_input = _check_spec(str(path), data["inputs"], data["log_input"],
                                     "run the scale stage again")
-    categories = check_categories(str(path), data.get("categorical", {}), inputs,
+    categories = check_categories(str(path), data.get("categorical", []), inputs,
                                   "run the scale stage again")
     expected = ScalerStats(np.zeros(0), np.zeros(0), clip, inputs, log_input,
                            categories).features
@@ -155,18 +155,30 @@ def read_scaler(path: str | Path, clip: float) -> ScalerStats:
                        categories=categories)
 
 
+def categories_json(categories: tuple[tuple[str, tuple[str, ...]], ...]
+                    ) -> list[dict[str, object]]:
+    """The categorical columns as scaler.json, the detector's metadata and the card carry
+    them: a list (JSON files are written with sorted keys: an object would lose the
+    columns' order), `[{"column": name, "levels": [...]}, ...]`."""
+    return [{"column": column, "levels": list(levels)} for column, levels in categories]
+
+
 def check_categories(label: str, value: object, inputs: tuple[str, ...], fix: str
                      ) -> tuple[tuple[str, tuple[str, ...]], ...]:
-    """`{column: [levels…]}` as scaler.json and the detector's metadata carry it: columns
-    apart from the numeric inputs, levels distinct, sorted, non-empty text."""
-    ok = isinstance(value, dict) and all(
-        isinstance(column, str) and column not in inputs and isinstance(levels, list)
-        and levels and all(isinstance(v, str) and v != MISSING_TEXT for v in levels)
-        and levels == sorted(set(levels)) for column, levels in value.items())
-    if not ok:
-        raise PipelineError(f"{label}: its categorical levels are not an object of columns, "
-                            f"each with sorted, distinct, non-empty levels; {fix}")
-    return tuple((column, tuple(levels)) for column, levels in value.items())  # type: ignore[union-attr]
+    """`categories_json`'s list, checked: distinct columns apart from the numeric inputs,
+    levels distinct, sorted, non-empty text."""
+    ok = isinstance(value, list) and all(
+        isinstance(entry, dict) and set(entry) == {"column", "levels"}
+        and isinstance(entry["column"], str) and entry["column"] not in inputs
+        and isinstance(entry["levels"], list) and entry["levels"]
+        and all(isinstance(v, str) and v != MISSING_TEXT for v in entry["levels"])
+        and entry["levels"] == sorted(set(entry["levels"])) for entry in value)
+    columns = [entry["column"] for entry in value] if ok else []  # type: ignore[union-attr]
+    if not ok or len(set(columns)) != len(columns):
+        raise PipelineError(f"{label}: its categorical levels are not a list of distinct "
+                            f"columns, each with sorted, distinct, non-empty levels; {fix}")
+    return tuple((entry["column"], tuple(entry["levels"]))  # type: ignore[index]
+                 for entry in value)  # type: ignore[union-attr]
 
 
 # --- what the `.onnx` detector carries about itself (ONNX metadata_props: strings) -----------
@@ -194,8 +206,8 @@ def detector_metadata(strategy: str, stats: ScalerStats, eps: float, keras_sha25
                       versions: dict[str, str]) -> dict[str, str]:
     """The `.onnx` detector's metadata (JSON strings; floats round-trip exactly). The
     categorical levels only when there are some: a detector without is as it always was."""
-    categorical = {"categorical": json.dumps(dict(stats.categories))} if stats.categories \
-        else {}
+    categorical = {"categorical": json.dumps(categories_json(stats.categories))} \
+        if stats.categories else {}
     return {**categorical, "model_name": MODEL_NAME, "strategy": strategy,
             "input_columns": json.dumps(list(stats.inputs)),
             "log_input": json.dumps(stats.log_input), "eps": json.dumps(float(eps)),
@@ -219,7 +231,7 @@ def read_detector_metadata(metadata: dict[str, str], label: str, stage: str) -> 
             scale=np.asarray(json.loads(metadata["scale"]), dtype=np.float64),
             keras_sha256=metadata["keras_sha256"],
             versions=dict(json.loads(metadata["versions"])),
-            categories=check_categories(label, json.loads(metadata.get("categorical", "{}")),
+            categories=check_categories(label, json.loads(metadata.get("categorical", "[]")),
                                         inputs, fix))
     except (KeyError, TypeError, ValueError) as error:
         raise PipelineError(f"{label}: not a fraud detector written by train_baseline, "
