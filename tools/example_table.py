@@ -6,6 +6,12 @@ Columns: `txn_id` (an id), `ts` (ISO 8601 time), `merchant` (an entity), `f0` â€
 (numeric inputs: 6 of them carry the signal, the rest are noise) and `label` (`fraud` or
 `legit`, about 2 % fraud). No amount column. Deterministic for a seed. The data: section
 that declares it is `DECLARATION`.
+
+With `categorical=True` (`--categorical`) two text columns follow the numeric ones:
+`channel` (atm, pos, web; web frauds 4x as often) and `country` (8 codes; `ZZ`, a country
+that appears only in the last 5 % of the rows, the test period of a time split). They are
+drawn after everything else, so the other columns stay the same. `CATEGORICAL_DECLARATION`
+declares that table.
 """
 
 from __future__ import annotations
@@ -23,9 +29,15 @@ DECLARATION = {
     "time_format": "iso8601", "ids": ["txn_id"], "entities": ["merchant"], "amount": None,
     "numeric": ["f0..f39"], "categorical": [], "drop": [],
 }
+CATEGORICAL = ["channel", "country"]
+CATEGORICAL_DECLARATION = {**DECLARATION, "categorical": CATEGORICAL}
+CHANNELS = ("atm", "pos", "web")
+COUNTRIES = ("BE", "DE", "ES", "FR", "IT", "NL", "PT", "UK")
+LATE_COUNTRY = "ZZ"  # only in the last 5 % of rows: unseen by training on a time split
 
 
-def example_table(rows: int = 20_000, fraud_rate: float = 0.02, seed: int = 0) -> pd.DataFrame:
+def example_table(rows: int = 20_000, fraud_rate: float = 0.02, seed: int = 0,
+                  categorical: bool = False) -> pd.DataFrame:
     """Frauds shift 6 of the 40 features and keep the rest; times span 30 days from
     2024-03-01, one row per few seconds, in order."""
     rng = np.random.default_rng(seed)
@@ -43,6 +55,13 @@ def example_table(rows: int = 20_000, fraud_rate: float = 0.02, seed: int = 0) -
     })
     for i, name in enumerate(FEATURES):
         table[name] = values[:, i].round(6)
+    if categorical:
+        web = rng.random(rows) < np.where(fraud, 0.6, 0.27)
+        table["channel"] = np.where(web, "web", rng.choice(CHANNELS[:2], rows))
+        country = rng.choice(np.array(COUNTRIES, dtype=object), rows)
+        late = np.arange(rows) >= rows - rows // 20
+        country[late & (rng.random(rows) < 0.5)] = LATE_COUNTRY
+        table["country"] = country
     table["label"] = np.where(fraud, "fraud", "legit")
     return table
 
@@ -53,8 +72,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     cli.add_argument("out", type=Path, help="the CSV to write")
     cli.add_argument("--rows", type=int, default=20_000)
     cli.add_argument("--seed", type=int, default=0)
+    cli.add_argument("--categorical", action="store_true",
+                     help="add the text columns channel and country")
     args = cli.parse_args(argv)
-    example_table(args.rows, seed=args.seed).to_csv(args.out, index=False)
+    example_table(args.rows, seed=args.seed, categorical=args.categorical).to_csv(
+        args.out, index=False)
     print(f"{args.out}: {args.rows:,} rows")
 
 

@@ -29,7 +29,12 @@ LOG_PREFIX = "Log "
 MAX_INPUTS = 1_000
 DAY_SECONDS = 86_400
 KEYS = ("label", "positive", "negative", "time", "time_format", "ids", "entities", "amount",
-        "numeric", "categorical", "drop")
+        "numeric", "categorical", "max_levels", "drop")
+# data.max_levels: the default cap on a categorical column's levels (seen in the training split).
+# Each level is one more one-hot feature of the network; the trees' native categorical splits
+# take at most 255 (scikit-learn's bins), hence the ceiling.
+MAX_LEVELS = 50
+MAX_LEVELS_CEILING = 255
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,7 @@ class Layout:
     amount: str | None
     drop: tuple[str, ...]
     history: tuple[str, ...] = ()  # what the features stage adds (HistorySpec.columns)
+    categorical: tuple[str, ...] = ()
 
     @property
     def log_feature(self) -> str | None:
@@ -92,10 +98,17 @@ class Layout:
 
     @property
     def features(self) -> list[str]:
-        """The model's features, in order: the numeric block, the history features, then
-        the logged amount."""
+        """The model's numeric features, in order: the numeric block, the history features,
+        then the logged amount (the one-hot features of the categorical columns follow them,
+        named after the levels the scale stage learns: contract.ScalerStats.features)."""
         return [*self.numeric, *self.history,
                 *([self.log_feature] if self.log_feature else [])]
+
+    @property
+    def model_inputs(self) -> list[str]:
+        """Every raw column a model reads: the numeric `inputs` (the detector's float64
+        tensor), then the categorical columns (its text tensor)."""
+        return [*self.inputs, *self.categorical]
 
     @property
     def keys(self) -> list[str]:
@@ -106,24 +119,25 @@ class Layout:
     def raw_columns(self) -> list[str]:
         """The raw table's columns the pipeline reads, in the cleaned table's order."""
         return [*([self.time] if self.time else []), *self.keys, *self.given_inputs,
-                self.label]
+                *self.categorical, self.label]
 
     @property
     def given_inputs(self) -> list[str]:
-        """The inputs a raw row holds: `inputs` but the history features."""
+        """The numeric inputs a raw row holds: `inputs` but the history features."""
         return [c for c in self.inputs if c not in self.history]
 
     @property
     def table_columns(self) -> list[str]:
         """The cleaned and split tables: time and keys (for the time split and audits), the
         inputs (the amount for amount-based costs), the log feature, the label."""
-        return [*([self.time] if self.time else []), *self.keys, *self.inputs,
+        return [*([self.time] if self.time else []), *self.keys, *self.model_inputs,
                 *([self.log_feature] if self.log_feature else []), self.label]
 
     @property
     def compared_columns(self) -> list[str]:
         """What makes two rows duplicates in data.json's count: every column but the ids."""
         return [*([self.time] if self.time else []), *self.entities, *self.given_inputs,
+                *self.categorical,
                 self.label]
 
     def label_rule(self) -> str:
@@ -146,6 +160,7 @@ class DataDeclaration:
     numeric: tuple[str, ...] | None
     categorical: tuple[str, ...]
     drop: tuple[str, ...]
+    max_levels: int = MAX_LEVELS
     history: HistorySpec = HistorySpec()  # what the features stage adds (features:)
 
     def without_history(self) -> DataDeclaration:
@@ -156,7 +171,7 @@ class DataDeclaration:
         """Every column the declaration names, but the numeric ones."""
         return [*([self.time] if self.time else []), *self.ids,
                 *(e for e in self.entities if e not in self.ids),
-                *([self.amount] if self.amount else []), self.label]
+                *([self.amount] if self.amount else []), *self.categorical, self.label]
 
     def describes(self, layout: Layout) -> bool:
         """Whether this declaration, resolved on `layout`'s raw header, gives its columns."""
@@ -164,15 +179,17 @@ class DataDeclaration:
             found = self.resolve("data:", layout.raw_columns)
         except PipelineError:
             return False
-        return (found.raw_columns, found.given_inputs, found.positive, found.negative) == \
-            (layout.raw_columns, layout.given_inputs, layout.positive, layout.negative)
+        return (found.raw_columns, found.given_inputs, found.categorical, found.positive,
+                found.negative) == (layout.raw_columns, layout.given_inputs,
+                                    layout.categorical, layout.positive, layout.negative)
 
     def with_history(self, spec: HistorySpec) -> DataDeclaration:
         """This declaration with the features stage's columns as inputs; one may not take
         the name of a declared column."""
         columns = spec.columns()
         log = LOG_PREFIX + self.amount if self.amount else None
-        taken = {*self.named(), *(self.numeric or ()), *([log] if log else [])}
+        taken = {*self.named(), *(self.numeric or ()), *self.categorical,
+                 *([log] if log else [])}
         clash = [c for c in columns if c in taken]
         if clash:
             raise PipelineError(f"params.yaml: the features stage would add the column "
@@ -184,7 +201,8 @@ class DataDeclaration:
         return Layout(label=self.label, positive=self.positive, negative=self.negative,
                       time=self.time, time_format=self.time_format, ids=self.ids,
                       entities=self.entities, numeric=tuple(numeric), amount=self.amount,
-                      drop=self.drop, history=self.history.columns())
+                      drop=self.drop, history=self.history.columns(),
+                      categorical=self.categorical)
 
     def resolve(self, label: str | Path, header: Sequence[str], derived: bool = False,
                 ) -> Layout:
@@ -211,12 +229,14 @@ class DataDeclaration:
         optional = () if derived else tuple(c for c in self.drop if c not in required)
         check_header(Path(label), names, required, optional,
                      extra_hint="" if derived else "declare each column in params.yaml's "
-                     "data: section (data.numeric, or data.drop to ignore it; docs/your-data.md)")
+                     "data: section (data.numeric or data.categorical, or data.drop to ignore "
+                     "it; docs/your-data.md)")
         if not layout.inputs:
-            raise PipelineError(f"{label}: no input column: data.numeric is empty and there is "
-                                "no data.amount; declare the model's inputs in params.yaml")
-        if len(layout.inputs) > MAX_INPUTS:
-            raise PipelineError(f"{label}: {len(layout.inputs):,} input columns; at most "
+            raise PipelineError(f"{label}: no numeric input column: data.numeric is empty and "
+                                "there is no data.amount; declare the model's inputs in "
+                                "params.yaml (categorical columns go beside at least one)")
+        if len(layout.model_inputs) > MAX_INPUTS:
+            raise PipelineError(f"{label}: {len(layout.model_inputs):,} input columns; at most "
                                 f"{MAX_INPUTS:,} (list fewer in data.numeric, or the rest in "
                                 "data.drop)")
         return layout
@@ -265,6 +285,9 @@ TRANSACTIONS = DataDeclaration(
     label="tx_fraud", positive=1, negative=0, time="tx_datetime", time_format="iso8601",
     ids=("transaction_id",), entities=("customer_id", "terminal_id"), amount="tx_amount",
     numeric=(), categorical=(), drop=())
+# ... with transactions.categorical: true, three categorical columns beside them.
+TRANSACTIONS_CATEGORICAL = DataDeclaration(
+    **{**TRANSACTIONS.__dict__, "categorical": ("merchant_category", "country", "channel")})
 # The Credit Card Fraud table's layout: what the synthetic stand-in writes and tests use.
 CREDIT_CARD_LAYOUT = CREDIT_CARD.layout(CREDIT_CARD.numeric or ())
 
@@ -357,6 +380,14 @@ def _label_value(key: str, value: Any) -> float | str:
     return _column(key, value) or ""
 
 
+def _max_levels(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) \
+            or not 2 <= value <= MAX_LEVELS_CEILING:
+        raise _fail("max_levels", value, f"a whole number from 2 to {MAX_LEVELS_CEILING} (the "
+                    "most levels a categorical column may have in the training split)")
+    return value
+
+
 def parse_data(section: Any) -> DataDeclaration:
     """The `data:` section, checked: types, then that no column has two roles."""
     if section is None:
@@ -386,14 +417,11 @@ def parse_data(section: Any) -> DataDeclaration:
         amount=_column("amount", get("amount"), optional=True),
         numeric=None if numeric_value == AUTO else _columns("numeric", numeric_value),
         categorical=_columns("categorical", get("categorical")),
-        drop=_columns("drop", get("drop")))
+        drop=_columns("drop", get("drop")),
+        max_levels=_max_levels(get("max_levels", MAX_LEVELS)))
     if str(declaration.positive) == str(declaration.negative):
         raise _fail("negative", section.get("negative", 0),
                     f"a value other than data.positive ({_shown(declaration.positive)})")
-    if declaration.categorical:
-        raise _fail("categorical", section.get("categorical"),
-                    "an empty list: categorical inputs are not supported yet; encode them as "
-                    "numbers and list them in data.numeric, or list them in data.drop")
     _check_roles(declaration)
     return declaration
 
@@ -405,7 +433,8 @@ def _check_roles(d: DataDeclaration) -> None:
                *(("ids", c) for c in d.ids),
                *(("entities", c) for c in d.entities if c not in d.ids),
                *(("amount", c) for c in [d.amount] if c),
-               *(("numeric", c) for c in d.numeric or ()), *(("drop", c) for c in d.drop)]
+               *(("numeric", c) for c in d.numeric or ()),
+               *(("categorical", c) for c in d.categorical), *(("drop", c) for c in d.drop)]
     for role, column in entries:
         if column in roles:
             raise PipelineError(f"params.yaml: column {printable(column)} is both "
@@ -416,3 +445,77 @@ def _check_roles(d: DataDeclaration) -> None:
         raise PipelineError(f"params.yaml: column {printable(LOG_PREFIX + d.amount)} clashes "
                             f"with the log feature the pipeline makes of data.amount "
                             f"({d.amount}); drop or rename it")
+
+
+# --- categorical columns: their levels and encodings (one home for the scale stage, the
+# detectors' numpy twin and the tests) ------------------------------------------------------
+#
+# A categorical cell is compared as text, exactly as written ("3" and "3.0" are two levels).
+# The levels are those seen in the training split, sorted (code point order): deterministic.
+# A missing cell counts as unseen, and an unseen category counts as none of the known ones:
+# all zeros in the one-hot block, a missing value (NaN) for the trees' native splits.
+
+MISSING_TEXT = ""  # what a missing cell is in the detector's text tensor (never a level)
+
+
+def category_text(values: Any) -> Any:
+    """A column's cells as the detector's text tensor holds them (object array of str): as
+    written; missing (None, NaN) as MISSING_TEXT."""
+    import pandas as pd
+
+    series = pd.Series(values, dtype=object)
+    text = series.where(series.notna(), MISSING_TEXT).map(str)
+    return text.to_numpy(dtype=object)
+
+
+def learn_levels(label: str, column: str, values: Any, max_levels: int) -> tuple[str, ...]:
+    """The levels of a categorical column, from the training split's cells."""
+    levels = sorted(set(category_text(values).tolist()) - {MISSING_TEXT})
+    if not levels:
+        raise PipelineError(f"{label}: categorical column {printable(column)} has no value in "
+                            "the training split (every cell is empty); fill it, or list it in "
+                            "data.drop")
+    if len(levels) > max_levels:
+        raise PipelineError(
+            f"{label}: categorical column {printable(column)} has {len(levels):,} levels in "
+            f"the training split, over data.max_levels ({max_levels}); raise data.max_levels "
+            f"(at most {MAX_LEVELS_CEILING}), merge rare levels into one (e.g. 'other') in "
+            "the file, or list the column in data.drop")
+    return tuple(levels)
+
+
+def level_codes(values: Any, levels: Sequence[str]) -> Any:
+    """Each cell's position among `levels` (int64), -1 if missing or unseen."""
+    import numpy as np
+    import pandas as pd
+
+    codes = pd.Categorical(category_text(values), categories=list(levels)).codes
+    return np.asarray(codes, dtype=np.int64)
+
+
+def one_hot(values: Any, levels: Sequence[str]) -> Any:
+    """(rows, levels) float32 of 0/1; a missing or unseen cell is a row of zeros."""
+    import numpy as np
+
+    codes = level_codes(values, levels)
+    encoded = np.zeros((len(codes), len(levels)), dtype=np.float32)
+    seen = codes >= 0
+    encoded[np.flatnonzero(seen), codes[seen]] = 1.0
+    return encoded
+
+
+def one_hot_names(column: str, levels: Sequence[str]) -> list[str]:
+    """The one-hot features' names: `column=level`."""
+    return [f"{column}={level}" for level in levels]
+
+
+def codes_of_one_hot(block: Any) -> Any:
+    """A one-hot block (rows, levels) back to level codes (float64): the level's position,
+    NaN for a row of zeros (missing or unseen), as the trees' native categorical splits read
+    them."""
+    import numpy as np
+
+    block = np.asarray(block)
+    codes = np.argmax(block, axis=1).astype(np.float64)
+    codes[block.sum(axis=1) == 0] = np.nan
+    return codes

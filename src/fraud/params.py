@@ -19,6 +19,7 @@ from .declaration import (
     CREDIT_CARD,
     CREDIT_CARD_LAYOUT,
     TRANSACTIONS,
+    TRANSACTIONS_CATEGORICAL,
     DataDeclaration,
     HistorySpec,
     parse_data,
@@ -123,6 +124,7 @@ class TransactionsParams:
     start: str = "2018-04-01"  # the first day
     radius: float = 5.0        # a customer uses the terminals within it (grid 100 x 100)
     seed: int = 0              # its own: `seed` varies split and training, not data
+    categorical: bool = False  # merchant_category, country, channel (transactions.py)
 
 
 # customers x days bounds the simulator's memory: ~4 transactions per cell at most, ~60 bytes
@@ -449,10 +451,11 @@ def _check_data_against(params: Params) -> None:
         raise PipelineError("params.yaml: download.url = 'synthetic' generates the Credit Card "
                             "Fraud table, but the data: section declares another one; point "
                             "download.url at your table's file, or remove the data: section")
-    if params.download.url == TRANSACTIONS_SOURCE and not params.data.describes(
-            TRANSACTIONS.layout(())):
+    simulated = (TRANSACTIONS_CATEGORICAL if params.transactions.categorical
+                 else TRANSACTIONS).layout(())
+    if params.download.url == TRANSACTIONS_SOURCE and not params.data.describes(simulated):
         raise PipelineError("params.yaml: download.url = 'transactions' generates the card "
-                            "transactions table (" + ", ".join(TRANSACTIONS.layout(()).raw_columns)
+                            "transactions table (" + ", ".join(simulated.raw_columns)
                             + "), but the data: section declares another; declare that one "
                             "(docs/your-data.md)")
     if params.split.known_fraud_days is not None and not params.data.entities:
@@ -538,7 +541,8 @@ def _transactions_params(section: Any) -> TransactionsParams:
         days=_as_int("transactions.days", t["days"]),
         start=_as_str("transactions.start", start),
         radius=_as_float("transactions.radius", t["radius"]),
-        seed=_as_int("transactions.seed", t["seed"]))
+        seed=_as_int("transactions.seed", t["seed"]),
+        categorical=_as_bool("transactions.categorical", t["categorical"]))
     for key in ("customers", "terminals", "days"):
         _check(f"transactions.{key}", t[key], getattr(result, key) >= 1, "a whole number >= 1")
     _check("transactions.customers", t["customers"],

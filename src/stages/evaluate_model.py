@@ -98,16 +98,18 @@ class _Split:
     def __init__(self, features: Any, labels: Any, table: Path) -> None:
         self.features, self.labels, self.table = features, labels, table
         self._raw: Any = None
+        self._amount = -1
         self._cards: Any = None
 
     def raw(self, params: Any) -> Any:
         """The inputs of the table, in the declared order (the amount last, if any)."""
         if self._raw is None:
-            from fraud.data.columns import read_columns, table_layout
+            from fraud.data.columns import read_inputs, table_layout
             from fraud.errors import PipelineError
 
             layout = table_layout(self.table, "split", params.data)
-            self._raw = read_columns(self.table, "split", layout.inputs)
+            self._raw = read_inputs(self.table, "split", layout)
+            self._amount = len(layout.inputs) - 1  # the amount: the last numeric input
             if len(self._raw) != len(self.labels):
                 raise PipelineError(f"{self.table}: {len(self._raw):,} rows, but its labels "
                                     f"have {len(self.labels):,}; run the split and scale "
@@ -129,7 +131,10 @@ class _Split:
         """The transactions' amounts when a missed fraud costs its amount, else None."""
         if params.evaluate.cost_fn != "amount":
             return None
-        return self.raw(params)[:, -1]  # the amount is the last input (params.py checks one)
+        import numpy as np
+
+        # The amount is the last numeric input (params.py checks there is one).
+        return np.asarray(self.raw(params)[:, self._amount], dtype=np.float64)
 
 
 def _card_precision(splits: dict[str, _Split], evaluation: Any, params: Any

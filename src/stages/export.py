@@ -61,13 +61,14 @@ def card_inputs(files: dict[str, Path], info: Any
 
     metrics = read_json_file(files["metrics"], "evaluate_model")
     top_features = importance.card_entry(
-        importance.read_table(files["importance"], "importance", info.inputs),
+        importance.read_table(files["importance"], "importance",
+                              [*info.inputs, *info.stats().categorical]),
         str(files["importance"]))
     sources = {"detector": (str(files["onnx"]), file_sha256(files["onnx"])),
                "calibration": (str(files["calibration"]), file_sha256(files["calibration"]))}
     reference = read_model_reference(files["reference"],
                                      {name: sha for name, (_, sha) in sources.items()},
-                                     "reference", info.inputs)
+                                     "reference", [*info.inputs, *info.stats().categorical])
     return metrics, top_features, sources, reference
 
 

@@ -39,14 +39,16 @@ def main(argv: Sequence[str]) -> None:
     tables = {name: Path(args.table.format(model=name)) for name in args.models}
     remove_outputs(args.metrics, *tables.values())
 
-    from fraud.data.columns import read_columns, table_layout
+    import numpy as np
+
+    from fraud.data.columns import read_inputs, table_layout
     from fraud.evaluation import importance
     from fraud.params import load_params
 
     params = load_params(args.params)
     layout = table_layout(args.test, "split", params.data)
-    test = read_columns(args.test, "split", [*layout.inputs, layout.label])
-    raw, labels = test[:, :-1], test[:, -1]
+    test = read_inputs(args.test, "split", layout, [layout.label])
+    raw, labels = test[:, :-1], np.asarray(test[:, -1], dtype=np.float64)
     rows, is_fraud, in_sample = importance.explained_rows(labels, importance.SAMPLE_ROWS,
                                                           params.seed)
     results = {}
@@ -55,7 +57,7 @@ def main(argv: Sequence[str]) -> None:
             Path(args.onnx.format(model=name)), TRAIN_STAGES[name])
         results[name] = importance.table_rows(
             importance.model_importance(explainer, raw[rows], is_fraud, in_sample,
-                                        layout.inputs), layout.inputs)
+                                        layout.model_inputs), layout.model_inputs)
     for path in (*tables.values(), args.metrics):
         path.parent.mkdir(parents=True, exist_ok=True)
     with outputs() as out:

@@ -37,7 +37,9 @@ def main(argv: Sequence[str]) -> None:
 
     remove_outputs(args.metrics, args.drift)
 
-    from fraud.data.columns import read_columns, table_layout
+    import numpy as np
+
+    from fraud.data.columns import read_inputs, table_layout
     from fraud.monitoring.profile import check_reference_model, reference_from_card
     from fraud.monitoring.report import (
         DRIFT_COLUMNS,
@@ -53,14 +55,14 @@ def main(argv: Sequence[str]) -> None:
     params = load_params(args.params)
     layout = table_layout(args.test, "split", params.data)
     card = read_json_file(args.card, "export")
-    reference = reference_from_card(card, str(args.card), layout.inputs)
+    reference = reference_from_card(card, str(args.card), layout.model_inputs)
     check_reference_model(reference, file_sha256(args.model), args.model.name, str(args.card))
     threshold = card_threshold(card, str(args.card),
                                "set evaluate.threshold to a rule with one threshold")
     score = load_onnx(args.model, "export", DETECTOR)
-    test = read_columns(args.test, "split", [*layout.inputs, layout.label])
+    test = read_inputs(args.test, "split", layout, [layout.label])
     monitor = BatchMonitor(reference, threshold)
-    monitor.add(test[:, :-1], score(test[:, :-1]), test[:, -1])
+    monitor.add(test[:, :-1], score(test[:, :-1]), np.asarray(test[:, -1], dtype=np.float64))
     report = monitor.report()
     table = io.StringIO()
     writer = csv.DictWriter(table, fieldnames=DRIFT_COLUMNS, lineterminator="\n")

@@ -41,21 +41,29 @@ def main(argv: Sequence[str]) -> None:
     written = {name: Path(args.out.format(model=name)) for name in args.models}
     remove_outputs(*written.values())
 
-    from fraud.data.columns import read_columns, table_layout
+    from fraud.data.columns import read_inputs, table_layout
+    from fraud.declaration import learn_levels
     from fraud.monitoring import profile
     from fraud.params import load_params
     from fraud.serving.export import shipped_scorer
 
     params = load_params(args.params)
     layout = table_layout(args.train, "split", params.data)
-    train = read_columns(args.train, "split", layout.inputs)
-    columns = profile.column_profiles(train, names=layout.inputs)
+    train = read_inputs(args.train, "split", layout)
+    # A categorical column over its training levels plus an unseen bin: learnt from the same
+    # split by the same function as the scale stage's, so they are scaler.json's levels.
+    n = len(layout.inputs)
+    levels = {column: learn_levels(str(args.train), column, train[:, n + i],
+                                   params.data.max_levels)
+              for i, column in enumerate(layout.categorical)}
+    columns = profile.column_profiles(train, names=layout.model_inputs, levels=levels)
     references = {}
     for name in args.models:
         score, built_from = shipped_scorer(name, Path(args.onnx.format(model=name)),
                                            Path(args.calibration.format(model=name)))
         references[name] = profile.model_reference_json(
-            profile.build_reference(train, score(train), columns=columns, names=layout.inputs),
+            profile.build_reference(train, score(train), columns=columns,
+                                    names=layout.model_inputs),
             built_from)
     for path in written.values():
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -10,8 +10,9 @@ from fraud.data.prepare import (
     features_and_labels,
     fit_scaler,
     layout_of,
+    learn_categories,
     read_table,
-    scale,
+    scaled_features,
     scaler_to_json,
 )
 from fraud.evaluation.figures import feature_distribution_png
@@ -39,14 +40,19 @@ def main(argv: Sequence[str]) -> None:
     layout = layout_of(read["train"], params.data)
     tables = {name: features_and_labels(table, layout) for name, table in read.items()}
     scaler = fit_scaler(tables["train"][0])
-    scaled = {name: scale(features, scaler, params.scale.clip)
-              for name, (features, _) in tables.items()}
+    categories = learn_categories(read["train"], layout, params.data.max_levels,
+                                  f"{args['train']}")
+    scaled = {name: scaled_features(read[name], scaler, params.scale.clip, layout, categories)
+              for name in SPLITS}
     with outputs() as out:
         for name, (_, labels) in tables.items():
             write_npy(out.path(args[f"{name}_features"]), scaled[name])
             write_npy(out.path(args[f"{name}_labels"]), labels)
-        write_json(out.path(args["scaler"]), scaler_to_json(scaler, params.scale.clip, layout))
-        feature_distribution_png(out.path(args["distribution_png"]), scaled["train"],
+        write_json(out.path(args["scaler"]),
+                   scaler_to_json(scaler, params.scale.clip, layout, categories))
+        # The numeric features only: a one-hot column separates nothing a density shows.
+        feature_distribution_png(out.path(args["distribution_png"]),
+                                 scaled["train"][:, :len(layout.features)],
                                  tables["train"][1], layout.features)
 
 

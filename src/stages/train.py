@@ -57,7 +57,7 @@ def main(argv: Sequence[str]) -> None:
     stats = read_scaler(args.scaler, params.scale.clip)  # a stale scaler fails before training
 
     # The inputs are read and checked before TensorFlow's ~5 s import: bad ones fail at once.
-    train, val = _load_splits(args, len(stats.inputs))
+    train, val = _load_splits(args, len(stats.features))
     require_file(args.initial_weights, "init_bias")
 
     from fraud.training import fit as training

@@ -41,11 +41,17 @@ def main(argv: Sequence[str]) -> None:
     remove_outputs(args.model_out, args.detector_onnx_out, args.metrics_out)
     params = load_params(args.params)
     stats = read_scaler(args.scaler, params.scale.clip)  # a stale scaler fails before fitting
-    width = len(stats.inputs)  # the scaler's features are the arrays' columns
+    width = len(stats.features)  # the scaler's features are the arrays' columns
     train = load_split(args.train_features, args.train_labels, width)
     val = load_split(args.val_features, args.val_labels, width)
     model = kind(args.model)
-    fitted = model.fit(train, val, getattr(params, model.section), params.seed)
+    section = getattr(params, model.section)
+    if stats.categories and model.native_categorical:  # one column of level codes each
+        train, val = ((stats.codes(split[0]), split[1]) for split in (train, val))
+        fitted = model.fit(train, val, section, params.seed,  # type: ignore[call-arg]
+                           categorical=len(stats.categories))
+    else:
+        fitted = model.fit(train, val, section, params.seed)
     log.info("%s: %s", args.model, {k: v for k, v in fitted.summary.items()
                                     if k not in ("model", "c_grid", "grid_val_ap")})
     with outputs() as out:

@@ -15,13 +15,27 @@ import pytest
 import yaml
 from onnx import TensorProto, helper
 
-from fraud.declaration import CREDIT_CARD, CREDIT_CARD_LAYOUT, parse_data, shown_columns
+from fraud.declaration import (
+    CREDIT_CARD,
+    CREDIT_CARD_LAYOUT,
+    codes_of_one_hot,
+    learn_levels,
+    level_codes,
+    one_hot,
+    parse_data,
+    shown_columns,
+)
 from fraud.errors import PipelineError
 from fraud.params import parse_params
 from fraud.schema import validate_raw_frame
-from fraud.serving.contract import INPUT_NAME, ScalerStats
+from fraud.serving.contract import CATEGORY_INPUT, INPUT_NAME, ScalerStats
 from fraud.serving.explain import Preprocess
-from fraud.serving.preprocess_graph import OPSET, preprocess_graph
+from fraud.serving.preprocess_graph import (
+    OPSET,
+    detector_inputs,
+    preprocess_graph,
+    preprocess_opsets,
+)
 from tools.example_table import DECLARATION, FEATURES, example_table
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +74,13 @@ def test_a_params_file_without_data_gets_the_default() -> None:
     ({"label": "y", "amount": "amt", "numeric": ["Log amt"]}, "clashes with the log feature"),
     ({"label": "y", "numeric": ["f3..f1"]}, "data.numeric[0] = 'f3..f1' is invalid"),
     ({"label": "y", "numeric": ["a", "a"]}, "distinct names ('a' repeated)"),
-    ({"label": "y", "categorical": ["mcc"]}, "categorical inputs are not supported yet"),
+    ({"label": "y", "numeric": ["mcc"], "categorical": ["mcc"]},
+     "column 'mcc' is both data.numeric and data.categorical"),
+    ({"label": "y", "categorical": ["mcc"], "drop": ["mcc"]},
+     "column 'mcc' is both data.categorical and data.drop"),
+    ({"label": "y", "categorical": ["mcc", "mcc"]}, "distinct names ('mcc' repeated)"),
+    ({"label": "y", "max_levels": 1}, "data.max_levels = 1 is invalid: expected a whole"),
+    ({"label": "y", "max_levels": "many"}, "data.max_levels = 'many' is invalid"),
     ({"label": "y", "positive": 1, "negative": 1}, "a value other than data.positive"),
     ({"label": "y", "positive": True}, "data.positive = True is invalid"),
     ({"label": " y"}, "without surrounding spaces"),
@@ -137,16 +157,20 @@ def test_a_label_that_is_neither_value_names_the_values() -> None:
 
 # --- one feature spec: numpy and ONNX compute the same features ------------------------------
 
-def onnx_features(stats: ScalerStats, eps: float, raw: np.ndarray) -> np.ndarray:
+def onnx_features(stats: ScalerStats, eps: float, raw: np.ndarray,
+                  text: np.ndarray | None = None) -> np.ndarray:
     nodes, constants = preprocess_graph(stats, eps, "features32")
     graph = helper.make_graph(
-        nodes, "preprocess",
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE, ["rows", raw.shape[1]])],
-        [helper.make_tensor_value_info("features32", TensorProto.FLOAT, ["rows", raw.shape[1]])],
+        nodes, "preprocess", detector_inputs(stats),
+        [helper.make_tensor_value_info("features32", TensorProto.FLOAT,
+                                       ["rows", len(stats.features)])],
         initializer=constants)
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    opsets = {"": OPSET, **preprocess_opsets(stats)}
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid(domain, version)
+                                                    for domain, version in opsets.items()])
     session = ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
-    return session.run(["features32"], {INPUT_NAME: raw})[0]
+    feeds = {INPUT_NAME: raw, **({CATEGORY_INPUT: text} if text is not None else {})}
+    return session.run(["features32"], feeds)[0]
 
 
 @pytest.mark.parametrize("logged", [True, False], ids=["amount-logged", "numeric-only"])
@@ -166,6 +190,88 @@ def test_numpy_and_onnx_preprocessing_agree_on_random_and_hostile_rows(logged: b
     ours = Preprocess.of(stats, eps).features(raw).astype(np.float32)
     np.testing.assert_array_equal(onnx_features(stats, eps, raw), ours)
     assert stats.features == ([*inputs[:-1], "Log c6"] if logged else list(inputs))
+
+
+HOSTILE_TEXT = ["", " ", "é", "商户", "🙂", "x" * 10_000, "a\x00b", "NaN", "None", "3.0",
+                "merchant_category=food", "\n"]
+
+
+def test_numpy_and_onnx_encode_categorical_columns_alike_seen_unseen_and_hostile() -> None:
+    rng = np.random.default_rng(11)
+    inputs = ("c0", "c1", "amount")
+    categories = (("mcc", ("food", "fuel", "travel", "é", "商户")), ("channel", ("0", "1", "3")))
+    stats = ScalerStats(mean=rng.normal(0, 1, 3), scale=rng.uniform(0.5, 2, 3), clip=5.0,
+                        inputs=inputs, log_input="amount", categories=categories)
+    seen = [[level, code] for level in categories[0][1] for code in categories[1][1]]
+    hostile = [[text, other] for text, other in zip(HOSTILE_TEXT, HOSTILE_TEXT[::-1],
+                                                    strict=True)]
+    text = np.array(seen + hostile + [["FOOD", "1.0"], ["food ", "01"]], dtype=object)
+    raw = np.abs(rng.normal(0, 3, (len(text), 3)))
+    ours = Preprocess.of(stats, 1e-3).features(raw, text).astype(np.float32)
+    theirs = onnx_features(stats, 1e-3, raw, text)
+    np.testing.assert_array_equal(theirs, ours)
+    assert theirs.shape == (len(text), 3 + 5 + 3)
+    one_hot_part = theirs[:, 3:]
+    assert (one_hot_part[:len(seen)].sum(axis=1) == 2).all()        # each seen pair: one + one
+    assert (one_hot_part[len(seen):, :5][[0, 1, 4, 5, 6]] == 0).all()  # unseen text: none
+    assert one_hot_part[len(seen) + 2, :5].tolist() == [0, 0, 0, 1, 0]  # "é", a level
+    assert stats.features[3:5] == ["mcc=food", "mcc=fuel"]
+
+
+def test_the_spec_keeps_the_declared_column_order_through_its_json(tmp_path: Path) -> None:
+    """write_json sorts keys: the categorical columns travel as a list, in declared order
+    (merchant before channel here), as do the one-hot features."""
+    from sklearn.preprocessing import StandardScaler
+
+    from fraud.data.prepare import scaler_to_json
+    from fraud.files import write_json
+    from fraud.serving.contract import detector_metadata, read_detector_metadata, read_scaler
+
+    layout = parse_data({"label": "y", "numeric": ["x"], "categorical": ["merchant", "channel"]}
+                        ).resolve("t", ["x", "merchant", "channel", "y"])
+    categories = {"merchant": ("food", "fuel"), "channel": ("pos", "web")}
+    scaler = StandardScaler().fit(np.array([[0.0], [2.0]]))
+    write_json(tmp_path / "scaler.json", scaler_to_json(scaler, 5.0, layout, categories))
+    stats = read_scaler(tmp_path / "scaler.json", 5.0)
+    assert stats.categories == tuple(categories.items())
+    assert stats.features == ["x", "merchant=food", "merchant=fuel", "channel=pos", "channel=web"]
+    metadata = detector_metadata("logreg", stats, 1e-3, "", {})
+    assert read_detector_metadata(metadata, "d.onnx", "export").categories == stats.categories
+
+
+def test_levels_are_learnt_sorted_and_missing_or_unseen_is_none_of_them() -> None:
+    values = np.array(["b", "a", None, "c", "a", np.nan, ""], dtype=object)
+    levels = learn_levels("train.parquet", "mcc", values, 5)
+    assert levels == ("a", "b", "c")  # missing (None, NaN, empty) is no level
+    codes = level_codes(np.array(["c", "zz", None, "a"], dtype=object), levels)
+    assert codes.tolist() == [2, -1, -1, 0]
+    block = one_hot(np.array(["c", "zz", None, "a"], dtype=object), levels)
+    assert block.tolist() == [[0, 0, 1], [0, 0, 0], [0, 0, 0], [1, 0, 0]]
+    np.testing.assert_array_equal(codes_of_one_hot(block), [2, np.nan, np.nan, 0])
+
+
+def test_too_many_levels_names_the_column_its_count_the_cap_and_the_fixes() -> None:
+    with pytest.raises(PipelineError) as error:
+        learn_levels("data/split/train.parquet", "merchant", [f"m{i}" for i in range(60)], 50)
+    message = str(error.value)
+    assert message == ("data/split/train.parquet: categorical column 'merchant' has 60 levels "
+                       "in the training split, over data.max_levels (50); raise "
+                       "data.max_levels (at most 255), merge rare levels into one (e.g. "
+                       "'other') in the file, or list the column in data.drop")
+    with pytest.raises(PipelineError, match="every cell is empty"):
+        learn_levels("t", "mcc", [None, ""], 50)
+
+
+def test_categorical_columns_are_inputs_carried_through_the_tables() -> None:
+    declaration = parse_data({"label": "y", "amount": "amt", "numeric": ["f0"],
+                              "categorical": ["mcc", "channel"], "max_levels": 20})
+    layout = declaration.resolve("x.csv", ["f0", "mcc", "amt", "channel", "y"])
+    assert layout.inputs == ["f0", "amt"] and layout.categorical == ("mcc", "channel")
+    assert layout.model_inputs == ["f0", "amt", "mcc", "channel"]
+    assert layout.table_columns == ["f0", "amt", "mcc", "channel", "Log amt", "y"]
+    assert declaration.max_levels == 20
+    auto = parse_data({"label": "y", "categorical": ["mcc"]}).resolve("x", ["a", "mcc", "y"])
+    assert auto.inputs == ["a"] and auto.categorical == ("mcc",)
 
 
 # --- no column in code ------------------------------------------------------------------------

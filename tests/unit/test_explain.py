@@ -340,3 +340,78 @@ def test_predict_explain_needs_the_onnx_model(tmp_path: Any) -> None:
 
     with pytest.raises(PipelineError, match=r"pass detector\.onnx"):
         reason_columns(tmp_path / "detector.keras", 3, False, ["V1", "V2", "V3"])
+
+
+# --- categorical columns: one reason per column ------------------------------------------------
+
+def categorical_fits() -> dict[str, Any]:
+    from fraud.kinds.gbdt import fit_gbdt, parse_gbdt
+    from fraud.params import _CHECKS
+    from tests.unit.test_peer_onnx import categorical_data
+
+    train, val = categorical_data(4000, 1), categorical_data(300, 2)
+    stats = train["stats"]
+    logreg = LogisticRegression(max_iter=1000).fit(train["features"], train["labels"])
+    section = {"learning_rate": 0.1, "l2_regularization": 1.0, "max_iter": 30,
+               "max_leaf_nodes": 8, "min_samples_leaf": 20, "n_iter_no_change": 10,
+               "scoring": "loss"}
+    gbdt = fit_gbdt((stats.codes(train["features"]), train["labels"]),
+                    (stats.codes(val["features"]), val["labels"]),
+                    parse_gbdt({"gbdt": section}, _CHECKS), 0, categorical=2).model
+    rows = np.empty((len(val["raw"]), 4), dtype=object)
+    rows[:, :2], rows[:, 2:] = val["raw"], val["text"]
+    return {"stats": stats, "logreg": logreg, "gbdt": gbdt, "rows": rows, "val": val}
+
+
+def onnx_logit(detector: onnx.ModelProto, rows: np.ndarray) -> np.ndarray:
+    session = ort.InferenceSession(detector.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    return session.run(None, {INPUT_NAME: np.asarray(rows[:, :2], dtype=np.float64),
+                              "category": rows[:, 2:]})[0][:, 0]
+
+
+def test_a_categorical_column_is_one_reason_and_the_reasons_add_up() -> None:
+    """logreg (one-hot) and gbdt (native splits) explained from their ONNX files: one
+    contribution per raw column (x, amount, mcc, channel), adding up to the file's logit;
+    for logreg a category's contribution is its level's coefficient (unseen: 0)."""
+    fits = categorical_fits()
+    rows, stats = fits["rows"], fits["stats"]
+    for name in ("logreg", "gbdt"):
+        detector = peer_detector(fits[name], stats, EPS, output="logit")
+        attributions = explainer_from_onnx(detector, name)(rows)
+        assert attributions.contributions.shape == (len(rows), 4)
+        total = attributions.base + attributions.contributions.sum(axis=1)
+        np.testing.assert_allclose(total, onnx_logit(detector, rows), atol=1e-6)
+    coef = fits["logreg"].coef_[0]
+    attributions = explainer_from_onnx(peer_detector(fits["logreg"], stats, EPS, "logit"),
+                                       "logreg")(rows)
+    levels = list(stats.categories[0][1])
+    for row in range(len(rows)):
+        text = rows[row, 2]
+        expected = coef[2 + levels.index(text)] if text in levels else 0.0
+        assert attributions.contributions[row, 2] == pytest.approx(expected, abs=1e-6)
+
+
+def test_gbdt_with_categorical_splits_gets_exact_baseline_shapley_values() -> None:
+    """Brute force over the 4 raw columns: the baseline row is the numeric means and no
+    known level (empty text) of each categorical column."""
+    fits = categorical_fits()
+    detector = peer_detector(fits["gbdt"], fits["stats"], EPS, output="logit")
+    explainer = explainer_from_onnx(detector, "gbdt")
+    rows = fits["rows"][:6]
+    attributions = explainer(rows)
+    reference = explainer.preprocess.baseline_raw()[0]
+    masks = np.array(list(itertools.product([0, 1], repeat=4)), dtype=bool)
+    for row in range(len(rows)):
+        hybrids = np.repeat(reference[None], len(masks), axis=0)
+        hybrids[masks] = np.repeat(rows[row][None], len(masks), axis=0)[masks]
+        value = dict(zip(map(tuple, masks), onnx_logit(detector, hybrids), strict=True))
+        expected = np.zeros(4)
+        for k in range(4):
+            for mask in masks[~masks[:, k]]:
+                size = int(mask.sum())
+                weight = math.factorial(size) * math.factorial(3 - size) / math.factorial(4)
+                with_k = mask.copy()
+                with_k[k] = True
+                expected[k] += weight * (value[tuple(with_k)] - value[tuple(mask)])
+        np.testing.assert_allclose(attributions.contributions[row], expected, atol=1e-9)

@@ -139,6 +139,50 @@ def test_ties_make_fewer_bins_none_empty() -> None:
     assert build_profile(np.full(100, 7.0)).counts.tolist() == [100]
 
 
+def test_a_categorical_column_drifts_over_its_levels_and_an_unseen_bucket() -> None:
+    from fraud.monitoring.profile import build_level_profile
+
+    rng = np.random.default_rng(3)
+    levels = ("atm", "pos", "web")
+    train = rng.choice(levels, 20_000, p=[0.2, 0.5, 0.3]).astype(object)
+    profile = build_level_profile(train, levels)
+    assert profile.counts[-1] == 0 and profile.counts.sum() == 20_000
+    same = rng.choice(levels, 5_000, p=[0.2, 0.5, 0.3]).astype(object)
+    assert psi(profile.counts, profile.bin_counts(same)) < psi_noise_floor(4, 20_000, 5_000) * 3
+    moved = np.array(["atm"] * 1_000 + ["pos"] * 1_000 + ["web"] * 1_000 + ["app"] * 1_500
+                     + [None] * 500 + [""] * 1_000, dtype=object)
+    counts = profile.bin_counts(moved)
+    assert counts.tolist() == [1_000, 1_000, 1_000, 3_000]  # new level, None and "" unseen
+    assert band(psi(profile.counts, counts)) == "major shift"
+
+
+def test_a_reference_with_a_categorical_column_round_trips_and_reports_its_drift() -> None:
+    from fraud.monitoring.profile import LevelProfile, column_profiles
+
+    rng = np.random.default_rng(4)
+    rows = np.empty((4_000, 2), dtype=object)
+    rows[:, 0] = rng.normal(0, 1, 4_000)
+    rows[:, 1] = rng.choice(["atm", "pos", "web"], 4_000, p=[0.2, 0.5, 0.3])
+    scores = rng.uniform(0.001, 0.9, 4_000)
+    columns = column_profiles(rows, names=["x", "channel"],
+                              levels={"channel": ("atm", "pos", "web")})
+    reference = build_reference(rows, scores, columns=columns, names=["x", "channel"])
+    again = reference_from_json(json.loads(json.dumps(reference_to_json(reference))), "r",
+                                ["x", "channel"])
+    assert isinstance(again.columns["channel"], LevelProfile)
+    assert again.columns["channel"].counts.tolist() == reference.columns["channel"].counts.tolist()
+    batch = rows[:1_000].copy()
+    batch[:500, 1] = "app"  # a level training never saw: the unseen bin
+    monitor = BatchMonitor(again, 0.5)
+    monitor.add(batch, scores[:1_000], np.zeros(1_000))
+    report = monitor.report()
+    assert report["psi_max_column"] == "channel" and report["columns"]["channel"]["psi"] > 0.25
+    bad = reference_to_json(reference)
+    bad["columns"]["channel"]["counts"][0] = 0
+    with pytest.raises(PipelineError, match="training rows at every level"):
+        reference_from_json(bad, "r", ["x", "channel"])
+
+
 def test_a_reference_round_trips_through_json() -> None:
     features = transactions(3_000, seed=0)
     reference = build_reference(features, probabilities(features), model_sha256="ab" * 32)

@@ -280,3 +280,53 @@ def test_predict_rejects_the_bare_network(trained: dict[str, Any], shipped: dict
     line = predict_error(capsys, trained["network_onnx_path"], shipped["csv"],
                          "--threshold", "0.5")
     assert "not an exported fraud model" in line and "models/fraud_detector.onnx" in line
+
+
+def test_the_network_detector_carries_categorical_columns_in_keras_and_onnx(
+        tmp_path: Path) -> None:
+    """The `.keras` detector (StringLookup) and the ONNX one (OneHotEncoder) encode text as
+    the scale stage does, unseen and hostile text included, and score alike."""
+    import onnxruntime as ort
+
+    from fraud.serving.explain import Preprocess
+    from tests.unit.test_declaration import HOSTILE_TEXT
+
+    categories = (("mcc", ("food", "fuel", "é")), ("channel", ("0", "1")))
+    stats = contract.ScalerStats(mean=np.array([0.0, 1.0]), scale=np.array([1.0, 2.0]),
+                                 clip=5.0, inputs=("x", "amt"), log_input="amt",
+                                 categories=categories)
+    text = np.array([["food", "1"], ["é", "0"], ["zz", ""],
+                     *([h, h] for h in HOSTILE_TEXT)], dtype=object)
+    raw = np.abs(np.random.default_rng(0).normal(size=(len(text), 2)))
+    expected = Preprocess.of(stats, 1e-3).features(raw, text).astype(np.float32)
+    keras = keras_model.keras
+    np.testing.assert_array_equal(
+        np.asarray(detectors.build_preprocess(stats, 1e-3)([raw, text.astype(str)])), expected)
+    network = keras_model.make_model(len(stats.features), ModelParams(
+        hidden_units=4, dropout=0.0, learning_rate=1e-3))
+    for layer in network.layers:  # non-zero biases: tf2onnx drops an Add of zeros
+        if getattr(layer, "bias", None) is not None:
+            layer.bias.assign(np.full(layer.bias.shape, 0.1, dtype=np.float32))
+    paths = {name: tmp_path / f"{name}.{suffix}" for name, suffix in (
+        ("network_onnx_path", "onnx"), ("detector_path", "keras"),
+        ("detector_onnx_path", "onnx"))}
+    paths["detector_onnx_path"] = tmp_path / "detector.onnx"
+    detectors.save_all(network, "baseline", stats, 1e-3, **paths)
+    loaded = keras.saving.load_model(paths["detector_path"], safe_mode=True)
+    session = ort.InferenceSession(str(paths["detector_onnx_path"]),
+                                   providers=["CPUExecutionProvider"])
+    (onnx_scores,) = session.run(None, {contract.INPUT_NAME: raw,
+                                        contract.CATEGORY_INPUT: text})
+    keras_scores = np.asarray(loaded([raw, text.astype(str)]))
+    np.testing.assert_allclose(onnx_scores, keras_scores, rtol=1e-5, atol=1e-7)
+    # --explain: one integrated-gradients reason per raw column, adding up to the logit.
+    from fraud.serving.explain import load_explainer
+
+    rows = np.empty((len(raw), 4), dtype=object)
+    rows[:, :2], rows[:, 2:] = raw, text
+    np.testing.assert_allclose(keras_probabilities(loaded, rows), keras_scores[:, 0])
+    attributions = load_explainer(paths["detector_onnx_path"])(rows)
+    assert attributions.contributions.shape == (len(raw), 4)
+    logit = np.log(onnx_scores[:, 0] / (1 - onnx_scores[:, 0]))
+    np.testing.assert_allclose(attributions.base + attributions.contributions.sum(axis=1),
+                               logit, atol=1e-4)

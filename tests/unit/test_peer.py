@@ -248,9 +248,18 @@ def test_fit_peer_needs_both_classes_in_validation(splits, params) -> None:
 # --- loading safely ----------------------------------------------------------------------
 
 def test_every_node_of_both_peers_is_trusted_and_needed(fits) -> None:
-    """The allow-list is exact: each entry is used by one of the two models."""
+    """The allow-list is exact: each entry is used by one of the two models, or by gbdt
+    with categorical columns (scikit-learn's ordinal encoder of them)."""
+    from fraud.kinds.gbdt import fit_gbdt
+    from tests.unit.test_peer_onnx import categorical_data
+
+    train, val = categorical_data(2000, 1), categorical_data(1000, 2)
+    stats = train["stats"]
+    categorical = fit_gbdt((stats.codes(train["features"]), train["labels"]),
+                           (stats.codes(val["features"]), val["labels"]),
+                           GBDT, 0, categorical=2)
     used = set()
-    for fitted in fits.values():
+    for fitted in [*fits.values(), categorical]:
         with zipfile.ZipFile(io.BytesIO(sio.dumps(fitted.model))) as archive:
             schema = json.loads(archive.read("schema.json"))
         stack = [schema]

@@ -294,3 +294,65 @@ def test_a_detector_fed_the_scaled_features_is_refused(models: dict[str, Any],
     path.write_bytes(content)
     with pytest.raises(PipelineError, match="it is not a trained network"):
         load_onnx(path, "train_logreg", NETWORK)
+
+
+# --- categorical columns ----------------------------------------------------------------------
+
+CATEGORIES = (("mcc", tuple(f"m{i:02d}" for i in range(12))), ("channel", ("atm", "pos", "web")))
+
+
+def categorical_data(rows: int, seed: int) -> dict[str, Any]:
+    """Two numeric inputs (the last an amount) and two categorical columns whose levels move
+    the fraud rate; the text includes unseen and missing values."""
+    rng = np.random.default_rng(seed)
+    mcc = rng.integers(0, 12, rows)
+    channel = rng.integers(0, 3, rows)
+    raw = np.column_stack([rng.normal(0, 1, rows), rng.lognormal(3, 1, rows)])
+    logit = -4 + 2.5 * (mcc % 4 == 1) + 1.5 * (channel == 2) + raw[:, 0]
+    labels = (rng.random(rows) < expit(logit)).astype(np.float32)
+    text = np.array([[CATEGORIES[0][1][m], CATEGORIES[1][1][c]] for m, c in zip(mcc, channel,
+                                                                               strict=True)],
+                    dtype=object)
+    text[::97, 0] = "m99"       # unseen
+    text[::89, 1] = ""          # missing
+    stats = ScalerStats(mean=np.array([0.0, 3.0]), scale=np.array([1.0, 1.0]), clip=5.0,
+                        inputs=("x", "amount"), log_input="amount", categories=CATEGORIES)
+    from fraud.serving.explain import Preprocess
+
+    features = Preprocess.of(stats, EPS).features(raw, text)
+    return {"raw": raw, "text": text, "labels": labels, "stats": stats, "features": features}
+
+
+def codes(features: np.ndarray, stats: ScalerStats) -> np.ndarray:
+    return stats.codes(features)
+
+
+def test_gbdt_with_native_categorical_splits_matches_scikit_learn() -> None:
+    """Native categorical splits (a set of levels to each side) become TreeEnsemble-5
+    BRANCH_MEMBER nodes; unseen and missing text reaches the trees as NaN, on the side
+    scikit-learn sends missing values, in both."""
+    from fraud.kinds.gbdt import fit_gbdt, parse_gbdt
+    from fraud.params import _CHECKS
+
+    train, val = categorical_data(6000, 1), categorical_data(3000, 2)
+    section = {"learning_rate": 0.1, "l2_regularization": 1.0, "max_iter": 60,
+               "max_leaf_nodes": 15, "min_samples_leaf": 20, "n_iter_no_change": 10,
+               "scoring": "loss"}
+    params = parse_gbdt({"gbdt": section}, _CHECKS)
+    fitted = fit_gbdt((codes(train["features"], train["stats"]), train["labels"]),
+                      (codes(val["features"], val["stats"]), val["labels"]), params, 0,
+                      categorical=2).model
+    assert fitted.is_categorical_.tolist() == [False, False, True, True]
+    assert any(p.nodes["is_categorical"].any() for (p,) in fitted._predictors)
+    detector = peer_detector(fitted, val["stats"], EPS)
+    from fraud.serving.onnx_contract import check_model_bytes
+
+    for model in (detector, peer_detector(LogisticRegression().fit(
+            train["features"], train["labels"]), val["stats"], EPS)):  # as scoring loads it
+        footprint = check_model_bytes(model.SerializeToString(), "d.onnx", DETECTOR, "fix")
+        assert footprint.row_bytes < 2_000
+    session = ort.InferenceSession(detector.SerializeToString(),
+                                   providers=["CPUExecutionProvider"])
+    (ours,) = session.run([OUTPUT_NAME], {INPUT_NAME: val["raw"], "category": val["text"]})
+    expected = fitted.predict_proba(codes(val["features"], val["stats"]))[:, 1]
+    np.testing.assert_allclose(ours[:, 0], expected, rtol=1e-12, atol=1e-15)

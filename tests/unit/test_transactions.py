@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -33,6 +34,12 @@ SMALL = TransactionsParams(customers=300, terminals=600, days=40, start="2024-01
 @pytest.fixture(scope="module")
 def small() -> pd.DataFrame:
     return simulate(SMALL)
+
+
+def data_section(declaration: Any) -> dict[str, Any]:
+    """A declaration as params.yaml's data: section holds it (the history comes from the
+    features: section)."""
+    return {k: v for k, v in dataclasses.asdict(declaration).items() if k != "history"}
 
 
 def test_the_table_has_the_declared_columns_in_time_order(small: pd.DataFrame) -> None:
@@ -110,7 +117,7 @@ def test_the_source_needs_its_declaration() -> None:
     raw = params_with(download__url="transactions")
     with pytest.raises(PipelineError, match=re.escape("generates the card transactions table")):
         parse_params(raw)
-    raw["data"] = {k: v for k, v in dataclasses.asdict(DECLARATION).items() if k != "history"}
+    raw["data"] = data_section(DECLARATION)
     params = parse_params(raw)
     assert params.data != CREDIT_CARD and params.download.raw_sha256 is None
 
@@ -119,7 +126,7 @@ def test_download_writes_the_table_and_clean_reads_it(tmp_path: Path) -> None:
     from fraud.data.prepare import layout_of, read_raw_csv
 
     raw = params_with(download__url="transactions")
-    raw["data"] = {k: v for k, v in dataclasses.asdict(DECLARATION).items() if k != "history"}
+    raw["data"] = data_section(DECLARATION)
     params = parse_params(raw)
     out = tmp_path / "raw.csv"
     result = download(params.download, out, seed=0, simulation=SMALL)
@@ -128,3 +135,34 @@ def test_download_writes_the_table_and_clean_reads_it(tmp_path: Path) -> None:
     layout = layout_of(frame, params.data, derived=False)
     assert len(frame) == len(simulate(SMALL)) and layout.inputs == ["tx_amount"]
     assert frame["tx_datetime"].iloc[0] >= pd.Timestamp("2024-01-01", tz="UTC").timestamp()
+
+
+def test_categorical_fields_leave_the_rest_alone_and_their_fraud_rates_differ(
+        small: pd.DataFrame, tmp_path: Path) -> None:
+    from fraud.data.prepare import read_raw_csv
+    from fraud.data.transactions import CATEGORICAL_DECLARATION, CHANNELS
+
+    settings = dataclasses.replace(SMALL, categorical=True)
+    table = simulate(settings)
+    assert list(table.columns) == [*COLUMNS[:-1], "merchant_category", "country", "channel",
+                                   "tx_fraud"]
+    pd.testing.assert_frame_equal(table[list(COLUMNS)], small)  # same rows, same labels
+    assert table.equals(simulate(settings))
+    assert set(table["channel"]) == set(CHANNELS)
+    rates = table.groupby("channel")["tx_fraud"].mean()
+    assert rates["web"] > 1.5 * rates["pos"]
+    abroad = table.groupby("customer_id")["country"].transform(lambda c: c != c.mode()[0])
+    assert table["tx_fraud"][abroad].mean() > 2 * table["tx_fraud"][~abroad].mean()
+    by_terminal = table.groupby("merchant_category")["tx_fraud"].mean()
+    assert by_terminal[["mcc01", "mcc02", "mcc03", "mcc04"]].mean() > by_terminal.mean()
+    # The switch and the declaration go together; the table reads back as declared.
+    raw = params_with(download__url="transactions", transactions__categorical=True)
+    raw["data"] = data_section(DECLARATION)
+    with pytest.raises(PipelineError, match="merchant_category, country, channel"):
+        parse_params(raw)
+    raw["data"] = data_section(CATEGORICAL_DECLARATION)
+    params = parse_params(raw)
+    out = tmp_path / "raw.csv"
+    download(params.download, out, seed=0, simulation=settings)
+    frame = read_raw_csv(out, None, params.data)
+    assert frame["channel"].isin(CHANNELS).all()

@@ -143,7 +143,7 @@ def load_reference(args: argparse.Namespace, card_path: Path, detector: Any
     if card is not None and (args.threshold is None or args.reference is None):
         check_card_model(card, card_path, args.model)
     layout = scoring_layout(args.model, detector, card, card_path)
-    inputs = layout.inputs
+    inputs = layout.model_inputs
     if args.reference is not None:
         reference, label = read_reference(args.reference, inputs), str(args.reference)
     elif card is None:

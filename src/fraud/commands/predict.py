@@ -201,8 +201,8 @@ def load_model(path: Path) -> Any:
 def check_width(path: Path, model: Any, inputs: Sequence[str]) -> None:
     """A model must take as many columns as the CSV's inputs it is given."""
     width = getattr(model, "columns", None)
-    if width is None and getattr(model, "inputs", None):
-        width = model.inputs[0].shape[1]
+    if width is None and getattr(model, "inputs", None):  # a .keras detector: [numbers, text]
+        width = sum(int(tensor.shape[1]) for tensor in model.inputs)
     if width is not None and width != len(inputs):
         raise PipelineError(f"{path}: takes {width} input columns, not the {len(inputs)} its "
                             "card names; pass the model's own card (--card)")
@@ -216,7 +216,13 @@ def keras_probabilities(model: Any, features: np.ndarray) -> np.ndarray:
     """
     import numpy as np
 
-    parts = [np.asarray(model(features[start:start + SCORE_BATCH], training=False))
+    def inputs(batch: np.ndarray) -> Any:
+        if len(model.inputs) == 1:
+            return batch
+        n = int(model.inputs[0].shape[1])  # the numbers, then the categorical text
+        return [np.asarray(batch[:, :n], dtype=np.float64), batch[:, n:].astype(str)]
+
+    parts = [np.asarray(model(inputs(features[start:start + SCORE_BATCH]), training=False))
              .reshape(-1) for start in range(0, len(features), SCORE_BATCH)]
     return np.concatenate(parts)
 
@@ -298,9 +304,10 @@ def _score(args: argparse.Namespace, started: float, opened: Any, onnx_model: An
     """Scores the opened input and prints the summary line."""
     try:
         model = onnx_model if onnx_model is not None else load_model(args.model)
-        check_width(args.model, model, layout.inputs)
+        check_width(args.model, model, layout.model_inputs)
         predict = make_predict(model)
-        explain = (reason_columns(args.model, args.explain, args.explain_all, layout.inputs)
+        explain = (reason_columns(args.model, args.explain, args.explain_all,
+                                  layout.model_inputs)
                    if args.explain else None)
         if args.output == STDIO:
             summary = score(opened, sys.stdout, predict, decision, args.chunk_size, explain)

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..declaration import DataDeclaration, Layout
+from ..declaration import DataDeclaration, Layout, category_text
 from ..errors import PipelineError, printable_names, require_file
 
 
@@ -49,6 +49,23 @@ def read_columns(path: str | Path, stage_hint: str, columns: list[str]) -> np.nd
     except Exception as error:  # pyarrow raises several types for a corrupt file
         raise PipelineError(f"{path}: not a readable Parquet table ({error}); {fix}") from None
     return np.column_stack(arrays) if arrays else np.empty((table.num_rows, 0))
+
+
+def read_inputs(path: str | Path, stage_hint: str, layout: Layout,
+                extra: list[str] | None = None) -> np.ndarray:
+    """The detector's raw inputs of a split table, then the numeric `extra` columns (the
+    label): float64, or with categorical columns an object array whose text columns follow
+    the numeric inputs (missing cells as empty text), as OnnxModel takes it."""
+    numbers = read_columns(path, stage_hint, [*layout.inputs, *(extra or [])])
+    if not layout.categorical:
+        return numbers
+    n = len(layout.inputs)
+    rows = np.empty((len(numbers), len(layout.model_inputs) + len(extra or [])), dtype=object)
+    rows[:, :n] = numbers[:, :n]
+    for i, column in enumerate(layout.categorical):
+        rows[:, n + i] = category_text(read_key_column(path, stage_hint, column))
+    rows[:, len(layout.model_inputs):] = numbers[:, n:]
+    return rows
 
 
 def read_key_column(path: str | Path, stage_hint: str, column: str) -> np.ndarray:

@@ -14,7 +14,16 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..declaration import CREDIT_CARD, CREDIT_CARD_LAYOUT, DAY_SECONDS, DataDeclaration, Layout
+from ..declaration import (
+    CREDIT_CARD,
+    CREDIT_CARD_LAYOUT,
+    DAY_SECONDS,
+    DataDeclaration,
+    Layout,
+    learn_levels,
+    one_hot,
+    one_hot_names,
+)
 from ..errors import PipelineError, require_file
 from ..params import SplitParams
 from ..schema import validate_raw_frame
@@ -55,7 +64,7 @@ def read_raw_csv(path: str | Path, sha256: str | None = None,
     try:
         layout = declaration.resolve(path, opened.columns)
         try:
-            if layout.keys or layout.time_format == "iso8601" \
+            if layout.keys or layout.categorical or layout.time_format == "iso8601" \
                     or isinstance(layout.positive, str) or isinstance(layout.negative, str):
                 raise ValueError("text columns")  # read as text: keys must stay verbatim
             frame = next(read_frames(opened, dtype=np.float64))
@@ -305,7 +314,8 @@ def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
         labels = cleaned[label].to_numpy()
     # The entities belong to a transaction's identity: on a table of few inputs (raw card
     # transactions: the amount alone), equal amounts of different cards are no duplicates.
-    groups = duplicate_groups(cleaned[[*layout.entities, *layout.features]])
+    groups = duplicate_groups(cleaned[[*layout.entities, *layout.features,
+                                       *layout.categorical]])
     draw_groups = groups if settings.group_duplicates else np.arange(len(cleaned))
     try:
         if settings.method == "time":
@@ -357,13 +367,48 @@ def scale(features: np.ndarray, scaler: StandardScaler, clip: float) -> np.ndarr
     return np.clip(scaler.transform(features), -clip, clip).astype(np.float32)
 
 
-def scaler_to_json(scaler: StandardScaler, clip: float, layout: Layout = CREDIT_CARD_LAYOUT
-                   ) -> dict:
-    return {
+Categories = dict[str, tuple[str, ...]]  # categorical column -> its levels, in order
+
+
+def learn_categories(train: pd.DataFrame, layout: Layout, max_levels: int,
+                     label: str = "the train split") -> Categories:
+    """Each categorical column's levels, from the training split alone (sorted)."""
+    return {column: learn_levels(label, column, train[column].to_numpy(), max_levels)
+            for column in layout.categorical}
+
+
+def encode_categories(table: pd.DataFrame, categories: Categories) -> np.ndarray:
+    """The one-hot blocks, in column order: (rows, total levels) float32 of 0/1; a missing
+    or unseen category is a row of zeros."""
+    blocks = [one_hot(table[column].to_numpy(), levels) for column, levels in categories.items()]
+    return np.concatenate(blocks, axis=1) if blocks else np.zeros((len(table), 0), np.float32)
+
+
+def scaled_features(table: pd.DataFrame, scaler: StandardScaler, clip: float,
+                    layout: Layout, categories: Categories) -> np.ndarray:
+    """What the models read: the scaled numeric features, then the one-hot blocks (0/1,
+    neither standardised nor clipped); float32."""
+    numeric = scale(features_and_labels(table, layout)[0], scaler, clip)
+    if not categories:
+        return numeric
+    return np.concatenate([numeric, encode_categories(table, categories)], axis=1)
+
+
+def scaler_to_json(scaler: StandardScaler, clip: float, layout: Layout = CREDIT_CARD_LAYOUT,
+                   categories: Categories | None = None) -> dict:
+    """The feature specification; `categorical` only with categorical columns (the Credit
+    Card Fraud file stays as it was)."""
+    spec = {
         "inputs": layout.inputs,
         "log_input": layout.amount,
-        "features": layout.features,
+        "features": [*layout.features, *(name for column, levels in (categories or {}).items()
+                                         for name in one_hot_names(column, levels))],
         "mean": [float(v) for v in scaler.mean_],
         "scale": [float(v) for v in scaler.scale_],
         "clip": float(clip),
     }
+    if categories:
+        # A list: write_json sorts keys, and the columns' order is the features' order.
+        spec["categorical"] = [{"column": column, "levels": list(levels)}
+                               for column, levels in categories.items()]
+    return spec

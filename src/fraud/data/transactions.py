@@ -15,6 +15,17 @@
   of their transactions in those days (each with probability 1/3 here) have their amount
   multiplied by 5.
 
+With `transactions.categorical` three text columns are added, drawn after everything else
+(so the other columns and the labels are those of the run without them), each with fraud
+rates that differ by level:
+
+- `merchant_category` (20 codes, per terminal): a terminal ever compromised is 4x as likely
+  to be in one of 4 risky categories as any other terminal;
+- `country` (30 codes, per transaction): the customer's home country, but abroad for 3 % of
+  transactions, and for half of the frauds on a compromised customer's card (scenario 3);
+- `channel` (pos, web, atm): pos 70 %, web 25 %, atm 5 %, but 70 % web for the frauds on a
+  compromised customer's card.
+
 Vectorised with numpy (no loop over customers or transactions), deterministic for its own
 `transactions.seed`: the handbook's size (5,000 customers, 10,000 terminals, 183 days) is
 about 1.75 M transactions with ~0.8 % fraud. The table's layout is `DECLARATION`: the
@@ -28,12 +39,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..declaration import TRANSACTIONS
+from ..declaration import TRANSACTIONS, TRANSACTIONS_CATEGORICAL
 from ..params import TransactionsParams
 
 DECLARATION = TRANSACTIONS  # the layout of what `simulate` writes
+CATEGORICAL_DECLARATION = TRANSACTIONS_CATEGORICAL  # ... with transactions.categorical
 COLUMNS = ("transaction_id", "tx_datetime", "customer_id", "terminal_id", "tx_amount",
-           "tx_fraud")  # the file's order
+           "tx_fraud")  # the file's order; the categorical columns go before tx_fraud
+MERCHANT_CATEGORIES = tuple(f"mcc{i:02d}" for i in range(1, 21))
+RISKY_CATEGORIES, RISK_FACTOR = 4, 4.0      # the first 4 codes
+COUNTRIES = tuple(f"c{i:02d}" for i in range(1, 31))
+ABROAD_LEGIT, ABROAD_COMPROMISED = 0.03, 0.5
+CHANNELS = ("pos", "web", "atm")
+CHANNEL_LEGIT, CHANNEL_COMPROMISED = (0.70, 0.25, 0.05), (0.25, 0.70, 0.05)
 GRID = 100.0
 DAY_SECONDS = 86_400
 TIME_SD = 20_000.0
@@ -111,11 +129,42 @@ def simulate(settings: TransactionsParams) -> pd.DataFrame:
 
     stamps = np.datetime64(settings.start, "s") + (day * DAY_SECONDS + seconds).astype(
         "timedelta64[s]")
-    return pd.DataFrame({
+    table = pd.DataFrame({
         "transaction_id": np.arange(len(day)),
         "tx_datetime": np.datetime_as_string(stamps, unit="s"),
-        "customer_id": customer, "terminal_id": terminal, "tx_amount": amount,
-        "tx_fraud": fraud.astype(np.int8)})
+        "customer_id": customer, "terminal_id": terminal, "tx_amount": amount})
+    if settings.categorical:  # drawn last: nothing above depends on the switch
+        table = table.assign(**_categorical_columns(
+            rng, n_c, bad_terminals.any(axis=0), customer, terminal, taken))
+    return table.assign(tx_fraud=fraud.astype(np.int8))
+
+
+def _categorical_columns(rng: np.random.Generator, n_customers: int, ever_bad: np.ndarray,
+                         customer: np.ndarray, terminal: np.ndarray,
+                         stolen: np.ndarray
+                         ) -> dict[str, np.ndarray]:
+    """merchant_category per terminal, country and channel per transaction (docstring)."""
+    weights = np.ones((2, len(MERCHANT_CATEGORIES)))
+    weights[1, :RISKY_CATEGORIES] = RISK_FACTOR
+    weights /= weights.sum(axis=1, keepdims=True)
+    draws = rng.random(len(ever_bad))
+    category = np.where(ever_bad,
+                        np.searchsorted(np.cumsum(weights[1]), draws, side="right"),
+                        np.searchsorted(np.cumsum(weights[0]), draws, side="right"))
+    home = rng.integers(0, len(COUNTRIES), n_customers)[customer]
+    abroad = rng.random(len(customer)) < np.where(stolen, ABROAD_COMPROMISED,
+                                                  ABROAD_LEGIT)
+    elsewhere = (home + rng.integers(1, len(COUNTRIES), len(customer))) % len(COUNTRIES)
+    country = np.where(abroad, elsewhere, home)
+    draws = rng.random(len(customer))
+    channel = np.where(stolen,
+                       np.searchsorted(np.cumsum(CHANNEL_COMPROMISED), draws, side="right"),
+                       np.searchsorted(np.cumsum(CHANNEL_LEGIT), draws, side="right"))
+    channel = np.minimum(channel, len(CHANNELS) - 1)
+    return {"merchant_category": np.asarray(MERCHANT_CATEGORIES)[
+                np.minimum(category, len(MERCHANT_CATEGORIES) - 1)][terminal],
+            "country": np.asarray(COUNTRIES)[country],
+            "channel": np.asarray(CHANNELS)[channel]}
 
 
 def write_transactions(settings: TransactionsParams, out: Path) -> int:

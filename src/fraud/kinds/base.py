@@ -81,6 +81,10 @@ class ModelKind:
     logit_graph: Callable[[Any, int], LogitGraph] | None = None  # model, inputs -> ONNX
     # Whether its params section trains it with balanced class weights (prior correction).
     balanced: Callable[[Any], bool] = lambda section: False
+    # Whether it splits categorical columns natively: it then reads each one-hot block as one
+    # column of level codes (NaN: missing or unseen), the last columns of its features, and
+    # its `fit` takes `categorical=` their number (serving/peer_onnx.py: `codes_graph`).
+    native_categorical: bool = False
 
 
 def const(name: str, value: Any, dtype: Any) -> Any:

@@ -14,6 +14,7 @@ against the float64 threshold).
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -33,6 +34,7 @@ ML_OPSET = 5
 ML_DOMAIN = "ai.onnx.ml"
 # TreeEnsemble's attribute codes (ONNX operator docs, ai.onnx.ml.TreeEnsemble-5).
 _BRANCH_LEQ = 0
+_BRANCH_MEMBER = 6  # the feature's value is one of the node's membership_values
 _AGGREGATE_SUM = 1
 _POST_TRANSFORM_NONE = 0
 
@@ -75,10 +77,15 @@ def parse_gbdt(raw: dict[str, Any], p: Checks) -> GbdtParams:
     return result
 
 
-def _gbdt(params: GbdtParams, seed: int, max_iter: int, early_stopping: bool) -> Any:
+def _gbdt(params: GbdtParams, seed: int, max_iter: int, early_stopping: bool,
+          categorical_features: Any = None) -> Any:
     from sklearn.ensemble import HistGradientBoostingClassifier
 
+    # Without categorical columns, scikit-learn's default stays (the saved model unchanged).
+    categorical = {} if categorical_features is None else \
+        {"categorical_features": categorical_features}
     return HistGradientBoostingClassifier(
+        **categorical,
         learning_rate=params.learning_rate, l2_regularization=params.l2_regularization,
         max_iter=max_iter, max_leaf_nodes=params.max_leaf_nodes,
         min_samples_leaf=params.min_samples_leaf, early_stopping=early_stopping,
@@ -86,8 +93,12 @@ def _gbdt(params: GbdtParams, seed: int, max_iter: int, early_stopping: bool) ->
         scoring=params.scoring, random_state=seed)
 
 
-def fit_gbdt(train: Split, val: Split, params: GbdtParams, seed: int) -> Fit:
+def fit_gbdt(train: Split, val: Split, params: GbdtParams, seed: int,
+             categorical: int = 0) -> Fit:
     """HistGradientBoostingClassifier, early-stopped on OUR validation split, best kept.
+
+    `categorical`: the last columns are that many categorical columns' level codes (NaN:
+    missing or unseen), split natively (a subset of levels to each side).
 
     scikit-learn stops `n_iter_no_change` iterations after the best validation score and keeps
     those extra trees; Keras restores its best epoch. Boosting is sequential and the fit
@@ -98,12 +109,16 @@ def fit_gbdt(train: Split, val: Split, params: GbdtParams, seed: int) -> Fit:
     """
     from . import _scikit
 
-    train, val = _scikit.check_pair(train, val)
+    if not categorical:
+        train, val = _scikit.check_pair(train, val)
+    width = train[0].shape[1]
+    mask = [i >= width - categorical for i in range(width)] if categorical else None
     start = time.perf_counter()
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(_scikit.THREADS, user_api="openmp"):
-        search = _gbdt(params, seed, params.max_iter, early_stopping=True)
+        search = _gbdt(params, seed, params.max_iter, early_stopping=True,
+                       categorical_features=mask)
         search.fit(*train, X_val=val[0], y_val=val[1])
     # validation_score_[i]: the score after i iterations (higher is better, loss negated).
     best_iter = max(1, int(np.argmax(search.validation_score_)))
@@ -163,10 +178,15 @@ def _fitted_problem(model: Any) -> str | None:
 
 
 def _add_branch(arrays: dict[str, list[Any]], feature: int, split: float,
-                true: tuple[int, bool], false: tuple[int, bool], missing_true: bool) -> None:
-    """One interior node; `true`/`false`: (index, is it a leaf) of the child on that side."""
+                true: tuple[int, bool], false: tuple[int, bool], missing_true: bool,
+                members: list[float] | None = None) -> None:
+    """One interior node; `true`/`false`: (index, is it a leaf) of the child on that side;
+    `members`: a categorical split's left levels (codes)."""
     arrays["features"].append(feature)
     arrays["splits"].append(split)
+    arrays["modes"].append(_BRANCH_LEQ if members is None else _BRANCH_MEMBER)
+    if members is not None:  # each node's members, NaN-delimited (TreeEnsemble-5)
+        arrays["members"].extend([*members, math.nan])
     for side, (index, is_leaf) in (("true", true), ("false", false)):
         arrays[f"{side}_ids"].append(index)
         arrays[f"{side}_leaf"].append(int(is_leaf))
@@ -182,11 +202,10 @@ def _tree_arrays(model: Any) -> dict[str, list[Any]]:
     """
     arrays: dict[str, list[Any]] = {key: [] for key in (
         "roots", "features", "splits", "true_ids", "true_leaf", "false_ids", "false_leaf",
-        "missing_true", "leaf_weights")}
+        "missing_true", "leaf_weights", "modes", "members")}
+    columns, raw_levels = _column_order(model)
     for (predictor,) in model._predictors:
         nodes = predictor.nodes
-        if nodes["is_categorical"].any():
-            raise PipelineError("gbdt: categorical splits are not supported in the detector")
         is_leaf = nodes["is_leaf"].astype(bool)
         leaves, branches = np.flatnonzero(is_leaf), np.flatnonzero(~is_leaf)
         # node index -> (its index among the ensemble's leaves or branches, is it a leaf)
@@ -197,10 +216,35 @@ def _tree_arrays(model: Any) -> dict[str, list[Any]]:
         if not len(branches):
             _add_branch(arrays, 0, 0.0, ids[0], ids[0], False)
         for node in nodes[branches]:
-            _add_branch(arrays, int(node["feature_idx"]), float(node["num_threshold"]),
+            feature = int(node["feature_idx"])
+            members = _left_levels(predictor.raw_left_cat_bitsets[node["bitset_idx"]],
+                                   raw_levels[feature]) if node["is_categorical"] else None
+            _add_branch(arrays, int(columns[feature]), float(node["num_threshold"]),
                         ids[int(node["left"])], ids[int(node["right"])],
-                        bool(node["missing_go_to_left"]))
+                        bool(node["missing_go_to_left"]), members)
     return arrays
+
+
+def _column_order(model: Any) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """scikit-learn (1.4+) puts categorical columns first and ordinal-encodes them before the
+    trees see them: per tree feature, its column of the model's input, and for a categorical
+    one the input values its ordinal codes stand for."""
+    if getattr(model, "_preprocessor", None) is None:
+        return np.arange(model.n_features_in_), {}
+    categorical = np.asarray(model.is_categorical_, dtype=bool)
+    columns = np.concatenate([np.flatnonzero(categorical), np.flatnonzero(~categorical)])
+    encoder = model._preprocessor.named_transformers_["encoder"]
+    return columns, {i: np.asarray(values, dtype=np.float64)
+                     for i, values in enumerate(encoder.categories_)}
+
+
+def _left_levels(bitset: np.ndarray, raw_levels: np.ndarray) -> list[float]:
+    """The input values a categorical split sends left: the set bits of its 256-bit set,
+    ordinal codes, mapped back to the values they encode. A split that sends only missing
+    values left has none: ONNX Runtime wants at least one member, so it gets -1, a code no
+    row has (missing and unseen are NaN)."""
+    bits = np.unpackbits(np.asarray(bitset, dtype="<u4").view(np.uint8), bitorder="little")
+    return [float(raw_levels[code]) for code in np.flatnonzero(bits)] or [-1.0]
 
 
 def gbdt_graph(model: Any, n_features: int = 0) -> LogitGraph:
@@ -216,7 +260,9 @@ def gbdt_graph(model: Any, n_features: int = 0) -> LogitGraph:
         n_targets=1, aggregate_function=_AGGREGATE_SUM, post_transform=_POST_TRANSFORM_NONE,
         tree_roots=a["roots"], nodes_featureids=a["features"],
         nodes_splits=const("nodes_splits", a["splits"], np.float64),
-        nodes_modes=const("nodes_modes", [_BRANCH_LEQ] * len(a["features"]), np.uint8),
+        nodes_modes=const("nodes_modes", a["modes"], np.uint8),
+        **({"membership_values": const("membership_values", a["members"], np.float64)}
+           if a["members"] else {}),
         nodes_truenodeids=a["true_ids"], nodes_trueleafs=a["true_leaf"],
         nodes_falsenodeids=a["false_ids"], nodes_falseleafs=a["false_leaf"],
         nodes_missing_value_tracks_true=a["missing_true"],
@@ -255,5 +301,15 @@ KINDS = (ModelKind(
         ("sklearn._loss._loss", "CyHalfBinomialLoss", "LossNode"),
         ("sklearn._loss.link", "LogitLink", "ObjectNode"),
         ("sklearn._loss.link", "Interval", "ObjectNode"),
+        # With categorical columns, scikit-learn's own ordinal encoding of them (named
+        # functions and types only: no arbitrary callable is trusted).
+        ("sklearn.compose._column_transformer", "ColumnTransformer", "ObjectNode"),
+        ("sklearn.preprocessing._encoders", "OrdinalEncoder", "ObjectNode"),
+        ("sklearn.preprocessing._function_transformer", "FunctionTransformer", "ObjectNode"),
+        ("sklearn.utils.validation", "check_array", "FunctionNode"),
+        ("functools", "partial", "PartialNode"),
+        ("builtins", "int", "TypeNode"),
+        ("builtins", "slice", "SliceNode"),
+        ("numpy", "float64", "TypeNode"),
     }),
-    fitted_problem=_fitted_problem, logit_graph=gbdt_graph),)
+    fitted_problem=_fitted_problem, logit_graph=gbdt_graph, native_categorical=True),)

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ..declaration import CREDIT_CARD_LAYOUT, shown_columns
+from ..declaration import CREDIT_CARD_LAYOUT, MAX_LEVELS_CEILING, level_codes, shown_columns
 from ..errors import PipelineError, printable, printable_names
 from ..files import read_json_file
 
@@ -90,9 +90,30 @@ def build_profile(values: np.ndarray, bins: int = BINS) -> Profile:
 
 
 @dataclass(frozen=True)
+class LevelProfile:
+    """A categorical column's bins: one per level learnt on the training split, in order,
+    then one for everything else (unseen or missing text: none of the known levels, as the
+    detector encodes it). `psi` reads its counts as any profile's."""
+    levels: tuple[str, ...]
+    counts: np.ndarray  # int64, len(levels) + 1; the last bin (unseen) is 0 on training data
+
+    def bin_counts(self, values: np.ndarray) -> np.ndarray:
+        """Rows of `values` per level, then unseen or missing ones."""
+        codes = level_codes(values, self.levels)
+        codes[codes < 0] = len(self.levels)
+        return np.bincount(codes, minlength=len(self.levels) + 1).astype(np.int64)
+
+
+def build_level_profile(values: np.ndarray, levels: Sequence[str]) -> LevelProfile:
+    """The training split's rows per level (the scale stage's levels, scaler.json)."""
+    profile = LevelProfile(levels=tuple(levels), counts=np.zeros(len(levels) + 1, np.int64))
+    return LevelProfile(levels=profile.levels, counts=profile.bin_counts(values))
+
+
+@dataclass(frozen=True)
 class Reference:
     """The training data's profiles: one per input column, and the score's."""
-    columns: dict[str, Profile]  # the model's input columns, in order
+    columns: dict[str, Profile | LevelProfile]  # the model's input columns, in order
     score: Profile
     rows: int
     bins: int = BINS                 # asked for; a column with ties has fewer
@@ -100,13 +121,19 @@ class Reference:
 
 
 def column_profiles(features: np.ndarray, bins: int = BINS,
-                    names: Sequence[str] = CREDIT_CARD_LAYOUT.inputs) -> dict[str, Profile]:
+                    names: Sequence[str] = CREDIT_CARD_LAYOUT.inputs,
+                    levels: dict[str, tuple[str, ...]] | None = None
+                    ) -> dict[str, Profile | LevelProfile]:
     """The profiles of raw inputs `features` (rows, one per name): they do not depend on
-    the model, so one set serves the references of several models."""
-    features = np.asarray(features, dtype=np.float64)
+    the model, so one set serves the references of several models. A column in `levels`
+    (categorical: its training levels) is profiled over them, plus an unseen bin."""
+    levels = levels or {}
+    features = np.asarray(features, dtype=object if levels else np.float64)
     if features.ndim != 2 or features.shape[1] != len(names):
         raise ValueError(f"expected (rows, {len(names)}) features, got {features.shape}")
-    return {name: build_profile(features[:, i], bins) for i, name in enumerate(names)}
+    return {name: build_level_profile(features[:, i], levels[name]) if name in levels
+            else build_profile(np.asarray(features[:, i], dtype=np.float64), bins)
+            for i, name in enumerate(names)}
 
 
 def build_reference(features: np.ndarray, scores: np.ndarray,
@@ -115,7 +142,8 @@ def build_reference(features: np.ndarray, scores: np.ndarray,
                     names: Sequence[str] = CREDIT_CARD_LAYOUT.inputs) -> Reference:
     """The reference of raw inputs `features` (rows, one per name) and their `scores`;
     `columns`: column_profiles(features, names) when already built."""
-    features = np.asarray(features, dtype=np.float64)
+    if columns is None or all(isinstance(p, Profile) for p in columns.values()):
+        features = np.asarray(features, dtype=np.float64)
     scores = np.asarray(scores, dtype=np.float64).reshape(-1)
     if features.ndim != 2 or features.shape[1] != len(names) \
             or len(scores) != len(features):
@@ -127,7 +155,9 @@ def build_reference(features: np.ndarray, scores: np.ndarray,
                      model_sha256=model_sha256)
 
 
-def _profile_json(profile: Profile) -> dict[str, Any]:
+def _profile_json(profile: Profile | LevelProfile) -> dict[str, Any]:
+    if isinstance(profile, LevelProfile):
+        return {"levels": list(profile.levels), "counts": [int(v) for v in profile.counts]}
     return {"cuts": [float(v) for v in profile.cuts],
             "counts": [int(v) for v in profile.counts]}
 
@@ -157,11 +187,32 @@ def _finite(value: Any) -> bool:
         return False
 
 
-def _parse_profile(data: Any, rows: int, bins: int, label: str, name: str) -> Profile:
+def _parse_levels(data: dict[str, Any], rows: int, label: str, name: str) -> LevelProfile:
+    """A categorical column's bins: its training levels (distinct, non-empty text), then
+    the unseen bin; training rows in every level's bin."""
+    levels, counts = data["levels"], data.get("counts")
+    if not isinstance(levels, list) or not levels or len(levels) > MAX_LEVELS_CEILING \
+            or not all(isinstance(v, str) and v for v in levels) \
+            or len(set(levels)) != len(levels) or not isinstance(counts, list) \
+            or len(counts) != len(levels) + 1 \
+            or not all(type(v) is int and v >= 0 for v in counts):
+        raise _bad(label, f"{name}: expected 1 to {MAX_LEVELS_CEILING} distinct levels and "
+                          "one whole count >= 0 more (the unseen bin)")
+    if sum(counts) != rows or 0 in counts[:-1]:
+        raise _bad(label, f"{name}: its counts must add up to the reference's {rows:,} rows, "
+                          "with training rows at every level")
+    return LevelProfile(levels=tuple(levels), counts=np.asarray(counts, dtype=np.int64))
+
+
+def _parse_profile(data: Any, rows: int, bins: int, label: str, name: str
+                   ) -> Profile | LevelProfile:
     """One column's bins, as build_profile makes them: at least one cut for the score (one
     bin shows no drift, ever; only an input constant in training has one), at most `bins`
-    bins, and training rows in every bin (an empty one would
-    make every batch row there weigh 1/EMPTY_BIN_SHARE times its share: PSI 8-16)."""
+    bins, and training rows in every bin (an empty one would make every batch row there
+    weigh 1/EMPTY_BIN_SHARE times its share: PSI 8-16). A categorical column's has levels
+    instead of cuts (`_parse_levels`)."""
+    if isinstance(data, dict) and "levels" in data and name != SCORE:
+        return _parse_levels(data, rows, label, name)
     if not isinstance(data, dict) or not isinstance(data.get("cuts"), list) \
             or not isinstance(data.get("counts"), list):
         raise _bad(label, f"{name}: expected an object with lists 'cuts' and 'counts'")
@@ -217,7 +268,8 @@ def reference_from_json(data: Any, label: str,
     return Reference(
         columns={name: _parse_profile(columns[name], rows, bins, label, name)
                  for name in inputs},
-        score=_parse_profile(data.get(SCORE), rows, bins, label, SCORE), rows=rows, bins=bins,
+        score=_parse_profile(data.get(SCORE), rows, bins, label, SCORE),  # type: ignore[arg-type]
+        rows=rows, bins=bins,
         model_sha256=sha)
 
 

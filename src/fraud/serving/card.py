@@ -89,10 +89,20 @@ def scoring_layout(path: Path, onnx_model: Any, card: dict[str, Any] | None,
         raise PipelineError(f"{card_path}: the card's history columns are not among its "
                             "model's inputs; pass the model's own card (--card)")
     numeric = [c for c in (inputs[:-1] if log_input else inputs) if c not in history]
+    from .contract import check_categories
+
+    if onnx_model is not None:
+        found = json.loads(onnx_model.metadata.get("categorical", "[]"))
+    else:  # a .keras detector: its card says (export.model_card's `categorical`)
+        found = ((card or {}).get("categorical") or {}).get("columns")
+    categorical = tuple(check_categories(str(card_path), found or [], inputs,
+                                         "export the model again"))
+    categorical_columns = tuple(column for column, _ in categorical)
     return Layout(label=name("label") or "", positive=value("positive", 1),
                   negative=value("negative", 0), time=name("time"), time_format="auto",
                   ids=ids, entities=tuple(e for e in names("entities") if e not in ids),
-                  numeric=tuple(numeric), amount=log_input, drop=(), history=history)
+                  numeric=tuple(numeric), amount=log_input, drop=(), history=history,
+                  categorical=categorical_columns)
 
 
 def card_history(data: dict[str, Any], card_path: Path) -> HistorySpec:
@@ -123,9 +133,10 @@ def detector_inputs(path: Path, onnx_model: Any, card: dict[str, Any] | None, ca
 
     if onnx_model is not None and "input_columns" in onnx_model.metadata:
         info = read_detector_metadata(onnx_model.metadata, str(path), "export")
-        if len(info.inputs) != onnx_model.columns:
+        taken = getattr(onnx_model, "numeric_columns", onnx_model.columns)
+        if len(info.inputs) != taken or len(info.categories) != onnx_model.columns - taken:
             raise PipelineError(f"{path}: names {len(info.inputs)} input columns but takes "
-                                f"{onnx_model.columns}; export it again")
+                                f"{taken}; export it again")
         return info.inputs, info.log_input
     columns = card.get("input_columns") if card else None
     if columns is None and (onnx_model is None

@@ -30,7 +30,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..declaration import CREDIT_CARD_LAYOUT, LOG_PREFIX
+from ..declaration import (
+    CREDIT_CARD_LAYOUT,
+    LOG_PREFIX,
+    MISSING_TEXT,
+    codes_of_one_hot,
+    one_hot_names,
+)
 from ..errors import PipelineError
 from ..files import read_json_file
 
@@ -38,6 +44,9 @@ if TYPE_CHECKING:
     import onnx
 
 INPUT_NAME = "transaction"
+# The categorical columns' text, (rows, categorical columns) string, when data.categorical
+# declares some (a detector without them has the one input above).
+CATEGORY_INPUT = "category"
 NETWORK_INPUT = "features"  # the trained network's input: scaled features, float32
 INPUT_DTYPE = "float64"
 OUTPUT_NAME = "probability"
@@ -55,10 +64,31 @@ class ScalerStats:
     # (log(x + clean.eps)); the Credit Card Fraud table's unless said.
     inputs: tuple[str, ...] = tuple(CREDIT_CARD_LAYOUT.inputs)
     log_input: str | None = CREDIT_CARD_LAYOUT.amount
+    # The categorical columns, in order, each with its levels learnt on the training split
+    # (sorted): one-hot features after the numeric ones, all zeros for an unseen category.
+    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
     @property
     def features(self) -> list[str]:
-        return features_of(self.inputs, self.log_input)
+        """The scaled arrays' columns: the numeric features, then the one-hot blocks."""
+        return [*features_of(self.inputs, self.log_input),
+                *(name for column, levels in self.categories
+                  for name in one_hot_names(column, levels))]
+
+    @property
+    def categorical(self) -> tuple[str, ...]:
+        return tuple(column for column, _ in self.categories)
+
+    def codes(self, features: np.ndarray) -> np.ndarray:
+        """The scaled arrays with each one-hot block as one column of level codes (float64,
+        NaN: missing or unseen), what a kind with native categorical splits reads; the
+        ONNX twin is peer_onnx.codes_graph."""
+        start = len(self.features) - sum(len(levels) for _, levels in self.categories)
+        columns = [np.asarray(features[:, :start], dtype=np.float64)]
+        for _, levels in self.categories:
+            columns.append(codes_of_one_hot(features[:, start:start + len(levels)])[:, None])
+            start += len(levels)
+        return np.concatenate(columns, axis=1)
 
     @property
     def n_plain(self) -> int:
@@ -103,9 +133,13 @@ def read_scaler(path: str | Path, clip: float) -> ScalerStats:
                             "scale and clip; run the scale stage again")
     inputs, log_input = _check_spec(str(path), data["inputs"], data["log_input"],
                                     "run the scale stage again")
-    if data["features"] != features_of(inputs, log_input):
+    categories = check_categories(str(path), data.get("categorical", []), inputs,
+                                  "run the scale stage again")
+    expected = ScalerStats(np.zeros(0), np.zeros(0), clip, inputs, log_input,
+                           categories).features
+    if data["features"] != expected:
         raise PipelineError(f"{path}: features are {data['features']}, expected "
-                            f"{features_of(inputs, log_input)}; run the scale stage again")
+                            f"{expected}; run the scale stage again")
     try:
         mean = np.asarray(data["mean"], dtype=np.float64)
         scale = np.asarray(data["scale"], dtype=np.float64)
@@ -117,7 +151,34 @@ def read_scaler(path: str | Path, clip: float) -> ScalerStats:
     if stored_clip != clip:
         raise PipelineError(f"{path}: written with clip {stored_clip:g}, but scale.clip is "
                             f"{clip:g}; run the scale stage again (dvc repro)")
-    return ScalerStats(mean=mean, scale=scale, clip=clip, inputs=inputs, log_input=log_input)
+    return ScalerStats(mean=mean, scale=scale, clip=clip, inputs=inputs, log_input=log_input,
+                       categories=categories)
+
+
+def categories_json(categories: tuple[tuple[str, tuple[str, ...]], ...]
+                    ) -> list[dict[str, object]]:
+    """The categorical columns as scaler.json, the detector's metadata and the card carry
+    them: a list (JSON files are written with sorted keys: an object would lose the
+    columns' order), `[{"column": name, "levels": [...]}, ...]`."""
+    return [{"column": column, "levels": list(levels)} for column, levels in categories]
+
+
+def check_categories(label: str, value: object, inputs: tuple[str, ...], fix: str
+                     ) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """`categories_json`'s list, checked: distinct columns apart from the numeric inputs,
+    levels distinct, sorted, non-empty text."""
+    ok = isinstance(value, list) and all(
+        isinstance(entry, dict) and set(entry) == {"column", "levels"}
+        and isinstance(entry["column"], str) and entry["column"] not in inputs
+        and isinstance(entry["levels"], list) and entry["levels"]
+        and all(isinstance(v, str) and v != MISSING_TEXT for v in entry["levels"])
+        and entry["levels"] == sorted(set(entry["levels"])) for entry in value)
+    columns = [entry["column"] for entry in value] if ok else []  # type: ignore[union-attr]
+    if not ok or len(set(columns)) != len(columns):
+        raise PipelineError(f"{label}: its categorical levels are not a list of distinct "
+                            f"columns, each with sorted, distinct, non-empty levels; {fix}")
+    return tuple((entry["column"], tuple(entry["levels"]))  # type: ignore[index]
+                 for entry in value)  # type: ignore[union-attr]
 
 
 # --- what the `.onnx` detector carries about itself (ONNX metadata_props: strings) -----------
@@ -133,16 +194,21 @@ class DetectorInfo:
     scale: np.ndarray
     keras_sha256: str          # the `.keras` detector written with it, by the same train run
     versions: dict[str, str]   # the libraries that wrote it
+    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()  # as ScalerStats'
 
     def stats(self) -> ScalerStats:
         return ScalerStats(mean=self.mean, scale=self.scale, clip=self.clip,
-                           inputs=self.inputs, log_input=self.log_input)
+                           inputs=self.inputs, log_input=self.log_input,
+                           categories=self.categories)
 
 
 def detector_metadata(strategy: str, stats: ScalerStats, eps: float, keras_sha256: str,
                       versions: dict[str, str]) -> dict[str, str]:
-    """The `.onnx` detector's metadata (JSON strings; floats round-trip exactly)."""
-    return {"model_name": MODEL_NAME, "strategy": strategy,
+    """The `.onnx` detector's metadata (JSON strings; floats round-trip exactly). The
+    categorical levels only when there are some: a detector without is as it always was."""
+    categorical = {"categorical": json.dumps(categories_json(stats.categories))} \
+        if stats.categories else {}
+    return {**categorical, "model_name": MODEL_NAME, "strategy": strategy,
             "input_columns": json.dumps(list(stats.inputs)),
             "log_input": json.dumps(stats.log_input), "eps": json.dumps(float(eps)),
             "clip": json.dumps(float(stats.clip)),
@@ -164,7 +230,9 @@ def read_detector_metadata(metadata: dict[str, str], label: str, stage: str) -> 
             mean=np.asarray(json.loads(metadata["mean"]), dtype=np.float64),
             scale=np.asarray(json.loads(metadata["scale"]), dtype=np.float64),
             keras_sha256=metadata["keras_sha256"],
-            versions=dict(json.loads(metadata["versions"])))
+            versions=dict(json.loads(metadata["versions"])),
+            categories=check_categories(label, json.loads(metadata.get("categorical", "[]")),
+                                        inputs, fix))
     except (KeyError, TypeError, ValueError) as error:
         raise PipelineError(f"{label}: not a fraud detector written by train_baseline, "
                             f"train_weighted or train_resampled (metadata: "

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..data.rawcsv import STDIN_LABEL, STDIO, OpenedCsv, open_csv, read_frames
 from ..decision import Decision
-from ..declaration import CREDIT_CARD_LAYOUT, Layout
+from ..declaration import CREDIT_CARD_LAYOUT, Layout, category_text
 from ..errors import PipelineError
 from ..schema import (
     check_header,
@@ -87,7 +87,7 @@ def open_input(source: str | Path, stdin: BinaryIO | None = None,
         id_columns = [*declared, *id_columns]
         check_id_columns(opened.label, opened.columns, id_columns, layout)
         check_header(Path(opened.label), [c for c in opened.columns if c not in id_columns],
-                     layout.inputs, optional_columns(layout), extra_hint=ID_HINT)
+                     layout.model_inputs, optional_columns(layout), extra_hint=ID_HINT)
     except BaseException:
         opened.close()
         raise
@@ -99,7 +99,7 @@ def check_id_columns(label: str, columns: list[str], id_columns: Sequence[str],
                      layout: Layout) -> None:
     """Key columns must be in the header, named once, and not be what predict reads."""
     for name in id_columns:
-        if name in (*layout.inputs, layout.label):
+        if name in (*layout.model_inputs, layout.label):
             raise PipelineError(f"--id-column {printable(name)}: the model reads it, or it is "
                                 "copied anyway; a key column is another one (an ID)")
         if list(id_columns).count(name) > 1:
@@ -145,7 +145,9 @@ def check_not_an_input(output: str | Path, inputs: dict[str, str | Path | None])
 @dataclass
 class Chunk:
     first_line: int                 # file line of the first row (the header is line 1)
-    features: np.ndarray            # (rows, inputs) float64, the model's input order
+    features: np.ndarray            # (rows, inputs) float64, the model's input order; with
+    #                                 categorical columns an object array, their text last
+    numbers: np.ndarray             # (rows, numeric inputs) float64: the amount is the last
     labels: np.ndarray | None       # 0.0 / 1.0, NaN when blank (unlabelled); None: no label
     keys: list[np.ndarray]          # the key columns' cells as text, in --id-column order
 
@@ -153,11 +155,15 @@ class Chunk:
 def _read_options(opened: OpenedInput) -> dict[str, object]:
     """Only the columns predict uses are converted; keys and the label are read as text."""
     label, inputs = opened.layout.label, opened.layout.inputs
+    categorical = list(opened.layout.categorical)
     text = [*opened.id_columns, *([label] if opened.has_label else [])]
     na_values: dict[str, list[str]] = dict.fromkeys(inputs, NA_STRINGS)
     if opened.has_label:
         na_values[label] = [""]
-    return {"usecols": [*inputs, *text], "dtype": dict.fromkeys(text, str),
+    # A categorical cell is text as written ("NA" is a level); only an empty one is missing.
+    na_values.update(dict.fromkeys(categorical, [""]))
+    return {"usecols": [*inputs, *categorical, *text],
+            "dtype": dict.fromkeys([*text, *categorical], str),
             "keep_default_na": False, "na_values": na_values}
 
 
@@ -171,8 +177,14 @@ def read_chunks(opened: OpenedInput, chunk_size: int = DEFAULT_CHUNK_ROWS) -> It
             continue
         valid = validate_raw_frame(label, frame[checked].copy(), first_line=line,
                                    require_label=has_label, blank_labels=True, layout=layout)
-        yield Chunk(first_line=line,
-                    features=valid[layout.inputs].to_numpy(dtype=np.float64),
+        numbers = valid[layout.inputs].to_numpy(dtype=np.float64)
+        features = numbers
+        if layout.categorical:
+            features = np.empty((len(frame), len(layout.model_inputs)), dtype=object)
+            features[:, :len(layout.inputs)] = numbers
+            for i, column in enumerate(layout.categorical):
+                features[:, len(layout.inputs) + i] = category_text(frame[column].to_numpy())
+        yield Chunk(first_line=line, features=features, numbers=numbers,
                     labels=(valid[layout.label].to_numpy(dtype=np.float64) if has_label
                             else None),
                     keys=[frame[name].to_numpy(dtype=object) for name in opened.id_columns])
@@ -271,7 +283,7 @@ def score(opened: OpenedInput, out: TextIO, predict: Callable[[np.ndarray], np.n
                                   opened.id_columns,
                                   explain.names if explain else ()))
         extra = functools.partial(explain, chunk.features) if explain else None
-        text, count = format_rows(probabilities, decision, chunk.features, chunk.labels,
+        text, count = format_rows(probabilities, decision, chunk.numbers, chunk.labels,
                                   chunk.keys, extra)
         out.write(text)
         rows += len(chunk.features)

@@ -39,13 +39,14 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper
+from onnx import helper
 
 from ..declaration import shown_columns
 from ..errors import PipelineError
 from ..schema import PREPROCESS_NAME
 from ..training.network import keras, tf
 from .contract import (
+    CATEGORY_INPUT,
     INPUT_DTYPE,
     INPUT_NAME,
     MODEL_NAME,
@@ -54,7 +55,7 @@ from .contract import (
     ScalerStats,
     save_onnx,
 )
-from .preprocess_graph import OPSET, ROWS, preprocess_graph
+from .preprocess_graph import OPSET, ROWS, detector_inputs, preprocess_graph, preprocess_opsets
 
 # The ONNX operator set: pinned, so that a new tf2onnx default does not change the files.
 # 17 is read by ONNX Runtime 1.11 (2022) and later, in every language.
@@ -101,17 +102,34 @@ def build_preprocess(stats: ScalerStats, eps: float) -> keras.Model:
     standardised = _name(ops.divide(centred, stats.scale), "standardise_scale")
     clipped = _name(ops.clip(standardised, -float(stats.clip), float(stats.clip)), "clip")
     out = _name(ops.cast(clipped, "float32"), "to_float32")
-    return keras.Model(raw, out, name=PREPROCESS_NAME)
+    if not stats.categories:
+        return keras.Model(raw, out, name=PREPROCESS_NAME)
+    text = keras.Input(shape=(len(stats.categories),), dtype="string", name="text")
+    blocks = [out]
+    for i, (_, levels) in enumerate(stats.categories):
+        # One out-of-vocabulary index (0) takes unseen and missing text; dropping its
+        # column leaves them none of the known levels, as the ONNX OneHotEncoder's zeros=1.
+        lookup = keras.layers.StringLookup(vocabulary=list(levels), num_oov_indices=1,
+                                           output_mode="one_hot", name=f"category_{i}")
+        encoded = lookup(_name(text[:, i], f"category_{i}_text"))
+        blocks.append(_name(ops.cast(encoded[:, 1:], "float32"), f"category_{i}_one_hot"))
+    features = _name(ops.concatenate(blocks, axis=1), "with_categories")
+    return keras.Model([raw, text], features, name=PREPROCESS_NAME)
 
 
 def build_detector(network: keras.Model, stats: ScalerStats, eps: float) -> keras.Model:
-    """transaction → preprocess → the network's layers (weights shared, not copied)."""
+    """transaction [, category] → preprocess → the network's layers (weights shared)."""
     preprocess = build_preprocess(stats, eps)
     raw = keras.Input(shape=(len(stats.inputs),), dtype=INPUT_DTYPE, name=INPUT_NAME)
-    x = preprocess(raw)
+    if stats.categories:
+        text = keras.Input(shape=(len(stats.categories),), dtype="string", name=CATEGORY_INPUT)
+        inputs: Any = [raw, text]
+        x = preprocess([raw, text])
+    else:
+        inputs, x = raw, preprocess(raw)
     for layer in network.layers:
         x = layer(x)
-    return keras.Model(raw, x, name=MODEL_NAME)
+    return keras.Model(inputs, x, name=MODEL_NAME)
 
 
 # --- ONNX ---------------------------------------------------------------------------------
@@ -194,13 +212,16 @@ def detector_onnx(network: onnx.ModelProto, stats: ScalerStats, eps: float,
                   metadata: dict[str, str]) -> onnx.ModelProto:
     """transaction (rows, inputs) float64 → preprocess → the network → probability (rows, 1)."""
     nodes, constants = preprocess_graph(stats, eps, NETWORK_INPUT)
-    transaction = helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE,
-                                                [ROWS, len(stats.inputs)])
-    graph = helper.make_graph([*nodes, *network.graph.node], MODEL_NAME, [transaction],
-                              list(network.graph.output),
+    graph = helper.make_graph([*nodes, *network.graph.node], MODEL_NAME,
+                              detector_inputs(stats), list(network.graph.output),
                               initializer=[*constants, *network.graph.initializer])
-    model = helper.make_model(graph, opset_imports=list(network.opset_import),
-                              ir_version=network.ir_version,
+    extra = [helper.make_opsetid(domain, version)
+             for domain, version in preprocess_opsets(stats).items()]
+    opsets = [*network.opset_import, *extra]
+    model = helper.make_model(graph, opset_imports=opsets,
+                              ir_version=max(network.ir_version,
+                                             helper.find_min_ir_version_for(extra)
+                                             if extra else 0),
                               producer_name=network.producer_name,
                               producer_version=network.producer_version,
                               doc_string=f"fraud detector: raw {shown_columns(stats.inputs)} "
@@ -221,7 +242,7 @@ def save_all(network: keras.Model, strategy: str, stats: ScalerStats, eps: float
     from ..training.network import save_model
     from .contract import detector_metadata
 
-    check_network(network, f"the {strategy} network", len(stats.inputs))
+    check_network(network, f"the {strategy} network", len(stats.features))
     network_onnx = network_to_onnx(network, strategy)
     save_onnx(network_onnx, network_onnx_path)
     save_model(build_detector(network, stats, eps), detector_path)

@@ -42,12 +42,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from ..declaration import CREDIT_CARD_LAYOUT
+from ..declaration import CREDIT_CARD_LAYOUT, codes_of_one_hot, one_hot
 from ..errors import PipelineError
 from ..kinds.registry import all_kinds
 from .contract import NETWORK_INPUT, ScalerStats, read_detector_metadata
@@ -82,33 +82,93 @@ class Preprocess:
     clip: float
     eps: float
     logged: bool = True  # the last input is the amount, read as log(amount + eps)
+    categories: tuple[tuple[str, tuple[str, ...]], ...] = ()  # as ScalerStats'
 
     @classmethod
     def of(cls, stats: ScalerStats, eps: float) -> Preprocess:
-        return cls(stats.mean, stats.scale, stats.clip, eps, stats.log_input is not None)
+        return cls(stats.mean, stats.scale, stats.clip, eps, stats.log_input is not None,
+                   stats.categories)
 
     @property
     def width(self) -> int:
-        return len(self.mean)
+        """The model's features: the numeric ones, then the one-hot blocks."""
+        return len(self.mean) + sum(len(levels) for _, levels in self.categories)
+
+    def split(self, raw: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        """A detector's raw rows → (numbers float64, categorical text or None): with
+        categorical columns, rows are an object array whose text columns come last."""
+        if not self.categories:
+            return np.asarray(raw, dtype=np.float64), None
+        return np.asarray(raw[:, :len(self.mean)], dtype=np.float64), raw[:, len(self.mean):]
+
+    def model_space(self, raw: np.ndarray) -> np.ndarray:
+        """The network's space before clipping: standardised numbers, then one-hot blocks
+        (0/1: inside any clip >= 1, so clipping leaves them as they are)."""
+        numbers, text = self.split(raw)
+        standardised = self.standardise(numbers)
+        return standardised if text is None else \
+            np.concatenate([standardised, self.one_hot(text)], axis=1)
+
+    def grouped(self, contributions: np.ndarray) -> np.ndarray:
+        """Per-feature contributions → per raw input column: a categorical column's one-hot
+        block (or its one code column) summed, so it is one reason under its own name."""
+        n = len(self.mean)
+        if not self.categories or contributions.shape[1] == n + len(self.categories):
+            return contributions
+        parts, start = [contributions[:, :n]], n
+        for _, levels in self.categories:
+            parts.append(contributions[:, start:start + len(levels)].sum(axis=1,
+                                                                         keepdims=True))
+            start += len(levels)
+        return np.concatenate(parts, axis=1)
+
+    def codes(self, features: np.ndarray) -> np.ndarray:
+        """The one-hot blocks of `features` as one level-code column each (NaN: none), what
+        gbdt's native categorical splits read (contract.ScalerStats.codes)."""
+        n, parts = len(self.mean), [features[:, :len(self.mean)]]
+        for _, levels in self.categories:
+            parts.append(codes_of_one_hot(features[:, n:n + len(levels)])[:, None])
+            n += len(levels)
+        return np.concatenate(parts, axis=1)
 
     def standardise(self, raw: np.ndarray) -> np.ndarray:
-        """(rows, inputs) raw → standardised features before clipping, float64."""
+        """(rows, numeric inputs) raw → standardised features before clipping, float64."""
         raw = np.asarray(raw, dtype=np.float64)
         if self.logged:
-            n_plain = self.width - 1
+            n_plain = len(self.mean) - 1
             raw = np.concatenate([raw[:, :n_plain], np.log(raw[:, n_plain:] + self.eps)], axis=1)
         return (raw - self.mean) / self.scale
 
     def baseline_raw(self) -> np.ndarray:
-        """The baseline as a raw row (1, inputs): the training means of the model's features."""
-        if not self.logged:
-            return self.mean[None, :].copy()
-        return np.append(self.mean[:-1], np.exp(self.mean[-1]) - self.eps)[None, :]
+        """The baseline as a raw row (1, inputs): the training means of the model's numeric
+        features, and no known level of each categorical column (empty text)."""
+        numbers = self.mean[None, :].copy() if not self.logged else \
+            np.append(self.mean[:-1], np.exp(self.mean[-1]) - self.eps)[None, :]
+        if not self.categories:
+            return numbers
+        row = np.empty((1, len(self.mean) + len(self.categories)), dtype=object)
+        row[0, :len(self.mean)], row[0, len(self.mean):] = numbers[0], ""
+        return row
 
-    def features(self, raw: np.ndarray) -> np.ndarray:
-        """What the peers read: clipped, stored as float32, widened (peer_onnx.py)."""
+    def features(self, raw: np.ndarray, text: np.ndarray | None = None) -> np.ndarray:
+        """What the peers read: clipped, stored as float32, widened (peer_onnx.py); then the
+        categorical columns' one-hot blocks, from `text` (rows, categorical columns)."""
+        if text is None and self.categories:
+            raw, text = self.split(raw)
         clipped = np.clip(self.standardise(raw), -self.clip, self.clip)
-        return clipped.astype(np.float32).astype(np.float64)
+        numeric = clipped.astype(np.float32).astype(np.float64)
+        if not self.categories:
+            return numeric
+        return np.concatenate([numeric, self.one_hot(text)], axis=1)
+
+    def one_hot(self, text: np.ndarray | None) -> np.ndarray:
+        """The categorical columns' one-hot blocks (float64 0/1): an unseen category, or a
+        missing one, is none of the known levels (a row of zeros)."""
+        if text is None or np.shape(text) != (np.shape(text)[0], len(self.categories)):
+            raise PipelineError(f"expected the text of {len(self.categories)} categorical "
+                                f"column(s), got {None if text is None else np.shape(text)}")
+        blocks = [one_hot(text[:, i], levels) for i, (_, levels) in enumerate(self.categories)]
+        return np.concatenate(blocks, axis=1).astype(np.float64)
 
 
 # --- networks: exact integrated gradients ----------------------------------------------------
@@ -127,13 +187,14 @@ class NetworkExplainer:
         return hidden @ self.output_weights + self.output_bias
 
     def __call__(self, raw: np.ndarray) -> Attributions:
-        standardised = self.preprocess.standardise(raw)
+        standardised = self.preprocess.model_space(raw)
         parts = [self.integrated_gradients(standardised[start:start + IG_BLOCK_ROWS])
                  for start in range(0, len(standardised), IG_BLOCK_ROWS)]
         contributions = (np.concatenate(parts) if parts
                          else np.empty((0, self.preprocess.width)))
         base = float(self.logit_of_standardised(np.zeros((1, self.preprocess.width)))[0])
-        return Attributions(contributions, base, self.logit_of_standardised(standardised))
+        return Attributions(self.preprocess.grouped(contributions), base,
+                            self.logit_of_standardised(standardised))
 
     def _hidden(self, points: np.ndarray) -> np.ndarray:
         """Hidden pre-activations at points (..., inputs) of the standardised space."""
@@ -187,7 +248,8 @@ class LinearExplainer:
 
     def __call__(self, raw: np.ndarray) -> Attributions:
         features = self.preprocess.features(raw)
-        contributions = features * self.coef  # baseline: the features' training mean, 0
+        # Baseline: the features' training mean (0), and no known level (0) of a category.
+        contributions = self.preprocess.grouped(features * self.coef)
         return Attributions(contributions, self.intercept, features @ self.coef + self.intercept)
 
 
@@ -352,11 +414,14 @@ class Ensemble:
     missing_true: np.ndarray
     leaf_weight: np.ndarray
     bias: float
+    # A categorical split's codes that go `true` (BRANCH_MEMBER), by node; others: x <= split.
+    members: dict[int, np.ndarray] = field(default_factory=dict)
 
     def goes_true(self, x: np.ndarray, node: int) -> np.ndarray:
         values = x[:, self.feature[node]]
-        return np.where(np.isnan(values), bool(self.missing_true[node]),
-                        values <= self.split[node])
+        test = np.isin(values, self.members[node]) if node in self.members \
+            else values <= self.split[node]
+        return np.where(np.isnan(values), bool(self.missing_true[node]), test)
 
 
 @dataclass(frozen=True)
@@ -371,10 +436,13 @@ class BaselineTreeExplainer:
     which lacks the training counts path-dependent TreeSHAP needs."""
     preprocess: Preprocess
     ensemble: Ensemble
+    codes: bool = False  # the trees read level codes (native categorical splits)
 
     def __call__(self, raw: np.ndarray) -> Attributions:
         x = self.preprocess.features(raw)
         reference = self.preprocess.features(self.preprocess.baseline_raw())
+        if self.codes:  # one column per categorical input: its contribution, as it is
+            x, reference = self.preprocess.codes(x), self.preprocess.codes(reference)
         phi = np.zeros(x.shape)
         logit = np.full(len(x), self.ensemble.bias)
         base = np.full(1, self.ensemble.bias)
@@ -474,7 +542,8 @@ def _ensemble(node: Any, weights: dict[str, np.ndarray], label: str, bias: str) 
             return numpy_helper.to_array(value)
         return np.asarray(value)
 
-    if (array("nodes_modes") != 0).any() or a.get("aggregate_function", 1) != 1 \
+    modes = array("nodes_modes")
+    if not np.isin(modes, (0, _MEMBER)).all() or a.get("aggregate_function", 1) != 1 \
             or a.get("post_transform", 0) != 0 or bias not in weights:
         raise PipelineError(f"{label}: --explain supports the tree ensemble this project writes "
                             f"(x <= split, summed, plus {bias}); this one differs")
@@ -487,7 +556,22 @@ def _ensemble(node: Any, weights: dict[str, np.ndarray], label: str, bias: str) 
                     false_leaf=array("nodes_falseleafs").astype(bool),
                     missing_true=array("nodes_missing_value_tracks_true").astype(bool),
                     leaf_weight=array("leaf_weights").astype(np.float64),
-                    bias=float(np.ravel(weights[bias])[0]))
+                    bias=float(np.ravel(weights[bias])[0]),
+                    members=_members(modes, array("membership_values")
+                                     if "membership_values" in a else np.empty(0)))
+
+
+_MEMBER = 6  # TreeEnsemble's BRANCH_MEMBER (kinds/gbdt.py)
+
+
+def _members(modes: np.ndarray, values: np.ndarray) -> dict[int, np.ndarray]:
+    """Each BRANCH_MEMBER node's codes: `values` holds them in node order, NaN-delimited."""
+    values = np.asarray(values, dtype=np.float64)
+    cuts = np.flatnonzero(np.isnan(values))
+    sets = np.split(values, cuts + 1)[:len(cuts)]
+    nodes = np.flatnonzero(modes == _MEMBER)
+    return {int(node): members[~np.isnan(members)] for node, members in zip(nodes, sets,
+                                                                             strict=True)}
 
 
 def explainer_from_onnx(model: Any, label: str) -> Explainer:
@@ -503,8 +587,9 @@ def explainer_from_onnx(model: Any, label: str) -> Explainer:
     method = known.get(name) or ("trees" if trees else "linear" if f"{name}/coef" in weights
                                  else "network")
     if method == "trees" and trees:
+        codes = any(node.name == "preprocess/codes/features" for node in model.graph.node)
         return BaselineTreeExplainer(preprocess, _ensemble(trees[0], weights, label,
-                                                           f"{name}/baseline"))
+                                                           f"{name}/baseline"), codes)
     if method == "linear" and {f"{name}/coef", f"{name}/intercept"} <= set(weights):
         return LinearExplainer(preprocess, weights[f"{name}/coef"].reshape(-1),
                                float(np.ravel(weights[f"{name}/intercept"])[0]))

@@ -27,7 +27,14 @@ from ..files import file_sha256, read_json_file
 from ..models import MODELS, STRATEGY_ALIASES, TRAIN_STAGES
 from ..monitoring.profile import CARD_KEY, Reference, reference_to_json
 from ..params import EvaluateParams
-from .contract import INPUT_DTYPE, INPUT_NAME, OUTPUT_NAME, DetectorInfo
+from .contract import (
+    CATEGORY_INPUT,
+    INPUT_DTYPE,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    DetectorInfo,
+    categories_json,
+)
 
 COMMON_STEPS = [
     "standardised = (features - mean) / scale  (statistics of the training split)",
@@ -243,6 +250,13 @@ def model_card(*, model: str, choice: dict[str, Any], info: DetectorInfo,
         "eps": info.eps,
         "clip": info.clip,
         "preprocessing": preprocessing_steps(info),
+        # Only with categorical columns: the Credit Card Fraud card stays as it was.
+        **({"categorical": {
+            "input_name": CATEGORY_INPUT, "columns": categories_json(info.categories),
+            "input": f"a (rows, {len(info.categories)}) string tensor '{CATEGORY_INPUT}': "
+                     "these columns' text, in this order; a missing cell is empty text",
+            "unseen": "an unseen category (or a missing one) counts as none of the known "
+                      "levels"}} if info.categories else {}),
         "standardisation": {"features": info.stats().features,
                             "mean": [float(v) for v in info.mean],
                             "scale": [float(v) for v in info.scale]},

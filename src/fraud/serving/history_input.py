@@ -58,7 +58,8 @@ def featurise(source: str | Path, history: Path, layout: Layout, spec: HistorySp
                             f"(the longest window, {max(spec.windows, default=0)} days, plus "
                             f"the delay, {spec.delay}): give a longer history")
     features = history_of(rows, past, spec, layout)
-    kept = [c for c in (time, *layout.keys, *given.inputs, layout.label) if c in rows.columns]
+    kept = [c for c in (time, *layout.keys, *given.inputs, *layout.categorical, layout.label)
+            if c in rows.columns]
     table = pd.concat([rows[kept], features], axis=1)
     table.to_csv(out, index=False, float_format="%.17g")
     return len(table)

@@ -41,7 +41,7 @@ from onnx import TensorProto
 
 from ..declaration import MAX_INPUTS
 from ..errors import PipelineError, first_line, printable
-from .contract import INPUT_DTYPE, INPUT_NAME, NETWORK_INPUT
+from .contract import CATEGORY_INPUT, INPUT_DTYPE, INPUT_NAME, NETWORK_INPUT
 
 # The operators the exported models are made of, by domain (network: MatMul, Add, Relu,
 # Sigmoid; detector preprocessing: Slice, Add, Log, Concat, Sub, Div, Clip, Cast; the trees:
@@ -51,8 +51,10 @@ from .contract import INPUT_DTYPE, INPUT_NAME, NETWORK_INPUT
 ALLOWED_OPS: dict[str, frozenset[str]] = {
     "": frozenset({"Add", "Cast", "Clip", "Concat", "Div", "Exp", "Gemm", "Identity", "Log",
                    "MatMul", "Max", "Min", "Mul", "Neg", "Reciprocal", "Relu", "Sigmoid", "Slice",
-                   "Sub"}),
-    "ai.onnx.ml": frozenset({"TreeEnsemble"}),
+                   "Sub",
+                   # categorical columns: one-hot blocks to (rows, levels), back to codes
+                   "Equal", "ReduceSum", "Squeeze", "Where"}),
+    "ai.onnx.ml": frozenset({"OneHotEncoder", "TreeEnsemble"}),
 }
 ALLOWED_OPS["ai.onnx"] = ALLOWED_OPS[""]  # the default domain's other name
 ALLOWED_DOMAINS = frozenset(ALLOWED_OPS)
@@ -84,6 +86,9 @@ MAX_ROW_WORK = 1_000_000
 MAX_FIXED_BYTES = 8 * MAX_TENSOR_ELEMENTS
 ROWS = "rows"  # the batch dimension's name during shape inference
 _FLOATS = {TensorProto.FLOAT: np.dtype(np.float32), TensorProto.DOUBLE: np.dtype(np.float64)}
+# A text element's bytes as a budget counts them (a std::string; its characters are the
+# caller's input, bounded by the CSV reader, not by the model file).
+STRING_BYTES = 32
 _TYPED_FIELDS = ("float_data", "double_data", "int32_data", "int64_data", "uint64_data",
                  "string_data")
 
@@ -212,6 +217,8 @@ def _check_signature(graph: onnx.GraphProto, contract: Contract, path: Path, fix
     width = contract.columns or "columns"
     expected = (f"one {contract.input_dtype} input {contract.input_name!r} of shape "
                 f"(rows, {width}) and one float output of shape (rows, 1)")
+    if contract is DETECTOR and len(inputs) == 2 and inputs[1].name == CATEGORY_INPUT:
+        _check_text_input(inputs.pop(), path, fix)
     if len(inputs) != 1 or len(graph.output) != 1:
         raise _fail(path, f"expected {expected}, got {len(inputs)} input(s) and "
                           f"{len(graph.output)} output(s); it is not {contract.what}", fix)
@@ -232,6 +239,15 @@ def _check_signature(graph: onnx.GraphProto, contract: Contract, path: Path, fix
                           f"not {contract.what}", fix)
 
 
+def _check_text_input(value: onnx.ValueInfoProto, path: Path, fix: str) -> None:
+    """A detector's categorical columns: (rows, columns) string, after its float input."""
+    dims = _dims(value)
+    if value.type.tensor_type.elem_type != TensorProto.STRING or len(dims) != 2 \
+            or dims[0] is not None or dims[1] is None or not 1 <= dims[1] <= MAX_INPUTS:
+        raise _fail(path, f"its second input {CATEGORY_INPUT!r} must be (rows, categorical "
+                          "columns) string", fix)
+
+
 def _inferred(model: onnx.ModelProto, path: Path, fix: str) -> onnx.GraphProto:
     """The graph with every value's shape worked out by onnx's own (strict) inference, from
     the input's shape alone: the file's declared intermediate and output shapes are dropped
@@ -247,8 +263,8 @@ def _inferred(model: onnx.ModelProto, path: Path, fix: str) -> onnx.GraphProto:
         if value.name in stored:
             value.type.CopyFrom(onnx.helper.make_tensor_type_proto(
                 stored[value.name].data_type, list(stored[value.name].dims)))
-    (given,) = [value for value in graph.input if value.name not in stored]
-    given.type.tensor_type.shape.dim[0].dim_param = ROWS
+    for given in [value for value in graph.input if value.name not in stored]:
+        given.type.tensor_type.shape.dim[0].dim_param = ROWS
     try:
         onnx.checker.check_model(model)  # one definition per value, nodes in order
         return onnx.shape_inference.infer_shapes(probe, check_type=True, strict_mode=True,
@@ -267,10 +283,11 @@ def _shape(value: onnx.ValueInfoProto) -> tuple[list[int | str], int] | None:
         dtype = onnx.helper.tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
     except (KeyError, ValueError, TypeError):
         return None
-    if dtype.kind not in "fiub":
+    if dtype.kind not in "fiubO":
         return None
     return [d.dim_value if d.HasField("dim_value") else ROWS if d.dim_param == ROWS else "?"
-            for d in value.type.tensor_type.shape.dim], dtype.itemsize
+            for d in value.type.tensor_type.shape.dim], \
+        STRING_BYTES if dtype.kind == "O" else dtype.itemsize
 
 
 def _inner(node: onnx.NodeProto, shapes: dict[str, tuple[list[int | str], int] | None]) -> int:

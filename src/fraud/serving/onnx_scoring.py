@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from ..declaration import category_text
 from ..errors import PipelineError, check_logits, check_probabilities, first_line, require_file
 from .onnx_contract import MAX_MODEL_BYTES, Contract, check_model_bytes, claimed_contract
 
@@ -49,10 +50,14 @@ class OnnxModel:
         self.label = label
         self.fix = fix
         self.check = check_logits if logit else check_probabilities
-        (given,) = session.get_inputs()
+        given, *text = session.get_inputs()
         self.input_name: str = given.name
         self.input_dtype = np.dtype(_DTYPES[given.type])
-        self.columns: int = int(given.shape[1])
+        # A detector with categorical columns takes their text as a second input: callers
+        # pass one (rows, numeric + categorical columns) array, the text columns last.
+        self.text_name: str | None = text[0].name if text else None
+        self.numeric_columns: int = int(given.shape[1])
+        self.columns: int = self.numeric_columns + (int(text[0].shape[1]) if text else 0)
         self.output_name: str = session.get_outputs()[0].name
         self.metadata: dict[str, str] = dict(session.get_modelmeta().custom_metadata_map)
 
@@ -65,11 +70,20 @@ class OnnxModel:
                  for start in range(0, len(features), self.batch_rows)]
         return np.concatenate(parts) if parts else np.empty(0)
 
+    def feeds(self, batch: np.ndarray) -> dict[str, np.ndarray]:
+        """The session's inputs from one array: numbers, then (if it takes them) text."""
+        if self.text_name is None:
+            return {self.input_name: np.ascontiguousarray(batch, dtype=self.input_dtype)}
+        n = self.numeric_columns
+        numbers = np.asarray(batch[:, :n], dtype=self.input_dtype)
+        text = np.column_stack([category_text(batch[:, n + i])
+                                for i in range(self.columns - n)])
+        return {self.input_name: np.ascontiguousarray(numbers), self.text_name: text}
+
     def _run(self, batch: np.ndarray, first_row: int) -> np.ndarray:
         """One session call; its output must be one probability (or finite logit) per row."""
         try:
-            (scores,) = self.session.run([self.output_name], {
-                self.input_name: np.ascontiguousarray(batch, dtype=self.input_dtype)})
+            (scores,) = self.session.run([self.output_name], self.feeds(batch))
         except Exception as error:  # onnxruntime's own Fail/RuntimeException types
             raise PipelineError(f"{self.label}: scoring failed ({first_line(error)}); "
                                 f"{self.fix}") from None

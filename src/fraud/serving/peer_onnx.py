@@ -26,12 +26,12 @@ from onnx import TensorProto, helper
 
 from ..declaration import shown_columns
 from ..errors import PipelineError
-from ..kinds.base import FEATURES, LOGIT
+from ..kinds.base import FEATURES, LOGIT, const
 from ..kinds.gbdt import ML_OPSET  # recorded in every scikit-learn detector's versions
 from ..kinds.registry import kind, kind_of_model
 from ..schema import PREPROCESS_NAME
-from .contract import INPUT_NAME, MODEL_NAME, OUTPUT_NAME, ScalerStats, detector_metadata
-from .preprocess_graph import OPSET, ROWS, preprocess_graph
+from .contract import MODEL_NAME, OUTPUT_NAME, ScalerStats, detector_metadata
+from .preprocess_graph import OPSET, ROWS, detector_inputs, preprocess_graph, preprocess_opsets
 from .sigmoid import sigmoid_graph
 
 LOGIT_NAME = LOGIT
@@ -43,12 +43,50 @@ assert f"{PREPROCESS_NAME}/features" == FEATURES64
 Graph = tuple[list[onnx.NodeProto], list[onnx.TensorProto]]
 
 
-def _peer_features(stats: ScalerStats, eps: float) -> Graph:
+def _peer_features(stats: ScalerStats, eps: float, codes: bool = False) -> Graph:
     """`preprocess_graph`, then the float32 features widened to float64 (`FEATURES64`), as
-    scikit-learn widens them before comparing them with its float64 thresholds."""
+    scikit-learn widens them before comparing them with its float64 thresholds. `codes`: the
+    one-hot blocks then become one column of level codes each (`codes_graph`)."""
     nodes, constants = preprocess_graph(stats, eps, FEATURES32)
-    nodes.append(helper.make_node("Cast", [FEATURES32], [FEATURES64],
+    wide = f"{PREPROCESS_NAME}/one_hot_features" if codes else FEATURES64
+    nodes.append(helper.make_node("Cast", [FEATURES32], [wide],
                                   name=f"{PREPROCESS_NAME}/to_float64", to=TensorProto.DOUBLE))
+    if codes:
+        code_nodes, code_constants = codes_graph(stats, wide, FEATURES64)
+        nodes += code_nodes
+        constants += code_constants
+    return nodes, constants
+
+
+def codes_graph(stats: ScalerStats, source: str, target: str) -> Graph:
+    """(rows, features) with one-hot blocks → (rows, numeric + categorical columns): each
+    block as its level's code (block @ [0, 1, …]), NaN where the block is all zeros (missing
+    or unseen: the trees' missing-value branch), as `declaration.codes_of_one_hot`."""
+    p = f"{PREPROCESS_NAME}/codes/"
+    start = len(stats.features) - sum(len(levels) for _, levels in stats.categories)
+    constants = [const(p + "zero", [0], np.int64), const(p + "numeric_end", [start], np.int64),
+                 const(p + "axis", [1], np.int64), const(p + "nan", np.nan, np.float64),
+                 const(p + "none", 0.0, np.float64)]
+    nodes = [helper.make_node("Slice", [source, p + "zero", p + "numeric_end", p + "axis"],
+                              [p + "numeric"], name=p + "numeric")]
+    columns = [p + "numeric"]
+    for i, (_, levels) in enumerate(stats.categories):
+        q, end = f"{p}{i}/", start + len(levels)
+        constants += [const(q + "start", [start], np.int64), const(q + "end", [end], np.int64),
+                      const(q + "levels", np.arange(len(levels))[:, None], np.float64)]
+        nodes += [helper.make_node("Slice", [source, q + "start", q + "end", p + "axis"],
+                                   [q + "block"], name=q + "block"),
+                  helper.make_node("MatMul", [q + "block", q + "levels"], [q + "code"],
+                                   name=q + "code"),
+                  helper.make_node("ReduceSum", [q + "block", p + "axis"], [q + "sum"],
+                                   name=q + "sum", keepdims=1),
+                  helper.make_node("Equal", [q + "sum", p + "none"], [q + "none"],
+                                   name=q + "none"),
+                  helper.make_node("Where", [q + "none", p + "nan", q + "code"],
+                                   [q + "code_or_nan"], name=q + "code_or_nan")]
+        columns.append(q + "code_or_nan")
+        start = end
+    nodes.append(helper.make_node("Concat", columns, [target], name=p + "features", axis=1))
     return nodes, constants
 
 
@@ -89,11 +127,14 @@ def peer_detector(model: Any, stats: ScalerStats, eps: float,
         raise PipelineError(f"peer detector: output must be one of {', '.join(OUTPUTS)}, "
                             f"got {output!r}")
     name = peer_name(model)
-    n_features = len(stats.inputs)
+    codes = bool(stats.categories) and kind(name).native_categorical
+    n_features = len(stats.features) if not codes else \
+        len(stats.features) - sum(len(levels) for _, levels in stats.categories) \
+        + len(stats.categories)
     if int(model.n_features_in_) != n_features:
         raise PipelineError(f"{name}: expected a model of {n_features} features, got "
                             f"{model.n_features_in_}")
-    pre_nodes, pre_constants = _peer_features(stats, eps)
+    pre_nodes, pre_constants = _peer_features(stats, eps, codes)
     logit = kind(name).logit_graph(model, n_features)  # type: ignore[misc]
     nodes, constants = [*pre_nodes, *logit.nodes], list(logit.constants)
     result = LOGIT_NAME
@@ -103,13 +144,12 @@ def peer_detector(model: Any, stats: ScalerStats, eps: float,
         constants.extend(sigmoid_constants)
         result = OUTPUT_NAME
     graph = helper.make_graph(
-        nodes, MODEL_NAME,
-        [helper.make_tensor_value_info(INPUT_NAME, TensorProto.DOUBLE,
-                                       [ROWS, n_features])],
+        nodes, MODEL_NAME, detector_inputs(stats),
         [helper.make_tensor_value_info(result, TensorProto.DOUBLE, [ROWS, 1])],
         initializer=[*pre_constants, *constants])
+    extra = {**preprocess_opsets(stats), **logit.opsets}
     opsets = [helper.make_opsetid("", OPSET),
-              *(helper.make_opsetid(domain, version) for domain, version in logit.opsets.items())]
+              *(helper.make_opsetid(domain, version) for domain, version in extra.items())]
     # The oldest IR version that has these operator sets (8 for logreg, as the network's
     # detector; 10 with ai.onnx.ml 5), not the onnx package's newest (14), which older
     # runtimes in other languages refuse.
