@@ -1,8 +1,9 @@
-"""End to end on raw card transactions (`download.url: transactions`, small), from params
-alone: the features stage adds per-card and per-terminal history with a 7-day delay, the
-time split cuts whole days with the delay gaps and drops cards with a known fraud, every
-model trains on the history features, and `fraud predict --history` scores raw rows with
-the very features the pipeline computed for them."""
+"""End to end on raw card transactions (`download.url: transactions`, small, with its
+categorical merchant category, country and channel), from params alone: the features stage
+adds per-card and per-terminal history with a 7-day delay, the time split cuts whole days
+with the delay gaps and drops cards with a known fraud, every model trains on the history
+features, and `fraud predict --history` scores raw rows with the very features the pipeline
+computed for them."""
 
 from __future__ import annotations
 
@@ -31,10 +32,11 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     params["download"]["url"] = "transactions"
-    params["transactions"].update(customers=400, terminals=800, days=75)
+    params["transactions"].update(customers=400, terminals=800, days=75, categorical=True)
     params["data"] = {"label": "tx_fraud", "time": "tx_datetime", "time_format": "iso8601",
                       "ids": ["transaction_id"], "entities": ["customer_id", "terminal_id"],
-                      "amount": "tx_amount", "numeric": []}
+                      "amount": "tx_amount", "numeric": [],
+                      "categorical": ["merchant_category", "country", "channel"]}
     params["features"].update(windows=list(SPEC.windows), delay=SPEC.delay,
                               spending=list(SPEC.spending), risk=list(SPEC.risk),
                               time_flags=True, memory_mb=256)
@@ -50,7 +52,7 @@ def _json(path: Path) -> dict:
 
 def test_the_models_read_the_history_and_the_split_leaves_the_gaps(project: Path) -> None:
     card = _json(project / "models/fraud_detector.json")
-    assert card["input_columns"] == [*SPEC.columns(), "tx_amount"]
+    assert card["input_columns"][:len(SPEC.columns()) + 1] == [*SPEC.columns(), "tx_amount"]
     assert card["data"]["history"]["columns"] == list(SPEC.columns())
     data = _json(project / "metrics/data.json")
     assert data["gap_dropped"] > 0 and data["known_fraud_dropped"] > 0
@@ -86,11 +88,14 @@ def test_predict_scores_raw_rows_from_their_history_as_the_pipeline(project: Pat
     table = pd.read_parquet(project / "data/features/table.parquet")
     table = table.set_index(table["transaction_id"].astype(str)).loc[
         raw.loc[new, "transaction_id"]]
-    inputs = _json(project / "models/fraud_detector.json")["input_columns"]
+    numeric = [*SPEC.columns(), "tx_amount"]
     session = ort.InferenceSession(str(project / "models/fraud_detector.onnx"),
                                    providers=["CPUExecutionProvider"])
-    expected = session.run(None, {session.get_inputs()[0].name:
-                                  table[inputs].to_numpy(np.float64)})[0][:, 0]
+    feeds = {session.get_inputs()[0].name: table[numeric].to_numpy(np.float64)}
+    if len(session.get_inputs()) > 1:  # the categorical columns, as text
+        feeds[session.get_inputs()[1].name] = table[
+            ["merchant_category", "country", "channel"]].to_numpy(str)
+    expected = session.run(None, feeds)[0][:, 0]
     np.testing.assert_allclose([float(r["probability"]) for r in rows], expected,
                                rtol=1e-6, atol=1e-9)
 
