@@ -51,20 +51,20 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_levels_come_from_the_training_split_alone(project: Path) -> None:
-    spec = json.loads((project / "data/scaled/scaler.json").read_text())
+    spec = json.loads((project / "data/scaled/fit/scaler.json").read_text())
     assert spec["inputs"] == FEATURES
     assert spec["categorical"] == [{"column": "channel", "levels": list(CHANNELS)},
                                    {"column": "country", "levels": list(COUNTRIES)}]
     test = pd.read_parquet(project / "data/split/test.parquet")
     assert LATE_COUNTRY in set(test["country"])  # in test, never a level
-    features = np.load(project / "data/scaled/test_features.npy")
+    features = np.load(project / "data/scaled/test/test_features.npy")
     assert features.shape[1] == len(FEATURES) + len(CHANNELS) + len(COUNTRIES)
     late = (test["country"] == LATE_COUNTRY).to_numpy()
     assert (features[late, -len(COUNTRIES):] == 0).all()  # unseen: none of the known ones
 
 
 def test_the_gbdt_detector_takes_text_and_matches_scikit_learn_on_test(project: Path) -> None:
-    stats = read_scaler(project / "data/scaled/scaler.json", 5.0)
+    stats = read_scaler(project / "data/scaled/fit/scaler.json", 5.0)
     model = _scikit.load_model(project / "models/gbdt.skops", "train_gbdt")
     assert model.is_categorical_.tolist() == [False] * len(FEATURES) + [True, True]
     test = pd.read_parquet(project / "data/split/test.parquet")
@@ -74,7 +74,7 @@ def test_the_gbdt_detector_takes_text_and_matches_scikit_learn_on_test(project: 
     (ours,) = session.run(None, {
         INPUT_NAME: test[FEATURES].to_numpy(np.float64),
         CATEGORY_INPUT: test[CATEGORICAL].to_numpy(dtype=object)})
-    features = np.load(project / "data/scaled/test_features.npy")
+    features = np.load(project / "data/scaled/test/test_features.npy")
     expected = model.predict_proba(stats.codes(features))[:, 1]
     np.testing.assert_allclose(ours[:, 0], expected, rtol=1e-9, atol=1e-12)
 
