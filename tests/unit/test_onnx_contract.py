@@ -226,7 +226,8 @@ def test_hostile_model_is_refused_in_one_line_before_a_session(
     with pytest.raises(PipelineError) as error:
         load_onnx(path, "train_baseline", NETWORK)
     message = str(error.value)
-    assert "\n" not in message and len(message) < 400, message
+    # Short, whatever the length of the temporary folder's path that starts it.
+    assert "\n" not in message and len(message) - len(str(path)) < 340, message
     assert message.startswith(f"{path}: ") and expected in message, message
     assert message.endswith("run the train_baseline stage again")
     assert sessions == []  # refused before ONNX Runtime saw the bytes
