@@ -30,7 +30,7 @@ OVERRIDES = [
     "download.url=transactions", "transactions.days=136",
     "data.label=tx_fraud", "data.time=tx_datetime", "data.time_format=iso8601",
     "data.ids=[transaction_id]", "data.entities=[customer_id,terminal_id]",
-    "data.amount=tx_amount", "data.numeric=[]",
+    "data.amount=tx_amount", "data.numeric=null",
     "features.windows=[1,7,30]", "features.delay=7", "features.spending=[customer_id]",
     "features.risk=[terminal_id]", "features.time_flags=true",
     "split.method=time", "split.test_days=7", "split.val_days=7",

@@ -260,3 +260,24 @@ def test_day_based_split_params(raw_params: dict[str, Any]) -> None:
 def test_layout_without_history_is_the_raw_one() -> None:
     assert isinstance(DECLARATION.without_history().layout(()), Layout)
     assert DECLARATION.without_history().layout(()).table_columns == BEFORE.table_columns
+
+
+def test_the_handbook_overrides_apply_as_dvc_applies_them(tmp_path: Path) -> None:
+    """`dvc exp run -S` with tools/handbook_report.py's overrides (through DVC's own
+    apply_overrides) leaves a params.yaml that parses into the handbook's setting. An
+    override `data.numeric=[]` did not: ruamel wrote the next section's first key on the
+    `features:` line."""
+    import shutil
+
+    from dvc.utils.hydra import apply_overrides
+
+    from fraud.params import load_params
+    from tools.handbook_report import OVERRIDES
+
+    path = tmp_path / "params.yaml"
+    shutil.copy(Path(__file__).resolve().parents[2] / "params.yaml", path)
+    apply_overrides(str(path), [*OVERRIDES, "split.train_days=7"])
+    params = load_params(path)
+    assert params.data.history == SPEC and params.data.numeric == ()
+    assert (params.split.test_days, params.split.train_days, params.split.known_fraud_days) \
+        == (7, 7, 14)
