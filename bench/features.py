@@ -27,8 +27,6 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SPEC = {"windows": (1, 7, 30), "delay": 7, "spending": ("customer_id",),
-        "risk": ("terminal_id",), "time_flags": True}
 CHILD = """
 import sys
 from pathlib import Path

@@ -15,7 +15,9 @@ import os
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -76,6 +78,19 @@ def new_project(repo: Path) -> Path:
     sh(repo, "git", "init", "-q", "-b", "main")
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", "project")
+    return repo
+
+
+def project_with_params(repo: Path, edit: Callable[[dict[str, Any]], None]) -> Path:
+    """`new_project` in `repo` (created) with params.yaml changed by `edit` in the
+    workspace, after one `dvc repro`: a project on another table or source."""
+    repo.mkdir(parents=True, exist_ok=True)
+    new_project(repo)
+    path = repo / "params.yaml"
+    params = yaml.safe_load(path.read_text())
+    edit(params)
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    dvc(repo, "repro")
     return repo
 
 

@@ -412,8 +412,6 @@ def parse_params(raw: Any) -> Params:
         raise PipelineError("params.yaml: expected a mapping of sections at the top level")
     _refuse_interpolation(raw)
     sections = [f.name for f in fields(Params) if f.name not in ("data", "kind_sections")]
-    sections.remove("features")
-    sections.append("features")
     sections += [*(kind.section for kind in all_kinds() if kind.section), "data"]
     unknown = sorted(map(str, set(raw) - set(sections)))  # str: YAML keys may be numbers
     if unknown:
@@ -460,7 +458,7 @@ def _check_data_against(params: Params) -> None:
                             "(docs/your-data.md)")
     if params.split.known_fraud_days is not None and not params.data.entities:
         raise PipelineError("params.yaml: split.known_fraud_days needs a card: the first of "
-                            "data.entities, and none is declared; declare it, or set false")
+                            "data.entities, and none is declared; declare it, or leave it empty")
     if params.evaluate.cost_fn == "amount" and params.data.amount is None:
         raise PipelineError("params.yaml: evaluate.cost_fn = 'amount' needs an amount column, "
                             "and data.amount is null; declare it, or give cost_fn a number")

@@ -14,11 +14,10 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
-import yaml
 
 from fraud.kinds import _scikit
 from fraud.serving.contract import CATEGORY_INPUT, INPUT_NAME, read_scaler
-from tests.synthetic_project import dvc, fraud_predict, new_project
+from tests.synthetic_project import fraud_predict, project_with_params
 from tools.example_table import (
     CATEGORICAL,
     CATEGORICAL_DECLARATION,
@@ -37,17 +36,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("categorical-table")
     table = root / "transactions.csv"
     example_table(6_000, fraud_rate=0.03, seed=1, categorical=True).to_csv(table, index=False)
-    repo = root / "repo"
-    repo.mkdir()
-    new_project(repo)
-    params_path = repo / "params.yaml"
-    params = yaml.safe_load(params_path.read_text())
-    params["download"].update(url=str(table), sha256=None)
-    params["data"] = {**CATEGORICAL_DECLARATION, "max_levels": 20}
-    params["split"]["method"] = "time"
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc(repo, "repro")
-    return repo
+
+    def declare(params: dict) -> None:
+        params["download"].update(url=str(table), sha256=None)
+        params["data"] = {**CATEGORICAL_DECLARATION, "max_levels": 20}
+        params["split"]["method"] = "time"
+
+    return project_with_params(root / "repo", declare)
 
 
 def test_levels_come_from_the_training_split_alone(project: Path) -> None:

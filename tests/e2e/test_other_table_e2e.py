@@ -10,9 +10,8 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
-from tests.synthetic_project import dvc, fraud_predict, new_project
+from tests.synthetic_project import fraud_predict, project_with_params
 from tools.example_table import DECLARATION, FEATURES, example_table
 
 pytestmark = pytest.mark.e2e
@@ -24,17 +23,13 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("other-table")
     table = root / "transactions.csv"
     example_table(6_000, fraud_rate=0.03, seed=1).to_csv(table, index=False)
-    repo = root / "repo"
-    repo.mkdir()
-    new_project(repo)
-    params_path = repo / "params.yaml"
-    params = yaml.safe_load(params_path.read_text())
-    params["download"].update(url=str(table), sha256=None)
-    params["data"] = DECLARATION
-    params["split"]["method"] = "time"
-    params_path.write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc(repo, "repro")
-    return repo
+
+    def declare(params: dict) -> None:
+        params["download"].update(url=str(table), sha256=None)
+        params["data"] = DECLARATION
+        params["split"]["method"] = "time"
+
+    return project_with_params(root / "repo", declare)
 
 
 def read_json(path: Path) -> dict:

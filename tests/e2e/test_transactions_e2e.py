@@ -14,10 +14,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
 
 from fraud.declaration import DAY_SECONDS, TRANSACTIONS, HistorySpec
-from tests.synthetic_project import dvc, fraud_predict, new_project
+from tests.synthetic_project import fraud_predict, project_with_params
 
 pytestmark = pytest.mark.e2e
 SPEC = HistorySpec(windows=(1, 7, 30), delay=7, spending=("customer_id",),
@@ -26,24 +25,20 @@ SPEC = HistorySpec(windows=(1, 7, 30), delay=7, spending=("customer_id",),
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    repo = tmp_path_factory.mktemp("transactions") / "repo"
-    repo.mkdir()
-    new_project(repo)
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    params["download"]["url"] = "transactions"
-    params["transactions"].update(customers=400, terminals=800, days=75, categorical=True)
-    params["data"] = {"label": "tx_fraud", "time": "tx_datetime", "time_format": "iso8601",
-                      "ids": ["transaction_id"], "entities": ["customer_id", "terminal_id"],
-                      "amount": "tx_amount", "numeric": [],
-                      "categorical": ["merchant_category", "country", "channel"]}
-    params["features"].update(windows=list(SPEC.windows), delay=SPEC.delay,
-                              spending=list(SPEC.spending), risk=list(SPEC.risk),
-                              time_flags=True, memory_mb=256)
-    params["split"].update(method="time", test_days=7, val_days=7, known_fraud_days=14)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc(repo, "repro")
-    return repo
+    def declare(params: dict) -> None:
+        params["download"]["url"] = "transactions"
+        params["transactions"].update(customers=400, terminals=800, days=75, categorical=True)
+        params["data"] = {"label": "tx_fraud", "time": "tx_datetime",
+                          "time_format": "iso8601", "ids": ["transaction_id"],
+                          "entities": ["customer_id", "terminal_id"], "amount": "tx_amount",
+                          "numeric": [],
+                          "categorical": ["merchant_category", "country", "channel"]}
+        params["features"].update(windows=list(SPEC.windows), delay=SPEC.delay,
+                                  spending=list(SPEC.spending), risk=list(SPEC.risk),
+                                  time_flags=True, memory_mb=256)
+        params["split"].update(method="time", test_days=7, val_days=7, known_fraud_days=14)
+
+    return project_with_params(tmp_path_factory.mktemp("transactions") / "repo", declare)
 
 
 def _json(path: Path) -> dict:

@@ -271,8 +271,8 @@ def main(argv: Sequence[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="fraud-history-") as folder:
         source = _with_history(args, layout, card or {}, card_path, Path(folder))
         opened = open_input(source, id_columns=args.id_column, layout=layout)
-        opened = dataclasses.replace(opened, label=str(args.input) if source != args.input
-                                     else opened.label)
+        if source != args.input:  # messages name the user's file, not the featured copy
+            opened = dataclasses.replace(opened, label=str(args.input))
         _score(args, started, opened, onnx_model, layout, decision)
 
 

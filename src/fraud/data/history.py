@@ -19,7 +19,6 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
-from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -86,10 +85,9 @@ def feature_sql(spec: HistorySpec, layout: Layout, source: str) -> str:
 def _connect(memory_mb: int, spill: Path):
     import duckdb
 
-    connection = duckdb.connect(config={
+    return duckdb.connect(config={
         "memory_limit": f"{int(memory_mb * DUCKDB_SHARE)}MB", "temp_directory": str(spill),
         "threads": max(1, os.cpu_count() or 1), "preserve_insertion_order": True})
-    return connection
 
 
 def add_history(source: Path, out: Path, spec: HistorySpec, layout: Layout,
@@ -97,9 +95,13 @@ def add_history(source: Path, out: Path, spec: HistorySpec, layout: Layout,
     """Writes `source`'s rows (a Parquet table with the layout's table columns but the
     history) to `out` with the history features, in `layout.table_columns`' order; returns
     the number of rows. With nothing to add, `out` is a byte copy of `source`."""
+    import pyarrow.parquet as pq
+
     if not spec.active:
         shutil.copyfile(source, out)
-        return len(pd.read_parquet(source, columns=[layout.label]))
+        return pq.ParquetFile(out).metadata.num_rows
+    import duckdb  # only with history to compute (the default table never needs it)
+
     with tempfile.TemporaryDirectory(prefix="duckdb-", dir=out.parent) as spill:
         connection = _connect(memory_mb, Path(spill))
         windows, ordered = Path(spill) / "windows.parquet", Path(spill) / "ordered.parquet"
@@ -123,17 +125,13 @@ def add_history(source: Path, out: Path, spec: HistorySpec, layout: Layout,
         try:
             for step in steps:
                 connection.execute(step)
-            rows = connection.execute(f"SELECT COUNT(*) FROM read_parquet("
-                                      f"'{_sql_text(out)}')").fetchone()
-        except Exception as error:
-            if type(error).__module__.startswith("duckdb"):
-                raise PipelineError(f"{source}: computing the history features failed "
-                                    f"({str(error).splitlines()[0]}); with an out-of-memory "
-                                    "error, raise features.memory_mb") from None
-            raise
+        except duckdb.Error as error:
+            raise PipelineError(f"{source}: computing the history features failed "
+                                f"({str(error).splitlines()[0]}); with an out-of-memory "
+                                "error, raise features.memory_mb") from None
         finally:
             connection.close()
-    return int(rows[0]) if rows else 0
+    return pq.ParquetFile(out).metadata.num_rows
 
 
 def history_of(rows: pd.DataFrame, history: pd.DataFrame, spec: HistorySpec, layout: Layout,
@@ -142,8 +140,8 @@ def history_of(rows: pd.DataFrame, history: pd.DataFrame, spec: HistorySpec, lay
     same query over `history` (earlier labelled transactions) and `rows` together: the same
     numbers the features stage gives these rows when their history is in the table. Labels of
     `rows` never count. Returns a frame aligned with `rows`."""
-    needed = [c for c in layout.raw_columns if c not in layout.history]
-    known = history[[c for c in needed if c in history.columns]].assign(**{LABEL_KNOWN: 1})
+    known = history[[c for c in layout.raw_columns if c in history.columns]].assign(
+        **{LABEL_KNOWN: 1})
     new = rows.assign(**{LABEL_KNOWN: 0})
     if layout.label not in new.columns:
         new = new.assign(**{layout.label: 0})
@@ -164,10 +162,3 @@ def history_of(rows: pd.DataFrame, history: pd.DataFrame, spec: HistorySpec, lay
 def _sql_text(path: Path | str) -> str:
     return str(path).replace("'", "''")
 
-
-def check_columns(header: Sequence[str], layout: Layout, label: str) -> None:
-    """The history needs time, the entities and (for spending) the amount."""
-    missing = [c for c in (layout.time, *layout.entities) if c and c not in header]
-    if missing:
-        raise PipelineError(f"{label}: missing column(s) {', '.join(missing)}, which the "
-                            "history features need")

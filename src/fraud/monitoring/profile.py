@@ -82,8 +82,8 @@ def build_profile(values: np.ndarray, bins: int = BINS) -> Profile:
     if not len(cuts) and len(distinct) > 1:
         # Most rows share one value (a fraud rate that is mostly 0): every decile falls on it.
         # Two bins, that value and below / above it, still show its tail drifting.
-        cuts = distinct[np.searchsorted(distinct, np.median(values), side="right")
-                        if np.median(values) < distinct[-1] else -1:][:1]
+        above = distinct[distinct > np.median(values)]
+        cuts = above[:1] if len(above) else distinct[-1:]
         profile = Profile(cuts=cuts, counts=np.zeros(len(cuts) + 1, dtype=np.int64))
         counts = profile.bin_counts(values)
     return Profile(cuts=cuts, counts=counts)
