@@ -26,13 +26,13 @@ import pandas as pd
 from sklearn.metrics import average_precision_score, roc_auc_score
 from threadpoolctl import threadpool_limits
 
-from fraud.decision import expected_cost_flags
+from fraud.core.decision import expected_cost_flags
+from fraud.core.models import PEERS, STRATEGIES, TRAIN_STAGES
+from fraud.core.params import Params, load_params
 from fraud.evaluation import calibration, metrics, model_evaluation
 from fraud.evaluation.choice import load_scorer
 from fraud.kinds._scikit import THREADS as GBDT_THREADS
 from fraud.kinds._scikit import load_model as load_peer
-from fraud.models import PEERS, STRATEGIES, TRAIN_STAGES
-from fraud.params import Params, load_params
 from fraud.serving import calibrated
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx

@@ -23,7 +23,7 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 
-from fraud.decision import decision_from_card
+from fraud.core.decision import decision_from_card
 from fraud.serving.explain import load_explainer, top_reasons
 
 

@@ -31,7 +31,7 @@ CHILD = """
 import sys
 from pathlib import Path
 from fraud.data.history import add_history
-from fraud.declaration import TRANSACTIONS, HistorySpec
+from fraud.core.declaration import TRANSACTIONS, HistorySpec
 spec = HistorySpec(windows=(1, 7, 30), delay=7, spending=("customer_id",),
                    risk=("terminal_id",), time_flags=True)
 layout = TRANSACTIONS.with_history(spec).layout(())
@@ -43,10 +43,10 @@ def write_cleaned(scale: int, folder: Path) -> tuple[Path, int]:
     """The simulated table at `scale` x the handbook's customers, as clean writes it."""
     import pandas as pd
 
+    from fraud.core.declaration import TRANSACTIONS
+    from fraud.core.params import TransactionsParams
     from fraud.data.prepare import clean, write_table
     from fraud.data.transactions import simulate
-    from fraud.declaration import TRANSACTIONS
-    from fraud.params import TransactionsParams
 
     rows = simulate(TransactionsParams(customers=5_000 * scale))
     seconds = (pd.to_datetime(rows["tx_datetime"], utc=True)

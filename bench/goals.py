@@ -7,7 +7,7 @@ from typing import Any
 
 from bench.project import TRAIN_STAGE
 from bench.records import ratio
-from fraud.models import MODELS, STRATEGIES
+from fraud.core.models import MODELS, STRATEGIES
 
 # Pipeline stages the tutorial has no counterpart for (reported beside the end-to-end ratio).
 EXTRA_STAGES = ("export",)

@@ -40,7 +40,7 @@ from typing import Any
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from bench.reference import tight_loop
-from fraud.models import STRATEGIES
+from fraud.core.models import STRATEGIES
 from tests.project_files import scaled_file
 
 PARAMS = "params.yaml"
@@ -52,7 +52,7 @@ TUTORIAL_EPOCHS = 3
 
 
 def _params():
-    from fraud.params import load_params
+    from fraud.core.params import load_params
     return load_params(PARAMS)
 
 

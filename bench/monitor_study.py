@@ -23,10 +23,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from fraud.core.files import file_sha256, write_json
+from fraud.core.params import SplitParams
 from fraud.data.prepare import clean, read_raw_csv, read_table, split
-from fraud.files import file_sha256, write_json
 from fraud.monitoring.profile import build_reference, reference_to_json
-from fraud.params import SplitParams
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
 from tests.credit_card import INPUT_COLUMNS, LABEL, TIME

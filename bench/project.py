@@ -24,8 +24,8 @@ from typing import Any
 import psutil
 import yaml
 
+from fraud.core.models import STRATEGIES, TRAIN_STAGES
 from fraud.data.download import MIRROR_ENV
-from fraud.models import STRATEGIES, TRAIN_STAGES
 from tests.project_files import ROOT, copy_project_files, ran_stages, set_dotted, stage_names
 
 # The stages this benchmark was written against; dvc.yaml may hold more (they are timed too).

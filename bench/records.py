@@ -8,7 +8,7 @@ import statistics
 from typing import Any
 
 from bench.project import STAGES, CommandRun
-from fraud.models import STRATEGIES
+from fraud.core.models import STRATEGIES
 
 # What the train stage logs (src/stages/train.py, src/fraud/training/fit.py's EpochTimer).
 EPOCHS_LINE = re.compile(r"train: (\w+): (\d+) epochs in ([\d.]+) s \(([\d.]+) s/epoch after "

@@ -12,7 +12,7 @@ from typing import Any
 from bench.project import STAGES, TRAIN_STAGE
 from bench.records import ratio, without_download
 from bench.runner import PREDICT_FORMATS, PREDICT_MODELS
-from fraud.models import STRATEGIES
+from fraud.core.models import STRATEGIES
 
 
 def fmt(value: Any, digits: int = 2, unit: str = "") -> str:

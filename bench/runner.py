@@ -17,7 +17,7 @@ from bench.goals import compare_to_tutorial, goals
 from bench.machine import load_averages, machine, project_info, tf_import_seconds
 from bench.project import STAGES, TRAIN_STAGE, DataSource, Project, default_source
 from bench.records import median, run_record, summarise_runs, without_download
-from fraud.models import STRATEGIES
+from fraud.core.models import STRATEGIES
 
 SMOKE_ROWS = 4_000
 SMOKE_FRAUD_RATE = 0.02

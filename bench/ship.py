@@ -27,9 +27,9 @@ import onnx
 import pandas as pd
 import yaml
 
-from fraud.decision import expected_cost_flags, expected_cost_threshold
+from fraud.core.decision import expected_cost_flags, expected_cost_threshold
+from fraud.core.files import file_sha256, write_json
 from fraud.evaluation.calibration import fit_calibrator
-from fraud.files import file_sha256, write_json
 from fraud.kinds._scikit import load_model as load_peer
 from fraud.serving.calibrated import calibrated_onnx, with_logit_output
 from fraud.serving.contract import read_scaler, save_onnx

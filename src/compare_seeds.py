@@ -12,9 +12,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from fraud.cli import run
 from fraud.commands.sweep import main as sweep_main
 from fraud.commands.sweep import parser
+from fraud.core.cli import run
 
 
 def main(argv: Sequence[str]) -> None:

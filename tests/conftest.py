@@ -101,8 +101,8 @@ def with_value(raw: dict[str, Any], dotted: str, value: Any) -> dict[str, Any]:
 
 def parse_error(raw: dict[str, Any]) -> str:
     """parse_params' error for `raw`: one line, naming params.yaml."""
+    from fraud.core.params import parse_params
     from fraud.errors import PipelineError
-    from fraud.params import parse_params
 
     with pytest.raises(PipelineError) as info:
         parse_params(raw)

@@ -6,8 +6,8 @@ These are that default declaration resolved, for tests that build tables and arr
 
 from __future__ import annotations
 
-from fraud.declaration import CREDIT_CARD_LAYOUT as LAYOUT
-from fraud.schema import PREPROCESS_NAME
+from fraud.core.declaration import CREDIT_CARD_LAYOUT as LAYOUT
+from fraud.core.schema import PREPROCESS_NAME
 
 V_COLUMNS = list(LAYOUT.numeric)
 RAW_COLUMNS = LAYOUT.raw_columns      # the CSV: Time, V1 … V28, Amount, Class

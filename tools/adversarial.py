@@ -28,8 +28,8 @@ from typing import Any
 
 import yaml
 
+from fraud.core.files import TEMP_PREFIX
 from fraud.errors import PipelineError
-from fraud.files import TEMP_PREFIX
 
 CASE_SECONDS = 60
 # Classes whose inputs may be valid: a hostile value under one params key can be a fine one
@@ -88,7 +88,7 @@ def outcome(run: Callable[[Path], None], folder: Path) -> str:
 def params_cases() -> Iterator[Case]:
     """Every bad params file of the stage corpus, and every key with every hostile value,
     read by the download stage (every stage reads params first; it is the cheapest)."""
-    from fraud.cli import run
+    from fraud.core.cli import run
     from src.stages import download as download_stage
     from tests.stages import test_bad_params as corpus
 
@@ -109,7 +109,7 @@ def params_cases() -> Iterator[Case]:
                 corpus.edit(raw, key, value)
                 path = folder / "params.yaml"
                 path.write_text(yaml.safe_dump(raw, width=10 ** 9), encoding="utf-8")
-                from fraud.params import load_params
+                from fraud.core.params import load_params
                 load_params(path)  # the parse alone: a valid file would start a download
             yield "params value", f"{key}={value!r:.30}", case
 
@@ -214,8 +214,8 @@ def predict_cases() -> Iterator[Case]:
 def monitor_cases() -> Iterator[Case]:
     """monitor's references, cards and outputs (full disks run as subprocesses in
     tests/unit/test_monitor.py)."""
-    from fraud.cli import run
     from fraud.commands import monitor
+    from fraud.core.cli import run
     from tests.unit import test_monitor as corpus
 
     for name, (build, _) in corpus.HOSTILE.items():
@@ -224,7 +224,7 @@ def monitor_cases() -> Iterator[Case]:
 
 def _download(folder: Path, url: str, **changes: Any) -> None:
     """The download stage, in this process, with `download.url` (and `changes`) set."""
-    from fraud.cli import run
+    from fraud.core.cli import run
     from src.stages import download as download_stage
 
     raw = yaml.safe_load(Path("params.yaml").read_text(encoding="utf-8"))
@@ -272,7 +272,7 @@ def file_size_limit(limit: int) -> Iterator[None]:
 
 def full_disk_cases() -> Iterator[Case]:
     """The data stages writing onto a disk that refuses their writes (a 10 KB file limit)."""
-    from fraud.cli import run
+    from fraud.core.cli import run
     from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
     from src.stages import clean, scale, split
     from tests.stages.test_full_disk import _stage_args

@@ -13,9 +13,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraud.cli import parser, run
-from fraud.files import outputs
-from fraud.params import load_params
+from fraud.core.cli import parser, run
+from fraud.core.files import outputs
+from fraud.core.params import load_params
 
 PASSED = "params.yaml passed its checks\n"
 

@@ -6,10 +6,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraud.cli import parser, run
+from fraud.core.cli import parser, run
+from fraud.core.files import outputs, remove_outputs
+from fraud.core.params import load_params
 from fraud.data.download import download, mirror_from_env
-from fraud.files import outputs, remove_outputs
-from fraud.params import load_params
 
 log = logging.getLogger("download")
 

@@ -11,7 +11,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraud.cli import model_pattern, parser, run
+from fraud.core.cli import model_pattern, parser, run
 
 log = logging.getLogger("evaluate")
 
@@ -29,14 +29,14 @@ def main(argv: Sequence[str]) -> None:
     cli.add_argument("--prc-png", required=True, type=Path)
     args = cli.parse_args(argv)
 
-    from fraud.files import outputs, read_json_file, remove_outputs, write_json
+    from fraud.core.files import outputs, read_json_file, remove_outputs, write_json
 
     remove_outputs(args.selected_metrics, args.roc_png, args.prc_png)
 
     import pandas as pd
 
+    from fraud.core.params import load_params
     from fraud.evaluation import choice, figures
-    from fraud.params import load_params
 
     params = load_params(args.params)
     per_model = {name: read_json_file(args.metrics.format(model=name), "evaluate_model")

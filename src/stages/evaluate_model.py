@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fraud.cli import model_pattern, parser, run
+from fraud.core.cli import model_pattern, parser, run
 
 log = logging.getLogger("evaluate_model")
 
@@ -62,8 +62,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
 
-    from fraud.files import outputs, read_json_file, remove_outputs
-    from fraud.models import require_models
+    from fraud.core.files import outputs, read_json_file, remove_outputs
+    from fraud.core.models import require_models
 
     names = [name for name, _ in args.models]
     require_models(names, "--model")
@@ -71,8 +71,8 @@ def main(argv: Sequence[str]) -> None:
                     for output in OUTPUTS} for name in names}
     remove_outputs(*(path for files in paths.values() for path in files.values()))
 
+    from fraud.core.params import load_params
     from fraud.data.arrays import load_split
-    from fraud.params import load_params
 
     params = load_params(args.params)
     splits = {split: _Split(*load_split(getattr(args, f"{split}_features"),
@@ -179,8 +179,8 @@ def _evaluate(name: str, path: Path, splits: dict[str, _Split], data_summary: An
 
 
 def _write(out: Any, paths: dict[str, Path], name: str, evaluation: Any, params: Any) -> None:
+    from fraud.core.files import write_json
     from fraud.evaluation import calibration, figures, metrics
-    from fraud.files import write_json
 
     settings = params.evaluate
     result, test = evaluation.metrics, evaluation.test

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fraud.cli import model_pattern, parser, run
+from fraud.core.cli import model_pattern, parser, run
 
 log = logging.getLogger("export")
 
@@ -55,8 +55,8 @@ def card_inputs(files: dict[str, Path], info: Any
     """What the card takes from the chosen model's other files: its metrics (calibration
     figures), its top columns, the checksums of the detector and calibrator it is built
     from, and its monitoring reference (which must have been built from those two files)."""
+    from fraud.core.files import file_sha256, read_json_file
     from fraud.evaluation import importance
-    from fraud.files import file_sha256, read_json_file
     from fraud.monitoring.profile import read_model_reference
 
     metrics = read_json_file(files["metrics"], "evaluate_model")
@@ -79,7 +79,7 @@ def write_outputs(args: argparse.Namespace, shipped: Any, reference: Any,
     and sha256, in the card and in the monitoring `reference`)."""
     from dataclasses import replace
 
-    from fraud.files import file_sha256, outputs, write_json
+    from fraud.core.files import file_sha256, outputs, write_json
     from fraud.serving import contract, export
     from fraud.serving.onnx_contract import DETECTOR
     from fraud.serving.onnx_scoring import load_onnx
@@ -99,8 +99,8 @@ def write_outputs(args: argparse.Namespace, shipped: Any, reference: Any,
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
 
-    from fraud.files import remove_outputs
-    from fraud.params import load_params
+    from fraud.core.files import remove_outputs
+    from fraud.core.params import load_params
     from fraud.serving import export
 
     remove_outputs(args.out_onnx, args.card)

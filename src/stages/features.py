@@ -7,11 +7,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraud.cli import parser, run
+from fraud.core.cli import parser, run
+from fraud.core.files import outputs, remove_outputs
+from fraud.core.params import load_params
 from fraud.data.columns import table_layout
 from fraud.data.history import add_history
-from fraud.files import outputs, remove_outputs
-from fraud.params import load_params
 
 
 def main(argv: Sequence[str]) -> None:

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraud.cli import model_pattern, parser, run
+from fraud.core.cli import model_pattern, parser, run
 
 log = logging.getLogger("importance")
 
@@ -32,8 +32,8 @@ def main(argv: Sequence[str]) -> None:
                      help="the top columns per model (flat JSON per model)")
     args = cli.parse_args(argv)
 
-    from fraud.files import outputs, remove_outputs, write_json
-    from fraud.models import TRAIN_STAGES, require_models
+    from fraud.core.files import outputs, remove_outputs, write_json
+    from fraud.core.models import TRAIN_STAGES, require_models
 
     require_models(args.models, "--models")
     tables = {name: Path(args.table.format(model=name)) for name in args.models}
@@ -41,9 +41,9 @@ def main(argv: Sequence[str]) -> None:
 
     import numpy as np
 
+    from fraud.core.params import load_params
     from fraud.data.columns import read_inputs, table_layout
     from fraud.evaluation import importance
-    from fraud.params import load_params
 
     params = load_params(args.params)
     layout = table_layout(args.test, "split", params.data)

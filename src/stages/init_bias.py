@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fraud.cli import add_split_arguments, parser, run
+from fraud.core.cli import add_split_arguments, parser, run
 
 log = logging.getLogger("init_bias")
 
@@ -28,8 +28,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
 
-    from fraud.files import outputs, remove_outputs, write_json
-    from fraud.params import load_params
+    from fraud.core.files import outputs, remove_outputs, write_json
+    from fraud.core.params import load_params
 
     # Stale outputs go first, so that any failure (bad params too) leaves none behind.
     remove_outputs(args.weights_out, args.metrics_out, args.curves_out)

@@ -16,7 +16,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraud.cli import parser, run
+from fraud.core.cli import parser, run
 
 log = logging.getLogger("monitor")
 
@@ -33,12 +33,13 @@ def main(argv: Sequence[str]) -> None:
                      help="PSI per input column and of the score (CSV: the Drift chart)")
     args = cli.parse_args(argv)
 
-    from fraud.files import file_sha256, outputs, read_json_file, remove_outputs, write_json
+    from fraud.core.files import file_sha256, outputs, read_json_file, remove_outputs, write_json
 
     remove_outputs(args.metrics, args.drift)
 
     import numpy as np
 
+    from fraud.core.params import load_params
     from fraud.data.columns import read_inputs, table_layout
     from fraud.monitoring.profile import check_reference_model, reference_from_card
     from fraud.monitoring.report import (
@@ -48,7 +49,6 @@ def main(argv: Sequence[str]) -> None:
         drift_rows,
         flat_metrics,
     )
-    from fraud.params import load_params
     from fraud.serving.onnx_contract import DETECTOR
     from fraud.serving.onnx_scoring import load_onnx
 

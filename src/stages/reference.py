@@ -15,7 +15,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraud.cli import model_pattern, parser, run
+from fraud.core.cli import model_pattern, parser, run
 
 log = logging.getLogger("reference")
 
@@ -34,17 +34,17 @@ def main(argv: Sequence[str]) -> None:
                      help="each model's reference, e.g. models/reference/{model}.json")
     args = cli.parse_args(argv)
 
-    from fraud.files import outputs, remove_outputs, write_json
-    from fraud.models import require_models
+    from fraud.core.files import outputs, remove_outputs, write_json
+    from fraud.core.models import require_models
 
     require_models(args.models, "--models")
     written = {name: Path(args.out.format(model=name)) for name in args.models}
     remove_outputs(*written.values())
 
+    from fraud.core.declaration import learn_levels
+    from fraud.core.params import load_params
     from fraud.data.columns import read_inputs, table_layout
-    from fraud.declaration import learn_levels
     from fraud.monitoring import profile
-    from fraud.params import load_params
     from fraud.serving.export import shipped_scorer
 
     params = load_params(args.params)

@@ -5,7 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraud.cli import parser, run
+from fraud.core.cli import parser, run
+from fraud.core.files import outputs, remove_outputs, write_json, write_npy
+from fraud.core.params import load_params
 from fraud.data.prepare import (
     features_and_labels,
     fit_scaler,
@@ -16,8 +18,6 @@ from fraud.data.prepare import (
     scaler_to_json,
 )
 from fraud.evaluation.figures import feature_distribution_png
-from fraud.files import outputs, remove_outputs, write_json, write_npy
-from fraud.params import load_params
 
 SPLITS = ("train", "val", "test")
 

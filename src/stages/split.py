@@ -7,10 +7,10 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraud.cli import parser, run
+from fraud.core.cli import parser, run
+from fraud.core.files import outputs, remove_outputs, write_json
+from fraud.core.params import load_params
 from fraud.data.prepare import layout_of, read_table, split, summarise, write_table
-from fraud.files import outputs, remove_outputs, write_json
-from fraud.params import load_params
 
 log = logging.getLogger("split")
 # A time split drops later copies of duplicates; beyond this share of the rows, the

@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fraud.cli import add_split_arguments, parser, run
+from fraud.core.cli import add_split_arguments, parser, run
 
 log = logging.getLogger("train")
 
@@ -43,10 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str]) -> None:
     args = build_parser().parse_args(argv)
 
+    from fraud.core.files import remove_outputs
+    from fraud.core.models import STRATEGIES
+    from fraud.core.params import load_params, normalise_strategy
     from fraud.errors import require_file
-    from fraud.files import remove_outputs
-    from fraud.models import STRATEGIES
-    from fraud.params import load_params, normalise_strategy
     from fraud.serving.contract import read_scaler
 
     # Stale outputs go first, so that any failure (bad params too) leaves none behind.
@@ -112,7 +112,7 @@ def _log_result(strategy: str, result: Any) -> None:
 
 def _write_outputs(args: argparse.Namespace, strategy: str, params: Any, stats: Any,
                    model: Any, result: Any) -> None:
-    from fraud.files import outputs, write_json
+    from fraud.core.files import outputs, write_json
     from fraud.serving import detector
     from fraud.training import network as keras_model
 

@@ -9,13 +9,13 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from fraud.cli import add_split_arguments, parser, run
+from fraud.core.cli import add_split_arguments, parser, run
 
 log = logging.getLogger("train_peer")
 
 
 def main(argv: Sequence[str]) -> None:
-    from fraud.models import PEERS
+    from fraud.core.models import PEERS
 
     cli = parser(__doc__)
     cli.add_argument("--model", required=True, choices=PEERS)
@@ -29,11 +29,11 @@ def main(argv: Sequence[str]) -> None:
                      help="what tuning chose, and the validation average precision (JSON)")
     args = cli.parse_args(argv)
 
+    from fraud.core.files import outputs, remove_outputs, write_json
+    from fraud.core.params import load_params
     from fraud.data.arrays import load_split
-    from fraud.files import outputs, remove_outputs, write_json
     from fraud.kinds import _scikit
     from fraud.kinds.registry import kind
-    from fraud.params import load_params
     from fraud.serving.contract import read_scaler, save_onnx
     from fraud.serving.peer_onnx import peer_detector
 

@@ -23,8 +23,8 @@ from bench.project import STAGES, DataSource, default_source, stage_name
 from bench.records import epochs_from_log, summarise_runs, without_download
 from bench.run import parse_args
 from bench.runner import PREDICT_MODELS, Bench
+from fraud.core.models import STRATEGIES
 from fraud.data.download import MIRROR_ENV
-from fraud.models import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[2]
 

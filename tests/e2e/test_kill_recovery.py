@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from fraud.files import TEMP_PREFIX
+from fraud.core.files import TEMP_PREFIX
 from tests.synthetic_project import copy_project, dvc, env, sh
 
 KILL_HOOK = f'''

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from fraud.models import MODELS, STRATEGIES
+from fraud.core.models import MODELS, STRATEGIES
 from tests.project_files import ran_stages, stage_names
 from tests.synthetic_project import BUILD_LOG, copy_project, dvc, env, sh
 

@@ -22,8 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from fraud.core.models import STRATEGIES
 from fraud.experiments.show import MODELS
-from fraud.models import STRATEGIES
 from tests.synthetic_project import copy_project, dvc, env, sh
 
 # --poll 2: a finished experiment is seen by its ref (one git call). --status-every 60: each

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud.declaration import DAY_SECONDS, TRANSACTIONS, HistorySpec
+from fraud.core.declaration import DAY_SECONDS, TRANSACTIONS, HistorySpec
 from tests.synthetic_project import fraud_predict, project_with_params
 
 pytestmark = pytest.mark.e2e

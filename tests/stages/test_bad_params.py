@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 import yaml
 
+from fraud.core.params import OVERFLOW_BOUNDS, UPPER_BOUNDS
 from fraud.data.download import MIRROR_ENV
-from fraud.params import OVERFLOW_BOUNDS, UPPER_BOUNDS
 
 DELETE = object()  # as a value: remove the key
 
@@ -192,7 +192,7 @@ def check_one_error_line(code: int, err: str, fragments: tuple[str, ...]) -> Non
 def test_bad_params_in_process(case: str, tmp_path: Path, repo_params_raw: dict[str, Any],
                                capsys: pytest.CaptureFixture[str],
                                monkeypatch: pytest.MonkeyPatch) -> None:
-    from fraud.cli import run
+    from fraud.core.cli import run
     from src.stages import download as download_stage
 
     monkeypatch.delenv(MIRROR_ENV, raising=False)
@@ -229,8 +229,8 @@ def leaf_keys(raw: dict[str, Any], prefix: str = "") -> list[str]:
 
 def test_every_key_with_any_value_is_accepted_or_one_short_line(
         repo_params_raw: dict[str, Any]) -> None:
+    from fraud.core.params import parse_params
     from fraud.errors import PipelineError
-    from fraud.params import parse_params
 
     keys = leaf_keys(repo_params_raw)
     assert len(keys) >= 40
@@ -249,7 +249,7 @@ def test_every_key_with_any_value_is_accepted_or_one_short_line(
 
 
 def test_every_upper_bound_names_a_numeric_param(repo_params_raw: dict[str, Any]) -> None:
-    from fraud.params import parse_params
+    from fraud.core.params import parse_params
 
     keys = set(leaf_keys(repo_params_raw))
     assert set(UPPER_BOUNDS) <= keys and set(OVERFLOW_BOUNDS) <= keys

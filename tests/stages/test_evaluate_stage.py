@@ -10,8 +10,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fraud.models import STRATEGIES
-from fraud.params import load_params
+from fraud.core.models import STRATEGIES
+from fraud.core.params import load_params
 from tests.credit_card import FEATURES, LABEL, TABLE_COLUMNS
 
 MODEL_OUTPUTS = {"--metrics": "m/{model}.json", "--roc": "roc/{model}.csv",
@@ -136,7 +136,7 @@ CALIBRATION_KEYS = {f"{prefix}{key}" for prefix in ("", "val_") for key in (
 def test_evaluate_model_reports_calibration(evaluated: tuple[Path, Path]) -> None:
     """Calibrated figures beside the raw ones, the calibrator for export, the reliability
     curve; auto (the repo's default) chose a method; no probability is exactly 0."""
-    from fraud.calibrator import METHODS, Calibrator
+    from fraud.core.calibrator import METHODS, Calibrator
 
     out, _ = evaluated
     for name in STRATEGIES:

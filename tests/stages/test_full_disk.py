@@ -16,11 +16,11 @@ from typing import Any
 
 import pytest
 
-from fraud.cli import DISK_FULL, os_error_line
+from fraud.core.cli import DISK_FULL, os_error_line
+from fraud.core.files import TEMP_PREFIX
+from fraud.core.params import SplitParams
 from fraud.data.prepare import clean, split, write_table
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from fraud.files import TEMP_PREFIX
-from fraud.params import SplitParams
 from tests.conftest import REPO, stage_env
 
 FILE_LIMIT = 10_000  # bytes: every stage's output is larger
@@ -103,7 +103,7 @@ def test_os_error_line_says_what_to_do(code: int) -> None:
 
 def test_stdout_on_a_full_device_is_one_line(tmp_path: Path) -> None:
     """`… > /dev/full`: the flush at exit failed with a second traceback-like message."""
-    script = ("from fraud.cli import run\n"
+    script = ("from fraud.core.cli import run\n"
               "run(lambda argv: print('x' * 100_000))\n")
     with open("/dev/full", "w") as full:
         proc = subprocess.run([sys.executable, "-c", script], cwd=REPO, env=stage_env(),

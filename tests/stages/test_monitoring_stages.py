@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LogisticRegression
 
+from fraud.core.files import file_sha256, write_json
+from fraud.core.params import SplitParams
 from fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, split, write_table
 from fraud.data.synthetic import generate_creditcard
 from fraud.evaluation.calibration import fit_calibrator
-from fraud.files import file_sha256, write_json
 from fraud.monitoring.profile import CARD_KEY, read_model_reference, reference_to_json
 from fraud.monitoring.report import BatchMonitor, flat_metrics
-from fraud.params import SplitParams
 from fraud.serving.contract import ScalerStats, save_onnx
 from fraud.serving.export import shipped_model
 from fraud.serving.onnx_contract import DETECTOR

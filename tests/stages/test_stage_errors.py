@@ -11,10 +11,10 @@ from typing import Any
 import pandas as pd
 import pytest
 
+from fraud.core.params import SplitParams
 from fraud.data.prepare import clean, split, write_table
 from fraud.data.synthetic import generate_creditcard
 from fraud.errors import PipelineError
-from fraud.params import SplitParams
 from tests.credit_card import LABEL
 
 

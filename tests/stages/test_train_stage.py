@@ -17,8 +17,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from fraud.files import file_sha256
-from fraud.params import MONITORABLE
+from fraud.core.files import file_sha256
+from fraud.core.params import MONITORABLE
 from tests.conftest import HEAVY_IMPORTS_PROBE, NO_HEAVY_IMPORTS, save_scaled_splits, write_scaler
 from tests.credit_card import N_FEATURES
 

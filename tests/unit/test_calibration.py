@@ -13,7 +13,7 @@ from onnx import TensorProto, helper
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from fraud import calibrator as shared
-from fraud.decision import expected_cost_flags
+from fraud.core.decision import expected_cost_flags
 from fraud.errors import PipelineError
 from fraud.evaluation import calibration
 from fraud.evaluation.metrics import cross_entropy

@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fraud import cli
+from fraud.core import cli
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -26,7 +26,7 @@ def test_no_avx2_or_no_cpuinfo_keeps_openblas_choice(tmp_path: Path) -> None:
 
 
 def test_a_stage_process_pins_the_kernels_unless_the_user_chose() -> None:
-    probe = "import fraud.cli, os; print(os.environ.get('OPENBLAS_CORETYPE', ''))"
+    probe = "import fraud.core.cli, os; print(os.environ.get('OPENBLAS_CORETYPE', ''))"
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     default = subprocess.run([sys.executable, "-c", probe], cwd=REPO, env=env,
                              capture_output=True, text=True, check=True).stdout.strip()

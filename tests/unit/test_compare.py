@@ -19,13 +19,13 @@ import pytest
 import yaml
 from scipy import stats
 
+from fraud.core.files import json_dumps
 from fraud.errors import PipelineError
 from fraud.experiments import compare
 from fraud.experiments import report as compare_report
 from fraud.experiments import show as exp_show
 from fraud.experiments import stats as fraud_stats
 from fraud.experiments.plan import expand
-from fraud.files import json_dumps
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -374,7 +374,7 @@ def test_cli_argument_errors_are_one_line(args, fragment, module, capsys,
                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """In-process, through cli.run as `python -m` runs it (a process per case costs ~0.7 s
     of imports; test_cli_argument_error_in_a_process runs one of them for real)."""
-    from fraud.cli import run
+    from fraud.core.cli import run
 
     monkeypatch.chdir(REPO)  # fails before any dvc command: safe in the project itself
     main = importlib.import_module(module).main

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraud.core.params import SplitParams
 from fraud.data.prepare import (
     clean,
     features_and_labels,
@@ -24,7 +25,6 @@ from fraud.data.prepare import (
 )
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from fraud.errors import PipelineError
-from fraud.params import SplitParams
 from tests.conftest import join, set_cell
 from tests.credit_card import (
     FEATURES,
@@ -516,7 +516,7 @@ def test_read_raw_csv_counts_more_bad_cells(good_lines: list[str], tmp_path: Pat
 # --- the clean stage, in-process for every bad file, as a subprocess for a few ----------------
 
 def run_clean_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str]:
-    from fraud.cli import run
+    from fraud.core.cli import run
     from src.stages import clean as clean_stage
 
     with pytest.raises(SystemExit) as info:

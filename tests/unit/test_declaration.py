@@ -15,7 +15,7 @@ import pytest
 import yaml
 from onnx import TensorProto, helper
 
-from fraud.declaration import (
+from fraud.core.declaration import (
     CREDIT_CARD,
     CREDIT_CARD_LAYOUT,
     codes_of_one_hot,
@@ -25,9 +25,9 @@ from fraud.declaration import (
     parse_data,
     shown_columns,
 )
+from fraud.core.params import parse_params
+from fraud.core.schema import validate_raw_frame
 from fraud.errors import PipelineError
-from fraud.params import parse_params
-from fraud.schema import validate_raw_frame
 from fraud.serving.contract import CATEGORY_INPUT, INPUT_NAME, ScalerStats
 from fraud.serving.explain import Preprocess
 from fraud.serving.preprocess_graph import (
@@ -223,8 +223,8 @@ def test_the_spec_keeps_the_declared_column_order_through_its_json(tmp_path: Pat
     (merchant before channel here), as do the one-hot features."""
     from sklearn.preprocessing import StandardScaler
 
+    from fraud.core.files import write_json
     from fraud.data.prepare import scaler_to_json
-    from fraud.files import write_json
     from fraud.serving.contract import detector_metadata, read_detector_metadata, read_scaler
 
     layout = parse_data({"label": "y", "numeric": ["x"], "categorical": ["merchant", "channel"]}
@@ -277,7 +277,7 @@ def test_categorical_columns_are_inputs_carried_through_the_tables() -> None:
 # --- no column in code ------------------------------------------------------------------------
 
 CREDIT_CARD_NAME = re.compile(r"^(Class|Time|Amount|Log Amount|V([1-9]|1[0-9]|2[0-8]))$")
-ALLOWED = {ROOT / "src/fraud/declaration.py", ROOT / "src/fraud/data/synthetic.py"}
+ALLOWED = {ROOT / "src/fraud/core/declaration.py", ROOT / "src/fraud/data/synthetic.py"}
 
 
 def _named_columns(path: Path, root: Path = ROOT) -> list[str]:

@@ -2,7 +2,7 @@
 
 Docs went stale by citing files that moved or never were in the repository (code comments
 cited a design document it does not hold). Checked: Markdown links, and every path that starts at a
-top-level folder of the repository (`src/fraud/params.py`, `metrics/<model>.json`,
+top-level folder of the repository (`src/fraud/core/params.py`, `metrics/<model>.json`,
 `models/{baseline,weighted}.onnx`: braces expand, `<name>` and `*` match anything) in the
 README, CONTRIBUTING.md, docs/, bench/*.md and plots/template/README.md, and in the comments
 and docstrings of the Python files. A path exists when git knows the file (tracked, or new
@@ -217,8 +217,8 @@ def test_citations_are_found_and_expanded() -> None:
 
 
 def test_missing_paths_are_reported() -> None:
-    known = {"src/", "src/fraud/params.py", "metrics/gbdt.json", "metrics/", "data/split/**"}
-    cited = {"src/fraud/params.py", "src/fraud/model.py", "metrics/<model>.json",
+    known = {"src/", "src/fraud/core/params.py", "metrics/gbdt.json", "metrics/", "data/split/**"}
+    cited = {"src/fraud/core/params.py", "src/fraud/model.py", "metrics/<model>.json",
              "metrics/{gbdt,logreg}.json", "bench/results/latest.md", "src/", "src/fraud/x.py",
              "data/split/{train,val}.parquet", "data/splits/train.parquet"}
     assert missing(cited, known) == ["data/splits/train.parquet", "metrics/{gbdt,logreg}.json",

@@ -256,8 +256,8 @@ def test_a_raw_csv_error_shown_in_the_docs_is_the_one_printed(
 
 
 def test_the_params_error_shown_in_the_docs_is_the_one_printed(tmp_path: Path) -> None:
+    from fraud.core.params import load_params
     from fraud.errors import PipelineError
-    from fraud.params import load_params
 
     params = tmp_path / "params.yaml"
     params.write_text(re.sub(r"(?m)^(  test_size:) \S+", r"\1 1.5",

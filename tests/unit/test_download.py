@@ -23,6 +23,7 @@ from typing import Any
 
 import pytest
 
+from fraud.core.params import DownloadParams
 from fraud.data.download import (
     MIRROR_ENV,
     DownloadResult,
@@ -33,7 +34,6 @@ from fraud.data.download import (
 )
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from fraud.errors import PipelineError
-from fraud.params import DownloadParams
 from tests.conftest import QuietHTTPServer, loopback_only, serve_on_loopback
 from tests.credit_card import RAW_COLUMNS
 

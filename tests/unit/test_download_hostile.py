@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
+from fraud.core.params import DownloadParams
 from fraud.data.download import MIRROR_ENV, download, fetch_url
 from fraud.errors import PipelineError
-from fraud.params import DownloadParams
 from tests.conftest import check_stage_error, loopback_only, serve_on_loopback
 
 SERVER_LIMIT = 10.0   # seconds: no response of the test server lasts longer

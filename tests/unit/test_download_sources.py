@@ -20,11 +20,11 @@ from typing import Any
 
 import pytest
 
+from fraud.core.params import DownloadParams
 from fraud.data import download as download_module
 from fraud.data.download import MIRROR_ENV, download, unpack_to_csv
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from fraud.errors import PipelineError
-from fraud.params import DownloadParams
 from tests.conftest import loopback_only
 from tests.credit_card import RAW_COLUMNS
 

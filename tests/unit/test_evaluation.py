@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from fraud.core.models import AUTO
+from fraud.core.params import load_params
 from fraud.errors import PipelineError
 from fraud.evaluation import metrics
 from fraud.evaluation.choice import Scored, choose_model, evaluate_scores
-from fraud.models import AUTO
-from fraud.params import load_params
 
 REPO = Path(__file__).resolve().parents[2]
 INTERVAL_KEYS = {f"{name}_{end}" for name in ("prc", "auc", "recall", "precision")

@@ -345,8 +345,8 @@ def test_predict_explain_needs_the_onnx_model(tmp_path: Any) -> None:
 # --- categorical columns: one reason per column ------------------------------------------------
 
 def categorical_fits() -> dict[str, Any]:
+    from fraud.core.params import _CHECKS
     from fraud.kinds.gbdt import fit_gbdt, parse_gbdt
-    from fraud.params import _CHECKS
     from tests.unit.test_peer_onnx import categorical_data
 
     train, val = categorical_data(4000, 1), categorical_data(300, 2)

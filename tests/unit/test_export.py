@@ -27,6 +27,9 @@ import pandas as pd
 import pytest
 
 from fraud.commands.predict import keras_probabilities
+from fraud.core.decision import EXPECTED_COST
+from fraud.core.files import write_json
+from fraud.core.params import ModelParams, SplitParams, load_params
 from fraud.data.prepare import (
     clean,
     features_and_labels,
@@ -37,17 +40,14 @@ from fraud.data.prepare import (
     split,
 )
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from fraud.decision import EXPECTED_COST
 from fraud.evaluation import importance
 from fraud.evaluation.calibration import Calibrator, fit_calibrator
-from fraud.files import write_json
 from fraud.monitoring.profile import (
     CARD_KEY,
     build_reference,
     model_reference_json,
     reference_from_card,
 )
-from fraud.params import ModelParams, SplitParams, load_params
 from fraud.serving import contract, preprocess_graph
 from fraud.serving import detector as detectors
 from fraud.serving.calibrated import with_logit_output
@@ -378,7 +378,7 @@ def test_card(project: Project) -> None:
 
 
 def run_in_process(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
-    from fraud.cli import run
+    from fraud.core.cli import run
     from src.stages import export as export_stage
 
     with pytest.raises(SystemExit) as info:

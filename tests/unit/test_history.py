@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from fraud.core.declaration import DAY_SECONDS, TRANSACTIONS, HistorySpec, Layout
+from fraud.core.params import SplitParams, TransactionsParams
 from fraud.data.history import add_history, history_of
 from fraud.data.prepare import clean, split, write_table
 from fraud.data.transactions import simulate
-from fraud.declaration import DAY_SECONDS, TRANSACTIONS, HistorySpec, Layout
 from fraud.errors import PipelineError
-from fraud.params import SplitParams, TransactionsParams
 from tests.conftest import parse_error, with_value
 
 SPEC = HistorySpec(windows=(1, 7, 30), delay=7, spending=("customer_id",),
@@ -192,7 +192,7 @@ def _features_params(raw: dict[str, Any], **values: Any) -> dict[str, Any]:
 
 
 def test_features_params_give_the_layouts_inputs(raw_params: dict[str, Any]) -> None:
-    from fraud.params import parse_params
+    from fraud.core.params import parse_params
 
     params = parse_params(_features_params(raw_params, spending="customer_id", windows="1,7"))
     assert params.data.history == HistorySpec(
@@ -271,7 +271,7 @@ def test_the_handbook_overrides_apply_as_dvc_applies_them(tmp_path: Path) -> Non
 
     from dvc.utils.hydra import apply_overrides
 
-    from fraud.params import load_params
+    from fraud.core.params import load_params
     from tools.handbook_report import OVERRIDES
 
     path = tmp_path / "params.yaml"

@@ -241,7 +241,7 @@ def test_the_corpus_is_large_enough() -> None:
 def run_clean(raw_file: Path, tmp_path: Path, params: Path,
               capsys: pytest.CaptureFixture[str]) -> tuple[int, str, Path]:
     """The clean stage, in-process, with stale outputs from an earlier run in place."""
-    from fraud.cli import run
+    from fraud.core.cli import run
     from src.stages import clean as clean_stage
 
     out = tmp_path / "out"

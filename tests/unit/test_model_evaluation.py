@@ -11,14 +11,14 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.utils.class_weight import compute_class_weight
 
-from fraud import calibrator
-from fraud.decision import expected_cost_flags
+from fraud.core import calibrator
+from fraud.core.decision import expected_cost_flags
+from fraud.core.params import load_params
 from fraud.errors import PipelineError, check_logits
 from fraud.evaluation import metrics, model_evaluation
 from fraud.evaluation.choice import Scored
 from fraud.kinds._scikit import logits as peer_logits
 from fraud.kinds._scikit import scores as peer_scores
-from fraud.params import load_params
 from fraud.training.balance import class_weights_for
 
 REPO = Path(__file__).resolve().parents[2]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from fraud.core.models import MODELS, require_models
 from fraud.errors import PipelineError
-from fraud.models import MODELS, require_models
 
 
 def test_every_known_model_once_is_accepted() -> None:

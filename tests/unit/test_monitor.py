@@ -26,8 +26,8 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 
 from fraud.commands.monitor import main
+from fraud.core.files import file_sha256, write_json
 from fraud.errors import PipelineError
-from fraud.files import file_sha256, write_json
 from fraud.monitoring.drift import (
     EMPTY_BIN_SHARE,
     MAJOR,
@@ -398,7 +398,7 @@ def shipped(tmp_path: Path) -> Path:
 
 def run_monitor(argv: list[object], capsys: pytest.CaptureFixture[str]
                 ) -> tuple[int, str, str]:
-    from fraud.cli import run
+    from fraud.core.cli import run
 
     try:
         run(main, [str(a) for a in argv])

@@ -19,6 +19,8 @@ import pandas as pd
 import pytest
 
 from fraud.commands.predict import keras_probabilities
+from fraud.core.files import file_sha256, write_json
+from fraud.core.params import ModelParams
 from fraud.data.prepare import (
     clean,
     features_and_labels,
@@ -29,8 +31,6 @@ from fraud.data.prepare import (
 )
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
 from fraud.errors import PipelineError
-from fraud.files import file_sha256, write_json
-from fraud.params import ModelParams
 from fraud.serving import contract, preprocess_graph
 from fraud.serving import detector as detectors
 from fraud.serving.onnx_contract import DETECTOR, NETWORK

@@ -290,8 +290,8 @@ def _widest_network(hidden: int) -> onnx.ModelProto:
 def test_the_largest_valid_network_with_a_1000_knot_calibrator_loads(tmp_path: Path) -> None:
     """The budgets' margin: model.hidden_units at its cap (4,096) and a calibrator of 1,000
     knots, appended as export appends it, load and score in batches within BATCH_BYTES."""
-    from fraud.calibrator import Calibrator
-    from fraud.params import UPPER_BOUNDS
+    from fraud.core.calibrator import Calibrator
+    from fraud.core.params import UPPER_BOUNDS
     from fraud.serving.calibrated import calibrated_onnx
 
     knots = tuple(np.linspace(-20.0, 20.0, 1_000).tolist())

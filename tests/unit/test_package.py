@@ -93,7 +93,7 @@ def test_entry_points_use_their_checkout(tmp_path: Path) -> None:
     import the copy's library (the code DVC hashed), not the installed one."""
     copy = tmp_path / "copy"
     shutil.copytree(SRC, copy / "src", ignore=shutil.ignore_patterns("__pycache__"))
-    probe = "import src.stages, fraud, fraud.params; print(fraud.params.__file__)"
+    probe = "import src.stages, fraud, fraud.core.params; print(fraud.core.params.__file__)"
     done = run(sys.executable, "-c", probe, cwd=copy)
     assert done.returncode == 0, done.stderr
-    assert Path(done.stdout.strip()) == copy / "src" / "fraud" / "params.py"
+    assert Path(done.stdout.strip()) == copy / "src" / "fraud" / "core" / "params.py"

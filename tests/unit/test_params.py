@@ -9,9 +9,8 @@ from typing import Any
 import pytest
 import yaml
 
-from fraud.errors import PipelineError
-from fraud.models import AUTO, MODELS
-from fraud.params import (
+from fraud.core.models import AUTO, MODELS
+from fraud.core.params import (
     MONITORABLE,
     SELECT_BY,
     SPLIT_METHODS,
@@ -20,6 +19,7 @@ from fraud.params import (
     normalise_strategy,
     parse_params,
 )
+from fraud.errors import PipelineError
 from tests.conftest import parse_error, with_value
 
 REPO = Path(__file__).resolve().parents[2]

@@ -19,6 +19,7 @@ from sklearn.metrics import average_precision_score
 from sklearn.preprocessing import FunctionTransformer
 from threadpoolctl import threadpool_limits
 
+from fraud.core.params import Params, SplitParams, parse_params
 from fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, split
 from fraud.data.synthetic import generate_creditcard
 from fraud.errors import PipelineError
@@ -31,7 +32,6 @@ from fraud.kinds.base import Fit
 from fraud.kinds.gbdt import GbdtParams, first_iterations, fit_gbdt
 from fraud.kinds.logreg import LogregParams, fit_logreg
 from fraud.kinds.registry import kind
-from fraud.params import Params, SplitParams, parse_params
 
 
 def fit_peer(name: str, train: tuple[np.ndarray, np.ndarray], val: tuple[np.ndarray, np.ndarray],

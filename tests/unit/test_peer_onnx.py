@@ -21,12 +21,12 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 from threadpoolctl import threadpool_limits
 
+from fraud.core.params import SplitParams
 from fraud.data.prepare import clean, features_and_labels, fit_scaler, scale, split
 from fraud.data.synthetic import generate_creditcard
 from fraud.errors import PipelineError
 from fraud.kinds._scikit import scores as peer_scores
 from fraud.kinds.gbdt import ML_DOMAIN, ML_OPSET, gbdt_graph
-from fraud.params import SplitParams
 from fraud.serving.contract import INPUT_NAME, OUTPUT_NAME, ScalerStats, read_detector_metadata
 from fraud.serving.onnx_contract import DETECTOR
 from fraud.serving.onnx_scoring import load_onnx
@@ -331,8 +331,8 @@ def test_gbdt_with_native_categorical_splits_matches_scikit_learn() -> None:
     """Native categorical splits (a set of levels to each side) become TreeEnsemble-5
     BRANCH_MEMBER nodes; unseen and missing text reaches the trees as NaN, on the side
     scikit-learn sends missing values, in both."""
+    from fraud.core.params import _CHECKS
     from fraud.kinds.gbdt import fit_gbdt, parse_gbdt
-    from fraud.params import _CHECKS
 
     train, val = categorical_data(6000, 1), categorical_data(3000, 2)
     section = {"learning_rate": 0.1, "l2_regularization": 1.0, "max_iter": 60,

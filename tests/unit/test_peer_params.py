@@ -6,12 +6,12 @@ from typing import Any
 
 import pytest
 
+from fraud.core.models import MODELS, PEERS, STRATEGIES
+from fraud.core.params import parse_params
 from fraud.kinds.gbdt import SCORINGS as GBDT_SCORINGS
 from fraud.kinds.gbdt import GbdtParams
 from fraud.kinds.logreg import CLASS_WEIGHTS as LOGREG_CLASS_WEIGHTS
 from fraud.kinds.logreg import LogregParams
-from fraud.models import MODELS, PEERS, STRATEGIES
-from fraud.params import parse_params
 from tests.conftest import parse_error, with_value
 
 

@@ -19,9 +19,9 @@ from pathlib import Path, PurePosixPath
 import pytest
 import yaml
 
+from fraud.core.models import STRATEGIES
 from fraud.evaluation.colors import BAND_COLORS, BIAS_COLORS, MODEL_COLORS, model_color
 from fraud.evaluation.plot_templates import MODEL_FROM_FILENAME, templates
-from fraud.models import STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIR = ROOT / ".dvc" / "plots"

@@ -22,10 +22,10 @@ import pandas as pd
 import pytest
 
 from fraud.commands.predict import keras_probabilities
+from fraud.core.files import file_sha256, write_json
+from fraud.core.params import ModelParams
 from fraud.data.prepare import clean, features_and_labels, fit_scaler, scaler_to_json
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from fraud.files import file_sha256, write_json
-from fraud.params import ModelParams
 from fraud.serving import contract
 from fraud.serving import detector as detectors
 from fraud.training import network as keras_model

@@ -13,13 +13,13 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from fraud.calibrator import linear
 from fraud.commands.predict import build_parser
+from fraud.core.calibrator import linear
+from fraud.core.decision import Decision, decision_from_card, expected_cost_flags
+from fraud.core.files import file_sha256, write_json
 from fraud.data.prepare import clean, features_and_labels, fit_scaler, scale
 from fraud.data.synthetic import generate_creditcard, write_creditcard_csv
-from fraud.decision import Decision, decision_from_card, expected_cost_flags
 from fraud.errors import PipelineError
-from fraud.files import file_sha256, write_json
 from fraud.serving.calibrated import calibrated_onnx
 from fraud.serving.contract import ScalerStats, save_onnx
 from fraud.serving.onnx_contract import DETECTOR

@@ -26,7 +26,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from fraud.files import TEMP_PREFIX, file_sha256
+from fraud.core.files import TEMP_PREFIX, file_sha256
 from fraud.serving.contract import INPUT_NAME, OUTPUT_NAME
 from tests.conftest import run_predict
 from tests.credit_card import INPUT_COLUMNS

@@ -84,7 +84,7 @@ def test_epoch_line_leaves_out_a_metric_the_fit_does_not_compute(caplog) -> None
 def test_stage_log_lines_name_the_module_not_its_package() -> None:
     import logging
 
-    from fraud.cli import _ShortNames
+    from fraud.core.cli import _ShortNames
 
     record = logging.LogRecord("fraud.training.fit", logging.INFO, __file__, 1,
                                "baseline epoch %d", (1,), None)

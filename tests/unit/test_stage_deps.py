@@ -5,8 +5,8 @@ change what the stage writes; if it is not a dep, editing it leaves `dvc repro` 
 date" over stale outputs. So each stage's import closure (read with `ast`, lazy imports in
 functions included) must be covered by its deps, and each code dep must be imported (a stale
 path would rerun the stage for nothing). The deps name sub-packages, not files: a stage
-depends on `src/fraud/<sub-package>` when its closure reaches any module there, and on a
-shared module at the top (`src/fraud/params.py`) by itself; `package_deps` is that list, and
+depends on `src/fraud/<sub-package>` when its closure reaches any module there (core/ holds
+what every stage shares: the declaration, params, files); `package_deps` is that list, and
 dvc.yaml must hold exactly it (fewer lines to keep by hand, a smaller dvc.lock for DVC to
 read on every command).
 """
@@ -25,7 +25,7 @@ SRC = REPO / "src"
 # Modules that cannot change an output, so that editing them reruns nothing:
 NOT_OUTPUT_CHANGING = {
     "src/fraud/errors.py",  # the exception type and message helpers: a failure, not an output
-    "src/fraud/cli.py",     # argument parsing, logging and the one-line error of a stage run
+    "src/fraud/core/cli.py",     # argument parsing, logging and the one-line error of a stage run
 }
 # Package __init__ files are not deps either: test_package_inits_hold_no_code keeps them empty.
 
@@ -221,10 +221,11 @@ def _has_cycle(graph: dict[Any, set[Any]]) -> list[Any]:
 
 
 def _package(module: Path) -> str:
-    """kinds/ (the registry of model kinds, which params.py reads) counts as shared: the
+    """core/ (the declaration, params, files, every stage's plumbing) and kinds/ (the
+    registry of model kinds, which params.py reads) count as shared, with errors.py: the
     bottom layer, which imports no other sub-package."""
     parts = module.relative_to(LIBRARY).parts
-    return parts[0] if len(parts) > 1 and parts[0] != "kinds" else "shared"
+    return parts[0] if len(parts) > 1 and parts[0] not in ("core", "kinds") else "shared"
 
 
 def test_the_library_imports_nothing_above_it() -> None:

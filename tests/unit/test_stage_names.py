@@ -154,7 +154,7 @@ def test_docs_name_stages() -> None:
 
 
 def test_train_stages_map_names_real_stages() -> None:
-    from fraud.models import MODELS, TRAIN_STAGES
+    from fraud.core.models import MODELS, TRAIN_STAGES
 
     assert set(TRAIN_STAGES) == set(MODELS)
     assert set(TRAIN_STAGES.values()) <= dvc_stage_names()

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from fraud.cli import run
 from fraud.commands import summary
-from fraud.models import MODELS
+from fraud.core.cli import run
+from fraud.core.models import MODELS
 from tests.conftest import REPO, stage_env
 
 

@@ -13,12 +13,12 @@ import numpy as np
 import pytest
 
 from fraud.commands import sweep
+from fraud.core.params import parse_params
 from fraud.errors import PipelineError
 from fraud.evaluation.metrics import bootstrap_intervals
 from fraud.experiments import queue as dvc_exp
 from fraud.experiments.plan import MAX_EXPERIMENTS, MAX_SEEDS, check_overrides, seed_list
 from fraud.experiments.stats import mean_interval, rate_interval
-from fraud.params import parse_params
 from tests.conftest import REPO, stage_env
 
 # (arguments, a fragment of the one error line)

@@ -18,10 +18,10 @@ import pandas as pd
 import pytest
 import yaml
 
+from fraud.core.models import STRATEGIES
+from fraud.core.params import MONITORABLE, Params, parse_params
 from fraud.data.arrays import load_split
 from fraud.errors import PipelineError
-from fraud.models import STRATEGIES
-from fraud.params import MONITORABLE, Params, parse_params
 from fraud.training import fit as training
 from fraud.training import network as keras_model
 from tests.credit_card import N_FEATURES

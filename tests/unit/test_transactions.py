@@ -13,6 +13,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from fraud.core.declaration import CREDIT_CARD
+from fraud.core.params import TransactionsParams, parse_params
 from fraud.data.download import download
 from fraud.data.transactions import (
     COLUMNS,
@@ -22,9 +24,7 @@ from fraud.data.transactions import (
     _terminals_in_reach,
     simulate,
 )
-from fraud.declaration import CREDIT_CARD
 from fraud.errors import PipelineError
-from fraud.params import TransactionsParams, parse_params
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = TransactionsParams(customers=300, terminals=600, days=40, start="2024-01-01",

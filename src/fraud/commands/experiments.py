@@ -18,7 +18,7 @@ import subprocess
 import sys
 from collections.abc import Sequence
 
-from fraud.cli import OneLineParser, run
+from fraud.core.cli import OneLineParser, run
 from fraud.errors import PipelineError, printable
 from fraud.experiments.listing import format_rows, rows_from_show
 

@@ -41,7 +41,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         sys.exit(0 if args else 2)
     name, rest = args[0], args[1:]
     if name not in COMMANDS:
-        from fraud.cli import escape_controls  # here: `fraud --help` imports nothing more
+        from fraud.core.cli import escape_controls  # here: `fraud --help` imports nothing more
 
         shown = escape_controls(name[:80])
         print(f"error: fraud: unknown command {shown!r}; one of {', '.join(COMMANDS)} "

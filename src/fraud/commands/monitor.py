@@ -41,10 +41,10 @@ from typing import Any
 
 import numpy as np
 
-from fraud.cli import OneLineParser, chunk_rows, probability, run
-from fraud.declaration import Layout
+from fraud.core.cli import OneLineParser, chunk_rows, probability, run
+from fraud.core.declaration import Layout
+from fraud.core.files import file_sha256, outputs, write_json
 from fraud.errors import PipelineError
-from fraud.files import file_sha256, outputs, write_json
 from fraud.monitoring.profile import (
     Reference,
     check_reference_model,

@@ -68,12 +68,12 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from fraud.cli import OneLineParser, chunk_rows, probability, whole_number
-from fraud.cli import run as cli_run
-from fraud.decision import Decision, decision_from_card
-from fraud.declaration import MAX_INPUTS, Layout
+from fraud.core.cli import OneLineParser, chunk_rows, probability, whole_number
+from fraud.core.cli import run as cli_run
+from fraud.core.decision import Decision, decision_from_card
+from fraud.core.declaration import MAX_INPUTS, Layout
+from fraud.core.files import outputs
 from fraud.errors import PipelineError
-from fraud.files import outputs
 from fraud.serving.card import (
     check_card_model,
     read_card,
@@ -341,7 +341,7 @@ def _main_on_stdout(argv: Sequence[str]) -> None:
 
 def run(argv: Sequence[str] | None = None) -> None:
     """As every stage runs: one line and exit 1 for an expected failure, 2 for a bad command
-    line, 128 + N for signal N (src/fraud/cli.py)."""
+    line, 128 + N for signal N (src/fraud/core/cli.py)."""
     cli_run(_main_on_stdout, argv)
 
 

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from fraud.cli import OneLineParser, run
+from fraud.core.cli import OneLineParser, run
+from fraud.core.files import read_json_file
+from fraud.core.models import MODELS
 from fraud.errors import PipelineError, printable
-from fraud.files import read_json_file
-from fraud.models import MODELS
 
 HEADER = ("model", "val PR-AUC", "test PR-AUC [95 %]", "ROC-AUC [95 %]", "recall [95 %]",
           "precision [95 %]", "threshold", "cost")

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from fraud.cli import OneLineParser, params_file, run
+from fraud.core.cli import OneLineParser, params_file, run
 from fraud.errors import PipelineError, printable
 from fraud.experiments import queue as dvc_exp
 from fraud.experiments.plan import (
@@ -121,7 +121,7 @@ def _params_text(path: str) -> str:
 def _validator(text: str) -> Callable[[Any], object]:
     """This pipeline's params check and typing, for the values of a sweep; on another DVC
     project (whose params are not this pipeline's) the values are taken as read."""
-    from fraud.params import parse_params, parse_yaml
+    from fraud.core.params import parse_params, parse_yaml
 
     try:
         parse_params(parse_yaml(text, "params.yaml"))
@@ -309,9 +309,9 @@ def _same_report(path: Path, data: str) -> bool:
 
 def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
            grid: dict[str, list[str]], seconds: Callable[[], float]) -> None:
+    from fraud.core.files import json_dumps, outputs
     from fraud.experiments.compare import compare_sweep
     from fraud.experiments.report import to_json, to_markdown
-    from fraud.files import json_dumps, outputs
 
     shown = dvc_exp.show(sweep.env, sweep.commit)
     experiments = {name: e for name, e in shown.items() if finished(e)}

@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from ..declaration import DataDeclaration, Layout, category_text
+from ..core.declaration import DataDeclaration, Layout, category_text
 from ..errors import PipelineError, printable_names, require_file
 
 

@@ -25,17 +25,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from ..declaration import CREDIT_CARD, DataDeclaration
-from ..errors import PipelineError
-from ..files import file_sha256
-from ..params import (
+from ..core.declaration import CREDIT_CARD, DataDeclaration
+from ..core.files import file_sha256
+from ..core.params import (
     GENERATED_SOURCES,
     SYNTHETIC_SOURCE,
     TRANSACTIONS_SOURCE,
     DownloadParams,
     TransactionsParams,
 )
-from ..schema import GZIP_MAGIC, printable, printable_names, sniff_not_csv
+from ..core.schema import GZIP_MAGIC, printable, printable_names, sniff_not_csv
+from ..errors import PipelineError
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..declaration import DAY_SECONDS, HistorySpec, Layout, stem
+from ..core.declaration import DAY_SECONDS, HistorySpec, Layout, stem
 from ..errors import PipelineError
 
 NIGHT_END_HOUR = 6

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..declaration import (
+from ..core.declaration import (
     CREDIT_CARD,
     CREDIT_CARD_LAYOUT,
     DAY_SECONDS,
@@ -24,9 +24,9 @@ from ..declaration import (
     one_hot,
     one_hot_names,
 )
+from ..core.params import SplitParams
+from ..core.schema import validate_raw_frame
 from ..errors import PipelineError, require_file
-from ..params import SplitParams
-from ..schema import validate_raw_frame
 from .rawcsv import open_csv, read_frames
 
 if TYPE_CHECKING:

@@ -33,8 +33,8 @@ from typing import Any, BinaryIO
 import numpy as np
 import pandas as pd
 
+from ..core.schema import GZIP_MAGIC, printable, sniff_not_csv
 from ..errors import PipelineError
-from ..schema import GZIP_MAGIC, printable, sniff_not_csv
 
 # A row of this data set is under 1 KB; 64 KiB leaves room for long ID columns (predict)
 # while a runaway line is refused after reading 64 KiB of it.

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..declaration import CREDIT_CARD
+from ..core.declaration import CREDIT_CARD
 
 V_COLUMNS = list(CREDIT_CARD.numeric or ())
 

@@ -39,8 +39,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..declaration import TRANSACTIONS, TRANSACTIONS_CATEGORICAL
-from ..params import TransactionsParams
+from ..core.declaration import TRANSACTIONS, TRANSACTIONS_CATEGORICAL
+from ..core.params import TransactionsParams
 
 DECLARATION = TRANSACTIONS  # the layout of what `simulate` writes
 CATEGORICAL_DECLARATION = TRANSACTIONS_CATEGORICAL  # ... with transactions.categorical

@@ -27,9 +27,9 @@ from sklearn.isotonic import isotonic_regression
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
-from ..calibrator import Calibrator, identity, linear
+from ..core.calibrator import Calibrator, identity, linear
+from ..core.params import CALIBRATION_AUTO, CALIBRATION_METHODS
 from ..errors import PipelineError
-from ..params import CALIBRATION_AUTO, CALIBRATION_METHODS
 from .metrics import KERAS_EPSILON
 
 METHODS = CALIBRATION_METHODS
@@ -289,4 +289,4 @@ def choose_calibrator(logits: Array, labels: Array, table: dict[str, Fitter],
 
 
 # ---------------------------------------------------------------- decisions
-# expected_cost_flags lives in src/fraud/decision.py (numpy only, for predict).
+# expected_cost_flags lives in src/fraud/core/decision.py (numpy only, for predict).

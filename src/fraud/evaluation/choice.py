@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
+from ..core.models import AUTO
+from ..core.params import SELECT_BY, EvaluateParams
 from ..errors import PipelineError, check_logits, check_probabilities, require_file
-from ..models import AUTO
-from ..params import SELECT_BY, EvaluateParams
 from . import metrics
 
 Scorer = Callable[[np.ndarray], np.ndarray]

@@ -9,8 +9,8 @@ charts list the models in their colour scales, so a new kind needs
 
 from __future__ import annotations
 
+from ..core.models import STRATEGY_ALIASES
 from ..kinds.registry import all_kinds
-from ..models import STRATEGY_ALIASES
 
 MODEL_COLORS: dict[str, str] = {kind.name: kind.color for kind in all_kinds()}
 # The zero-vs-careful output bias comparison of init_bias: no model, so no model colour

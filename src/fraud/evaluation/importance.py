@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from ..declaration import CREDIT_CARD_LAYOUT, shown_columns
+from ..core.declaration import CREDIT_CARD_LAYOUT, shown_columns
 from ..errors import PipelineError, printable, require_file
 from ..serving.explain import Explainer, explainer_from_onnx, global_importance
 from ..serving.onnx_contract import DETECTOR, MAX_MODEL_BYTES, check_model_bytes

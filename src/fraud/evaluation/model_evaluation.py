@@ -14,10 +14,10 @@ from typing import Any
 
 import numpy as np
 
-from ..calibrator import Calibrator, sigmoid
-from ..decision import expected_cost_flags
+from ..core.calibrator import Calibrator, sigmoid
+from ..core.decision import expected_cost_flags
+from ..core.params import Params
 from ..errors import PipelineError
-from ..params import Params
 from ..training.balance import OVERSAMPLE_BATCH_FRAUD_FRACTION, class_weights_for
 from . import calibration, choice, metrics
 

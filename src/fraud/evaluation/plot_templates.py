@@ -20,7 +20,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..models import STRATEGIES
+from ..core.models import STRATEGIES
 from ..monitoring.drift import MAJOR, MAJOR_PSI, MODERATE, MODERATE_PSI, STABLE
 from .colors import BAND_COLORS, BIAS_COLORS, MODEL_COLORS
 

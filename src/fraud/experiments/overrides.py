@@ -88,7 +88,7 @@ def read_as_dvc_writes(original: str, overrides: Mapping[str, str], path: Path,
     from dvc.utils.hydra import apply_overrides
     from dvc.utils.serialize import parse_yaml as dvc_parse_yaml
 
-    from ..params import parse_yaml
+    from ..core.params import parse_yaml
 
     for key, text in overrides.items():
         check_syntax(what, key, text)

@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.params import parse_yaml
 from ..errors import PipelineError, printable
-from ..params import parse_yaml
 from .overrides import Reading, read_as_dvc_writes, scratch
 
 MAX_SEED = 2**32 - 1

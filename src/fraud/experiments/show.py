@@ -11,11 +11,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ..core.models import STRATEGIES
 from ..errors import PipelineError
-from ..models import STRATEGIES
 
 try:  # the pipeline's one list of model names, once the peers are stages
-    from ..models import MODELS
+    from ..core.models import MODELS
 except ImportError:  # before that change: the Keras strategies and the planned peers
     MODELS = (*STRATEGIES, "logreg", "gbdt")
 

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.metrics import average_precision_score
 from threadpoolctl import threadpool_limits
 
-from ..declaration import MAX_INPUTS
+from ..core.declaration import MAX_INPUTS
 from ..errors import PipelineError, printable
 from .base import SCIKIT
 from .registry import family, kind_of_model

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from ..declaration import CREDIT_CARD_LAYOUT, MAX_LEVELS_CEILING, level_codes, shown_columns
+from ..core.declaration import CREDIT_CARD_LAYOUT, MAX_LEVELS_CEILING, level_codes, shown_columns
+from ..core.files import read_json_file
 from ..errors import PipelineError, printable, printable_names
-from ..files import read_json_file
 
 BINS = 10
 FORMAT = "fraud-monitor-reference"

@@ -15,7 +15,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from ..calibrator import LOGIT_RANGE, Calibrator
+from ..core.calibrator import LOGIT_RANGE, Calibrator
 from ..errors import PipelineError
 from .sigmoid import Graph, sigmoid_graph
 

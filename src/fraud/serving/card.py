@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..decision import decision_from_card
-from ..declaration import (
+from ..core.decision import decision_from_card
+from ..core.declaration import (
     CREDIT_CARD,
     CREDIT_CARD_LAYOUT,
     MAX_INPUTS,
@@ -19,8 +19,8 @@ from ..declaration import (
     Layout,
     shown_columns,
 )
+from ..core.files import file_sha256
 from ..errors import PipelineError, printable
-from ..files import file_sha256
 
 # A card is ~3 KB; a 1 GB one is not a card (and is not read whole).
 MAX_CARD_BYTES = 1 << 20

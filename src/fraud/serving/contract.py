@@ -30,15 +30,15 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..declaration import (
+from ..core.declaration import (
     CREDIT_CARD_LAYOUT,
     LOG_PREFIX,
     MISSING_TEXT,
     codes_of_one_hot,
     one_hot_names,
 )
+from ..core.files import read_json_file
 from ..errors import PipelineError
-from ..files import read_json_file
 
 if TYPE_CHECKING:
     import onnx

@@ -21,21 +21,21 @@ from typing import BinaryIO, Protocol, TextIO
 
 import numpy as np
 
-from ..data.rawcsv import STDIN_LABEL, STDIO, OpenedCsv, open_csv, read_frames
-from ..decision import Decision
-from ..declaration import CREDIT_CARD_LAYOUT, Layout, category_text
-from ..errors import PipelineError
-from ..schema import (
+from ..core.decision import Decision
+from ..core.declaration import CREDIT_CARD_LAYOUT, Layout, category_text
+from ..core.schema import (
     check_header,
     printable,
     printable_names,
     validate_raw_frame,
 )
+from ..data.rawcsv import STDIN_LABEL, STDIO, OpenedCsv, open_csv, read_frames
+from ..errors import PipelineError
 
 __all__ = ["STDIN_LABEL", "STDIO"]  # re-exported: predict's names for stdin/stdout
 # The name of the exported model's preprocessing part (defined in schema.py, which the train
 # stages depend on; predict imports it from here).
-from ..schema import PREPROCESS_NAME  # noqa: F401
+from ..core.schema import PREPROCESS_NAME  # noqa: F401
 
 
 def optional_columns(layout: Layout) -> tuple[str, ...]:

@@ -41,9 +41,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from ..declaration import shown_columns
+from ..core.declaration import shown_columns
+from ..core.schema import PREPROCESS_NAME
 from ..errors import PipelineError
-from ..schema import PREPROCESS_NAME
 from ..training.network import keras, tf
 from .contract import (
     CATEGORY_INPUT,
@@ -238,7 +238,7 @@ def save_all(network: keras.Model, strategy: str, stats: ScalerStats, eps: float
     """What a train stage writes besides its `.keras` network: the network as ONNX, and the
     detector as `.keras` and `.onnx`. The ONNX detector records the `.keras` detector's
     sha256, so export can tell that the pair it ships comes from one run."""
-    from ..files import file_sha256
+    from ..core.files import file_sha256
     from ..training.network import save_model
     from .contract import detector_metadata
 

@@ -47,7 +47,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from ..declaration import CREDIT_CARD_LAYOUT, codes_of_one_hot, one_hot
+from ..core.declaration import CREDIT_CARD_LAYOUT, codes_of_one_hot, one_hot
 from ..errors import PipelineError
 from ..kinds.registry import all_kinds
 from .contract import NETWORK_INPUT, ScalerStats, read_detector_metadata

@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from ..calibrator import Calibrator
-from ..decision import EXPECTED_COST, Decision, expected_cost_threshold
-from ..declaration import CREDIT_CARD, DataDeclaration
+from ..core.calibrator import Calibrator
+from ..core.decision import EXPECTED_COST, Decision, expected_cost_threshold
+from ..core.declaration import CREDIT_CARD, DataDeclaration
+from ..core.files import file_sha256, read_json_file
+from ..core.models import MODELS, STRATEGY_ALIASES, TRAIN_STAGES
+from ..core.params import EvaluateParams
 from ..errors import PipelineError
-from ..files import file_sha256, read_json_file
-from ..models import MODELS, STRATEGY_ALIASES, TRAIN_STAGES
 from ..monitoring.profile import CARD_KEY, Reference, reference_to_json
-from ..params import EvaluateParams
 from .contract import (
     CATEGORY_INPUT,
     INPUT_DTYPE,

@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..core.declaration import DAY_SECONDS, HistorySpec, Layout, check_header
+from ..core.schema import validate_raw_frame
 from ..data.history import history_of
 from ..data.rawcsv import open_csv, read_frames
-from ..declaration import DAY_SECONDS, HistorySpec, Layout, check_header
 from ..errors import PipelineError
-from ..schema import validate_raw_frame
 
 
 def _read(source: str | Path, layout: Layout, labelled: bool) -> pd.DataFrame:

@@ -39,7 +39,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto
 
-from ..declaration import MAX_INPUTS
+from ..core.declaration import MAX_INPUTS
 from ..errors import PipelineError, first_line, printable
 from .contract import CATEGORY_INPUT, INPUT_DTYPE, INPUT_NAME, NETWORK_INPUT
 

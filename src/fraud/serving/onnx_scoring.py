@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from ..declaration import category_text
+from ..core.declaration import category_text
 from ..errors import PipelineError, check_logits, check_probabilities, first_line, require_file
 from .onnx_contract import MAX_MODEL_BYTES, Contract, check_model_bytes, claimed_contract
 

@@ -24,12 +24,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from ..declaration import shown_columns
+from ..core.declaration import shown_columns
+from ..core.schema import PREPROCESS_NAME
 from ..errors import PipelineError
 from ..kinds.base import FEATURES, LOGIT, const
 from ..kinds.gbdt import ML_OPSET  # recorded in every scikit-learn detector's versions
 from ..kinds.registry import kind, kind_of_model
-from ..schema import PREPROCESS_NAME
 from .contract import MODEL_NAME, OUTPUT_NAME, ScalerStats, detector_metadata
 from .preprocess_graph import OPSET, ROWS, detector_inputs, preprocess_graph, preprocess_opsets
 from .sigmoid import sigmoid_graph

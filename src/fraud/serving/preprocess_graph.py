@@ -10,8 +10,8 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
+from ..core.schema import PREPROCESS_NAME
 from ..kinds.base import const
-from ..schema import PREPROCESS_NAME
 from .contract import CATEGORY_INPUT, INPUT_NAME, ScalerStats
 from .sigmoid import Graph
 

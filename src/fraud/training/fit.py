@@ -15,8 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from ..core.params import TrainParams, check_monitor
 from ..errors import PipelineError
-from ..params import TrainParams, check_monitor
 from .balance import OVERSAMPLE_BATCH_FRAUD_FRACTION, class_weights
 from .network import keras, make_metrics, tf
 

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..core.params import ModelParams
 from ..errors import PipelineError, first_line, printable, require_file
-from ..params import ModelParams
 from .deferred import defer_imports
 from .quiet import filtered_stderr, set_log_level
 

@@ -24,9 +24,9 @@ from .declaration import (
     HistorySpec,
     parse_data,
 )
-from .errors import PipelineError, printable, printable_names
-from .kinds.base import Checks
-from .kinds.registry import all_kinds
+from ..errors import PipelineError, printable, printable_names
+from ..kinds.base import Checks
+from ..kinds.registry import all_kinds
 from .models import AUTO, MODELS, STRATEGY_ALIASES
 
 PARAMS_FILE = "params.yaml"

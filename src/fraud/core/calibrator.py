@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PipelineError
+from ..errors import PipelineError
 from .params import CALIBRATION_METHODS as METHODS
 
 # The calibrated logit is kept in this range, so the float64 sigmoid is never exactly 0 or 1

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PipelineError, printable
+from ..errors import PipelineError, printable
 
 EXPECTED_COST = "expected_cost"
 AMOUNT = "amount"  # cost_fn: the transaction's own amount

@@ -46,7 +46,7 @@ def _cpu_has_avx2(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
 if _cpu_has_avx2():
     os.environ.setdefault("OPENBLAS_CORETYPE", BLAS_CORETYPE)
 
-from .errors import PipelineError  # noqa: E402  (after the thread settings, on purpose)
+from ..errors import PipelineError  # noqa: E402  (after the thread settings, on purpose)
 from .params import parse_yaml  # noqa: E402
 
 # params.yaml is a few KB; a larger file is not one (and is not read whole into memory).

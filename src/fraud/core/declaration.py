@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from .errors import PipelineError, printable, printable_names
+from ..errors import PipelineError, printable, printable_names
 
 AUTO = "auto"
 TIME_FORMATS = ("auto", "seconds", "iso8601")

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import PipelineError, require_file
+from ..errors import PipelineError, require_file
 
 # Every temporary file starts with this: .gitignore and .dvcignore ignore the pattern, so a
 # killed stage's leftovers never show in `git status` (nor get committed by `git add -A`).

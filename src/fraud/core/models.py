@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from .errors import PipelineError, printable_names
-from .kinds.base import NETWORK, SCIKIT
-from .kinds.registry import all_kinds, family
+from ..errors import PipelineError, printable_names
+from ..kinds.base import NETWORK, SCIKIT
+from ..kinds.registry import all_kinds, family
 
 # The Keras strategies of one network (src/stages/train.py trains them).
 STRATEGIES = tuple(kind.name for kind in family(NETWORK))
