@@ -24,7 +24,7 @@ def main(argv: Sequence[str]) -> None:
     before = table_layout(args.cleaned, "clean", params.data.without_history())
     layout = params.data.layout(before.numeric)
     with outputs() as out:
-        add_history(args.cleaned, out.path(args.out), params.features.spec, layout,
+        add_history(args.cleaned, out.path(args.out), params.data.history, layout,
                     params.features.memory_mb)
 
 

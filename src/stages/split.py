@@ -31,7 +31,7 @@ def main(argv: Sequence[str]) -> None:
     params = load_params(args.params)
     cleaned = read_table(args.table, "features", params.data)
     layout = layout_of(cleaned, params.data)
-    parts = split(cleaned, params.split, params.seed, layout, params.features.spec.delay)
+    parts = split(cleaned, params.split, params.seed, layout, params.data.history.delay)
     dropped = parts.summary["duplicates_dropped"]
     if dropped > DROPPED_WARNING * len(cleaned):
         log.warning("%d of %d rows dropped as later copies of duplicates (rows identical in "

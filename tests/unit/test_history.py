@@ -197,7 +197,7 @@ def test_features_params_give_the_layouts_inputs(raw_params: dict[str, Any]) -> 
     params = parse_params(_features_params(raw_params, spending="customer_id", windows="1,7"))
     assert params.data.history == HistorySpec(
         windows=(1, 7), delay=7, spending=("customer_id",), risk=("terminal_id",),
-        time_flags=True) == params.features.spec
+        time_flags=True)
     layout = params.data.resolve("t", BEFORE.raw_columns)
     assert layout.inputs == [*params.data.history.columns(), "tx_amount"]
     assert layout.raw_columns == BEFORE.raw_columns

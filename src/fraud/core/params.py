@@ -15,6 +15,9 @@ from typing import Any
 
 import yaml
 
+from ..errors import PipelineError, printable, printable_names
+from ..kinds.base import Checks
+from ..kinds.registry import all_kinds
 from .declaration import (
     CREDIT_CARD,
     CREDIT_CARD_LAYOUT,
@@ -24,9 +27,6 @@ from .declaration import (
     HistorySpec,
     parse_data,
 )
-from ..errors import PipelineError, printable, printable_names
-from ..kinds.base import Checks
-from ..kinds.registry import all_kinds
 from .models import AUTO, MODELS, STRATEGY_ALIASES
 
 PARAMS_FILE = "params.yaml"
@@ -139,8 +139,8 @@ class CleanParams:
 
 @dataclass(frozen=True)
 class FeaturesParams:
-    """The features stage (src/fraud/data/history.py): what it adds, and its memory bound."""
-    spec: HistorySpec = HistorySpec()
+    """The features stage's (src/fraud/data/history.py) memory bound. What it adds is part of
+    the declaration, `Params.data.history`: scoring and the layouts read it there too."""
     memory_mb: int = 2048     # DuckDB's memory limit; beyond it, it spills to disk
 
 
@@ -424,8 +424,8 @@ def parse_params(raw: Any) -> Params:
     # Section by section, in this order: the first bad key is the one reported.
     data = parse_data(raw.get("data"))
     transactions = _transactions_params(raw.get("transactions"))
-    features = _features_params(raw.get("features"), data)
-    data = data.with_history(features.spec)
+    history, features = _features_params(raw.get("features"), data)
+    data = data.with_history(history)
     params = Params(seed=seed,
                   download=_download_params(_section(raw, "download", DownloadParams)),
                   clean=_clean_params(_section(raw, "clean", CleanParams)),
@@ -488,10 +488,12 @@ def _entities(name: str, value: Any, data: DataDeclaration) -> tuple[str, ...]:
     return names
 
 
-def _features_params(section: Any, data: DataDeclaration) -> FeaturesParams:
-    """Section `features` (optional: nothing added without it)."""
+def _features_params(section: Any, data: DataDeclaration
+                     ) -> tuple[HistorySpec, FeaturesParams]:
+    """Section `features` (optional: nothing added without it): the history features, for
+    the declaration, and the stage's own settings."""
     if section is None:
-        return FeaturesParams()
+        return HistorySpec(), FeaturesParams()
     if not isinstance(section, dict):
         raise PipelineError("params.yaml: section 'features' is not a mapping")
     unknown = sorted(map(str, set(section) - set(FEATURES_KEYS)))
@@ -523,7 +525,7 @@ def _features_params(section: Any, data: DataDeclaration) -> FeaturesParams:
     if spec.spending and data.amount is None:
         raise PipelineError("params.yaml: features.spending profiles the amount, and "
                             "data.amount is null; declare it, or empty features.spending")
-    return FeaturesParams(spec=spec, memory_mb=memory)
+    return spec, FeaturesParams(memory_mb=memory)
 
 
 def _transactions_params(section: Any) -> TransactionsParams:

@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .declaration import CREDIT_CARD_LAYOUT, Layout, check_header
 from ..errors import PipelineError, printable, printable_names
+from .declaration import CREDIT_CARD_LAYOUT, Layout, check_header
 
 if TYPE_CHECKING:  # pandas costs ~0.5 s to import: only the readers of raw rows need it
     import pandas as pd
