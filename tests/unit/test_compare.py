@@ -293,6 +293,7 @@ def recorded_show(tmp_path_factory: pytest.TempPathFactory) -> tuple[list, Path]
     return shown, repo
 
 
+@pytest.mark.e2e  # real `dvc exp` commands: outside the fast loop
 def test_experiments_from_a_real_exp_show(recorded_show) -> None:
     shown, repo = recorded_show
     experiments = exp_show.experiments_from_show(shown)

@@ -92,6 +92,7 @@ def tiny_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return repo
 
 
+@pytest.mark.e2e  # real `dvc exp` commands: outside the fast loop
 def test_the_table_of_a_real_repository(tiny_repo: Path) -> None:
     done = _run(tiny_repo, sys.executable, "-m", "fraud", "experiments")
     assert done.returncode == 0, done.stderr
