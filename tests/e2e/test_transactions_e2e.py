@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import csv
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ import pandas as pd
 import pytest
 
 from fraud.core.declaration import DAY_SECONDS, TRANSACTIONS, HistorySpec
-from tests.synthetic_project import fraud_predict, project_with_params
+from tests.synthetic_project import env, fraud_predict, project_with_params
 
 pytestmark = pytest.mark.e2e
 SPEC = HistorySpec(windows=(1, 7, 30), delay=7, spending=("customer_id",),
@@ -108,6 +110,35 @@ def test_predict_needs_the_history_and_enough_of_it(project: Path, tmp_path: Pat
                          str(tmp_path / "short.csv"))
     assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
     assert "short.csv: covers" in done.stderr and "need 37" in done.stderr
+
+
+def test_monitor_reads_raw_rows_with_their_history(project: Path, tmp_path: Path) -> None:
+    """`fraud monitor --history`: the batch is raw transactions, featured as predict features
+    them; it counts the rows predict flags, and its drift covers the history columns."""
+    raw = pd.read_csv(project / "data/raw/creditcard.csv", dtype=str)
+    raw.iloc[:-400].to_csv(tmp_path / "history.csv", index=False)
+    raw.iloc[-400:].to_csv(tmp_path / "day.csv", index=False)  # labelled: realised too
+    model = "models/fraud_detector.onnx"
+    report = tmp_path / "report.json"
+    done = subprocess.run([sys.executable, "-m", "fraud", "monitor", model,
+                           str(tmp_path / "day.csv"), "--history", str(tmp_path / "history.csv"),
+                           "--json", str(report)],
+                          cwd=project, env=env(), capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    result = json.loads(report.read_text())
+    assert result["rows"] == 400 and "realised" in result
+    assert set(SPEC.columns()) <= set(result["columns"])
+    scores = tmp_path / "scores.csv"
+    done = fraud_predict(project, str(tmp_path / "day.csv"), "--history",
+                         str(tmp_path / "history.csv"), "-o", str(scores))
+    assert done.returncode == 0, done.stderr
+    flagged = pd.read_csv(scores)["flagged"].sum()
+    assert result["realised"]["flagged"] == flagged
+    done = subprocess.run([sys.executable, "-m", "fraud", "monitor", model,
+                           str(tmp_path / "day.csv")],
+                          cwd=project, env=env(), capture_output=True, text=True)
+    assert done.returncode == 1 and len(done.stderr.strip().splitlines()) == 1
+    assert "reads 14 history features" in done.stderr and "pass --history CSV" in done.stderr
 
 
 def test_the_declared_columns_are_the_simulators() -> None:

@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from fraud import calibrator as shared
+from fraud.core import calibrator as shared
 from fraud.core.decision import expected_cost_flags
 from fraud.errors import PipelineError
 from fraud.evaluation import calibration

@@ -4,7 +4,9 @@
 
 BATCH is a transactions CSV as `predict` reads it (the model's input columns; optionally
 the time, the label and key columns named with --id-column or declared as ids, ignored here;
-plain or gzip; - for stdin), read --chunk-size rows at a time, so memory stays flat. Each
+plain or gzip; - for stdin), read --chunk-size rows at a time, so memory stays flat. For a
+model with history features, BATCH is raw transactions and --history the earlier ones with
+their labels: their features are computed as `fraud predict --history` computes them. Each
 chunk is scored with the ONNX detector, and only counts are kept:
 
 - drift: the population stability index (PSI) of every input column and of the score
@@ -32,8 +34,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import os
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -65,6 +69,7 @@ from fraud.serving.csv_scoring import (
     open_input,
     read_chunks,
 )
+from fraud.serving.history_input import with_history
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -89,6 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
                           "repeat for several")
     cli.add_argument("--chunk-size", type=chunk_rows, default=DEFAULT_CHUNK_ROWS,
                      help=f"rows read and scored at a time (default {DEFAULT_CHUNK_ROWS:,})")
+    cli.add_argument("--history", type=Path, metavar="CSV",
+                     help="for a model with history features (its card's data.history): "
+                          "earlier transactions with their labels, covering the longest "
+                          "window plus the delay before the batch's first row; the batch "
+                          "is then raw transactions, as predict --history reads them")
     cli.add_argument("-q", "--quiet", action="store_true",
                      help="no summary on stdout (the --json report only)")
     return cli
@@ -136,9 +146,10 @@ def check_outputs(args: argparse.Namespace, card_path: Path) -> None:
 
 
 def load_reference(args: argparse.Namespace, card_path: Path, detector: Any
-                   ) -> tuple[Reference, float, Layout]:
-    """The reference, the threshold (from the card unless given) and the batch's columns;
-    checked against the model file (a card it uses must be this model's)."""
+                   ) -> tuple[Reference, float, Layout, dict[str, Any]]:
+    """The reference, the threshold (from the card unless given), the batch's columns and
+    the card ({} without one); checked against the model file (a card it uses must be this
+    model's)."""
     card = read_card(card_path, required=args.threshold is None)
     if card is not None and (args.threshold is None or args.reference is None):
         check_card_model(card, card_path, args.model)
@@ -154,7 +165,7 @@ def load_reference(args: argparse.Namespace, card_path: Path, detector: Any
     check_reference_model(reference, file_sha256(args.model), args.model.name, label)
     threshold = args.threshold if args.threshold is not None else \
         card_threshold(card, str(card_path), "pass --threshold")
-    return reference, threshold, layout
+    return reference, threshold, layout, card or {}
 
 
 def write_reports(args: argparse.Namespace, report: dict[str, Any]) -> None:
@@ -194,12 +205,17 @@ def main(argv: Sequence[str]) -> None:
     card_path = args.card or args.model.with_suffix(".json")
     check_outputs(args, card_path)
     detector = load_detector(args.model)  # ~0.1 s; its file names its input columns
-    reference, threshold, layout = load_reference(args, card_path, detector)
-    opened = open_input(args.batch, id_columns=args.id_column, layout=layout)
-    try:
-        monitor = monitor_batch(opened, detector, reference, threshold, args.chunk_size)
-    finally:
-        opened.close()
+    reference, threshold, layout, card = load_reference(args, card_path, detector)
+    with tempfile.TemporaryDirectory(prefix="fraud-history-") as folder:
+        source = with_history(args.batch, args.history, args.model, layout, card, card_path,
+                              Path(folder))
+        opened = open_input(source, id_columns=args.id_column, layout=layout)
+        if source != args.batch:  # messages name the user's file, not the featured copy
+            opened = dataclasses.replace(opened, label=str(args.batch))
+        try:
+            monitor = monitor_batch(opened, detector, reference, threshold, args.chunk_size)
+        finally:
+            opened.close()
     report = monitor.report()
     write_reports(args, report)
     if not args.quiet:

@@ -88,6 +88,7 @@ from fraud.serving.csv_scoring import (
     open_input,
     score,
 )
+from fraud.serving.history_input import with_history
 
 if TYPE_CHECKING:
     import numpy as np
@@ -269,34 +270,12 @@ def main(argv: Sequence[str]) -> None:
     onnx_model = load_model(args.model) if args.model.suffix == ".onnx" else None
     layout = scoring_layout(args.model, onnx_model, card, card_path)
     with tempfile.TemporaryDirectory(prefix="fraud-history-") as folder:
-        source = _with_history(args, layout, card or {}, card_path, Path(folder))
+        source = with_history(args.input, args.history, args.model, layout, card or {},
+                              card_path, Path(folder))
         opened = open_input(source, id_columns=args.id_column, layout=layout)
         if source != args.input:  # messages name the user's file, not the featured copy
             opened = dataclasses.replace(opened, label=str(args.input))
         _score(args, started, opened, onnx_model, layout, decision)
-
-
-def _with_history(args: argparse.Namespace, layout: Layout, card: dict[str, Any],
-                  card_path: Path, folder: Path) -> str | Path:
-    """The CSV to score: the input itself, or (a model with history features) the input
-    with the features computed from --history."""
-    if not layout.history:
-        if args.history is not None:
-            raise PipelineError(f"--history: {args.model} reads no history feature (its card "
-                                f"{card_path} declares none); leave --history out")
-        return args.input
-    if args.history is None:
-        shown = ", ".join(layout.history[:3]) + (", …" if len(layout.history) > 3 else "")
-        raise PipelineError(f"{args.model} reads {len(layout.history)} history features "
-                            f"({shown}); pass --history "
-                            "CSV: earlier transactions with their labels (docs/your-data.md)")
-    from fraud.serving.card import card_history
-    from fraud.serving.history_input import featurise
-
-    spec = card_history(card.get("data") or {}, card_path)
-    featured = folder / "featured.csv"
-    featurise(args.input, args.history, layout, spec, featured)
-    return featured
 
 
 def _score(args: argparse.Namespace, started: float, opened: Any, onnx_model: Any,

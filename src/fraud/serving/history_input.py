@@ -1,4 +1,5 @@
-"""Raw transactions to score, with their history features (`fraud predict --history`).
+"""Raw transactions to score, with their history features (`fraud predict --history`,
+`fraud monitor --history`).
 
 A model trained on history features (params.yaml's `features:`) reads, per transaction, what
 its card spent and how risky its terminal was before it. To score raw transactions, predict
@@ -11,7 +12,9 @@ any, never count.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -21,6 +24,7 @@ from ..core.schema import validate_raw_frame
 from ..data.history import history_of
 from ..data.rawcsv import open_csv, read_frames
 from ..errors import PipelineError
+from .card import card_history
 
 
 def _read(source: str | Path, layout: Layout, labelled: bool) -> pd.DataFrame:
@@ -63,3 +67,24 @@ def featurise(source: str | Path, history: Path, layout: Layout, spec: HistorySp
     table = pd.concat([rows[kept], features], axis=1)
     table.to_csv(out, index=False, float_format="%.17g")
     return len(table)
+
+
+def with_history(source: str | Path, history: Path | None, model: Path, layout: Layout,
+                 card: Mapping[str, Any], card_path: Path, folder: Path) -> str | Path:
+    """The CSV to read: `source` itself, or (a model with history features) `source` with
+    its features computed from `history`, written into `folder`. A model without history
+    features refuses a history, one with them requires it."""
+    if not layout.history:
+        if history is not None:
+            raise PipelineError(f"--history: {model} reads no history feature (its card "
+                                f"{card_path} declares none); leave --history out")
+        return source
+    if history is None:
+        shown = ", ".join(layout.history[:3]) + (", …" if len(layout.history) > 3 else "")
+        raise PipelineError(f"{model} reads {len(layout.history)} history features "
+                            f"({shown}); pass --history "
+                            "CSV: earlier transactions with their labels (docs/your-data.md)")
+    featured = folder / "featured.csv"
+    featurise(source, history, layout, card_history(card.get("data") or {}, card_path),
+              featured)
+    return featured
