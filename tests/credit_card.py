@@ -1,6 +1,6 @@
 """The Credit Card Fraud layout's column lists, as the tests (and benchmarks) name them.
 
-The library names no column: it reads params.yaml's data: section (fraud/declaration.py).
+The library names no column: it reads params.yaml's data: section (fraud/core/declaration.py).
 These are that default declaration resolved, for tests that build tables and arrays of it.
 """
 
