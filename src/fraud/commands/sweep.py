@@ -88,7 +88,8 @@ def parser(description: str = __doc__, out_dir: str = "reports/sweeps", stem: st
                        "(split.fold; a time split by days) at params.yaml's one seed, ranked "
                        "on validation averaged over the folds, test from fold 0 only")
     cli.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
-                     help="a param to vary (every value with every seed), repeatable")
+                     help="a param to vary (every value with every seed, or fold), "
+                     "repeatable")
     cli.add_argument("--set", dest="fixed", action="append", default=[], metavar="KEY=VALUE",
                      help="a param for every experiment (dvc exp run -S), repeatable")
     cli.add_argument("--jobs", "-j", type=int, default=1,
