@@ -29,16 +29,18 @@ def _metrics(model: str, fold: int, shift: float = 0.0) -> dict[str, Any]:
             "card_precision": 0.3 + fold / 10 + shift, "card_precision_days": 7}
 
 
-def _sweep(grid: dict[str, list[str]] | None = None, shift: dict[str, float] | None = None
-           ) -> tuple[list, dict[str, Experiment]]:
+def _sweep(grid: dict[str, list[str]] | None = None, shift: dict[str, float] | None = None,
+           shifted: tuple[str, ...] = tuple(VAL)) -> tuple[list, dict[str, Experiment]]:
     """Finished experiments as `dvc exp show` reads them, named as the sweep names them;
-    `shift` adds to every figure at a grid value of model.hidden_units."""
+    `shift` adds to every figure of the `shifted` models at a grid value of
+    model.hidden_units."""
     points = expand([42], grid or {}, {}, "sweep", "abcdef12", FOLDS)
     found = {}
     for point in points:
         value = dict(point.settings).get("model.hidden_units", "16")
         add = (shift or {}).get(value, 0.0)
-        metrics = {f"metrics/{m}.json": _metrics(m, point.fold, add) for m in VAL}
+        metrics = {f"metrics/{m}.json": _metrics(m, point.fold, add if m in shifted else 0.0)
+                   for m in VAL}
         metrics["metrics/evaluate.json"] = {"model": "logreg" if point.fold else "gbdt"}
         params = {"seed": 42, "split": {"fold": point.fold},
                   "model": {"hidden_units": int(value)}}
@@ -96,6 +98,17 @@ def test_a_grid_is_ranked_as_one_and_each_model_keeps_its_best_point() -> None:
     markdown = formats.prequential_markdown(selection, {"seeds": [42], "grid": grid})
     assert "## Each model at its best grid point on validation" in markdown
     assert "| gbdt | model.hidden_units=8 | 0.730 ± 0.020" in markdown
+
+
+def test_a_model_the_grid_does_not_change_is_listed_once() -> None:
+    grid = {"model.hidden_units": ["8", "16", "32"]}
+    points, experiments = _sweep(grid, shift={"8": -0.05, "32": 0.01}, shifted=("gbdt",))
+    selection = prequential.select(points, experiments, {})
+    assert [(c.model, c.label) for c in selection.candidates] == [
+        ("gbdt", "model.hidden_units=32"), ("gbdt", "model.hidden_units=16"),
+        ("gbdt", "model.hidden_units=8"), ("logreg", prequential.SAME_AT_EVERY_POINT)]
+    assert [(c.model, c.label) for c in selection.best_per_model] == [
+        ("gbdt", "model.hidden_units=32"), ("logreg", prequential.SAME_AT_EVERY_POINT)]
 
 
 def test_missing_folds_and_missing_validation() -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from ..errors import PipelineError
@@ -70,6 +70,27 @@ def candidate(model: str, label: str, by_fold: Mapping[int, Mapping[str, Any]]) 
         if (value := _number(by_fold[TEST_FOLD].get(key))) is not None}
     return Candidate(model=model, label=label, folds=folds, per_fold=per_fold,
                      validation=validation, test=test)
+
+
+SAME_AT_EVERY_POINT = "every grid point (same figures)"
+
+
+def merge_unaffected(candidates: Sequence[Candidate]) -> list[Candidate]:
+    """One row for a model whose figures are the same at every grid point (a grid over
+    gbdt's params leaves the networks as they were): listing it once per grid point would
+    make its place among them look like a choice."""
+    by_model: dict[str, list[Candidate]] = {}
+    for c in candidates:
+        by_model.setdefault(c.model, []).append(c)
+    merged = []
+    for c in candidates:
+        same = by_model[c.model]
+        if len(same) > 1 and all((o.per_fold, o.test) == (c.per_fold, c.test) for o in same):
+            if c is same[0]:
+                merged.append(replace(c, label=SAME_AT_EVERY_POINT))
+        else:
+            merged.append(c)
+    return merged
 
 
 def rank(candidates: Sequence[Candidate]) -> tuple[list[Candidate], bool]:
@@ -133,7 +154,7 @@ def select(points: Sequence[Point], experiments: Mapping[str, Experiment],
         skipped += left_out
     if not candidates:
         raise PipelineError("no grid point has a model with metrics on 2 or more folds")
-    ranked, ok = rank(candidates)
+    ranked, ok = rank(merge_unaffected(candidates))
     folds = sorted({p.fold for p in points if p.fold is not None})
     return Selection(folds=folds, candidates=ranked, ranked=ok,
                      best_per_model=best_per_model(ranked) if ok else [], chosen=chosen,
