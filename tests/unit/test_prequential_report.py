@@ -118,9 +118,12 @@ def test_missing_folds_and_missing_validation() -> None:
     assert selection.candidates[0].test == {} and selection.candidates[0].folds == [1, 2]
     assert selection.skipped == ["the sweep: averaged over 2 of 3 folds",
                                  "the sweep: fold 0 did not finish: no test figures"]
-    del experiments[points[1].name]
-    with pytest.raises(Exception, match="2 or more folds"):
-        prequential.select(points, experiments, {})
+    del experiments[points[1].name]  # one fold left: nothing to compare, still a report
+    selection = prequential.select(points, experiments, {})
+    assert selection.candidates == [] and not selection.ranked
+    assert "the sweep: 1 of 3 folds finished; a mean over folds needs 2" in selection.skipped
+    markdown = formats.prequential_markdown(selection, {"seeds": [42], "failed": ["x: y"]})
+    assert "Nothing to compare" in markdown and "## Failed experiments" in markdown
     points, experiments = _sweep()
     for experiment in experiments.values():
         for values in experiment.metrics.values():

@@ -14,7 +14,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from ..errors import PipelineError
 from .compare import RANK_BY
 from .plan import Point, groups
 from .show import Experiment, check_params, chosen_model, model_metrics
@@ -96,7 +95,7 @@ def merge_unaffected(candidates: Sequence[Candidate]) -> list[Candidate]:
 def rank(candidates: Sequence[Candidate]) -> tuple[list[Candidate], bool]:
     """Best first on the mean of RANK_BY over the folds (ties keep plan order); in plan order,
     and False, when a candidate lacks it: falling back on test would choose on test."""
-    if any(RANK_BY not in c.validation for c in candidates):
+    if not candidates or any(RANK_BY not in c.validation for c in candidates):
         return list(candidates), False
     return sorted(candidates, key=lambda c: -c.validation[RANK_BY].mean), True
 
@@ -133,7 +132,7 @@ def _grid_point(points: Sequence[Point], experiments: Mapping[str, Experiment],
 def select(points: Sequence[Point], experiments: Mapping[str, Experiment],
            fixed: Mapping[str, str]) -> Selection:
     """Every grid point with at least 2 finished folds, its models ranked together with every
-    other grid point's; `experiments` holds the finished ones."""
+    other grid point's; `experiments` holds the finished ones (none: an empty selection)."""
     candidates: list[Candidate] = []
     chosen: dict[str, dict[int, str]] = {}
     skipped: list[str] = []
@@ -152,8 +151,8 @@ def select(points: Sequence[Point], experiments: Mapping[str, Experiment],
         candidates += found
         chosen[group[0].label] = choices
         skipped += left_out
-    if not candidates:
-        raise PipelineError("no grid point has a model with metrics on 2 or more folds")
+    # No candidate (every fold failed): an empty selection, so that the sweep still writes
+    # its report and then names the failures.
     ranked, ok = rank(merge_unaffected(candidates))
     folds = sorted({p.fold for p in points if p.fold is not None})
     return Selection(folds=folds, candidates=ranked, ranked=ok,

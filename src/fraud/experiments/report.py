@@ -271,16 +271,19 @@ def prequential_markdown(selection: Selection, context: Mapping[str, Any]) -> st
     grid = bool(context.get("grid"))
     lines = ["# Prequential selection", "", _context_line(context, selection.folds), "",
              _protocol(selection), ""]
-    if not selection.ranked:
+    if not selection.candidates:
+        lines += ["Nothing to compare: no grid point has a model with metrics on 2 folds.", ""]
+    elif not selection.ranked:
         lines += [(f"Not ranked: some metrics files lack `{RANK_BY}`; listed in plan order. "
                    "Test figures are not used to rank."), ""]
     if grid and selection.ranked:
         lines += ["## Each model at its best grid point on validation", "",
                   candidates_table(selection, selection.best_per_model, grid), ""]
-    lines += [("## Every model and grid point, best first on validation" if selection.ranked
-               else "## Every model and grid point"), "",
-              candidates_table(selection, selection.candidates, grid), "",
-              "## Validation PR-AUC on each fold", "", per_fold_table(selection, grid), ""]
+    if selection.candidates:
+        lines += [("## Every model and grid point, best first on validation"
+                   if selection.ranked else "## Every model and grid point"), "",
+                  candidates_table(selection, selection.candidates, grid), "",
+                  "## Validation PR-AUC on each fold", "", per_fold_table(selection, grid), ""]
     if any(selection.chosen.values()):
         lines += ["## The model `evaluate` chose on each fold's validation", "",
                   chosen_per_fold(selection, grid), ""]
