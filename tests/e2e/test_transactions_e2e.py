@@ -62,6 +62,21 @@ def test_the_models_read_the_history_and_the_split_leaves_the_gaps(project: Path
     assert any(importance[m]["top1"] in SPEC.columns() for m in ("logreg", "gbdt", "baseline"))
 
 
+def test_a_prequential_fold_beyond_the_data_stops_split_with_one_line(project: Path) -> None:
+    """`dvc exp run -S split.fold=7` on the 75 days: test, validation and the two 7-day
+    gaps leave 47 days before the gap of fold 0's validation, so folds 0 to 6 keep a day of
+    training. The split stage refuses fold 7 with the line that says so (the stages before
+    it are restored from DVC's run cache, none after it runs)."""
+    done = subprocess.run([sys.executable, "-m", "dvc", "exp", "run", "--temp", "-S",
+                           "split.fold=7"], cwd=project, env=env(), capture_output=True,
+                          text=True)
+    output = done.stdout + done.stderr
+    assert done.returncode != 0, output[-2000:]
+    assert "split.fold = 7: its training window would begin before the data's first day" \
+        in output and "this table holds folds 0 to 6 (7 folds)" in output, output[-2000:]
+    assert "Traceback" not in output
+
+
 def test_predict_scores_raw_rows_from_their_history_as_the_pipeline(project: Path,
                                                                      tmp_path: Path) -> None:
     import onnxruntime as ort

@@ -349,3 +349,55 @@ def test_a_report_is_the_same_whatever_the_run_s_circumstances(tmp_path: Path) -
     assert not _same_report(path, json.dumps({**rerun, "groups": [{"per_seed": {"a": 0.6}}]}))
     assert not _same_report(path, json.dumps({**rerun, "failed": ["x"]}))
     assert not _same_report(tmp_path / "missing.json", json.dumps(rerun))
+
+
+# ------------------------------------------------------------- prequential: --folds
+
+
+def test_a_sweep_over_folds_is_grid_by_fold_at_one_seed() -> None:
+    from fraud.experiments.plan import FOLD_KEY, fold_list
+
+    folds = fold_list(3)
+    assert folds == [0, 1, 2]
+    points = expand([42], {"m.h": ["8", "16"]}, {"t.e": "3"}, "sweep", "abc12345", folds)
+    assert [(p.seed, p.fold, p.settings) for p in points] == [
+        (42, fold, (("m.h", h),)) for h in ("8", "16") for fold in folds]
+    assert points[1].overrides({"t.e": "3"}) == {"seed": "42", FOLD_KEY: "1", "m.h": "8",
+                                                 "t.e": "3"}
+    assert [p.repetition for p in points] == [0, 1, 2, 0, 1, 2]
+    assert points[2].repetition_label == "fold 2"
+    assert all(re.fullmatch(r"sweep-abc12345-f[012]-[0-9a-f]{8}", p.name) for p in points)
+    assert len({p.name for p in points}) == 6
+    assert [len(g) for g in groups(points).values()] == [3, 3]
+    again = expand([42], {"m.h": ["8", "16"]}, {"t.e": "3"}, "sweep", "abc12345", folds)
+    assert [p.name for p in again] == [p.name for p in points]  # deterministic
+
+
+def test_fold_names_differ_from_seed_names_and_seed_names_stay() -> None:
+    """A seed sweep's names are what they were before folds (committed sweeps are reused);
+    fold 0 at seed 42 is another experiment name than seed 42 without a fold."""
+    code = code_key(COMMIT)
+    plain = experiment_name("sweep", code, 42, (), {})
+    assert plain == expand([42, 43], {}, {}, "sweep", code)[0].name
+    assert plain.endswith("-s42-" + plain.rsplit("-", 1)[1])
+    names = {experiment_name("sweep", code, 42, (), {}, fold) for fold in (0, 1, 2)}
+    assert len(names) == 3 and plain not in names
+    assert experiment_name("sweep", code, 42, (), {}, 1) != \
+        experiment_name("sweep", code, 43, (), {}, 1)  # the seed is in the hash
+
+
+def test_fold_errors() -> None:
+    from fraud.experiments.plan import check_fold_free, check_size, fold_list
+
+    for bad in (0, 1, 51):
+        with pytest.raises(PipelineError, match=f"--folds {bad}: expected a whole number "
+                                                "from 2 to 50"):
+            fold_list(bad)
+    with pytest.raises(PipelineError, match="--set split.fold: --folds sets it"):
+        check_fold_free({}, {"split.fold": "1"})
+    with pytest.raises(PipelineError, match="--grid split.fold: --folds sets it"):
+        expand([42], {"split.fold": ["0", "1"]}, {}, "sweep", "abc12345", [0, 1])
+    with pytest.raises(PipelineError, match="at one seed"):
+        expand([42, 43], {}, {}, "sweep", "abc12345", [0, 1])
+    with pytest.raises(PipelineError, match=r"1,010 experiments \(10 folds x 101 grid"):
+        check_size(list(range(10)), {"a.b": [str(i) for i in range(101)]}, "folds")

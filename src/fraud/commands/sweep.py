@@ -6,6 +6,7 @@ shared between machines through git and a DVC remote, compared over seeds.
         --set train.epochs=20                                    # 9 experiments
     fraud sweep --seeds 20 --shard 2/4 --push origin     # machine 2 of 4
     fraud sweep --seeds 20 --report-only --pull origin   # any clone: the report
+    fraud sweep --folds 3 --grid gbdt.learning_rate=0.05,0.1   # prequential: 6 experiments
 
 Each experiment is `dvc exp run --queue -n <name> -S seed=<s> [-S key=value ...]`, run by
 `dvc queue start -j N` in a temporary copy of the repository (the workspace, its params and
@@ -18,6 +19,11 @@ machines share a sweep; `--push` sends the experiments to a git remote (`dvc exp
 refs to git, outputs to the DVC remote); `--pull` fetches the others' (`dvc exp pull`).
 The report compares the models (every `metrics/<model>.json`) over the seeds of each grid
 point, ranked on validation PR-AUC with test beside it: <out-dir>/<stem>.md and .json.
+
+`--folds N` is prequential (walk-forward) validation, for a time split by days: the folds
+replace the seeds (one seed, params.yaml's), fold k (`-S split.fold=k`) training and
+validating k x split.val_days days earlier. Models and grid points are ranked on validation
+averaged over the folds; the test figures are fold 0's alone.
 """
 
 from __future__ import annotations
@@ -36,14 +42,17 @@ from fraud.core.cli import OneLineParser, params_file, run
 from fraud.errors import PipelineError, printable
 from fraud.experiments import queue as dvc_exp
 from fraud.experiments.plan import (
+    FOLD_KEY,
     Point,
     check_disjoint,
+    check_fold_free,
     check_overrides,
     check_prefix,
     check_size,
     code_key,
     expand,
     experiment_name,
+    fold_list,
     parse_grid,
     parse_set,
     parse_shard,
@@ -74,8 +83,13 @@ def parser(description: str = __doc__, out_dir: str = "reports/sweeps", stem: st
     which.add_argument("--seeds", type=int, metavar="N",
                        help="N consecutive seeds from params.yaml's seed (default 5)")
     which.add_argument("--seed-list", metavar="A,B,...", help="these seeds")
+    which.add_argument("--folds", type=int, metavar="N",
+                       help="prequential validation instead of seeds: folds 0..N-1 "
+                       "(split.fold; a time split by days) at params.yaml's one seed, ranked "
+                       "on validation averaged over the folds, test from fold 0 only")
     cli.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
-                     help="a param to vary (every value with every seed), repeatable")
+                     help="a param to vary (every value with every seed, or fold), "
+                     "repeatable")
     cli.add_argument("--set", dest="fixed", action="append", default=[], metavar="KEY=VALUE",
                      help="a param for every experiment (dvc exp run -S), repeatable")
     cli.add_argument("--jobs", "-j", type=int, default=1,
@@ -152,41 +166,66 @@ def _report_files(args: argparse.Namespace) -> list[str]:
     return [path.relative_to(root).as_posix() for path in files if path.is_relative_to(root)]
 
 
+def _repetitions(args: argparse.Namespace, first: int, text: str,
+                 grid: dict[str, list[str]], fixed: dict[str, str]
+                 ) -> tuple[list[int], list[int] | None]:
+    """The seeds, and the folds of a prequential sweep (None otherwise), checked with the
+    --grid and --set values: with --folds, the last fold's split.fold must pass the params
+    check with every grid value."""
+    if args.folds is None:
+        seeds = seed_list(args.seeds, args.seed_list, first)
+        check_size(seeds, grid)
+        check_overrides(text, grid, fixed, _validator(text))
+        return seeds, None
+    folds = fold_list(args.folds)
+    check_fold_free(grid, fixed)
+    check_size(folds, grid, "folds")
+    check_overrides(text, grid, fixed, _validator(text))  # the user's values, as usual
+    try:  # then with the fold: only the fold can be refused now
+        check_overrides(text, grid, {**fixed, FOLD_KEY: str(folds[-1])}, _validator(text))
+    except PipelineError as error:
+        raise PipelineError(f"--folds {args.folds} sets split.fold 0 to {folds[-1]}, which "
+                            f"these params refuse: {error}") from None
+    return [first], folds
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if not 1 <= args.jobs <= MAX_JOBS:
+        raise PipelineError(f"--jobs {args.jobs}: expected a whole number from 1 to "
+                            f"{MAX_JOBS} (each worker runs a whole pipeline)")
+    for option, seconds in (("--poll", args.poll), ("--status-every", args.status_every)):
+        if not 0 < seconds <= 3600:  # also NaN
+            raise PipelineError(f"{option} {seconds}: expected seconds from 0 to 3600")
+    if Path(args.stem).name != args.stem or args.stem in ("", ".", ".."):
+        raise PipelineError(f"--stem {printable(args.stem, 80)}: a file name, without "
+                            "folders (the report goes to --out-dir)")
+    if args.out_dir.exists() and not args.out_dir.is_dir():
+        raise PipelineError(f"--out-dir {printable(str(args.out_dir), 80)}: not a folder")
+    check_prefix(args.prefix)
+    if args.report_only and (args.rerun or args.push):
+        raise PipelineError("--report-only runs nothing: drop --rerun and --push")
+    if args.rev != "HEAD" and not args.report_only:
+        raise PipelineError("--rev: experiments run from HEAD; use it with --report-only")
+
+
 def plan(args: argparse.Namespace) -> tuple[Sweep, dvc_exp.Baseline, dict[str, list[str]]]:
     """Everything checked before DVC is asked to do anything; a bad argument raises
     UsageError."""
-    if args.seeds is None and args.seed_list is None:
+    if args.seeds is None and args.seed_list is None and args.folds is None:
         args.seeds = 5
     first = _first_seed(args.params)
     text = _params_text(args.params)
     try:
-        if not 1 <= args.jobs <= MAX_JOBS:
-            raise PipelineError(f"--jobs {args.jobs}: expected a whole number from 1 to "
-                                f"{MAX_JOBS} (each worker runs a whole pipeline)")
-        for option, seconds in (("--poll", args.poll), ("--status-every", args.status_every)):
-            if not 0 < seconds <= 3600:  # also NaN
-                raise PipelineError(f"{option} {seconds}: expected seconds from 0 to 3600")
-        if Path(args.stem).name != args.stem or args.stem in ("", ".", ".."):
-            raise PipelineError(f"--stem {printable(args.stem, 80)}: a file name, without "
-                                "folders (the report goes to --out-dir)")
-        if args.out_dir.exists() and not args.out_dir.is_dir():
-            raise PipelineError(f"--out-dir {printable(str(args.out_dir), 80)}: not a folder")
-        check_prefix(args.prefix)
-        if args.report_only and (args.rerun or args.push):
-            raise PipelineError("--report-only runs nothing: drop --rerun and --push")
-        if args.rev != "HEAD" and not args.report_only:
-            raise PipelineError("--rev: experiments run from HEAD; use it with --report-only")
+        _check_options(args)
         grid, fixed = parse_grid(args.grid), parse_set(args.fixed)
         k, n = parse_shard(args.shard)
-        seeds = seed_list(args.seeds, args.seed_list, first)
-        check_size(seeds, grid)
         check_disjoint(grid, fixed)
-        check_overrides(text, grid, fixed, _validator(text))
+        seeds, folds = _repetitions(args, first, text, grid, fixed)
     except PipelineError as error:
         raise UsageError(str(error)) from None
     mirror = dvc_exp.absolute_mirror(os.environ, Path.cwd())
     base = dvc_exp.baseline(args.rev, _report_files(args))
-    points = expand(seeds, grid, fixed, args.prefix, code_key(base.commit, base.diff))
+    points = expand(seeds, grid, fixed, args.prefix, code_key(base.commit, base.diff), folds)
     sweep = Sweep(points=points, mine=shard(points, k, n), fixed=fixed,
                   env=dvc_exp.environment(mirror), commit=base.commit)
     return sweep, base, grid
@@ -208,7 +247,7 @@ def earlier_sweep(sweep: Sweep, base: dvc_exp.Baseline, args: argparse.Namespace
         return None
     code = code_key(earlier, base.diff)
     points = [replace(p, name=experiment_name(args.prefix, code, p.seed, p.settings,
-                                              sweep.fixed)) for p in sweep.points]
+                                              sweep.fixed, p.fold)) for p in sweep.points]
     known = dvc_exp.show(sweep.env, earlier)
     if not all(finished(known.get(p.name)) for p in points):
         return None
@@ -222,11 +261,12 @@ def _report_failure(sweep: Sweep, point: Point, logs: Path) -> None:
     logs.mkdir(parents=True, exist_ok=True)
     (logs / f"{point.name}.log").write_text(log, encoding="utf-8")
     tail = "\n".join("    " + line for line in log.rstrip().splitlines()[-LOG_TAIL:])
-    _say(f"FAILED {point.name} (seed {point.seed}"
+    _say(f"FAILED {point.name} ({point.repetition_label}"
          + (f", {point.label}" if point.label else "") + f"): {dvc_exp.error_line(log)}\n"
          f"  last lines of dvc queue logs {point.name} (all: {logs / (point.name + '.log')}):\n"
          + tail)
-    sweep.failed.append(f"{point.name} (seed {point.seed}): {dvc_exp.error_line(log)}")
+    sweep.failed.append(f"{point.name} ({point.repetition_label}): "
+                        f"{dvc_exp.error_line(log)}")
 
 
 def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path,
@@ -282,7 +322,7 @@ def run_share(sweep: Sweep, jobs: int, rerun: bool, poll: float, logs: Path,
 
 def _missing(sweep: Sweep, experiments: dict[str, Any], shards: int) -> list[str]:
     index = {p.name: i for i, p in enumerate(sweep.points)}
-    return [f"{p.name} (seed {p.seed}{', ' + p.label if p.label else ''}"
+    return [f"{p.name} ({p.repetition_label}{', ' + p.label if p.label else ''}"
             + (f"; share {index[p.name] % shards + 1}/{shards})" if shards > 1 else ")")
             for p in sweep.points if not finished(experiments.get(p.name))]
 
@@ -307,11 +347,28 @@ def _same_report(path: Path, data: str) -> bool:
     return bool(old == new)
 
 
+def _findings(sweep: Sweep, experiments: dict[str, Any], context: dict[str, Any]
+              ) -> tuple[str, dict[str, Any]]:
+    """The report as Markdown and as JSON: the models over the seeds, or, in a sweep over
+    folds, the prequential selection (validation over the folds, fold 0's test)."""
+    from fraud.experiments import report as formats
+
+    if any(p.fold is not None for p in sweep.points):
+        from fraud.experiments.prequential import select
+
+        selection = select(sweep.points, experiments, sweep.fixed)
+        context["skipped"] = selection.skipped
+        return (formats.prequential_markdown(selection, context),
+                formats.prequential_json(selection, context))
+    from fraud.experiments.compare import compare_sweep
+
+    groups, context["skipped"] = compare_sweep(sweep.points, experiments, sweep.fixed)
+    return formats.to_markdown(groups, context), formats.to_json(groups, context)
+
+
 def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
            grid: dict[str, list[str]], seconds: Callable[[], float]) -> None:
     from fraud.core.files import json_dumps, outputs
-    from fraud.experiments.compare import compare_sweep
-    from fraud.experiments.report import to_json, to_markdown
 
     shown = dvc_exp.show(sweep.env, sweep.commit)
     experiments = {name: e for name, e in shown.items() if finished(e)}
@@ -320,19 +377,20 @@ def report(sweep: Sweep, args: argparse.Namespace, base: dvc_exp.Baseline,
         raise PipelineError(f"{len(missing)} of {len(sweep.points)} experiments are not here: "
                             + "; ".join(missing[:5]) + (" ..." if len(missing) > 5 else "")
                             + ". Run their shares and --push them, then --pull here")
-    groups, skipped = compare_sweep(sweep.points, experiments, sweep.fixed)
+    folds = sorted({p.fold for p in sweep.points if p.fold is not None})
     context = {
         "command": getattr(args, "command_line", "fraud sweep"),
         "code": code_key(base.commit, base.diff), "baseline": base.commit, "dirty": base.dirty,
-        "seeds": sorted({p.seed for p in sweep.points}), "grid": grid, "fixed": sweep.fixed,
-        "experiments": {p.name: {"seed": p.seed, "settings": dict(p.settings),
-                                 "rev": experiments[p.name].rev}
+        "seeds": sorted({p.seed for p in sweep.points}), **({"folds": folds} if folds else {}),
+        "grid": grid, "fixed": sweep.fixed,
+        "experiments": {p.name: {"seed": p.seed, **({} if p.fold is None else {"fold": p.fold}),
+                                 "settings": dict(p.settings), "rev": experiments[p.name].rev}
                         for p in sweep.points if p.name in experiments},
         "ran": len(sweep.ran), "reused": len(sweep.reused), "failed": sweep.failed,
-        "skipped": skipped, "jobs": args.jobs, "seconds": round(seconds(), 1),
+        "skipped": [], "jobs": args.jobs, "seconds": round(seconds(), 1),
     }
-    markdown = to_markdown(groups, context)
-    data = json_dumps(to_json(groups, context))
+    markdown, findings = _findings(sweep, experiments, context)
+    data = json_dumps(findings)
     print(markdown)
     if _same_report(args.out_dir / f"{args.stem}.json", data) and \
             (args.out_dir / f"{args.stem}.md").is_file():

@@ -162,6 +162,9 @@ class SplitParams:
     # Val / test leave out the cards with a fraud in the known_fraud_days before the delay
     # (labels known by the row's day: blocked cards); None keeps them.
     known_fraud_days: int | None = None
+    # Prequential (walk-forward) validation: fold k moves the train and val windows back by
+    # k x val_days days; test stays (only fold 0's test is ever reported). 0: the usual split.
+    fold: int = 0
 
 
 @dataclass(frozen=True)
@@ -341,7 +344,8 @@ def _split_params(s: dict[str, Any]) -> SplitParams:
                         val_days=_days("split.val_days", s["val_days"], 1, optional=True),
                         train_days=_days("split.train_days", s["train_days"], 1, optional=True),
                         known_fraud_days=_days("split.known_fraud_days",
-                                               s["known_fraud_days"], 1, optional=True))
+                                               s["known_fraud_days"], 1, optional=True),
+                        fold=_as_int("split.fold", s["fold"]))
     by_days = (split.test_days, split.val_days, split.train_days)
     if any(d is not None for d in (*by_days, split.known_fraud_days)):
         _check("split.method", s["method"], method == "time",
@@ -351,6 +355,12 @@ def _split_params(s: dict[str, Any]) -> SplitParams:
         _check("split.test_days", s["test_days"],
                split.test_days is not None and split.val_days is not None,
                "a number of days with split.val_days (both, or neither: by fractions)")
+    _check("split.fold", s["fold"], 0 <= split.fold <= MAX_WINDOW_DAYS,
+           f"a whole number from 0 to {MAX_WINDOW_DAYS} (0: the usual split)")
+    if split.fold > 0:
+        _check("split.fold", s["fold"], method == "time" and split.val_days is not None,
+               "0 unless the split is by days (split.method: time with split.test_days and "
+               "split.val_days set): a fold moves the validation window back by val_days")
     _check("split.test_size", s["test_size"], 0 < split.test_size < 1,
            "a fraction strictly between 0 and 1")
     _check("split.val_size", s["val_size"], 0 < split.val_size < 1,

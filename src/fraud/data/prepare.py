@@ -188,8 +188,8 @@ def write_table(path: Path, frame: pd.DataFrame, layout: Layout = CREDIT_CARD_LA
 
 SPLIT_NAMES = ("train", "val", "test")
 # Rows a time split drops besides duplicates (-1): in a delay gap, of a card with a known
-# fraud (val and test), before split.train_days.
-GAP, KNOWN_FRAUD, EARLY = -2, -3, -4
+# fraud (val and test), before split.train_days, between a moved-back fold's val and test.
+GAP, KNOWN_FRAUD, EARLY, AFTER_VAL = -2, -3, -4, -5
 
 
 @dataclass(frozen=True)
@@ -226,31 +226,76 @@ def _random_assignment(groups: np.ndarray, labels: np.ndarray, settings: SplitPa
     return of_group[inverse]
 
 
+@dataclass(frozen=True)
+class Windows:
+    """Where a time split cuts (seconds): train from `first_train`, val from `first_val` to
+    `end_val`, test from `first_test`; before val and before test, a gap of the delay."""
+    first_train: float
+    first_val: float
+    end_val: float
+    first_test: float
+
+
+def _refuse_fold(settings: SplitParams, gap: float, folds: int) -> None:
+    train = "empty (1 day at least)" if settings.train_days is None else settings.train_days
+    fits = f"folds 0 to {folds - 1} ({folds} folds)" if folds else "no fold"
+    raise PipelineError(f"split.fold = {settings.fold}: its training window would begin before "
+                        f"the data's first day; with split.val_days {settings.val_days}, "
+                        f"split.train_days {train} and a {gap / DAY_SECONDS:g}-day delay this "
+                        f"table holds {fits}; choose a fold among them (with fraud sweep "
+                        "--folds: fewer folds)")
+
+
+def day_windows(times: np.ndarray, settings: SplitParams, gap: float) -> Windows:
+    """The windows of a split by days (split.test_days / val_days), counted back from the
+    last day, with fold k's train and val moved back k x val_days days (test stays).
+
+    A fold that would start training before the data's first day is an error that says how
+    many folds the table holds; fold 0 is the usual split and is never refused.
+    """
+    assert settings.test_days is not None and settings.val_days is not None
+    days = np.floor(times / DAY_SECONDS)
+    first_test = (days.max() - settings.test_days + 1) * DAY_SECONDS if len(times) else 0.0
+    val_length = settings.val_days * DAY_SECONDS
+    usual_val = first_test - gap - val_length
+    first_val = usual_val - settings.fold * val_length
+    # All earlier days (no train_days): at least one day of training must be left.
+    train_length = DAY_SECONDS if settings.train_days is None else \
+        settings.train_days * DAY_SECONDS
+    if settings.fold > 0 and len(times):
+        # Folds whose training window starts on or after the data's first day.
+        room = usual_val - gap - train_length - days.min() * DAY_SECONDS
+        folds = max(0, int(room // val_length) + 1)
+        if settings.fold >= folds:
+            _refuse_fold(settings, gap, folds)
+    first_train = -np.inf if settings.train_days is None else first_val - gap - train_length
+    return Windows(first_train=first_train, first_val=first_val,
+                   end_val=first_val + val_length, first_test=first_test)
+
+
 def _time_assignment(times: np.ndarray, groups: np.ndarray, settings: SplitParams,
                      delay_days: int = 0) -> np.ndarray:
     """Earliest rows to train, then val, then test; a tie in time never straddles a cut.
 
     By fractions of the rows, or (split.test_days / val_days) by whole days counted back from
-    the last one. A gap of `delay_days` before val and before test is dropped (-2): a model
-    trained up to a day knows no label of the `delay` days before it. With grouping, a later
-    copy of a row lands in the split of its earliest copy's, or is dropped (-1) when that
-    split is an earlier one: keeping it would put a past row in the future or a future row
-    in the past.
+    the last one (`day_windows`; a fold moves train and val back, and the rows between its
+    val and test's gap are dropped, -5). A gap of `delay_days` before val and before test is
+    dropped (-2): a model trained up to a day knows no label of the `delay` days before it.
+    With grouping, a later copy of a row lands in the split of its earliest copy's, or is
+    dropped (-1) when that split is an earlier one: keeping it would put a past row in the
+    future or a future row in the past.
     """
     gap = delay_days * DAY_SECONDS
     if settings.test_days is not None and settings.val_days is not None:
-        days = np.floor(times / DAY_SECONDS)
-        first_test = (days.max() - settings.test_days + 1) * DAY_SECONDS if len(times) else 0.0
-        first_val = first_test - gap - settings.val_days * DAY_SECONDS
-        first_train = -np.inf if settings.train_days is None else \
-            first_val - gap - settings.train_days * DAY_SECONDS
+        windows = day_windows(times, settings, gap)
     else:
         order = np.argsort(times, kind="stable")
         n_train, n_val = _split_sizes(len(times), settings.test_size, settings.val_size)
         sorted_times = times[order]
         first_val = sorted_times[min(n_train, len(times) - 1)]
         first_test = sorted_times[min(n_train + n_val, len(times) - 1)]
-        first_train = -np.inf
+        windows = Windows(-np.inf, first_val, first_test - gap, first_test)
+    first_val, first_test = windows.first_val, windows.first_test
     assignment = np.where(times < first_val, 0, np.where(times < first_test, 1, 2))
     assignment = assignment.astype(np.int8)
     if settings.group_duplicates:
@@ -259,7 +304,10 @@ def _time_assignment(times: np.ndarray, groups: np.ndarray, settings: SplitParam
     in_gap = ((times >= first_val - gap) & (times < first_val)) \
         | ((times >= first_test - gap) & (times < first_test))
     assignment = np.where(in_gap & (assignment >= 0), GAP, assignment)
-    return np.where((times < first_train) & (assignment >= 0), EARLY, assignment).astype(np.int8)
+    after_val = (times >= windows.end_val) & (times < first_test - gap)
+    assignment = np.where(after_val & (assignment >= 0), AFTER_VAL, assignment)
+    return np.where((times < windows.first_train) & (assignment >= 0), EARLY,
+                    assignment).astype(np.int8)
 
 
 def known_fraud_cards(times: np.ndarray, cards: np.ndarray, labels: np.ndarray,
@@ -348,6 +396,9 @@ def split(cleaned: pd.DataFrame, settings: SplitParams, seed: int,
         summary["gap_dropped"] = int((assignment == GAP).sum())
         summary["known_fraud_dropped"] = int((assignment == KNOWN_FRAUD).sum())
         summary["before_train_dropped"] = int((assignment == EARLY).sum())
+    if settings.fold > 0:  # fold 0's summary stays as it always was
+        summary["fold"] = settings.fold
+        summary["after_val_dropped"] = int((assignment == AFTER_VAL).sum())
     return Splits(**parts, summary=summary)
 
 

@@ -32,6 +32,11 @@ MAX_SEED = 2**32 - 1
 # seeds narrow an interval by sqrt(n) only: 1,000 seeds already make it ~14x narrower than 5.
 MAX_SEEDS = 1000
 MAX_EXPERIMENTS = 1000
+# Prequential validation (--folds): the param each fold sets; the folds replace the seeds as
+# the repetition axis. A fold moves validation back by split.val_days: 50 folds of a week are
+# a year of data before the test window, past any table the simulator writes.
+FOLD_KEY = "split.fold"
+MAX_FOLDS = 50
 # Git ref names (DVC experiment names are refs) allow more, but this keeps names portable.
 PREFIX = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,30}")
 
@@ -67,6 +72,24 @@ def seed_list(count: int | None, listed: str | None, first: int) -> list[int]:
         raise PipelineError(f"seeds must be whole numbers from 0 to 2**32 - 1, got "
                             f"{printable(bad, 60)}")
     return seeds
+
+
+def fold_list(count: int) -> list[int]:
+    """Folds 0..count-1 of a prequential sweep: at least 2 (a mean over one fold is the
+    usual split), at most MAX_FOLDS."""
+    if not 2 <= count <= MAX_FOLDS:
+        raise PipelineError(f"--folds {count}: expected a whole number from 2 to {MAX_FOLDS} "
+                            "(fold k validates k x split.val_days days before fold 0; 3 to 5 "
+                            "is usual)")
+    return list(range(count))
+
+
+def check_fold_free(grid: Mapping[str, object], fixed: Mapping[str, object]) -> None:
+    """With --folds the sweep sets split.fold itself."""
+    for option, keys in (("--grid", grid), ("--set", fixed)):
+        if FOLD_KEY in keys:
+            raise PipelineError(f"{option} {FOLD_KEY}: --folds sets it (folds 0 to N-1); "
+                                f"drop it from {option}")
 
 
 def _key_value(option: str, value: str) -> tuple[str, str]:
@@ -126,19 +149,31 @@ def parse_shard(text: str | None) -> tuple[int, int]:
 
 @dataclass(frozen=True)
 class Point:
-    """One experiment of a sweep: a seed and a value for each grid key."""
+    """One experiment of a sweep: a seed (or, prequential, a fold at one seed) and a value for
+    each grid key."""
     seed: int
     settings: tuple[tuple[str, str], ...]  # (grid key, value), in the grid's key order
     name: str
+    fold: int | None = None                # split.fold with --folds; None: a seed sweep
 
     @property
     def label(self) -> str:
         """The grid point without the seed, for report headings ("" without a grid)."""
         return ", ".join(f"{key}={value}" for key, value in self.settings)
 
+    @property
+    def repetition(self) -> int:
+        """What the sweep repeats a grid point over: the fold, or else the seed."""
+        return self.seed if self.fold is None else self.fold
+
+    @property
+    def repetition_label(self) -> str:
+        return f"seed {self.seed}" if self.fold is None else f"fold {self.fold}"
+
     def overrides(self, fixed: Mapping[str, str]) -> dict[str, str]:
         """Everything `dvc exp run -S` sets for this experiment."""
-        return {"seed": str(self.seed), **dict(self.settings), **fixed}
+        fold = {} if self.fold is None else {FOLD_KEY: str(self.fold)}
+        return {"seed": str(self.seed), **fold, **dict(self.settings), **fixed}
 
 
 def code_key(commit: str, diff: bytes = b"") -> str:
@@ -156,35 +191,46 @@ def check_prefix(prefix: str) -> None:
 
 
 def experiment_name(prefix: str, code: str, seed: int, settings: Sequence[tuple[str, str]],
-                    fixed: Mapping[str, str]) -> str:
-    """`<prefix>-<code>-s<seed>-<hash of every param set>`: readable where it helps (the
-    seed), exact where it must be (the hash covers seed, grid values and --set values)."""
+                    fixed: Mapping[str, str], fold: int | None = None) -> str:
+    """`<prefix>-<code>-s<seed>-<hash of every param set>` (`-f<fold>-` in a prequential
+    sweep): readable where it helps (the seed, the fold), exact where it must be (the hash
+    covers seed, fold, grid values and --set values). A seed sweep's names are what they
+    were before folds existed."""
     check_prefix(prefix)
-    params = {"seed": str(seed), **dict(settings), **fixed}
+    params = {"seed": str(seed), **({} if fold is None else {FOLD_KEY: str(fold)}),
+              **dict(settings), **fixed}
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
-    return f"{prefix}-{code}-s{seed}-{digest}"
+    return f"{prefix}-{code}-{'s' + str(seed) if fold is None else 'f' + str(fold)}-{digest}"
 
 
 def expand(seeds: Sequence[int], grid: Mapping[str, Sequence[str]], fixed: Mapping[str, str],
-           prefix: str, code: str) -> list[Point]:
-    """Every grid point with every seed, grid point by grid point, seeds in the order given."""
+           prefix: str, code: str, folds: Sequence[int] | None = None) -> list[Point]:
+    """Every grid point with every seed, grid point by grid point, seeds in the order given;
+    with `folds` (a prequential sweep, one seed), every grid point with every fold."""
     check_disjoint(grid, fixed)
+    if folds is not None:
+        check_fold_free(grid, fixed)
+        if len(seeds) != 1:
+            raise PipelineError("a prequential sweep runs its folds at one seed")
     keys = list(grid)
     points = []
     for values in itertools.product(*(grid[key] for key in keys)):
         settings = tuple(zip(keys, values, strict=True))
-        for seed in seeds:
-            points.append(Point(seed=seed, settings=settings,
-                                name=experiment_name(prefix, code, seed, settings, fixed)))
+        for seed, fold in ([(seeds[0], f) for f in folds] if folds is not None
+                           else [(s, None) for s in seeds]):
+            points.append(Point(seed=seed, settings=settings, fold=fold,
+                                name=experiment_name(prefix, code, seed, settings, fixed, fold)))
     return points
 
 
-def check_size(seeds: Sequence[int], grid: Mapping[str, Sequence[str]]) -> None:
-    """Refuses a sweep of more than MAX_EXPERIMENTS before any list of them is built."""
-    count = len(seeds) * math.prod(len(values) for values in grid.values())
+def check_size(repetitions: Sequence[int], grid: Mapping[str, Sequence[str]],
+               axis: str = "seeds") -> None:
+    """Refuses a sweep of more than MAX_EXPERIMENTS before any list of them is built;
+    `repetitions` are its seeds (or its folds: `axis`)."""
+    count = len(repetitions) * math.prod(len(values) for values in grid.values())
     if count > MAX_EXPERIMENTS:
-        raise PipelineError(f"{count:,} experiments ({len(seeds)} seeds x "
-                            f"{count // max(len(seeds), 1):,} grid points); at most "
+        raise PipelineError(f"{count:,} experiments ({len(repetitions)} {axis} x "
+                            f"{count // max(len(repetitions), 1):,} grid points); at most "
                             f"{MAX_EXPERIMENTS:,}, each a whole pipeline run")
 
 
@@ -323,7 +369,7 @@ def shard(points: Sequence[Point], k: int, n: int) -> list[Point]:
 
 
 def groups(points: Sequence[Point]) -> dict[tuple[tuple[str, str], ...], list[Point]]:
-    """The sweep's points by grid point (seeds together), in plan order."""
+    """The sweep's points by grid point (seeds, or folds, together), in plan order."""
     result: dict[tuple[tuple[str, str], ...], list[Point]] = {}
     for point in points:
         result.setdefault(point.settings, []).append(point)

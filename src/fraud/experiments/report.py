@@ -1,4 +1,5 @@
-"""A sweep's report: the comparisons of src/fraud/experiments/compare.py as Markdown and as JSON.
+"""A sweep's report: the comparisons of src/fraud/experiments/compare.py (over seeds) or the
+selection of src/fraud/experiments/prequential.py (over folds) as Markdown and as JSON.
 
 One job: formatting. Models are listed best first on validation (`val_prc`); test figures
 sit beside, each column labelled as test, so a reader sees which numbers made the choice.
@@ -11,7 +12,8 @@ from dataclasses import asdict
 from typing import Any
 
 from .compare import CHOSEN, LABELS, METRICS, PAIRED_IN_REPORT, RANK_BY, GroupResult
-from .stats import Comparison, Interval, Paired, verdict
+from .prequential import TEST, TEST_FOLD, VALIDATION, Candidate, Selection
+from .stats import Comparison, Interval, Paired, Spread, verdict
 
 
 def _num(value: float | None, digits: int = 3, sign: bool = False) -> str:
@@ -142,10 +144,12 @@ def overview_table(groups: Sequence[GroupResult]) -> str:
     return "\n".join(lines)
 
 
-def _context_line(context: Mapping[str, Any]) -> str:
+def _context_line(context: Mapping[str, Any], folds: Sequence[int] | None = None) -> str:
     grid = [f"`{key}={','.join(values)}`" for key, values in (context.get("grid") or {}).items()]
     fixed = [f"`{key}={value}`" for key, value in (context.get("fixed") or {}).items()]
-    return (f"Seeds {', '.join(map(str, context.get('seeds', [])))}; code "
+    seeds = ', '.join(map(str, context.get('seeds', [])))
+    return ((f"Folds {', '.join(map(str, folds))} at seed {seeds}" if folds is not None
+             else f"Seeds {seeds}") + "; code "
             f"`{context.get('code', '?')}`" + (f"; grid: {', '.join(grid)}" if grid else "")
             + (f"; params set: {', '.join(fixed)}" if fixed else "") + ".")
 
@@ -188,3 +192,123 @@ def group_json(group: GroupResult) -> dict[str, Any]:
 def to_json(groups: Sequence[GroupResult], context: Mapping[str, Any]) -> dict[str, Any]:
     level = groups[0].comparison.level if groups else None
     return {**context, "level": level, "groups": [group_json(g) for g in groups]}
+
+
+# A prequential sweep (`fraud sweep --folds N`): candidates ranked on validation averaged over
+# the folds, the test of fold 0 beside them (src/fraud/experiments/prequential.py).
+
+def _spread_cell(value: Spread | None) -> str:
+    if value is None:
+        return "n/a"
+    if value.sd is None:
+        return _num(value.mean)
+    return f"{_num(value.mean)} ± {_num(value.sd)} [{_num(value.low)}, {_num(value.high)}]"
+
+
+def _columns(selection: Selection) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The validation and test figures some candidate has (CP@k only with a card)."""
+    validation = [(key, label) for key, label in VALIDATION
+                  if any(key in c.validation for c in selection.candidates)]
+    test = [(key, label) for key, label in TEST
+            if any(key in c.test for c in selection.candidates)]
+    return validation, test
+
+
+def candidates_table(selection: Selection, rows: Sequence[Candidate], grid: bool) -> str:
+    """One row per candidate: validation over the folds, then fold 0's test."""
+    validation, test = _columns(selection)
+    head = ["model", *(["grid point"] if grid else []),
+            *(f"{label}, mean ± sd [min, max] over folds" for _, label in validation),
+            *(f"{label} (fold {TEST_FOLD})" for _, label in test)]
+    lines = ["| " + " | ".join(head) + " |", "| --- |" + " --- |" * (len(head) - 1)]
+    for c in rows:
+        cells = [c.model, *([c.label or "n/a"] if grid else []),
+                 *(_spread_cell(c.validation.get(key)) for key, _ in validation),
+                 *(_num(c.test.get(key)) for key, _ in test)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def per_fold_table(selection: Selection, grid: bool) -> str:
+    """Validation PR-AUC of each candidate on each fold."""
+    head = ["model", *(["grid point"] if grid else []),
+            *(f"fold {f}" for f in selection.folds)]
+    lines = ["| " + " | ".join(head) + " |", "| --- |" + " --- |" * (len(head) - 1)]
+    for c in selection.candidates:
+        cells = [c.model, *([c.label or "n/a"] if grid else []),
+                 *(_num(c.per_fold.get(f, {}).get(RANK_BY)) for f in selection.folds)]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def chosen_per_fold(selection: Selection, grid: bool) -> str:
+    """What `evaluate` chose on each fold's validation (train.strategy: auto or the model
+    named), per grid point."""
+    head = [*(["grid point"] if grid else []), *(f"fold {f}" for f in selection.folds)]
+    lines = ["| " + " | ".join(head) + " |", "| --- |" + " --- |" * (len(head) - 1)]
+    for label, by_fold in selection.chosen.items():
+        lines.append("| " + " | ".join([*([label or "n/a"] if grid else []),
+                                        *(by_fold.get(f, "n/a") for f in selection.folds)])
+                     + " |")
+    return "\n".join(lines)
+
+
+def _protocol(selection: Selection) -> str:
+    folds = len(selection.folds)
+    return (f"Prequential validation over {folds} folds (`split.fold` 0 to {folds - 1}): fold "
+            "k trains and validates k × `split.val_days` days before fold 0, with the same "
+            "delay gaps and rules, and the test window is the same for every fold. **Every "
+            "choice is made on the folds' validation**: models and grid points are ranked on "
+            f"validation PR-AUC averaged over the folds (`{RANK_BY}`; the spread is the "
+            "standard deviation and the range over the folds). **The test is read once**: "
+            f"the test columns are fold {TEST_FOLD}'s alone (the most recent training "
+            "window), reported beside the choice and never used to make it; the other "
+            "folds' models are older, and their test figures are not reported.")
+
+
+def prequential_markdown(selection: Selection, context: Mapping[str, Any]) -> str:
+    """The report of a sweep over folds. `context` as for `to_markdown`, with `folds`."""
+    grid = bool(context.get("grid"))
+    lines = ["# Prequential selection", "", _context_line(context, selection.folds), "",
+             _protocol(selection), ""]
+    if not selection.candidates:
+        lines += ["Nothing to compare: no grid point has a model with metrics on 2 folds.", ""]
+    elif not selection.ranked:
+        lines += [(f"Not ranked: some metrics files lack `{RANK_BY}`; listed in plan order. "
+                   "Test figures are not used to rank."), ""]
+    if grid and selection.ranked:
+        lines += ["## Each model at its best grid point on validation", "",
+                  candidates_table(selection, selection.best_per_model, grid), ""]
+    if selection.candidates:
+        lines += [("## Every model and grid point, best first on validation"
+                   if selection.ranked else "## Every model and grid point"), "",
+                  candidates_table(selection, selection.candidates, grid), "",
+                  "## Validation PR-AUC on each fold", "", per_fold_table(selection, grid), ""]
+    if any(selection.chosen.values()):
+        lines += ["## The model `evaluate` chose on each fold's validation", "",
+                  chosen_per_fold(selection, grid), ""]
+    for title, key in (("Incomplete", "skipped"), ("Failed experiments", "failed")):
+        if context.get(key):
+            lines += [f"## {title}", "", *[f"- {item}" for item in context[key]], ""]
+    if context.get("seconds") is not None:
+        lines += [(f"Wall time {context['seconds']:.0f} s; {context.get('ran', 0)} "
+                   f"experiments run here, {context.get('reused', 0)} reused, "
+                   f"{context.get('jobs', 1)} queue worker(s)."), ""]
+    return "\n".join(lines)
+
+
+def _candidate_json(c: Candidate) -> dict[str, Any]:
+    return {"model": c.model, "label": c.label, "folds": c.folds,
+            "per_fold": {str(f): v for f, v in c.per_fold.items()},
+            "validation": {m: asdict(s) for m, s in c.validation.items()},
+            "test": c.test, "test_fold": TEST_FOLD}
+
+
+def prequential_json(selection: Selection, context: Mapping[str, Any]) -> dict[str, Any]:
+    return {**context, "protocol": "prequential", "rank_by": RANK_BY, "test_fold": TEST_FOLD,
+            "ranked": selection.ranked,
+            "candidates": [_candidate_json(c) for c in selection.candidates],
+            "best_per_model": [{"model": c.model, "label": c.label}
+                               for c in selection.best_per_model],
+            "chosen": {label: {str(f): m for f, m in by_fold.items()}
+                       for label, by_fold in selection.chosen.items()}}

@@ -57,6 +57,27 @@ def mean_interval(values: Sequence[float], level: float = LEVEL) -> Interval:
     return Interval(n=int(x.size), mean=mean, sd=sd, low=mean - half, high=mean + half)
 
 
+@dataclass(frozen=True)
+class Spread:
+    """Mean of n values with their standard deviation (None when n < 2) and range: how much a
+    figure moves from one prequential fold to the next. No interval: folds are consecutive
+    periods of one table, not independent draws."""
+    n: int
+    mean: float
+    sd: float | None
+    low: float
+    high: float
+
+
+def spread(values: Sequence[float]) -> Spread:
+    x = np.asarray(values, dtype=np.float64)
+    if x.size == 0 or not np.all(np.isfinite(x)):
+        raise PipelineError(f"cannot summarise {list(values)}: need finite values")
+    return Spread(n=int(x.size), mean=float(x.mean()),
+                  sd=float(x.std(ddof=1)) if x.size > 1 else None,
+                  low=float(x.min()), high=float(x.max()))
+
+
 # A rate this close to 0 or 1 counts as at the bound on the logit scale (finite logits); the
 # figures come from ~100 test frauds, so 0.001 is below what they resolve.
 RATE_EPS = 1e-3
