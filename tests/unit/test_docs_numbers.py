@@ -500,6 +500,75 @@ QUOTES += [
 ]
 
 
+# The offline example table of docs/your-data.md (tools/example_table.py) and its e2e test.
+
+def example_table_defaults() -> str:
+    import inspect
+
+    from tools.example_table import FEATURES, example_table
+
+    defaults = inspect.signature(example_table).parameters
+    return (f"{len(FEATURES)} numeric columns `f0`…`f{len(FEATURES) - 1}`",
+            (f"(about {defaults['fraud_rate'].default * 100:.0f} % fraud). Write "
+             f"{defaults['rows'].default:,} rows"))
+
+
+def example_table_e2e_rows() -> str:
+    source = (ROOT / "tests/e2e/test_other_table_e2e.py").read_text(encoding="utf-8")
+    rows = re.search(r"example_table\(([\d_]+),", source)
+    assert rows, "tests/e2e/test_other_table_e2e.py: no example_table(<rows>, ...) call"
+    return f"runs this layout ({int(rows.group(1)):,} rows"
+
+
+QUOTES += [
+    ("docs/your-data.md", lambda: example_table_defaults()[0]),
+    ("docs/your-data.md", lambda: example_table_defaults()[1]),
+    ("docs/your-data.md", example_table_e2e_rows),
+]
+
+
+# Figures of the shipped model, a DVC output: checked where the checkout has the files
+# dvc.lock records (after `dvc repro` or `dvc pull`), skipped in a fresh clone.
+
+def shipped_card() -> dict:
+    from tools.render_docs import NeedsOutputs, committed_output
+
+    try:
+        path = committed_output(ROOT, "models/fraud_detector.json")
+    except NeedsOutputs as reason:
+        pytest.skip(str(reason))
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def shipped_operators() -> int:
+    import onnx
+
+    from tools.render_docs import NeedsOutputs, committed_output
+
+    try:
+        path = committed_output(ROOT, "models/fraud_detector.onnx")
+    except NeedsOutputs as reason:
+        pytest.skip(str(reason))
+    return len(onnx.load(str(path)).graph.node)
+
+
+SHIPPED: list[tuple[str, Callable[[], str]]] = [
+    ("docs/serving.md", lambda: "(`monitoring_reference`, ~{:.0f} KB:".format(
+        len(json.dumps(shipped_card()["monitoring_reference"])) / 1000)),
+    ("docs/pipeline.md", lambda: "the card lists the shipped model's top {}.".format(
+        WORDS[len(shipped_card()["importance"]["test_frauds"])])),
+    ("docs/troubleshooting.md", lambda: f"(the largest detector has {shipped_operators()})"),
+]
+
+
+@pytest.mark.parametrize(("doc", "quote"), SHIPPED,
+                         ids=[f"{doc}:{number}" for number, (doc, _) in enumerate(SHIPPED)])
+def test_a_figure_of_the_shipped_model_is_the_committed_runs(
+        doc: str, quote: Callable[[], str]) -> None:
+    expected = quote()
+    assert expected in prose(doc), f"{doc} should say {expected!r}: reread that sentence"
+
+
 def test_the_readme_s_worst_on_test_is_the_worst() -> None:
     """The README: out of time, the model best on validation is the worst of five on test."""
     models = [row for row in model_table(TIME) if not row[0].startswith("chosen")]
