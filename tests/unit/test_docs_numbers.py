@@ -1,15 +1,20 @@
-"""Figures of the committed run quoted in the prose of README.md and docs/ (outside the
-rendered blocks, which test_docs_render.py checks): each quote is rebuilt here from
-metrics/*.json and params.yaml, so a rerun that moves one fails this test and names the
-sentence to reread. A quote is searched with the doc's line breaks read as spaces. And the
-example error lines of docs/troubleshooting.md that a small input provokes are provoked."""
+"""Figures of the committed run quoted in the prose of README.md, CONTRIBUTING.md and docs/
+(outside the rendered blocks, which test_docs_render.py checks): each quote is rebuilt here
+from metrics/*.json, params.yaml and the committed reports (reports/sweeps, reports/handbook),
+so a rerun that moves one fails this test and names the sentence to reread; and so are the
+constants of the code the docs quote (PSI bands, bounds, defaults, corpus sizes). A quote is
+searched with the doc's line breaks read as spaces. And the example error lines of
+docs/troubleshooting.md that a small input provokes are provoked."""
 
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -179,6 +184,389 @@ def results_shipped() -> str:
 
 QUOTES += [("docs/results.md", results_random_splits), ("docs/results.md", results_out_of_time),
            ("docs/results.md", results_shipped)]
+
+
+# More figures of the committed run, and of the committed sweep and handbook reports.
+
+def params() -> dict:
+    return yaml.safe_load((ROOT / "params.yaml").read_text(encoding="utf-8"))
+
+
+def sweep_group(label: str) -> dict:
+    report = json.loads((ROOT / "reports/sweeps/sweep.json").read_text(encoding="utf-8"))
+    return next(group for group in report["groups"] if group["label"] == label)
+
+
+def same_in_every_run(group: dict, key: str) -> int:
+    """A count every seed and model of a sweep group shares (the time split is one split)."""
+    values = {run[key] for seeds in group["per_seed"].values() for run in seeds.values()}
+    assert len(values) == 1, f"{group['label']}: {key} differs between runs: {values}"
+    return values.pop()
+
+
+def percent(fraction: float) -> str:
+    return f"{fraction * 100:.0f} %"
+
+
+def time_split_shares() -> tuple[str, str, str]:
+    """split.method: time's shares of the rows: train, validation, test, from params.yaml."""
+    split = params()["split"]
+    rest = 1 - split["test_size"]
+    return (percent(rest * (1 - split["val_size"])), percent(rest * split["val_size"]),
+            percent(split["test_size"]))
+
+
+def model_cell(section: str, model: str, column: int) -> str:
+    return next(row for row in model_table(section) if row[0] == model)[column]
+
+
+def stratified_flags() -> str:
+    """Mean test recall (column 4) and precision (5): weighted and oversample against baseline."""
+    def three(column: int) -> str:
+        weighted, oversample, baseline = (middle(model_cell(STRATIFIED, model, column))
+                                          for model in ("weighted", "oversample", "baseline"))
+        return f"{weighted} and {oversample} against {baseline}"
+    return f"(mean recall {three(4)}) with lower precision ({three(5)})"
+
+
+def shipped_every_time() -> str:
+    chosen = set(sweep_group(STRATIFIED)["chosen"].values())
+    assert len(chosen) == 1, f"the stratified sweep shipped {chosen}, not one model"
+    return f"On random splits it ships {chosen.pop()} every time"
+
+
+def peer_interval() -> str:
+    cell = model_cell(TIME, "logreg", 1)
+    return f"their intervals are empty (`[{cell.split(' [', 1)[1]}`)"
+
+
+WORDS = {3: "three", 4: "four", 5: "five", 6: "six", 10: "ten"}
+
+
+def spread(section: str, high: str, low: str) -> tuple[str, str]:
+    """The smallest and largest half-width over a sweep group's models of (high - low) per
+    run (an interval's), or of the range of `high` over its seeds when high == low."""
+    runs = sweep_group(section)["per_seed"].values()
+    if high == low:
+        widths = [(max(seeds[s][high] for s in seeds) - min(seeds[s][high] for s in seeds)) / 2
+                  for seeds in runs]
+    else:
+        widths = [(run[high] - run[low]) / 2 for seeds in runs for run in seeds.values()]
+    return f"±{min(widths):.2f}", f"{max(widths):.2f}"
+
+
+def target_recall_floor() -> str:
+    """The smallest validation recall >= evaluate.target_recall that the val frauds allow."""
+    target, frauds = params()["evaluate"]["target_recall"], metrics("data")["val_frauds"]
+    caught = math.ceil(target * frauds)
+    return (f"Every model reaches {caught / frauds:.3f} on validation ({caught} of {frauds} "
+            f"frauds, the smallest recall ≥ {target:g} that {frauds} frauds allow)")
+
+
+def handbook_report(name: str) -> dict:
+    return json.loads((ROOT / f"reports/handbook/{name}.json").read_text(encoding="utf-8"))
+
+
+def handbook_override(name: str, key: str) -> str:
+    overrides = dict(item.split("=", 1) for item in handbook_report(name)["overrides"])
+    return overrides[key]
+
+
+def handbook_published() -> tuple[str, str]:
+    """The handbook's own AP and CP@100 (tools/handbook_report.py), as results.md cites them."""
+    from tools.handbook_report import HANDBOOK
+
+    single = [ap for _, ap, _ in HANDBOOK["single split"].values()]
+    name, (_, ap, cp) = max(HANDBOOK["prequential selection"].items(),
+                            key=lambda item: item[1][1])
+    return (f"single-split figures ({min(single):.3f}–{max(single):.3f})",
+            f"above the handbook's best ({ap:.3f} and {cp:.3f}, {name} at its best")
+
+
+def handbook_chosen(name: str) -> str:
+    """How results.md names the model `auto` chose on a handbook report."""
+    chosen = handbook_report(name)["chosen"]
+    return {"baseline": "the tutorial's network", "gbdt": "the gradient-boosted trees"}.get(
+        chosen, chosen)
+
+
+QUOTES += [
+    ("docs/results.md", lambda: f"`evaluate.bootstrap` ({params()['evaluate']['bootstrap']:,})"),
+    ("docs/results.md", lambda: f"{params()['evaluate']['bootstrap']:,} resamples take"),
+    ("docs/results.md", lambda: f"not of {round(metrics('data')['test_rows'], -3):,} rows"),
+    ("docs/results.md", lambda: "the earliest {} train, the next {} validate, the last {} "
+                                "test".format(*time_split_shares())),
+    ("docs/results.md", lambda: "train on the first {} of the two days, validate on the next "
+                                "{}, test on the last {}".format(*time_split_shares())),
+    ("docs/results.md", lambda: f"{same_in_every_run(sweep_group(TIME), 'val_frauds')} "
+                                "validation and "
+                                f"{same_in_every_run(sweep_group(TIME), 'frauds')} test frauds"),
+    ("docs/results.md", lambda: "each run's bootstrap intervals: {}–{} PR-AUC on {} test "
+                                "frauds".format(*spread(TIME, "prc_high", "prc_low"),
+                                                same_in_every_run(sweep_group(TIME), "frauds"))),
+    ("docs/results.md", lambda: "a model's test PR-AUC moves by {}–{} between splits (half its "
+                                "range over the {} seeds".format(
+                                    *spread(STRATIFIED, "prc", "prc"),
+                                    WORDS[len(sweep_group(STRATIFIED)["seeds"])])),
+    ("docs/results.md", lambda: "ran the pipeline for seeds {}–{}".format(
+        min(sweep_group(STRATIFIED)["seeds"]), max(sweep_group(STRATIFIED)["seeds"]))),
+    ("docs/results.md", stratified_flags),
+    ("docs/results.md", peer_interval),
+    ("docs/results.md", shipped_every_time),
+    ("docs/results.md", target_recall_floor),
+    ("docs/results.md", lambda: f"({handbook_override('week', 'transactions.days')} days, so "
+                                "that they end on the handbook's last test day)"),
+    ("docs/results.md", lambda: "known-fraud rule looks back a fixed "
+                                f"{handbook_override('all-days', 'split.known_fraud_days')} days"),
+    ("docs/results.md", lambda: f"on a week of {handbook_report('week')['data']['test_frauds']} "
+                                "test frauds"),
+    ("docs/results.md", lambda: handbook_published()[0]),
+    ("docs/results.md", lambda: handbook_published()[1]),
+    ("docs/results.md", lambda: f"`auto` chooses {handbook_chosen('all-days-unclipped')} on "
+                                "validation, and its test AP"),
+]
+
+
+# Constants of the code and defaults of params.yaml that the docs quote: a changed default
+# fails here, and names the sentence.
+
+def constant(module: str, name: str) -> Any:
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
+
+def psi_bands() -> str:
+    from fraud.monitoring.drift import MAJOR_PSI, MODERATE_PSI
+
+    return (f"< {MODERATE_PSI:g} stable, {MODERATE_PSI:g}–{MAJOR_PSI:g} moderate shift, "
+            f"≥ {MAJOR_PSI:g} major shift")
+
+
+def random_split_drift() -> str:
+    """pipeline.md: on the committed (random) split no input crosses the moderate band."""
+    from fraud.monitoring.drift import MODERATE_PSI
+
+    monitor = metrics("monitor")
+    assert monitor["columns_moderate"] == monitor["columns_major"] == 0, monitor
+    return f"no input crosses {MODERATE_PSI:g} on a random split"
+
+
+def oversample_steps() -> str:
+    """An oversampled epoch: ceil(2·neg / train.batch_size) steps (src/fraud/training/fit.py)."""
+    data = metrics("data")
+    negatives = data["train_rows"] - data["train_frauds"]
+    steps = math.ceil(2 * negatives / params()["train"]["batch_size"])
+    return f"`ceil(2·neg / batch_size)` = {steps:,} steps on the real"
+
+
+def importance_columns() -> str:
+    """The importance table's width: per model, per raw input, two shares (frauds, sample)."""
+    importance = metrics("importance")
+    models = [name for name, value in importance.items() if isinstance(value, dict)]
+    inputs = sum(metrics("monitor")[f"columns_{band}"] for band in ("stable", "moderate",
+                                                                     "major"))
+    return f"the whole table would add {len(models) * inputs * 2} columns"
+
+
+def overflow_bounds() -> str:
+    from fraud.core.params import OVERFLOW_BOUNDS
+    from fraud.kinds.logreg import C_RANGE
+
+    def power(value: float) -> str:
+        return f"10^{math.log10(value):.0f}"
+
+    learning_rate, eps = OVERFLOW_BOUNDS["model.learning_rate"][0], OVERFLOW_BOUNDS["clean.eps"][0]
+    cost = OVERFLOW_BOUNDS["evaluate.cost_fn"][0]
+    assert OVERFLOW_BOUNDS["evaluate.cost_fp"][0] == cost
+    return (f"(`model.learning_rate` at most {learning_rate:g}, `clean.eps` at most {eps:,.0f}, "
+            f"costs at most {power(cost)}, C in [{power(C_RANGE[0])}, {power(C_RANGE[1])}])")
+
+
+def binary(size: int) -> str:
+    for unit, shift in (("MiB", 20), ("KiB", 10)):
+        if size >= 1 << shift and size % (1 << shift) == 0:
+            return f"{size >> shift} {unit}"
+    return f"{size:,} bytes"
+
+
+def onnx_budgets() -> list[str]:
+    from fraud.serving import onnx_contract as contract
+
+    elements = contract.MAX_TENSOR_ELEMENTS
+    assert elements % (1 << 20) == 0 and contract.MAX_ROW_WORK == 1_000_000
+    return [(f"more than {elements >> 20}M stored elements in all or more than "
+             f"{binary(contract.MAX_MODEL_BYTES)}"),
+            f"more than {contract.MAX_NODES:,} operators",
+            (f"more than {binary(contract.MAX_ROW_BYTES)} of values or a million multiply-adds "
+             "per row"),
+            f"more than {binary(contract.MAX_FIXED_BYTES)} computed from its weights alone"]
+
+
+def dvc_version() -> str:
+    """The DVC version requirements.txt pins, as major.minor."""
+    pinned = re.search(r"^dvc==(\d+\.\d+)", (ROOT / "requirements.txt").read_text(
+        encoding="utf-8"), flags=re.M)
+    assert pinned, "requirements.txt pins no dvc version"
+    return pinned.group(1)
+
+
+def corpus_size(relative: str, name: str) -> int:
+    """The number of cases of a test corpus (a module-level dict or list), by loading the
+    test module under a name of its own (pytest may hold it under another)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"_corpus_{Path(relative).stem}",
+                                                  ROOT / relative)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up there
+    try:
+        spec.loader.exec_module(module)
+    finally:
+        del sys.modules[spec.name]
+    return len(getattr(module, name))
+
+
+def max_levels() -> str:
+    from fraud.core.declaration import MAX_LEVELS, MAX_LEVELS_CEILING
+
+    return f"default {MAX_LEVELS}, at most {MAX_LEVELS_CEILING}"
+
+
+def max_levels_example() -> str:
+    from fraud.core.declaration import MAX_LEVELS, MAX_LEVELS_CEILING
+
+    return (f"over data.max_levels ({MAX_LEVELS}); raise data.max_levels (at most "
+            f"{MAX_LEVELS_CEILING})")
+
+
+def simulated_defaults() -> str:
+    section = params()["transactions"]
+    return (f"the defaults are the handbook's ({section['customers']:,} customers, "
+            f"{section['terminals']:,} terminals, {section['days']} days from "
+            f"{section['start']})")
+
+
+QUOTES += [
+    ("README.md", lambda: f"Over {WORDS[len(sweep_group(STRATIFIED)['seeds'])]} seeds"),
+    ("docs/pipeline.md", lambda: f"(`train.patience: {params()['train']['patience']}`)"),
+    ("docs/pipeline.md", oversample_steps),
+    ("docs/pipeline.md", lambda: "`HistGradientBoostingClassifier` with `l2_regularization: "
+                                 f"{params()['gbdt']['l2_regularization']}`, `learning_rate: "
+                                 f"{params()['gbdt']['learning_rate']}`"),
+    ("docs/pipeline.md", lambda: f"Bands: {psi_bands()}"),
+    ("docs/pipeline.md", lambda: "over {} equal-mass bins".format(
+        constant("fraud.monitoring.profile", "BINS"))),
+    ("docs/pipeline.md", random_split_drift),
+    ("docs/pipeline.md", lambda: f"over {metrics('importance')['rows_sample']:,} test rows "
+                                 "drawn with `seed`"),
+    ("docs/pipeline.md", lambda: f"all ~{round(metrics('data')['test_rows'], -3) // 1000}k rows"),
+    ("docs/pipeline.md", importance_columns),
+    ("docs/serving.md", lambda: f"its band ({psi_bands()})"),
+    ("docs/serving.md", lambda: "rows at a time (default {:,})".format(
+        constant("fraud.serving.csv_scoring", "DEFAULT_CHUNK_ROWS"))),
+    ("docs/serving.md", lambda: f"On the real file ({metrics('data')['rows']:,} rows)"),
+    ("docs/serving.md", lambda: "2 to {} `bins`, 1 to 10^{:.0f} `rows`".format(
+        constant("fraud.monitoring.profile", "MAX_BINS"),
+        math.log10(constant("fraud.monitoring.profile", "MAX_ROWS")))),
+    ("docs/experiments.md", lambda: "with the {:g} and {:g} band".format(
+        *(constant("fraud.monitoring.drift", name) for name in ("MODERATE_PSI", "MAJOR_PSI")))),
+    ("docs/experiments.md", lambda: "at most {:,} experiments and {} workers".format(
+        constant("fraud.experiments.plan", "MAX_EXPERIMENTS"),
+        constant("fraud.commands.sweep", "MAX_JOBS"))),
+    ("docs/experiments.md", lambda: f"fraud sweep --seeds 5 --jobs 2 # seeds {seed()}.."
+                                    f"{seed() + 5 - 1} on 2 queue workers"),  # from `seed` on
+    ("docs/your-data.md", max_levels),
+    ("docs/your-data.md", max_levels_example),
+    ("docs/your-data.md", lambda: "max_levels: {}".format(
+        constant("fraud.core.declaration", "MAX_LEVELS"))),
+    ("docs/your-data.md", simulated_defaults),
+    ("docs/your-data.md", lambda: f"memory_mb: {params()['features']['memory_mb']} "),
+    ("docs/troubleshooting.md", overflow_bounds),
+    ("docs/troubleshooting.md", lambda: "Echoed values are cut to {}".format(
+        constant("fraud.errors", "ECHO_CHARS"))),
+    ("docs/troubleshooting.md", lambda: "lines over {}".format(
+        binary(constant("fraud.data.rawcsv", "MAX_LINE_BYTES")))),
+    *(("docs/troubleshooting.md", lambda i=i: onnx_budgets()[i]) for i in range(4)),
+    ("docs/troubleshooting.md", lambda: f"DVC ({dvc_version()}) rewrites `dvc.lock`"),
+    ("docs/troubleshooting.md", lambda: f"and DVC ({dvc_version()}) deletes"),
+    ("docs/troubleshooting.md", lambda: f"DVC {dvc_version()} writes `[]`"),
+    ("CONTRIBUTING.md", lambda: "with a corpus of {} malformed input files".format(
+        corpus_size("tests/unit/test_malformed_inputs.py", "BAD"))),
+    ("CONTRIBUTING.md", lambda: "a corpus of {} bad params files, and {} hostile values".format(
+        corpus_size("tests/stages/test_bad_params.py", "BAD_PARAMS"),
+        corpus_size("tests/stages/test_bad_params.py", "HOSTILE_VALUES"))),
+]
+
+
+# The offline example table of docs/your-data.md (tools/example_table.py) and its e2e test.
+
+def example_table_defaults() -> str:
+    import inspect
+
+    from tools.example_table import FEATURES, example_table
+
+    defaults = inspect.signature(example_table).parameters
+    return (f"{len(FEATURES)} numeric columns `f0`…`f{len(FEATURES) - 1}`",
+            (f"(about {defaults['fraud_rate'].default * 100:.0f} % fraud). Write "
+             f"{defaults['rows'].default:,} rows"))
+
+
+def example_table_e2e_rows() -> str:
+    source = (ROOT / "tests/e2e/test_other_table_e2e.py").read_text(encoding="utf-8")
+    rows = re.search(r"example_table\(([\d_]+),", source)
+    assert rows, "tests/e2e/test_other_table_e2e.py: no example_table(<rows>, ...) call"
+    return f"runs this layout ({int(rows.group(1)):,} rows"
+
+
+QUOTES += [
+    ("docs/your-data.md", lambda: example_table_defaults()[0]),
+    ("docs/your-data.md", lambda: example_table_defaults()[1]),
+    ("docs/your-data.md", example_table_e2e_rows),
+]
+
+
+# Figures of the shipped model, a DVC output: checked where the checkout has the files
+# dvc.lock records (after `dvc repro` or `dvc pull`), skipped in a fresh clone.
+
+def shipped_card() -> dict:
+    from tools.render_docs import NeedsOutputs, committed_output
+
+    try:
+        path = committed_output(ROOT, "models/fraud_detector.json")
+    except NeedsOutputs as reason:
+        pytest.skip(str(reason))
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def shipped_operators() -> int:
+    import onnx
+
+    from tools.render_docs import NeedsOutputs, committed_output
+
+    try:
+        path = committed_output(ROOT, "models/fraud_detector.onnx")
+    except NeedsOutputs as reason:
+        pytest.skip(str(reason))
+    return len(onnx.load(str(path)).graph.node)
+
+
+SHIPPED: list[tuple[str, Callable[[], str]]] = [
+    ("docs/serving.md", lambda: "(`monitoring_reference`, ~{:.0f} KB:".format(
+        len(json.dumps(shipped_card()["monitoring_reference"])) / 1000)),
+    ("docs/pipeline.md", lambda: "the card lists the shipped model's top {}.".format(
+        WORDS[len(shipped_card()["importance"]["test_frauds"])])),
+    ("docs/troubleshooting.md", lambda: f"(the largest detector has {shipped_operators()})"),
+]
+
+
+@pytest.mark.parametrize(("doc", "quote"), SHIPPED,
+                         ids=[f"{doc}:{number}" for number, (doc, _) in enumerate(SHIPPED)])
+def test_a_figure_of_the_shipped_model_is_the_committed_runs(
+        doc: str, quote: Callable[[], str]) -> None:
+    expected = quote()
+    assert expected in prose(doc), f"{doc} should say {expected!r}: reread that sentence"
 
 
 def test_the_readme_s_worst_on_test_is_the_worst() -> None:
