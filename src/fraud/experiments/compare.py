@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import PipelineError
-from .plan import Point, groups
+from .plan import Point, finished_groups
 from .show import Experiment, check_params, chosen_model, model_metrics
 from .stats import LEVEL, Comparison, Interval, compare, rank, rate_interval
 
@@ -88,15 +88,8 @@ def compare_sweep(points: Sequence[Point], experiments: Mapping[str, Experiment]
                   fixed: Mapping[str, str], level: float = LEVEL
                   ) -> tuple[list[GroupResult], list[str]]:
     """Every grid point with at least 2 finished seeds, and a note for each one skipped."""
-    results, skipped = [], []
-    for group in groups(points).values():
-        done = [point for point in group if point.name in experiments]
-        label = group[0].label or "the sweep"
-        if len(done) < 2:
-            skipped.append(f"{label}: {len(done)} of {len(group)} seeds finished; an interval "
-                           "needs 2")
-            continue
-        if len(done) < len(group):
-            skipped.append(f"{label}: compared over {len(done)} of {len(group)} seeds")
-        results.append(compare_group(done, experiments, fixed, level))
+    skipped: list[str] = []
+    results = [compare_group(done, experiments, fixed, level)
+               for done in finished_groups(points, experiments, skipped, "seeds",
+                                           "an interval needs 2", "compared over")]
     return results, skipped

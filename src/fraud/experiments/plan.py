@@ -17,7 +17,7 @@ import itertools
 import json
 import math
 import re
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -172,8 +172,14 @@ class Point:
 
     def overrides(self, fixed: Mapping[str, str]) -> dict[str, str]:
         """Everything `dvc exp run -S` sets for this experiment."""
-        fold = {} if self.fold is None else {FOLD_KEY: str(self.fold)}
-        return {"seed": str(self.seed), **fold, **dict(self.settings), **fixed}
+        return _overrides(self.seed, self.fold, self.settings, fixed)
+
+
+def _overrides(seed: int, fold: int | None, settings: Sequence[tuple[str, str]],
+               fixed: Mapping[str, str]) -> dict[str, str]:
+    """The params an experiment sets: what it runs with, and what its name hashes."""
+    return {"seed": str(seed), **({} if fold is None else {FOLD_KEY: str(fold)}),
+            **dict(settings), **fixed}
 
 
 def code_key(commit: str, diff: bytes = b"") -> str:
@@ -197,8 +203,7 @@ def experiment_name(prefix: str, code: str, seed: int, settings: Sequence[tuple[
     covers seed, fold, grid values and --set values). A seed sweep's names are what they
     were before folds existed."""
     check_prefix(prefix)
-    params = {"seed": str(seed), **({} if fold is None else {FOLD_KEY: str(fold)}),
-              **dict(settings), **fixed}
+    params = _overrides(seed, fold, settings, fixed)
     digest = hashlib.sha256(json.dumps(params, sort_keys=True).encode()).hexdigest()[:8]
     return f"{prefix}-{code}-{'s' + str(seed) if fold is None else 'f' + str(fold)}-{digest}"
 
@@ -374,3 +379,20 @@ def groups(points: Sequence[Point]) -> dict[tuple[tuple[str, str], ...], list[Po
     for point in points:
         result.setdefault(point.settings, []).append(point)
     return result
+
+
+def finished_groups(points: Sequence[Point], finished: Container[str], skipped: list[str],
+                    unit: str, needs: str, partial: str) -> Iterator[list[Point]]:
+    """Each grid point's finished points (names in `finished`), for the grid points with at
+    least 2 of them; the others, and those with only some, get a note in `skipped`, in plan
+    order. `unit` names the repetitions ("seeds", "folds"), `needs` why 2 ("an interval
+    needs 2"), `partial` what is done with fewer than all ("compared over")."""
+    for group in groups(points).values():
+        done = [point for point in group if point.name in finished]
+        label = group[0].label or "the sweep"
+        if len(done) < 2:
+            skipped.append(f"{label}: {len(done)} of {len(group)} {unit} finished; {needs}")
+            continue
+        if len(done) < len(group):
+            skipped.append(f"{label}: {partial} {len(done)} of {len(group)} {unit}")
+        yield done

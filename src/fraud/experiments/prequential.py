@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from .compare import RANK_BY
-from .plan import Point, groups
+from .plan import Point, finished_groups
 from .show import Experiment, check_params, chosen_model, model_metrics
 from .stats import Spread, spread
 
@@ -136,20 +136,14 @@ def select(points: Sequence[Point], experiments: Mapping[str, Experiment],
     candidates: list[Candidate] = []
     chosen: dict[str, dict[int, str]] = {}
     skipped: list[str] = []
-    for group in groups(points).values():
-        done = [p for p in group if p.name in experiments]
-        label = group[0].label or "the sweep"
-        if len(done) < 2:
-            skipped.append(f"{label}: {len(done)} of {len(group)} folds finished; a mean "
-                           "over folds needs 2")
-            continue
-        if len(done) < len(group):
-            skipped.append(f"{label}: averaged over {len(done)} of {len(group)} folds")
+    for done in finished_groups(points, experiments, skipped, "folds",
+                                "a mean over folds needs 2", "averaged over"):
         if TEST_FOLD not in {p.fold for p in done}:
-            skipped.append(f"{label}: fold {TEST_FOLD} did not finish: no test figures")
+            skipped.append(f"{done[0].label or 'the sweep'}: fold {TEST_FOLD} did not "
+                           "finish: no test figures")
         found, choices, left_out = _grid_point(done, experiments, fixed)
         candidates += found
-        chosen[group[0].label] = choices
+        chosen[done[0].label] = choices
         skipped += left_out
     # No candidate (every fold failed): an empty selection, so that the sweep still writes
     # its report and then names the failures.

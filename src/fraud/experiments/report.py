@@ -154,13 +154,9 @@ def _context_line(context: Mapping[str, Any], folds: Sequence[int] | None = None
             + (f"; params set: {', '.join(fixed)}" if fixed else "") + ".")
 
 
-def to_markdown(groups: Sequence[GroupResult], context: Mapping[str, Any]) -> str:
-    """The report. `context`: seeds, code, grid, fixed params, skipped, failed, timings."""
-    lines = ["# Models over seeds", "", _context_line(context), ""]
-    if len(groups) > 1 or (groups and groups[0].label):
-        lines += [overview_table(groups), ""]
-    for group in groups:
-        lines += group_section(group, group.label or "All experiments")
+def _footer(context: Mapping[str, Any]) -> list[str]:
+    """Both reports end alike: what was skipped or failed, and the sweep's wall time."""
+    lines: list[str] = []
     for title, key in (("Incomplete", "skipped"), ("Failed experiments", "failed")):
         if context.get(key):
             lines += [f"## {title}", "", *[f"- {item}" for item in context[key]], ""]
@@ -168,7 +164,17 @@ def to_markdown(groups: Sequence[GroupResult], context: Mapping[str, Any]) -> st
         lines += [(f"Wall time {context['seconds']:.0f} s; {context.get('ran', 0)} "
                    f"experiments run here, {context.get('reused', 0)} reused, "
                    f"{context.get('jobs', 1)} queue worker(s)."), ""]
-    return "\n".join(lines)
+    return lines
+
+
+def to_markdown(groups: Sequence[GroupResult], context: Mapping[str, Any]) -> str:
+    """The report. `context`: seeds, code, grid, fixed params, skipped, failed, timings."""
+    lines = ["# Models over seeds", "", _context_line(context), ""]
+    if len(groups) > 1 or (groups and groups[0].label):
+        lines += [overview_table(groups), ""]
+    for group in groups:
+        lines += group_section(group, group.label or "All experiments")
+    return "\n".join(lines + _footer(context))
 
 
 def group_json(group: GroupResult) -> dict[str, Any]:
@@ -287,14 +293,7 @@ def prequential_markdown(selection: Selection, context: Mapping[str, Any]) -> st
     if any(selection.chosen.values()):
         lines += ["## The model `evaluate` chose on each fold's validation", "",
                   chosen_per_fold(selection, grid), ""]
-    for title, key in (("Incomplete", "skipped"), ("Failed experiments", "failed")):
-        if context.get(key):
-            lines += [f"## {title}", "", *[f"- {item}" for item in context[key]], ""]
-    if context.get("seconds") is not None:
-        lines += [(f"Wall time {context['seconds']:.0f} s; {context.get('ran', 0)} "
-                   f"experiments run here, {context.get('reused', 0)} reused, "
-                   f"{context.get('jobs', 1)} queue worker(s)."), ""]
-    return "\n".join(lines)
+    return "\n".join(lines + _footer(context))
 
 
 def _candidate_json(c: Candidate) -> dict[str, Any]:
