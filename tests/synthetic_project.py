@@ -86,12 +86,17 @@ def project_with_params(repo: Path, edit: Callable[[dict[str, Any]], None]) -> P
     workspace, after one `dvc repro`: a project on another table or source."""
     repo.mkdir(parents=True, exist_ok=True)
     new_project(repo)
+    edit_params(repo, edit)
+    dvc(repo, "repro")
+    return repo
+
+
+def edit_params(repo: Path, edit: Callable[[dict[str, Any]], None]) -> None:
+    """params.yaml in `repo` changed by `edit`, in the workspace."""
     path = repo / "params.yaml"
     params = yaml.safe_load(path.read_text())
     edit(params)
     path.write_text(yaml.safe_dump(params, sort_keys=False))
-    dvc(repo, "repro")
-    return repo
 
 
 def _build(repo: Path) -> None:

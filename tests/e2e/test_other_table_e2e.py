@@ -23,7 +23,6 @@ from __future__ import annotations
 import csv
 import difflib
 import json
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,10 @@ import numpy as np
 import onnxruntime as ort
 import pandas as pd
 import pytest
-import yaml
 
 from fraud.kinds import _scikit
 from fraud.serving.contract import CATEGORY_INPUT, INPUT_NAME, read_scaler
-from tests.synthetic_project import dvc, fraud_predict, new_project, sh
+from tests.synthetic_project import dvc, edit_params, fraud_predict, new_project, sh
 from tools.example_table import (
     CATEGORICAL,
     CATEGORICAL_DECLARATION,
@@ -124,19 +122,11 @@ def add_lda(dvc_yaml: str) -> tuple[str, int]:
     return text, len(added)
 
 
-
 def commit(repo: Path, message: str) -> list[str]:
     """Commits everything; returns the paths the commit changed."""
     sh(repo, "git", "add", "-A")
     sh(repo, "git", "commit", "-q", "-m", message)
     return sorted(sh(repo, "git", "diff", "--name-only", "HEAD~1", "HEAD").stdout.split())
-
-
-def edit_params(repo: Path, edit: Callable[[dict[str, Any]], None]) -> None:
-    path = repo / "params.yaml"
-    params = yaml.safe_load(path.read_text())
-    edit(params)
-    path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
 @pytest.fixture(scope="module")
@@ -290,9 +280,9 @@ def test_the_card_importance_and_reasons_name_each_categorical_column_once(
 
 
 def test_drift_covers_the_categorical_columns_over_their_levels(project: dict) -> None:
-    repo = project["repo"]
     """The test period holds a country training never saw (about half of its last 5 % of
     rows): the monitor's PSI for `country` counts it in the unseen bin."""
+    repo = project["repo"]
     card = json.loads((repo / "models/fraud_detector.json").read_text())
     reference = card["monitoring_reference"]["columns"]
     assert reference["country"]["levels"] == list(COUNTRIES)
